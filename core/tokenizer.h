@@ -1,0 +1,53 @@
+/* tokenizer.h - transformers' BertTokenizer (basic + WordPiece) over a vocab.txt */
+#ifndef PRUNERD_TOKENIZER_H
+#define PRUNERD_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A tokenizer is read-only once created, so one may be shared by threads.
+ * ../shared/data/golden/README.md spells out the algorithm it follows.
+ */
+struct tokenizer;
+
+/* Special ids of bert-base-chinese; tok_create checks the vocab has them. */
+#define TOK_PAD_ID 0
+
+/* Loads vocab_path (one token a line). lowercase: BERT's do_lower_case.
+ * Returns NULL with a message on failure; free with tok_destroy. */
+struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, size_t errlen);
+void tok_destroy(struct tokenizer *t);
+
+size_t tok_vocab_size(const struct tokenizer *t);
+/* The token of id (vocab-owned), or NULL when out of range. */
+const char *tok_id_to_token(const struct tokenizer *t, int32_t id);
+/* The id of token (len bytes), or -1. */
+int32_t tok_token_to_id(const struct tokenizer *t, const char *token, size_t len);
+int32_t tok_cls_id(const struct tokenizer *t);
+int32_t tok_sep_id(const struct tokenizer *t);
+int32_t tok_unk_id(const struct tokenizer *t);
+
+/* Growable id list; tok_ids_free releases it. */
+struct tok_ids {
+    int32_t *ids;
+    size_t n, cap;
+};
+void tok_ids_free(struct tok_ids *v);
+
+/*
+ * Tokenizes text (len bytes of UTF-8) into ids, appended to out after
+ * clearing it: no [CLS]/[SEP], no truncation.  Invalid UTF-8 is ERR_INVALID.
+ */
+int tok_tokenize(const struct tokenizer *t, const char *text, size_t len, struct tok_ids *out,
+                 char *err, size_t errlen);
+
+/*
+ * Model input: [CLS] + ids[:max_length-2] + [SEP], padded with 0 to
+ * max_length; attention mask 1 on real tokens.  ids and mask hold max_length
+ * entries.  *real_len gets the unpadded length.
+ */
+int tok_encode(const struct tokenizer *t, const char *text, size_t len, int max_length,
+               int64_t *ids, int64_t *mask, int *real_len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,130 @@
+/* torch_shim.h - C API over libtorch: TorchScript models, parameters, forward, save */
+#ifndef PRUNERD_TORCH_SHIM_H
+#define PRUNERD_TORCH_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * No C++ type and no exception crosses this header: every call returns 0 or a
+ * negative ERR_* code (core/err.h) with a message in (err, errlen), or NULL
+ * for constructors.  A struct ts_model is used by one thread at a time.
+ */
+
+#define TS_MAX_DIMS 8
+
+enum ts_dtype {
+    TS_FLOAT32,
+    TS_FLOAT16,
+    TS_BFLOAT16,
+    TS_FLOAT64,
+    TS_INT64,
+    TS_INT32,
+    TS_INT16,
+    TS_INT8,
+    TS_UINT8,
+    TS_BOOL,
+    TS_OTHER,
+};
+
+struct ts_tensor_info {
+    const char *name;             /* owned by the model or dict, valid until destroy */
+    int ndim;                     /* 0..TS_MAX_DIMS */
+    int64_t shape[TS_MAX_DIMS];
+    int64_t numel;
+    enum ts_dtype dtype;
+    int is_parameter;             /* 1 parameter, 0 buffer (models); 1 for dict entries */
+    int is_cuda;                  /* lives on a CUDA device */
+};
+
+struct ts_model;                  /* a loaded TorchScript module */
+struct ts_dict;                   /* a loaded state_dict-style file: name -> tensor */
+
+/* Library facts. Strings are static. */
+const char *ts_libtorch_version(void);  /* e.g. "1.13.1" */
+int ts_cuda_available(void);            /* 1 when libtorch has CUDA and a device is there */
+int ts_dtype_is_float(enum ts_dtype dt);
+const char *ts_dtype_name(enum ts_dtype dt);  /* "float32", "float16", ... */
+
+/* Intra-op threads for this process (at::set_num_threads); n <= 0 leaves it. */
+void ts_set_threads(int n);
+int ts_get_threads(void);
+
+/*
+ * Loads a TorchScript archive (torch.jit.save output) onto device "cpu",
+ * "cuda" or "cuda:N".  A frozen module (no parameters) is refused with
+ * ERR_UNSUPPORTED; a file that is no TorchScript archive with ERR_FORMAT;
+ * a CUDA device that is not there with ERR_UNSUPPORTED.  Caller frees with
+ * ts_model_destroy.  Returns NULL on failure.
+ */
+struct ts_model *ts_model_load(const char *path, const char *device, char *err, size_t errlen);
+void ts_model_destroy(struct ts_model *m);
+
+/* Named parameters, then named buffers, recursively, in module order (the
+ * order of named_parameters() / named_buffers() in Python), names with dots. */
+size_t ts_model_count(const struct ts_model *m);
+int ts_model_info(const struct ts_model *m, size_t i, struct ts_tensor_info *out);
+/* Index of the tensor with this name, or -1. */
+long ts_model_find(const struct ts_model *m, const char *name);
+
+/*
+ * Float32 view of tensor i for reading and writing in place.  A contiguous
+ * float32 CPU tensor hands out its own storage (no copy).  Anything else
+ * floating (float16, bfloat16, float64, CUDA, non-contiguous) gets a float32
+ * CPU copy owned by the model; ts_model_unmap_f32 writes it back (when
+ * write_back is set) and frees it.  Every map must be unmapped.  Non-float
+ * tensors are refused with ERR_INVALID.
+ */
+int ts_model_map_f32(struct ts_model *m, size_t i, float **data, char *err, size_t errlen);
+int ts_model_unmap_f32(struct ts_model *m, size_t i, int write_back, char *err, size_t errlen);
+
+/* Zeros in tensor i (any float dtype, any device) without mapping it. */
+int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, char *err,
+                         size_t errlen);
+
+/*
+ * forward(input_ids, attention_mask) under inference mode on int64 [batch,
+ * len] inputs (row-major, on the CPU; moved to the model's device).  Accepts
+ * a Tensor result, a tuple whose first element is the logits, or a dict with
+ * "logits".  Writes batch * ncls float32 logits into out (capacity out_cap
+ * floats) and the class count into *ncls.
+ */
+int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t *attention_mask,
+                     int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls,
+                     char *err, size_t errlen);
+
+/* The device the model lives on ("cpu", "cuda:0"). Static or model-owned. */
+const char *ts_model_device(const struct ts_model *m);
+
+/*
+ * Save as TorchScript (Module::save), or as a state_dict file that Python's
+ * torch.load reads as a dict name -> tensor (parameters and buffers, on the
+ * CPU), written record by record to the zip without building the file in
+ * memory.  Both write exactly to path (the caller picks a temporary name and
+ * renames); they do not fsync.
+ */
+int ts_model_save_torchscript(struct ts_model *m, const char *path, char *err, size_t errlen);
+int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, size_t errlen);
+
+/*
+ * A torch.save'd dict of name -> tensor (e.g. masks for custom_from_mask).
+ * Returns NULL on failure.  ts_dict_read_u8 writes numel bytes, 1 where the
+ * element is non-zero, 0 where it is zero (any dtype).
+ */
+struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen);
+void ts_dict_destroy(struct ts_dict *d);
+size_t ts_dict_count(const struct ts_dict *d);
+int ts_dict_info(const struct ts_dict *d, size_t i, struct ts_tensor_info *out);
+long ts_dict_find(const struct ts_dict *d, const char *name);
+int ts_dict_read_u8(const struct ts_dict *d, size_t i, uint8_t *out, size_t n, char *err,
+                    size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
