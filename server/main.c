@@ -2,11 +2,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "serve.h"
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: prunerd <command> [options]\n"
                  "commands:\n"
-                 "  version   print versions\n");
+                 "  version   print versions\n"
+                 "  serve     run the daemon (prunerd serve --help)\n"
+                 "  token-hash  hash an API token for the config's [tokens]\n");
 }
 
 int main(int argc, char **argv)
@@ -19,6 +23,10 @@ int main(int argc, char **argv)
         printf("prunerd %s\n", PRUNERD_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "serve"))
+        return serve_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "token-hash"))
+        return token_hash_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

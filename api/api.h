@@ -1,0 +1,119 @@
+/* api.h - HTTP meets the domain: the request and response every handler sees */
+#ifndef PRUNERD_API_H
+#define PRUNERD_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+
+/*
+ * server/http.c turns each HTTP request into a struct api_request, calls
+ * api_dispatch (api/routes.c) and turns the struct api_response back into
+ * a libmicrohttpd response.  Handlers know HTTP status codes and headers
+ * but not libmicrohttpd; they reach the domain through core/ only.
+ */
+
+struct queue;
+struct roots;
+struct api_stats;
+
+/* What every request shares; read-only once the server runs. */
+struct api_env {
+    const char *data_dir;         /* jobs live in data_dir/jobs/<id>/ */
+    const char *db_path;
+    uint64_t quota_bytes;         /* 0: none */
+    const struct auth *auth;      /* no tokens: auth is off */
+    const struct roots *roots;
+    struct api_stats *stats;      /* thread-safe counters for /metrics */
+    void (*job_submitted)(void *ud);   /* wakes the workers */
+    int (*workers_alive)(void *ud);    /* 1 when every worker thread runs */
+    void *ud;
+};
+
+#define API_MAX_PARAMS 2
+#define API_PARAM_MAX 128
+
+struct api_request {
+    const char *method;           /* "GET", ...; HEAD is routed as GET */
+    const char *path;             /* without the query string */
+    const char *(*header)(void *conn, const char *name);  /* NULL when absent */
+    const char *(*query)(void *conn, const char *name);   /* decoded; NULL when absent */
+    void *conn;
+    const char *body;             /* NUL-terminated, body_len bytes; NULL when none */
+    size_t body_len;
+    struct queue *q;              /* this thread's queue */
+    const struct api_env *env;
+    char params[API_MAX_PARAMS][API_PARAM_MAX];   /* {id} captures, in order */
+    const char *token_name;       /* who asked: a token name, or "" with auth off */
+    enum auth_role role;          /* AUTH_ADMIN with auth off */
+    const char *route;            /* the matched pattern (static), for metrics */
+};
+
+#define API_MAX_HEADERS 8
+
+struct api_response {
+    int status;
+    char *body;                   /* malloc'd, freed by the server; NULL: empty */
+    size_t body_len;
+    const char *content_type;     /* static; NULL: none */
+    int fd;                       /* >= 0: send fd_len bytes from fd_offset; the server closes it */
+    uint64_t fd_offset, fd_len;
+    size_t nheaders;
+    struct {
+        char name[40];
+        char value[300];
+    } headers[API_MAX_HEADERS];
+};
+
+typedef void (*api_handler)(struct api_request *rq, struct api_response *rs);
+
+/* An empty response: status 500 until a handler sets one, fd -1. */
+void api_response_init(struct api_response *rs);
+/* Frees the body and closes the fd, if the server did not take them. */
+void api_response_clear(struct api_response *rs);
+
+/* Adds a header (printf-style value); silently drops it when full. */
+void api_header(struct api_response *rs, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Replies with a JSON body; steals the reference to body. */
+void api_reply_json(struct api_response *rs, int status, json_t *body);
+/* Replies {"error": {"code", "field" (when field is not NULL), "message"}}. */
+void api_reply_error(struct api_response *rs, int status, const char *code, const char *field,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The HTTP status for a core ERR_* code (ERR_NOTFOUND 404, ERR_DENIED 403...). */
+int api_status_for(int err_code);
+/* An ERR_* code with its message as an error reply. */
+void api_reply_err_code(struct api_response *rs, int err_code, const char *field,
+                        const char *message);
+
+/* Is s a job id (a UUID in canonical text form)? */
+int api_valid_job_id(const char *s);
+/* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
+json_t *api_time(double unix_seconds);
+
+/* Removes data_dir/jobs/<id>/ and everything in it (id must be valid).
+ * Returns 0 (also when it was not there) or ERR_IO with a message. */
+int api_job_dir_remove(const char *data_dir, const char *id, char *err, size_t errlen);
+/* Bytes used under dir (allocated blocks), for the quota. */
+uint64_t api_dir_usage(const char *dir);
+
+/* Handlers, one file per resource. */
+void api_jobs_create(struct api_request *rq, struct api_response *rs);
+void api_jobs_list(struct api_request *rq, struct api_response *rs);
+void api_jobs_get(struct api_request *rq, struct api_response *rs);
+void api_jobs_result(struct api_request *rq, struct api_response *rs);
+void api_jobs_cancel(struct api_request *rq, struct api_response *rs);
+void api_jobs_delete(struct api_request *rq, struct api_response *rs);
+void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs);
+void api_models_inspect(struct api_request *rq, struct api_response *rs);
+void api_health_live(struct api_request *rq, struct api_response *rs);
+void api_health_ready(struct api_request *rq, struct api_response *rs);
+void api_health_metrics(struct api_request *rq, struct api_response *rs);
+void api_openapi_get(struct api_request *rq, struct api_response *rs);
+void api_index_get(struct api_request *rq, struct api_response *rs);
+
+#endif

@@ -1,0 +1,475 @@
+/* jobs.c - /v1/jobs: submit, list, view, result, cancel, delete, checkpoint download */
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "job.h"
+#include "queue.h"
+#include "range.h"
+#include "roots.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 200
+#define IDEM_KEY_MAX 200
+
+/* ---- files ---- */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) && errno != ENOENT ? -1 : 0;
+}
+
+int api_job_dir_remove(const char *data_dir, const char *id, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    if (!api_valid_job_id(id))
+        return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
+    snprintf(dir, sizeof dir, "%s/jobs/%s", data_dir, id);
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+        return err_set(err, errlen, ERR_IO, "removing %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+static __thread uint64_t usage_sum;   /* nftw has no user pointer */
+
+static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)flag;
+    (void)ftw;
+    usage_sum += (uint64_t)st->st_blocks * 512u;
+    return 0;
+}
+
+uint64_t api_dir_usage(const char *dir)
+{
+    usage_sum = 0;
+    nftw(dir, add_usage, 16, FTW_PHYS);
+    return usage_sum;
+}
+
+/* ---- views ---- */
+
+static json_t *parse_text(const char *text)
+{
+    return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* A number at one of several places in the result (the first found). */
+static json_t *result_number(const json_t *res, const char *when, const char *metric)
+{
+    char flat[64];
+    const json_t *v;
+    /* {"metrics": {"before": {"accuracy"}}}, {"before": {...}}, {"eval_before": {...}},
+     * {"accuracy_before": x} */
+    v = json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
+    if (!json_is_number(v))
+        v = json_object_get(json_object_get(res, when), metric);
+    if (!json_is_number(v)) {
+        snprintf(flat, sizeof flat, "eval_%s", when);
+        v = json_object_get(json_object_get(res, flat), metric);
+    }
+    if (!json_is_number(v)) {
+        snprintf(flat, sizeof flat, "%s_%s", metric, when);
+        v = json_object_get(res, flat);
+    }
+    return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
+}
+
+static void add_summary(json_t *o, const json_t *res)
+{
+    json_object_set_new(o, "accuracy_before", result_number(res, "before", "accuracy"));
+    json_object_set_new(o, "accuracy_after", result_number(res, "after", "accuracy"));
+    json_object_set_new(o, "macro_f1_before", result_number(res, "before", "macro_f1"));
+    json_object_set_new(o, "macro_f1_after", result_number(res, "after", "macro_f1"));
+}
+
+/* The JSON view of a job row; full adds stages, attempts, error and links. */
+static json_t *job_view(const struct job_row *r, int full)
+{
+    json_t *res = parse_text(r->result);
+    json_t *req = parse_text(r->request);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s}", "id", r->id, "name",
+                          r->name ? r->name : "", "status", job_status_name(r->status), "stage",
+                          r->stage ? r->stage : "", "progress", r->progress, "owner",
+                          r->owner ? r->owner : "");
+    if (!o)
+        goto out;
+    json_object_set_new(o, "created_at", api_time(r->created_at));
+    json_object_set_new(o, "started_at", api_time(r->started_at));
+    json_object_set_new(o, "finished_at", api_time(r->finished_at));
+    json_object_set(o, "request", req ? req : json_null());
+    add_summary(o, res);
+    if (full) {
+        json_t *stages = parse_text(r->stages);
+        json_object_set_new(o, "stages", stages ? stages : json_array());
+        json_object_set_new(o, "attempts", json_integer(r->attempts));
+        json_object_set_new(o, "cancel_requested", json_boolean(r->cancel_requested));
+        json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
+        char link[128];
+        snprintf(link, sizeof link, "/v1/jobs/%s/result", r->id);
+        json_t *links = json_pack("{s:s}", "result", link);
+        snprintf(link, sizeof link, "/v1/jobs/%s/checkpoint", r->id);
+        json_object_set_new(links, "checkpoint", json_string(link));
+        json_object_set_new(o, "links", links);
+    }
+out:
+    json_decref(res);
+    json_decref(req);
+    return o;
+}
+
+/* Loads the job named by the {id} capture, or replies 400/404/500 and returns nonzero. */
+static int get_job_or_reply(struct api_request *rq, struct api_response *rs, struct job_row *row)
+{
+    char err[256];
+    const char *id = rq->params[0];
+    memset(row, 0, sizeof *row);
+    if (!api_valid_job_id(id)) {
+        api_reply_error(rs, 400, "invalid", "id", "'%s' is not a job id (a UUID)", id);
+        return -1;
+    }
+    int rc = queue_get(rq->q, id, row, err, sizeof err);
+    if (rc == ERR_NOTFOUND) {
+        api_reply_error(rs, 404, "not_found", NULL, "no job %s", id);
+        return rc;
+    }
+    if (rc) {
+        api_reply_err_code(rs, rc, NULL, err);
+        return rc;
+    }
+    return 0;
+}
+
+/* A submit token may act on its own jobs only; admin on any. */
+static int may_modify_or_reply(struct api_request *rq, struct api_response *rs,
+                               const struct job_row *row)
+{
+    if (rq->role >= AUTH_ADMIN || (row->owner && !strcmp(row->owner, rq->token_name)))
+        return 1;
+    api_reply_error(rs, 403, "forbidden", NULL, "job %s belongs to '%s'; token '%s' may not change it",
+                    row->id, row->owner ? row->owner : "", rq->token_name);
+    return 0;
+}
+
+/* ---- handlers ---- */
+
+void api_jobs_create(struct api_request *rq, struct api_response *rs)
+{
+    json_t *in = NULL, *req = NULL;
+    struct job_field_error fe = {{0}, {0}};
+    json_error_t jerr;
+    char err[512], id[JOB_ID_LEN + 1], *text = NULL;
+    int existed = 0, rc;
+    const char *idem = rq->header(rq->conn, "Idempotency-Key");
+
+    if (rq->env->quota_bytes && api_dir_usage(rq->env->data_dir) >= rq->env->quota_bytes) {
+        api_reply_error(rs, 507, "insufficient_storage", NULL,
+                        "the data directory is over its quota of %llu bytes",
+                        (unsigned long long)rq->env->quota_bytes);
+        goto out;
+    }
+    if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
+        api_reply_error(rs, 400, "invalid", "Idempotency-Key", "must have 1 to %d characters",
+                        IDEM_KEY_MAX);
+        goto out;
+    }
+    if (!rq->body || !rq->body_len) {
+        api_reply_error(rs, 400, "invalid", "body", "a JSON job request is required");
+        goto out;
+    }
+    if (!(in = json_loadb(rq->body, rq->body_len, 0, &jerr))) {
+        api_reply_error(rs, 400, "invalid_json", "body", "line %d column %d: %s", jerr.line,
+                        jerr.column, jerr.text);
+        goto out;
+    }
+    if ((rc = job_request_normalize(in, &req, &fe))) {
+        api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc), err_name(rc),
+                        fe.field[0] ? fe.field : NULL, "%s", fe.message);
+        goto out;
+    }
+    if ((rc = job_request_resolve_paths(req, roots_job_resolve, (void *)rq->env->roots, &fe))) {
+        /* A path outside the roots is 403; a missing file is a bad field (400). */
+        api_reply_error(rs, rc == ERR_DENIED ? 403 : rc == ERR_NOTFOUND ? 400 : api_status_for(rc),
+                        err_name(rc), fe.field[0] ? fe.field : NULL, "%s", fe.message);
+        goto out;
+    }
+    if (!(text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        api_reply_error(rs, 500, "internal", NULL, "cannot serialise the request");
+        goto out;
+    }
+    const char *name = json_string_value(json_object_get(req, "name"));
+    if ((rc = queue_submit(rq->q, text, name ? name : "", rq->token_name, idem, id, &existed, err,
+                           sizeof err))) {
+        api_reply_err_code(rs, rc, NULL, err);
+        goto out;
+    }
+    if (!existed && rq->env->job_submitted)
+        rq->env->job_submitted(rq->env->ud);
+    struct job_row row;
+    if ((rc = queue_get(rq->q, id, &row, err, sizeof err))) {
+        api_reply_err_code(rs, rc, NULL, err);
+        goto out;
+    }
+    api_header(rs, "Location", "/v1/jobs/%s", id);
+    if (existed)
+        api_header(rs, "Idempotent-Replayed", "true");
+    api_reply_json(rs, existed ? 200 : 201, job_view(&row, 1));
+    job_row_free(&row);
+out:
+    free(text);
+    json_decref(in);
+    json_decref(req);
+}
+
+void api_jobs_list(struct api_request *rq, struct api_response *rs)
+{
+    const char *st = rq->query(rq->conn, "status");
+    const char *lim = rq->query(rq->conn, "limit");
+    const char *cursor = rq->query(rq->conn, "cursor");
+    enum job_status status = JOB_QUEUED;
+    struct job_row *rows = NULL;
+    size_t n = 0;
+    char next[64] = "", err[256];
+    long limit = LIST_DEFAULT;
+
+    if (st && *st && job_status_parse(st, &status)) {
+        api_reply_error(rs, 400, "invalid", "status",
+                        "'%s' is not queued, running, succeeded, failed or cancelled", st);
+        return;
+    }
+    if (lim) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (end == lim || *end || limit < 1 || limit > LIST_MAX) {
+            api_reply_error(rs, 400, "invalid", "limit", "must be an integer from 1 to %d",
+                            LIST_MAX);
+            return;
+        }
+    }
+    int rc = queue_list(rq->q, st && *st ? (int)status : -1, (int)limit, cursor ? cursor : "",
+                        &rows, &n, next, err, sizeof err);
+    if (rc) {
+        if (rc == ERR_INVALID)
+            api_reply_error(rs, 400, "invalid", "cursor", "%s", err);
+        else
+            api_reply_err_code(rs, rc, NULL, err);
+        return;
+    }
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(jobs, job_view(&rows[i], 0));
+        job_row_free(&rows[i]);
+    }
+    free(rows);
+    api_reply_json(rs, 200, json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor",
+                                      next[0] ? json_string(next) : json_null()));
+}
+
+void api_jobs_get(struct api_request *rq, struct api_response *rs)
+{
+    struct job_row row;
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    api_reply_json(rs, 200, job_view(&row, 1));
+    job_row_free(&row);
+}
+
+void api_jobs_result(struct api_request *rq, struct api_response *rs)
+{
+    struct job_row row;
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    json_t *res = parse_text(row.result);
+    if (row.status != JOB_SUCCEEDED || !res)
+        api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no result yet", row.id,
+                        job_status_name(row.status));
+    else
+        api_reply_json(rs, 200, json_incref(res));
+    json_decref(res);
+    job_row_free(&row);
+}
+
+void api_jobs_cancel(struct api_request *rq, struct api_response *rs)
+{
+    struct job_row row;
+    char err[256];
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    if (!may_modify_or_reply(rq, rs, &row))
+        goto out;
+    int rc = queue_cancel(rq->q, row.id, err, sizeof err);
+    if (rc == ERR_INVALID) {
+        api_reply_error(rs, 409, "conflict", NULL, "job %s is %s and cannot be cancelled", row.id,
+                        job_status_name(row.status));
+        goto out;
+    }
+    if (rc) {
+        api_reply_err_code(rs, rc, NULL, err);
+        goto out;
+    }
+    job_row_free(&row);
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    api_reply_json(rs, 202, job_view(&row, 1));
+out:
+    job_row_free(&row);
+}
+
+void api_jobs_delete(struct api_request *rq, struct api_response *rs)
+{
+    struct job_row row;
+    char err[256];
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    if (!may_modify_or_reply(rq, rs, &row))
+        goto out;
+    if (row.status == JOB_QUEUED || row.status == JOB_RUNNING) {
+        api_reply_error(rs, 409, "conflict", NULL, "job %s is %s: cancel it first", row.id,
+                        job_status_name(row.status));
+        goto out;
+    }
+    int rc = queue_delete(rq->q, row.id, err, sizeof err);
+    if (!rc)
+        rc = api_job_dir_remove(rq->env->data_dir, row.id, err, sizeof err);
+    if (rc) {
+        api_reply_err_code(rs, rc, NULL, err);
+        goto out;
+    }
+    rs->status = 204;
+out:
+    job_row_free(&row);
+}
+
+/* The artifact of a format in the result: {"artifacts": [{"format", "path"|"file", "sha256"}]}
+ * or {"artifacts": {"torchscript": {...}}}.  Borrowed references. */
+static const json_t *find_artifact(const json_t *res, const char *format)
+{
+    const json_t *arts = json_object_get(res, "artifacts"), *a;
+    size_t i;
+    if (json_is_object(arts))
+        return json_object_get(arts, format);
+    json_array_foreach(arts, i, a)
+    {
+        const char *f = json_string_value(json_object_get(a, "format"));
+        if (!f)
+            f = json_string_value(json_object_get(a, "kind"));
+        if (f && !strcmp(f, format))
+            return a;
+    }
+    return NULL;
+}
+
+static const char *artifact_file(const json_t *a)
+{
+    const char *p = json_string_value(json_object_get(a, "path"));
+    if (!p)
+        p = json_string_value(json_object_get(a, "file"));
+    if (!p)
+        return NULL;
+    const char *slash = strrchr(p, '/');
+    return slash ? slash + 1 : p;
+}
+
+/* Does an If-None-Match list hold etag (or "*")? */
+static int etag_matches(const char *list, const char *etag)
+{
+    if (!list)
+        return 0;
+    if (strstr(list, "*"))
+        return 1;
+    return strstr(list, etag) != NULL;
+}
+
+void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
+{
+    struct job_row row;
+    json_t *res = NULL;
+    const char *format = rq->query(rq->conn, "format");
+    char path[PATH_MAX], etag[80];
+    struct stat st;
+    int fd = -1;
+
+    if (!format || !*format)
+        format = "torchscript";
+    if (strcmp(format, "torchscript") && strcmp(format, "state_dict")) {
+        api_reply_error(rs, 400, "invalid", "format", "'%s' is not torchscript or state_dict",
+                        format);
+        return;
+    }
+    if (get_job_or_reply(rq, rs, &row))
+        return;
+    res = parse_text(row.result);
+    if (row.status != JOB_SUCCEEDED || !res) {
+        api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no checkpoint yet", row.id,
+                        job_status_name(row.status));
+        goto out;
+    }
+    const json_t *art = find_artifact(res, format);
+    const char *file = artifact_file(art);
+    const char *sha = json_string_value(json_object_get(art, "sha256"));
+    if (!file || !*file || !strcmp(file, "..") || !strcmp(file, ".")) {
+        api_reply_error(rs, 404, "not_found", "format", "job %s has no %s checkpoint", row.id,
+                        format);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/jobs/%s/%s", rq->env->data_dir, row.id, file);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        api_reply_error(rs, 404, "not_found", "format", "the %s checkpoint of job %s is gone",
+                        format, row.id);
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size, start = 0, len = size;
+    snprintf(etag, sizeof etag, "\"%s\"", sha ? sha : "");
+    if (sha)
+        api_header(rs, "ETag", "%s", etag);
+    api_header(rs, "Accept-Ranges", "bytes");
+    if (sha && etag_matches(rq->header(rq->conn, "If-None-Match"), etag)) {
+        rs->status = 304;
+        goto out;
+    }
+    const char *range = rq->header(rq->conn, "Range");
+    const char *if_range = rq->header(rq->conn, "If-Range");
+    if (if_range && (!sha || strcmp(if_range, etag)))
+        range = NULL;             /* changed since: the whole file */
+    switch (range_parse(range, size, &start, &len)) {
+    case RANGE_UNSATISFIABLE:
+        api_header(rs, "Content-Range", "bytes */%llu", (unsigned long long)size);
+        api_reply_error(rs, 416, "range_not_satisfiable", NULL,
+                        "the range '%s' is outside the %llu bytes", range,
+                        (unsigned long long)size);
+        goto out;
+    case RANGE_OK:
+        api_header(rs, "Content-Range", "bytes %llu-%llu/%llu", (unsigned long long)start,
+                   (unsigned long long)(start + len - 1), (unsigned long long)size);
+        rs->status = 206;
+        break;
+    case RANGE_NONE:
+        rs->status = 200;
+        break;
+    }
+    api_header(rs, "Content-Disposition", "attachment; filename=\"%s-%s\"", row.id, file);
+    rs->content_type = "application/octet-stream";
+    rs->fd = fd;
+    rs->fd_offset = start;
+    rs->fd_len = len;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(res);
+    job_row_free(&row);
+}

@@ -1,0 +1,42 @@
+/* routes.h - the route table: method, pattern, handler, role needed */
+#ifndef PRUNERD_ROUTES_H
+#define PRUNERD_ROUTES_H
+
+#include <stddef.h>
+
+#include "api.h"
+
+/*
+ * Patterns are literal segments and "{name}" captures of one segment.
+ * A "/v1/..." pattern also answers without the prefix ("/jobs/{id}").
+ * The table ends with an entry whose method is NULL: the 404 handler.
+ */
+struct route {
+    const char *method;
+    const char *pattern;
+    api_handler handler;
+    enum auth_role role;          /* AUTH_NONE: open even when tokens are set */
+};
+
+extern const struct route api_routes[];
+
+/* Does path match pattern (exactly, or without pattern's "/v1" prefix)?
+ * Writes the captures into params. */
+int routes_pattern_match(const char *pattern, const char *path,
+                         char params[API_MAX_PARAMS][API_PARAM_MAX]);
+
+/*
+ * Finds the route for method and path in table.  Returns the matching entry;
+ * when the path matches only under other methods, returns NULL and writes
+ * those methods into allow ("GET, DELETE"); when nothing matches, returns the
+ * table's final (404) entry.  HEAD matches GET routes.
+ */
+const struct route *routes_find(const struct route *table, const char *method, const char *path,
+                                char params[API_MAX_PARAMS][API_PARAM_MAX], char *allow,
+                                size_t allowlen);
+
+/* Routes, authenticates (auth is off when env->auth has no tokens),
+ * checks the role and calls the handler.  Always fills rs. */
+void api_dispatch(struct api_request *rq, struct api_response *rs);
+
+#endif

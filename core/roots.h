@@ -1,0 +1,42 @@
+/* roots.h - request paths confined to the configured model and data roots */
+#ifndef PRUNERD_ROOTS_H
+#define PRUNERD_ROOTS_H
+
+#include <stddef.h>
+
+/*
+ * A request names files relative to the first model root (or absolute).
+ * Models must lie under a model root; eval data, vocab, classes and masks
+ * under a data root or a model root.  A path with a ".." component, an
+ * absolute path outside every root, or one whose symlinks lead outside, is
+ * refused with ERR_DENIED and never opened.
+ */
+enum roots_kind { ROOTS_MODEL, ROOTS_DATA };
+
+struct roots;
+
+/* Empty roots; NULL when out of memory.  roots_destroy(NULL) is a no-op. */
+struct roots *roots_create(void);
+void roots_destroy(struct roots *r);
+
+/* Adds a root directory (made absolute and real).  ERR_NOTFOUND when it does
+ * not exist, ERR_INVALID when it is no directory. */
+int roots_add(struct roots *r, enum roots_kind kind, const char *dir, char *err, size_t errlen);
+size_t roots_count(const struct roots *r, enum roots_kind kind);
+/* The i-th root of a kind (real path), or NULL. */
+const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i);
+
+/*
+ * Resolves path for kind: writes the real absolute path into out and
+ * returns 0; ERR_DENIED when outside, ERR_NOTFOUND when missing, ERR_INVALID
+ * for an empty or over-long path, with a message.
+ */
+int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path, char *out,
+                  size_t outlen, char *err, size_t errlen);
+
+/* A job_resolve_fn (core/job.h) over roots (ud): "model" is ROOTS_MODEL,
+ * every other field ROOTS_DATA. */
+int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                      char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,340 @@
+/* http.c - the HTTP front: libmicrohttpd in, api_dispatch, responses out */
+#include "http.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "log.h"
+#include "queue.h"
+#include "routes.h"
+#include "stats.h"
+
+/*
+ * DESIGN: one libmicrohttpd daemon with an internal epoll thread pool
+ * (MHD_OPTION_THREAD_POOL_SIZE).  A request is handled entirely on the pool
+ * thread that reads it: its body is gathered into struct http_req (*req_cls),
+ * then api_dispatch runs with that thread's own struct queue (one sqlite3 *
+ * per thread, created lazily under a pthread key and closed by the key's
+ * destructor when the thread ends).  struct http_req is freed in the
+ * MHD_OPTION_NOTIFY_COMPLETED callback, which also counts the request for
+ * /metrics.
+ */
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_config cfg;
+    pthread_key_t queue_key;      /* this thread's struct queue * */
+    unsigned port;
+};
+
+struct http_req {
+    double start;                 /* monotonic seconds, for the latency */
+    char *body;
+    size_t len, cap;
+    int too_large;                /* a chunked body went over the limit: 413 once read */
+    int bad_type;                 /* a body that is not JSON: 415 once read */
+    int status;                   /* what was answered (0: nothing yet) */
+    const char *route;            /* static pattern, for /metrics */
+    char method[8];
+};
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void queue_key_destroy(void *q)
+{
+    queue_close(q);
+}
+
+/* This thread's queue, opened on first use; NULL when it cannot open. */
+static struct queue *thread_queue(struct http_server *s)
+{
+    struct queue *q = pthread_getspecific(s->queue_key);
+    char err[256];
+    if (q)
+        return q;
+    if (!(q = queue_open(s->cfg.env->db_path, err, sizeof err))) {
+        log_err(NULL, "opening the queue for an HTTP thread: %s", err);
+        return NULL;
+    }
+    pthread_setspecific(s->queue_key, q);
+    return q;
+}
+
+static const char *get_header(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static const char *get_query(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Turns an api_response into a queued libmicrohttpd response. */
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_req *r,
+                                     struct api_response *rs)
+{
+    struct MHD_Response *resp;
+
+    if (rs->fd >= 0) {
+        resp = MHD_create_response_from_fd_at_offset64(rs->fd_len, rs->fd, rs->fd_offset);
+        if (resp)
+            rs->fd = -1;          /* closed by libmicrohttpd */
+    } else if (rs->body) {
+        resp = MHD_create_response_from_buffer(rs->body_len, rs->body, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            rs->body = NULL;      /* freed by libmicrohttpd */
+    } else {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp) {
+        api_response_clear(rs);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < rs->nheaders; i++)
+        MHD_add_response_header(resp, rs->headers[i].name, rs->headers[i].value);
+    if (rs->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
+    r->status = rs->status;
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, resp);
+    MHD_destroy_response(resp);
+    api_response_clear(rs);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, struct http_req *r, int status,
+                                  const char *code, const char *msg)
+{
+    struct api_response rs;
+    api_response_init(&rs);
+    api_reply_error(&rs, status, code, NULL, "%s", msg);
+    return send_response(conn, r, &rs);
+}
+
+static int is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+        return 1;
+    /* application/something+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* The first call for a request: headers only.  Returns MHD_YES to go on, or
+ * the result of queueing an early answer (413 on a Content-Length). */
+static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connection *conn,
+                                     struct http_req *r)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+    int has_body = len > 0 || (te && strcasestr(te, "chunked"));
+
+    if (len > s->cfg.body_limit) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body of %llu bytes is over the limit of %zu bytes", len,
+                 s->cfg.body_limit);
+        return send_error(conn, r, 413, "payload_too_large", msg);
+    }
+    if (has_body && !is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                              MHD_HTTP_HEADER_CONTENT_TYPE)))
+        r->bad_type = 1;          /* answered once the body is read: keeps the connection */
+    return MHD_YES;
+}
+
+static void take_body(struct http_server *s, struct http_req *r, const char *data, size_t size)
+{
+    if (r->too_large || r->bad_type)
+        return;                   /* discarding */
+    if (r->len + size > s->cfg.body_limit) {
+        r->too_large = 1;
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        return;
+    }
+    if (r->len + size + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + size + 1)
+            cap *= 2;
+        char *nb = realloc(r->body, cap);
+        if (!nb) {
+            r->too_large = 1;     /* treat as over the limit rather than drop */
+            return;
+        }
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, size);
+    r->len += size;
+    r->body[r->len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *req_cls;
+    (void)version;
+
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->start = now_mono();
+        r->route = "(none)";
+        snprintf(r->method, sizeof r->method, "%s", method);
+        *req_cls = r;
+        return on_first_call(s, conn, r);
+    }
+    if (*upload_data_size) {
+        take_body(s, r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", s->cfg.body_limit);
+        return send_error(conn, r, 413, "payload_too_large", msg);
+    }
+    if (r->bad_type)
+        return send_error(conn, r, 415, "unsupported_media_type",
+                          "send the body as Content-Type: application/json");
+
+    struct queue *q = thread_queue(s);
+    if (!q)
+        return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
+    struct api_request rq = {
+        .method = method,
+        .path = url,
+        .header = get_header,
+        .query = get_query,
+        .conn = conn,
+        .body = r->body,
+        .body_len = r->len,
+        .q = q,
+        .env = s->cfg.env,
+        .token_name = "",
+        .role = AUTH_NONE,
+        .route = "(none)",
+    };
+    struct api_response rs;
+    api_response_init(&rs);
+    api_dispatch(&rq, &rs);
+    r->route = rq.route;
+    return send_response(conn, r, &rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *req_cls;
+    (void)conn;
+    (void)toe;
+    if (!r)
+        return;
+    if (r->status)
+        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status,
+                       now_mono() - r->start);
+    free(r->body);
+    free(r);
+    *req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn(NULL, "libmicrohttpd: %s", msg);
+}
+
+struct http_server *http_start(const struct http_config *hc, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[16];
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *hc;
+    if (pthread_key_create(&s->queue_key, queue_key_destroy)) {
+        snprintf(err, errlen, "pthread_key_create failed");
+        free(s);
+        return NULL;
+    }
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof port, "%u", hc->port);
+    if ((rc = getaddrinfo(hc->host, port, &hints, &ai))) {
+        snprintf(err, errlen, "listen address '%s': %s", hc->host, gai_strerror(rc));
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)hc->port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(hc->threads > 0 ? hc->threads : 1),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%u (in use, or not an address here)",
+                 hc->host, hc->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : hc->port;
+    return s;
+fail:
+    pthread_key_delete(s->queue_key);
+    free(s);
+    return NULL;
+}
+
+unsigned http_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);   /* joins the pool threads: their queues close */
+    pthread_key_delete(s->queue_key);
+    free(s);
+}

@@ -1,0 +1,256 @@
+/* serve.c - prunerd serve: start-up, the serve loop and shutdown, in order */
+#include "serve.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "auth.h"
+#include "config.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "queue.h"
+#include "roots.h"
+#include "stats.h"
+#include "workers.h"
+
+static void notify_workers(void *ud)
+{
+    workers_notify(ud);
+}
+
+static int alive_workers(void *ud)
+{
+    return workers_alive(ud);
+}
+
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0750) && errno != EEXIST)
+        return err_set(err, errlen, ERR_IO, "mkdir %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+    struct config cfg;
+    struct auth *auth = NULL;
+    struct roots *roots = NULL;
+    struct queue *q = NULL;
+    struct api_stats *stats = NULL;
+    struct workers *workers = NULL;
+    struct http_server *http = NULL;
+    char err[1024], data_dir[PATH_MAX], db_path[PATH_MAX + 16], jobs_dir[PATH_MAX + 16];
+    int help = 0, rc = 1, requeued = 0, failed = 0;
+    sigset_t sigs;
+
+    /* 1. Options and config. */
+    if (config_init(&cfg, err, sizeof err)) {
+        fprintf(stderr, "prunerd serve: %s\n", err);
+        return 1;
+    }
+    if (config_parse_args(&cfg, argc - 1, argv + 1, &help, err, sizeof err) ||
+        (!help && config_validate(&cfg, err, sizeof err))) {
+        fprintf(stderr, "prunerd serve: %s\n", err);
+        config_usage(stderr);
+        rc = 2;
+        goto out;
+    }
+    if (help) {
+        config_usage(stdout);
+        rc = 0;
+        goto out;
+    }
+    log_setup(LOG_INFO, cfg.log_json ? LOG_JSON : LOG_TEXT);
+
+    if (!(auth = auth_create()) || !(roots = roots_create()) || !(stats = api_stats_create())) {
+        log_err(NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg.n_tokens; i++)
+        if (auth_add(auth, cfg.tokens[i].name, cfg.tokens[i].spec, err, sizeof err)) {
+            log_err(NULL, "config: %s", err);
+            goto out;
+        }
+    for (size_t i = 0; i < cfg.n_model_roots; i++)
+        if (roots_add(roots, ROOTS_MODEL, cfg.model_roots[i], err, sizeof err)) {
+            log_err(NULL, "model root: %s", err);
+            goto out;
+        }
+    for (size_t i = 0; i < cfg.n_data_roots; i++)
+        if (roots_add(roots, ROOTS_DATA, cfg.data_roots[i], err, sizeof err)) {
+            log_err(NULL, "data root: %s", err);
+            goto out;
+        }
+
+    /* 2. The data directory and the database (migrations run in queue_open). */
+    if (make_dir(cfg.data_dir, err, sizeof err) || !realpath(cfg.data_dir, data_dir)) {
+        log_err(NULL, "data dir %s: %s", cfg.data_dir, err[0] ? err : strerror(errno));
+        goto out;
+    }
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", data_dir);
+    snprintf(db_path, sizeof db_path, "%s/prunerd.db", data_dir);
+    if (make_dir(jobs_dir, err, sizeof err)) {
+        log_err(NULL, "%s", err);
+        goto out;
+    }
+    if (!(q = queue_open(db_path, err, sizeof err))) {
+        log_err(NULL, "database %s: %s", db_path, err);
+        goto out;
+    }
+
+    /* 3. Recovery: jobs a dead process left running go back to the queue. */
+    if (queue_recover(q, cfg.max_attempts, &requeued, &failed, err, sizeof err)) {
+        log_err(NULL, "recovery: %s", err);
+        goto out;
+    }
+    if (requeued || failed)
+        log_info(NULL, "recovery: %d interrupted jobs re-queued, %d failed after %d attempts",
+                 requeued, failed, cfg.max_attempts);
+
+    /* 4. Signals: blocked here so every thread started below inherits the mask
+     * and only this thread takes them, in sigwait. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* 5. Workers. */
+    struct workers_config wc = {
+        .count = cfg.workers,
+        .db_path = db_path,
+        .data_dir = data_dir,
+        .roots = roots,
+        .plugin_dir = cfg.plugin_dir,
+        .free_space_factor = cfg.free_space_factor,
+        .retention_days = cfg.retention_days,
+        .stats = stats,
+    };
+    if (!(workers = workers_start(&wc, err, sizeof err))) {
+        log_err(NULL, "workers: %s", err);
+        goto out;
+    }
+
+    /* 6. HTTP. */
+    struct api_env env = {
+        .data_dir = data_dir,
+        .db_path = db_path,
+        .quota_bytes = cfg.quota_bytes,
+        .auth = auth,
+        .roots = roots,
+        .stats = stats,
+        .job_submitted = notify_workers,
+        .workers_alive = alive_workers,
+        .ud = workers,
+    };
+    struct http_config hc = {
+        .host = cfg.host,
+        .port = cfg.port,
+        .threads = cfg.http_threads,
+        .body_limit = cfg.body_limit,
+        .env = &env,
+    };
+    if (!(http = http_start(&hc, err, sizeof err))) {
+        log_err(NULL, "%s", err);
+        goto out;
+    }
+    log_info(NULL, "listening on http://%s%s%s:%u (data %s, %d workers, %d HTTP threads, %s)",
+             strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
+             http_port(http), data_dir, cfg.workers, cfg.http_threads,
+             auth_count(auth) ? "tokens required" : "no tokens");
+
+    /* 7. Serve until SIGTERM or SIGINT. */
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig))
+            continue;
+        if (sig == SIGHUP) {
+            log_info(NULL, "SIGHUP ignored (restart to reload the config)");
+            continue;
+        }
+        log_info(NULL, "%s: stopping (at most %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 cfg.stop_timeout_s);
+        break;
+    }
+
+    /* 8. Shutdown: stop accepting, then stop the jobs at a batch boundary. */
+    http_stop(http);
+    http = NULL;
+    int wrc = workers_stop(workers, cfg.stop_timeout_s > 1 ? cfg.stop_timeout_s - 1 : 1);
+    workers = NULL;
+    if (wrc) {
+        /* A worker is still inside a batch: exit without tearing down under it. */
+        log_warn(NULL, "stopped with a job mid-batch (re-queued)");
+        fflush(NULL);
+        _exit(0);
+    }
+    log_info(NULL, "stopped");
+    rc = 0;
+out:
+    http_stop(http);
+    if (workers)
+        workers_stop(workers, cfg.stop_timeout_s);
+    if (q)
+        queue_close(q);
+    api_stats_destroy(stats);
+    roots_destroy(roots);
+    auth_destroy(auth);
+    config_free(&cfg);
+    return rc;
+}
+
+int token_hash_main(int argc, char **argv)
+{
+    const char *name = "token", *role = "submit";
+    char secret[1024], hex[AUTH_HASH_HEX + 1], err[256];
+    enum auth_role r;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+            name = argv[++i];
+        } else if (!strcmp(argv[i], "--role") && i + 1 < argc) {
+            role = argv[++i];
+        } else {
+            fprintf(stderr, "usage: prunerd token-hash [--name NAME] [--role read|submit|admin] "
+                            "< secret\n");
+            return 2;
+        }
+    }
+    if (auth_role_parse(role, &r)) {
+        fprintf(stderr, "prunerd token-hash: role must be read, submit or admin\n");
+        return 2;
+    }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "token (the secret clients send as Bearer): ");
+    if (!fgets(secret, sizeof secret, stdin)) {
+        fprintf(stderr, "prunerd token-hash: no token on stdin\n");
+        return 2;
+    }
+    secret[strcspn(secret, "\r\n")] = '\0';
+    if (auth_hash_token(secret, hex, err, sizeof err)) {
+        fprintf(stderr, "prunerd token-hash: %s\n", err);
+        return 2;
+    }
+    /* Check the line the way the server will read it. */
+    char spec[128];
+    struct auth *a = auth_create();
+    snprintf(spec, sizeof spec, "%s:%s", role, hex);
+    int rc = a ? auth_add(a, name, spec, err, sizeof err) : ERR_NOMEM;
+    auth_destroy(a);
+    if (rc) {
+        fprintf(stderr, "prunerd token-hash: %s\n", err);
+        return 2;
+    }
+    printf("%s = %s\n", name, spec);
+    return 0;
+}

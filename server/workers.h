@@ -1,0 +1,42 @@
+/* workers.h - job worker threads: claim, run, record; stop at a batch boundary */
+#ifndef PRUNERD_WORKERS_H
+#define PRUNERD_WORKERS_H
+
+#include <stddef.h>
+
+struct roots;
+struct api_stats;
+
+struct workers_config {
+    int count;                    /* worker threads (>= 1) */
+    const char *db_path;
+    const char *data_dir;         /* jobs write into data_dir/jobs/<id>/ */
+    const struct roots *roots;    /* paths are resolved again before a run */
+    const char *plugin_dir;       /* NULL: plugins refused */
+    double free_space_factor;     /* needs factor x model size free before a job */
+    int retention_days;           /* 0: keep finished jobs */
+    struct api_stats *stats;      /* may be NULL */
+};
+
+struct workers;
+
+/* Starts the threads (each opens its own struct queue).  NULL with a message. */
+struct workers *workers_start(const struct workers_config *wc, char *err, size_t errlen);
+
+/* A job was submitted: wake one idle worker (they also poll every second). */
+void workers_notify(struct workers *w);
+
+/* 1 when every worker thread is running its loop. */
+int workers_alive(struct workers *w);
+
+/*
+ * Asks running jobs to stop at their next batch boundary (their cancelled()
+ * hook answers 1), re-queues them without counting an attempt, and joins
+ * the threads, waiting at most timeout_s.  A job still running then is
+ * re-queued from here and its thread is left behind (the process is about
+ * to exit).  Returns 0, or ERR_CANCELLED when it had to give up waiting.
+ * Frees w.
+ */
+int workers_stop(struct workers *w, double timeout_s);
+
+#endif
