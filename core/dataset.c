@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 
@@ -22,6 +23,7 @@
  *    a text may itself hold tabs.  A label made only of ASCII digits is a
  *    class index (leading zeros allowed), anything else a class name.
  *  - Every error is "FILE:LINE: reason" (lines counted from 1).
+ *  - With limit > 0 only the first limit lines are read and checked.
  *
  * MEMORY: a file is read in one go into one buffer; the texts are then
  * compacted in place to the front of that buffer (text, NUL, text, NUL...),
@@ -46,8 +48,7 @@ static size_t utf8_check(const unsigned char *s, size_t n)
     while (i < n) {
         unsigned c = s[i];
         if (c < 0x80) {
-            if (c == 0)
-                return i;
+            if (c == 0) return i;
             i++;
             continue;
         }
@@ -70,42 +71,45 @@ static size_t utf8_check(const unsigned char *s, size_t n)
         } else {
             return i; /* continuation byte, C0/C1 overlong lead, F5..FF */
         }
-        if (n - i - 1 < need)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
+        if (n - i - 1 < need) return i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return i;
         for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
+            if ((s[i + k] & 0xC0) != 0x80) return i;
         i += need + 1;
     }
     return n;
 }
 
-/* Reads all of path into a new NUL-terminated buffer (caller frees). */
-static int read_file(const char *path, char **buf_out, size_t *len_out, char *err, size_t errlen)
+/* Reads path into a new NUL-terminated buffer (caller frees): all of it in
+ * one read when max_lines is 0, else in chunks until it holds max_lines
+ * newlines, so a small limit does not read a big file. */
+static int read_file(const char *path, size_t max_lines, char **buf_out, size_t *len_out, char *err,
+                     size_t errlen)
 {
     int rc = 0;
     char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, lines = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
         return err_set(err, errlen, e == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", path,
                        strerror(e));
     }
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long sz = ftell(f);
-        if (sz > 0)
-            cap = (size_t)sz + 1;
-        rewind(f);
+    struct stat st;
+    int have_st = fstat(fileno(f), &st) == 0;
+    if (have_st && S_ISDIR(st.st_mode)) {
+        rc = err_set(err, errlen, ERR_IO, "%s: is a directory", path);
+        goto out;
     }
-    if (cap < 4096)
-        cap = 4096;
+    /* Room for the whole file, its NUL, and one byte more so the read that
+     * meets EOF needs no regrowth. */
+    if (max_lines == 0 && have_st && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uintmax_t)st.st_size < SIZE_MAX - 2)
+        cap = (size_t)st.st_size + 2;
+    if (cap < 65536) cap = 65536;
     for (;;) {
         if (!buf || len + 1 >= cap) {
-            if (buf)
-                cap *= 2;
+            if (buf) cap *= 2;
             char *nb = realloc(buf, cap);
             if (!nb) {
                 rc = err_set(err, errlen, ERR_NOMEM, "%s: out of memory", path);
@@ -114,7 +118,6 @@ static int read_file(const char *path, char **buf_out, size_t *len_out, char *er
             buf = nb;
         }
         size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
         if (got == 0) {
             if (ferror(f)) {
                 rc = err_set(err, errlen, ERR_IO, "%s: read error: %s", path, strerror(errno));
@@ -122,6 +125,13 @@ static int read_file(const char *path, char **buf_out, size_t *len_out, char *er
             }
             break;
         }
+        if (max_lines) {
+            for (const char *q = buf + len, *e = buf + len + got;
+                 (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+                lines++;
+        }
+        len += got;
+        if (max_lines && lines >= max_lines) break;
     }
     buf[len] = '\0';
     *buf_out = buf;
@@ -140,8 +150,7 @@ static const char *next_line(const char *p, const char *end, size_t *line_len)
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
     size_t l = (size_t)(stop - p);
-    if (l && p[l - 1] == '\r')
-        l--;
+    if (l && p[l - 1] == '\r') l--;
     *line_len = l;
     return nl ? nl + 1 : end;
 }
@@ -152,8 +161,7 @@ static size_t count_lines(const char *p, const char *end)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         n++;
-        if (!nl)
-            break;
+        if (!nl) break;
         p = nl + 1;
     }
     return n;
@@ -166,9 +174,8 @@ static int load_classes(struct dataset *d, const char *path, char *err, size_t e
     char *buf = NULL;
     size_t len;
     char **names = NULL;
-    rc = read_file(path, &buf, &len, err, errlen);
-    if (rc)
-        return rc;
+    rc = read_file(path, 0, &buf, &len, err, errlen);
+    if (rc) return rc;
     const char *end = buf + len;
     const char *p = skip_bom(buf, end);
     size_t cap = count_lines(p, end), n = 0, w = 0, lineno = 0;
@@ -188,8 +195,8 @@ static int load_classes(struct dataset *d, const char *path, char *err, size_t e
         }
         size_t bad = utf8_check((const unsigned char *)line, l);
         if (bad < l) {
-            rc = err_set(err, errlen, ERR_FORMAT, "%s:%zu: invalid UTF-8 at byte %zu", path,
-                         lineno, bad + 1);
+            rc = err_set(err, errlen, ERR_FORMAT, "%s:%zu: invalid UTF-8 at byte %zu", path, lineno,
+                         bad + 1);
             goto out;
         }
         if (memchr(line, '\t', l)) {
@@ -200,8 +207,9 @@ static int load_classes(struct dataset *d, const char *path, char *err, size_t e
         buf[w + l] = '\0';
         for (size_t k = 0; k < n; k++) {
             if (!strcmp(names[k], buf + w)) {
-                rc = err_set(err, errlen, ERR_FORMAT, "%s:%zu: duplicate class name '%s' (line %zu)",
-                             path, lineno, buf + w, k + 1);
+                rc =
+                    err_set(err, errlen, ERR_FORMAT, "%s:%zu: duplicate class name '%s' (line %zu)",
+                            path, lineno, buf + w, k + 1);
                 goto out;
             }
         }
@@ -232,19 +240,17 @@ static long parse_label(const struct dataset *d, const char *s, size_t l)
         unsigned long v = 0;
         for (k = 0; k < l; k++) {
             v = v * 10 + (unsigned long)(s[k] - '0');
-            if (v >= d->nclasses)
-                break; /* out of range; also stops overflow */
+            if (v >= d->nclasses) break; /* out of range; also stops overflow */
         }
         return k == l ? (long)v : -1;
     }
     for (size_t c = 0; c < d->nclasses; c++)
-        if (strlen(d->classes[c]) == l && !memcmp(d->classes[c], s, l))
-            return (long)c;
+        if (strlen(d->classes[c]) == l && !memcmp(d->classes[c], s, l)) return (long)c;
     return -1;
 }
 
-struct dataset *dataset_load(const char *data_path, const char *classes_path, long limit,
-                             char *err, size_t errlen)
+struct dataset *dataset_load(const char *data_path, const char *classes_path, long limit, char *err,
+                             size_t errlen)
 {
     int rc;
     char *buf = NULL;
@@ -255,17 +261,14 @@ struct dataset *dataset_load(const char *data_path, const char *classes_path, lo
         return NULL;
     }
     rc = load_classes(d, classes_path, err, errlen);
-    if (rc)
-        goto out;
-    rc = read_file(data_path, &buf, &len, err, errlen);
-    if (rc)
-        goto out;
+    if (rc) goto out;
+    rc = read_file(data_path, limit > 0 ? (size_t)limit : 0, &buf, &len, err, errlen);
+    if (rc) goto out;
 
     const char *end = buf + len;
     const char *p = skip_bom(buf, end);
     size_t cap = count_lines(p, end);
-    if (limit > 0 && (unsigned long)limit < cap)
-        cap = (size_t)limit;
+    if (limit > 0 && (unsigned long)limit < cap) cap = (size_t)limit;
     d->examples = calloc(cap ? cap : 1, sizeof *d->examples);
     if (!d->examples) {
         rc = err_set(err, errlen, ERR_NOMEM, "%s: out of memory", data_path);
@@ -324,8 +327,7 @@ struct dataset *dataset_load(const char *data_path, const char *classes_path, lo
     /* Give back what the skipped lines (limit) and labels took, then point
      * the examples into the (maybe moved) block. */
     char *nb = realloc(buf, w);
-    if (nb)
-        buf = nb;
+    if (nb) buf = nb;
     for (size_t i = 0, off = 0; i < d->n; i++) {
         d->examples[i].text = buf + off;
         off += d->examples[i].len + 1;
@@ -342,13 +344,10 @@ out:
 
 void dataset_destroy(struct dataset *d)
 {
-    if (!d)
-        return;
-    if (d->examples && d->n)
-        free(d->examples[0].text);
+    if (!d) return;
+    if (d->examples && d->n) free(d->examples[0].text);
     free(d->examples);
-    if (d->classes && d->nclasses)
-        free(d->classes[0]);
+    if (d->classes && d->nclasses) free(d->classes[0]);
     free(d->classes);
     free(d);
 }

@@ -62,13 +62,12 @@ static double prf_divide(int64_t num, int64_t den)
 static double f1_of(double p, double r)
 {
     double denom = p + r;
-    if (denom == 0.0)
-        denom = 1.0;
+    if (denom == 0.0) denom = 1.0;
     return 2.0 * p * r / denom;
 }
 
-int metrics_compute(const int *y_true, const int *y_pred, size_t n, int nclasses,
-                    struct metrics *m, char *err, size_t errlen)
+int metrics_compute(const int *y_true, const int *y_pred, size_t n, int nclasses, struct metrics *m,
+                    char *err, size_t errlen)
 {
     int rc = 0;
     struct metrics t = {0};
@@ -151,8 +150,7 @@ out:
 
 void metrics_free(struct metrics *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     free(m->precision);
     free(m->recall);
     free(m->f1);
@@ -164,22 +162,19 @@ void metrics_free(struct metrics *m)
 /* Writes class c's display name (its index when names is NULL) into buf. */
 static const char *class_name(char *const *names, int c, char *buf, size_t buflen)
 {
-    if (names && names[c])
-        return names[c];
+    if (names && names[c]) return names[c];
     snprintf(buf, buflen, "%d", c);
     return buf;
 }
 
 json_t *metrics_to_json(const struct metrics *m, char *const *class_names)
 {
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     size_t k = (size_t)m->nclasses;
     json_t *o = json_object();
     json_t *per = json_array();
     json_t *conf = json_array();
-    if (!o || !per || !conf)
-        goto fail;
+    if (!o || !per || !conf) goto fail;
     int bad = 0;
     bad |= json_object_set_new(o, "accuracy", json_real(m->accuracy));
     bad |= json_object_set_new(o, "macro_precision", json_real(m->macro_precision));
@@ -205,8 +200,7 @@ json_t *metrics_to_json(const struct metrics *m, char *const *class_names)
     bad |= json_object_set_new(o, "confusion", conf);
     conf = NULL;
     bad |= json_object_set_new(o, "samples", json_integer((json_int_t)m->samples));
-    if (bad)
-        goto fail;
+    if (bad) goto fail;
     return o;
 fail:
     json_decref(per);
@@ -221,8 +215,7 @@ static size_t utf8_width(const char *s)
 {
     size_t w = 0;
     for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            w++;
+        if (((unsigned char)*s & 0xC0) != 0x80) w++;
     return w;
 }
 
@@ -252,13 +245,10 @@ static void put_row(FILE *out, const char *name, size_t width, int digits, doubl
     put_support(out, support, float_support);
 }
 
-void metrics_print_report(const struct metrics *m, char *const *class_names, int digits,
-                          FILE *out)
+void metrics_print_report(const struct metrics *m, char *const *class_names, int digits, FILE *out)
 {
-    if (!m || !out)
-        return;
-    if (digits < 0)
-        digits = 0;
+    if (!m || !out) return;
+    if (digits < 0) digits = 0;
     size_t k = (size_t)m->nclasses;
     char nbuf[16];
 
@@ -266,11 +256,9 @@ void metrics_print_report(const struct metrics *m, char *const *class_names, int
     size_t width = strlen("weighted avg");
     for (size_t c = 0; c < k; c++) {
         size_t w = utf8_width(class_name(class_names, (int)c, nbuf, sizeof nbuf));
-        if (w > width)
-            width = w;
+        if (w > width) width = w;
     }
-    if ((size_t)digits > width)
-        width = (size_t)digits;
+    if ((size_t)digits > width) width = (size_t)digits;
 
     put_right(out, "", width);
     fprintf(out, "  %9s %9s %9s %9s\n\n", "precision", "recall", "f1-score", "support");
@@ -280,8 +268,7 @@ void metrics_print_report(const struct metrics *m, char *const *class_names, int
         int64_t pred_sum = 0;
         for (size_t j = 0; j < k; j++)
             pred_sum += m->confusion[j * k + c];
-        if (!m->support[c] && !pred_sum)
-            every_label_seen = 0;
+        if (!m->support[c] && !pred_sum) every_label_seen = 0;
         total += m->support[c];
         correct += m->confusion[c * k + c];
         pred_total += pred_sum;

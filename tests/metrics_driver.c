@@ -38,27 +38,22 @@ int main(int argc, char **argv)
     }
     yt = calloc((size_t)n + 1, sizeof *yt);
     yp = calloc((size_t)n + 1, sizeof *yp);
-    if (!yt || !yp)
-        goto out;
+    if (!yt || !yp) goto out;
     if (with_names) {
         char line[1024];
         names = calloc((size_t)nclasses + 1, sizeof *names);
         if (!names || !fgets(line, sizeof line, stdin)) /* the rest of the header line */
             goto bad_input;
         for (int c = 0; c < nclasses; c++) {
-            if (!fgets(line, sizeof line, stdin))
-                goto bad_input;
+            if (!fgets(line, sizeof line, stdin)) goto bad_input;
             line[strcspn(line, "\n")] = '\0';
-            if (!(names[c] = strdup(line)))
-                goto out;
+            if (!(names[c] = strdup(line))) goto out;
         }
     }
     for (long i = 0; i < n; i++)
-        if (scanf("%d", &yt[i]) != 1)
-            goto bad_input;
+        if (scanf("%d", &yt[i]) != 1) goto bad_input;
     for (long i = 0; i < n; i++)
-        if (scanf("%d", &yp[i]) != 1)
-            goto bad_input;
+        if (scanf("%d", &yp[i]) != 1) goto bad_input;
     if (metrics_compute(yt, yp, (size_t)n, nclasses, &m, err, sizeof err)) {
         fprintf(stderr, "metrics_driver: %s\n", err);
         rc = 1;

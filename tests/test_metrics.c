@@ -15,8 +15,7 @@ static char *report(const struct metrics *m, char *const *names, int digits)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     metrics_print_report(m, names, digits, f);
     fclose(f);
     return buf;
@@ -157,10 +156,9 @@ static void test_json(void)
     json_t *j = metrics_to_json(&m, names);
     CHECK(j != NULL, "metrics_to_json");
     if (j) {
-        const char *keys[] = {"accuracy",         "macro_precision", "macro_recall",
-                              "macro_f1",         "weighted_precision", "weighted_recall",
-                              "weighted_f1",      "per_class",       "confusion",
-                              "samples"};
+        const char *keys[] = {"accuracy",           "macro_precision", "macro_recall", "macro_f1",
+                              "weighted_precision", "weighted_recall", "weighted_f1",  "per_class",
+                              "confusion",          "samples"};
         for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
             CHECK(json_object_get(j, keys[i]), "key %s", keys[i]);
         CHECK_INT(json_object_size(j), sizeof keys / sizeof *keys);
