@@ -201,8 +201,8 @@ static int config_set(struct config *c, const char *section, const char *key, co
     } else if (KEY("limits", "free_space_factor")) {
         char *end;
         double f = strtod(val, &end);
-        if (end == val || *end || !(f >= 0 && f <= 100))
-            return err_set(msg, msglen, ERR_INVALID, "free_space_factor must be 0 to 100");
+        if (end == val || *end || !(f >= 0 && f <= 1e6))
+            return err_set(msg, msglen, ERR_INVALID, "free_space_factor must be 0 to 1000000");
         c->free_space_factor = f;
     } else if (KEY("limits", "quota")) {
         if (config_parse_size(val, &c->quota_bytes))

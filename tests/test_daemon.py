@@ -568,6 +568,51 @@ def test_auth(tmp, roots):
     check(p.returncode == 0 and p.stdout.strip() == f"ci = read:{hash_token('abc')}", "token-hash", p.stdout)
 
 
+def test_inspect(d):
+    st, _, b = d.json("GET", "/v1/models/inspect?path=" + MODEL_NAME)
+    ok = check(st == 200 and isinstance(b.get("parameters"), list), "inspect the seed model", (st, b))
+    if ok:
+        names = {p["name"]: p for p in b["parameters"]}
+        fc = names.get("fc.weight", {})
+        check(fc.get("shape") == [10, 256] and fc.get("dtype") == "float32", "inspect: fc.weight [10, 256] float32", fc)
+        check("bert.encoder.layer.0.attention.self.query.weight" in names, "inspect: BERT names", list(names)[:5])
+    st, _, b = d.json("GET", "/v1/models/inspect?path=missing.pt")
+    check_error(st, b, 404, "inspect a missing model", field="path")
+
+
+def test_limits(tmp, roots):
+    conf = "[limits]\nquota = 1K\nbody_limit = 2K\n"
+    d = Daemon(tmp, roots, config=conf, data_dir=os.path.join(tmp, "var-quota"), name="quota")
+    try:
+        st, _, b = d.json("POST", "/v1/jobs", seed_request())
+        check_error(st, b, 507, "over quota")
+        big = {"model": MODEL_NAME, "name": "x" * 3000}
+        st, _, b = d.json("POST", "/v1/jobs", big)
+        check_error(st, b, 413, "configured body limit (2K)")
+    finally:
+        d.stop()
+    conf = "[limits]\nfree_space_factor = 1000000\n"
+    d = Daemon(tmp, roots + ["--log-format", "json"], config=conf,
+               data_dir=os.path.join(tmp, "var-space"), name="space")
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", seed_request(name="no-space"))
+        done = wait_status(d, j["id"], ("failed", "succeeded"), timeout=60)
+        check(done and done["status"] == "failed" and "free space" in (done.get("error") or ""),
+              "job fails before starting when free space < factor x model", done)
+    finally:
+        d.stop()
+    lines = [l for l in open(d.log_path) if l.strip()]
+    parsed = []
+    for l in lines:
+        try:
+            parsed.append(json.loads(l))
+        except ValueError:
+            check(False, "--log-format json: every line is JSON", l)
+    check(parsed and all({"time", "level", "where", "message"} <= set(p) for p in parsed),
+          "JSON log lines have time, level, where, message", parsed[:2])
+    check(any(p.get("job") == j["id"] for p in parsed), "JSON log lines name the job", len(parsed))
+
+
 def test_sigterm_and_crash(tmp, roots):
     data = os.path.join(tmp, "var-stop")
     d = Daemon(tmp, roots + ["--stop-timeout", "10"], data_dir=data, name="stop")
@@ -626,7 +671,8 @@ def main():
         d = Daemon(tmp, roots)
         try:
             for t in (test_basics, lambda x: test_errors(x, tmp), test_jobs_lifecycle, test_cancel,
-                      test_idempotency, test_pagination, test_openapi, test_concurrency, test_metrics):
+                      test_idempotency, test_pagination, test_openapi, test_concurrency, test_metrics,
+                      test_inspect):
                 t(d)
         finally:
             rc, took = d.stop()
@@ -634,6 +680,7 @@ def main():
             if failed:
                 print(d.tail())
         test_auth(tmp, roots)
+        test_limits(tmp, roots)
         test_sigterm_and_crash(tmp, roots)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
