@@ -22,14 +22,14 @@ struct api_stats;
 
 /* What every request shares; read-only once the server runs. */
 struct api_env {
-    const char *data_dir;         /* jobs live in data_dir/jobs/<id>/ */
+    const char *data_dir; /* jobs live in data_dir/jobs/<id>/ */
     const char *db_path;
-    uint64_t quota_bytes;         /* 0: none */
-    const struct auth *auth;      /* no tokens: auth is off */
+    uint64_t quota_bytes;    /* 0: none */
+    const struct auth *auth; /* no tokens: auth is off */
     const struct roots *roots;
-    struct api_stats *stats;      /* thread-safe counters for /metrics */
-    void (*job_submitted)(void *ud);   /* wakes the workers */
-    int (*workers_alive)(void *ud);    /* 1 when every worker thread runs */
+    struct api_stats *stats;         /* thread-safe counters for /metrics */
+    void (*job_submitted)(void *ud); /* wakes the workers */
+    int (*workers_alive)(void *ud);  /* 1 when every worker thread runs */
     void *ud;
 };
 
@@ -37,29 +37,29 @@ struct api_env {
 #define API_PARAM_MAX 128
 
 struct api_request {
-    const char *method;           /* "GET", ...; HEAD is routed as GET */
-    const char *path;             /* without the query string */
-    const char *(*header)(void *conn, const char *name);  /* NULL when absent */
-    const char *(*query)(void *conn, const char *name);   /* decoded; NULL when absent */
+    const char *method;                                  /* "GET", ...; HEAD is routed as GET */
+    const char *path;                                    /* without the query string */
+    const char *(*header)(void *conn, const char *name); /* NULL when absent */
+    const char *(*query)(void *conn, const char *name);  /* decoded; NULL when absent */
     void *conn;
-    const char *body;             /* NUL-terminated, body_len bytes; NULL when none */
+    const char *body; /* NUL-terminated, body_len bytes; NULL when none */
     size_t body_len;
-    struct queue *q;              /* this thread's queue */
+    struct queue *q; /* this thread's queue */
     const struct api_env *env;
-    char params[API_MAX_PARAMS][API_PARAM_MAX];   /* {id} captures, in order */
-    const char *token_name;       /* who asked: a token name, or "" with auth off */
-    enum auth_role role;          /* AUTH_ADMIN with auth off */
-    const char *route;            /* the matched pattern (static), for metrics */
+    char params[API_MAX_PARAMS][API_PARAM_MAX]; /* {id} captures, in order */
+    const char *token_name;                     /* who asked: a token name, or "" with auth off */
+    enum auth_role role;                        /* AUTH_ADMIN with auth off */
+    const char *route;                          /* the matched pattern (static), for metrics */
 };
 
 #define API_MAX_HEADERS 8
 
 struct api_response {
     int status;
-    char *body;                   /* malloc'd, freed by the server; NULL: empty */
+    char *body; /* malloc'd, freed by the server; NULL: empty */
     size_t body_len;
-    const char *content_type;     /* static; NULL: none */
-    int fd;                       /* >= 0: send fd_len bytes from fd_offset; the server closes it */
+    const char *content_type; /* static; NULL: none */
+    int fd;                   /* >= 0: send fd_len bytes from fd_offset; the server closes it */
     uint64_t fd_offset, fd_len;
     size_t nheaders;
     struct {

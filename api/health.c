@@ -19,7 +19,7 @@ static const double job_buckets[] = {1, 5, 15, 30, 60, 120, 300, 900, 3600};
 #define JOB_NB (sizeof job_buckets / sizeof job_buckets[0])
 
 struct hist {
-    unsigned long long bucket[16];    /* cumulative at write time */
+    unsigned long long bucket[16]; /* cumulative at write time */
     unsigned long long count;
     double sum;
 };
@@ -58,8 +58,7 @@ struct api_stats *api_stats_create(void)
 
 void api_stats_destroy(struct api_stats *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -78,8 +77,7 @@ static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
 void api_stats_http(struct api_stats *s, const char *route, const char *method, int status,
                     double seconds)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->lock);
     size_t i;
     for (i = 0; i < s->nhttp; i++)
@@ -92,41 +90,34 @@ void api_stats_http(struct api_stats *s, const char *route, const char *method, 
         s->http[i].status = status;
         s->nhttp++;
     }
-    if (i < s->nhttp)
-        s->http[i].count++;
+    if (i < s->nhttp) s->http[i].count++;
     hist_add(&s->latency, http_buckets, HTTP_NB, seconds);
     pthread_mutex_unlock(&s->lock);
 }
 
 void api_stats_job(struct api_stats *s, const char *status, double seconds)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->lock);
     size_t i;
     for (i = 0; i < s->njobs; i++)
-        if (!strcmp(s->jobs[i].status, status))
-            break;
+        if (!strcmp(s->jobs[i].status, status)) break;
     if (i == s->njobs && s->njobs < JOB_STATUS_COUNT)
         snprintf(s->jobs[s->njobs++].status, sizeof s->jobs[0].status, "%s", status);
-    if (i < s->njobs)
-        hist_add(&s->jobs[i].h, job_buckets, JOB_NB, seconds);
+    if (i < s->njobs) hist_add(&s->jobs[i].h, job_buckets, JOB_NB, seconds);
     pthread_mutex_unlock(&s->lock);
 }
 
 void api_stats_stage(struct api_stats *s, const char *stage, double seconds)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->lock);
     size_t i;
     for (i = 0; i < s->nstages; i++)
-        if (!strcmp(s->stages[i].stage, stage))
-            break;
+        if (!strcmp(s->stages[i].stage, stage)) break;
     if (i == s->nstages && s->nstages < STATS_STAGES)
         snprintf(s->stages[s->nstages++].stage, sizeof s->stages[0].stage, "%s", stage);
-    if (i < s->nstages)
-        hist_add(&s->stages[i].h, job_buckets, JOB_NB, seconds);
+    if (i < s->nstages) hist_add(&s->stages[i].h, job_buckets, JOB_NB, seconds);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -135,8 +126,7 @@ static void hist_write(FILE *out, const char *name, const char *label, const cha
 {
     unsigned long long cum = 0;
     char lab[96] = "";
-    if (label)
-        snprintf(lab, sizeof lab, "%s=\"%s\",", label, value);
+    if (label) snprintf(lab, sizeof lab, "%s=\"%s\",", label, value);
     for (size_t i = 0; i < nb; i++) {
         cum += h->bucket[i];
         fprintf(out, "%s_bucket{%sle=\"%g\"} %llu\n", name, lab, bounds[i], cum);
@@ -160,13 +150,13 @@ void api_stats_write(struct api_stats *s, FILE *out)
                 s->http[i].route, s->http[i].method, s->http[i].status, s->http[i].count);
     fprintf(out, "# HELP prunerd_http_request_duration_seconds Time to answer a request.\n"
                  "# TYPE prunerd_http_request_duration_seconds histogram\n");
-    hist_write(out, "prunerd_http_request_duration_seconds", NULL, NULL, &s->latency,
-               http_buckets, HTTP_NB);
+    hist_write(out, "prunerd_http_request_duration_seconds", NULL, NULL, &s->latency, http_buckets,
+               HTTP_NB);
     fprintf(out, "# HELP prunerd_job_duration_seconds Running time of jobs that ended.\n"
                  "# TYPE prunerd_job_duration_seconds histogram\n");
     for (size_t i = 0; i < s->njobs; i++)
-        hist_write(out, "prunerd_job_duration_seconds", "status", s->jobs[i].status,
-                   &s->jobs[i].h, job_buckets, JOB_NB);
+        hist_write(out, "prunerd_job_duration_seconds", "status", s->jobs[i].status, &s->jobs[i].h,
+                   job_buckets, JOB_NB);
     fprintf(out, "# HELP prunerd_stage_duration_seconds Time spent in each job stage.\n"
                  "# TYPE prunerd_stage_duration_seconds histogram\n");
     for (size_t i = 0; i < s->nstages; i++)
@@ -192,8 +182,7 @@ void api_health_ready(struct api_request *rq, struct api_response *rs)
 
     json_t *body = json_pack("{s:s, s:b, s:b, s:b}", "status", ready ? "ready" : "unavailable",
                              "database", db, "storage", storage, "workers", workers);
-    if (!db && body)
-        json_object_set_new(body, "message", json_string(err));
+    if (!db && body) json_object_set_new(body, "message", json_string(err));
     api_reply_json(rs, ready ? 200 : 503, body);
 }
 
@@ -213,13 +202,14 @@ void api_health_metrics(struct api_request *rq, struct api_response *rs)
     for (int i = 0; !rc && i < JOB_STATUS_COUNT; i++)
         fprintf(out, "prunerd_jobs{status=\"%s\"} %lld\n", job_status_name((enum job_status)i),
                 (long long)counts[i]);
-    fprintf(out, "# HELP prunerd_queue_depth Jobs waiting to run.\n# TYPE prunerd_queue_depth gauge\n");
-    if (!rc)
-        fprintf(out, "prunerd_queue_depth %lld\n", (long long)counts[JOB_QUEUED]);
-    fprintf(out, "# HELP prunerd_up 1 while the database answers.\n# TYPE prunerd_up gauge\n"
-                 "prunerd_up %d\n", rc ? 0 : 1);
-    if (rq->env->stats)
-        api_stats_write(rq->env->stats, out);
+    fprintf(out,
+            "# HELP prunerd_queue_depth Jobs waiting to run.\n# TYPE prunerd_queue_depth gauge\n");
+    if (!rc) fprintf(out, "prunerd_queue_depth %lld\n", (long long)counts[JOB_QUEUED]);
+    fprintf(out,
+            "# HELP prunerd_up 1 while the database answers.\n# TYPE prunerd_up gauge\n"
+            "prunerd_up %d\n",
+            rc ? 0 : 1);
+    if (rq->env->stats) api_stats_write(rq->env->stats, out);
     if (fclose(out) || !buf) {
         free(buf);
         api_reply_error(rs, 500, "internal", NULL, "out of memory");

@@ -34,15 +34,14 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 int api_job_dir_remove(const char *data_dir, const char *id, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
-    if (!api_valid_job_id(id))
-        return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
+    if (!api_valid_job_id(id)) return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
     snprintf(dir, sizeof dir, "%s/jobs/%s", data_dir, id);
     if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
         return err_set(err, errlen, ERR_IO, "removing %s: %s", dir, strerror(errno));
     return 0;
 }
 
-static __thread uint64_t usage_sum;   /* nftw has no user pointer */
+static __thread uint64_t usage_sum; /* nftw has no user pointer */
 
 static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -75,8 +74,7 @@ static json_t *result_number(const json_t *res, const char *when, const char *me
     /* {"metrics": {"before": {"accuracy"}}}, {"before": {...}}, {"eval_before": {...}},
      * {"accuracy_before": x} */
     v = json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
-    if (!json_is_number(v))
-        v = json_object_get(json_object_get(res, when), metric);
+    if (!json_is_number(v)) v = json_object_get(json_object_get(res, when), metric);
     if (!json_is_number(v)) {
         snprintf(flat, sizeof flat, "eval_%s", when);
         v = json_object_get(json_object_get(res, flat), metric);
@@ -101,12 +99,11 @@ static json_t *job_view(const struct job_row *r, int full)
 {
     json_t *res = parse_text(r->result);
     json_t *req = parse_text(r->request);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s}", "id", r->id, "name",
-                          r->name ? r->name : "", "status", job_status_name(r->status), "stage",
-                          r->stage ? r->stage : "", "progress", r->progress, "owner",
-                          r->owner ? r->owner : "");
-    if (!o)
-        goto out;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:f, s:s}", "id", r->id, "name", r->name ? r->name : "",
+                  "status", job_status_name(r->status), "stage", r->stage ? r->stage : "",
+                  "progress", r->progress, "owner", r->owner ? r->owner : "");
+    if (!o) goto out;
     json_object_set_new(o, "created_at", api_time(r->created_at));
     json_object_set_new(o, "started_at", api_time(r->started_at));
     json_object_set_new(o, "finished_at", api_time(r->finished_at));
@@ -157,10 +154,10 @@ static int get_job_or_reply(struct api_request *rq, struct api_response *rs, str
 static int may_modify_or_reply(struct api_request *rq, struct api_response *rs,
                                const struct job_row *row)
 {
-    if (rq->role >= AUTH_ADMIN || (row->owner && !strcmp(row->owner, rq->token_name)))
-        return 1;
-    api_reply_error(rs, 403, "forbidden", NULL, "job %s belongs to '%s'; token '%s' may not change it",
-                    row->id, row->owner ? row->owner : "", rq->token_name);
+    if (rq->role >= AUTH_ADMIN || (row->owner && !strcmp(row->owner, rq->token_name))) return 1;
+    api_reply_error(rs, 403, "forbidden", NULL,
+                    "job %s belongs to '%s'; token '%s' may not change it", row->id,
+                    row->owner ? row->owner : "", rq->token_name);
     return 0;
 }
 
@@ -202,7 +199,10 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     }
     if ((rc = job_request_resolve_paths(req, roots_job_resolve, (void *)rq->env->roots, &fe))) {
         /* A path outside the roots is 403; a missing file is a bad field (400). */
-        api_reply_error(rs, rc == ERR_DENIED ? 403 : rc == ERR_NOTFOUND ? 400 : api_status_for(rc),
+        api_reply_error(rs,
+                        rc == ERR_DENIED     ? 403
+                        : rc == ERR_NOTFOUND ? 400
+                                             : api_status_for(rc),
                         err_name(rc), fe.field[0] ? fe.field : NULL, "%s", fe.message);
         goto out;
     }
@@ -216,16 +216,14 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
     }
-    if (!existed && rq->env->job_submitted)
-        rq->env->job_submitted(rq->env->ud);
+    if (!existed && rq->env->job_submitted) rq->env->job_submitted(rq->env->ud);
     struct job_row row;
     if ((rc = queue_get(rq->q, id, &row, err, sizeof err))) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
     }
     api_header(rs, "Location", "/v1/jobs/%s", id);
-    if (existed)
-        api_header(rs, "Idempotent-Replayed", "true");
+    if (existed) api_header(rs, "Idempotent-Replayed", "true");
     api_reply_json(rs, existed ? 200 : 201, job_view(&row, 1));
     job_row_free(&row);
 out:
@@ -274,15 +272,15 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
         job_row_free(&rows[i]);
     }
     free(rows);
-    api_reply_json(rs, 200, json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor",
-                                      next[0] ? json_string(next) : json_null()));
+    api_reply_json(rs, 200,
+                   json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor",
+                             next[0] ? json_string(next) : json_null()));
 }
 
 void api_jobs_get(struct api_request *rq, struct api_response *rs)
 {
     struct job_row row;
-    if (get_job_or_reply(rq, rs, &row))
-        return;
+    if (get_job_or_reply(rq, rs, &row)) return;
     api_reply_json(rs, 200, job_view(&row, 1));
     job_row_free(&row);
 }
@@ -290,8 +288,7 @@ void api_jobs_get(struct api_request *rq, struct api_response *rs)
 void api_jobs_result(struct api_request *rq, struct api_response *rs)
 {
     struct job_row row;
-    if (get_job_or_reply(rq, rs, &row))
-        return;
+    if (get_job_or_reply(rq, rs, &row)) return;
     json_t *res = parse_text(row.result);
     if (row.status != JOB_SUCCEEDED || !res)
         api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no result yet", row.id,
@@ -306,10 +303,8 @@ void api_jobs_cancel(struct api_request *rq, struct api_response *rs)
 {
     struct job_row row;
     char err[256];
-    if (get_job_or_reply(rq, rs, &row))
-        return;
-    if (!may_modify_or_reply(rq, rs, &row))
-        goto out;
+    if (get_job_or_reply(rq, rs, &row)) return;
+    if (!may_modify_or_reply(rq, rs, &row)) goto out;
     int rc = queue_cancel(rq->q, row.id, err, sizeof err);
     if (rc == ERR_INVALID) {
         api_reply_error(rs, 409, "conflict", NULL, "job %s is %s and cannot be cancelled", row.id,
@@ -321,8 +316,7 @@ void api_jobs_cancel(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     job_row_free(&row);
-    if (get_job_or_reply(rq, rs, &row))
-        return;
+    if (get_job_or_reply(rq, rs, &row)) return;
     api_reply_json(rs, 202, job_view(&row, 1));
 out:
     job_row_free(&row);
@@ -332,18 +326,15 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
 {
     struct job_row row;
     char err[256];
-    if (get_job_or_reply(rq, rs, &row))
-        return;
-    if (!may_modify_or_reply(rq, rs, &row))
-        goto out;
+    if (get_job_or_reply(rq, rs, &row)) return;
+    if (!may_modify_or_reply(rq, rs, &row)) goto out;
     if (row.status == JOB_QUEUED || row.status == JOB_RUNNING) {
         api_reply_error(rs, 409, "conflict", NULL, "job %s is %s: cancel it first", row.id,
                         job_status_name(row.status));
         goto out;
     }
     int rc = queue_delete(rq->q, row.id, err, sizeof err);
-    if (!rc)
-        rc = api_job_dir_remove(rq->env->data_dir, row.id, err, sizeof err);
+    if (!rc) rc = api_job_dir_remove(rq->env->data_dir, row.id, err, sizeof err);
     if (rc) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
@@ -359,15 +350,12 @@ static const json_t *find_artifact(const json_t *res, const char *format)
 {
     const json_t *arts = json_object_get(res, "artifacts"), *a;
     size_t i;
-    if (json_is_object(arts))
-        return json_object_get(arts, format);
+    if (json_is_object(arts)) return json_object_get(arts, format);
     json_array_foreach(arts, i, a)
     {
         const char *f = json_string_value(json_object_get(a, "format"));
-        if (!f)
-            f = json_string_value(json_object_get(a, "kind"));
-        if (f && !strcmp(f, format))
-            return a;
+        if (!f) f = json_string_value(json_object_get(a, "kind"));
+        if (f && !strcmp(f, format)) return a;
     }
     return NULL;
 }
@@ -375,10 +363,8 @@ static const json_t *find_artifact(const json_t *res, const char *format)
 static const char *artifact_file(const json_t *a)
 {
     const char *p = json_string_value(json_object_get(a, "path"));
-    if (!p)
-        p = json_string_value(json_object_get(a, "file"));
-    if (!p)
-        return NULL;
+    if (!p) p = json_string_value(json_object_get(a, "file"));
+    if (!p) return NULL;
     const char *slash = strrchr(p, '/');
     return slash ? slash + 1 : p;
 }
@@ -386,10 +372,8 @@ static const char *artifact_file(const json_t *a)
 /* Does an If-None-Match list hold etag (or "*")? */
 static int etag_matches(const char *list, const char *etag)
 {
-    if (!list)
-        return 0;
-    if (strstr(list, "*"))
-        return 1;
+    if (!list) return 0;
+    if (strstr(list, "*")) return 1;
     return strstr(list, etag) != NULL;
 }
 
@@ -402,15 +386,13 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     struct stat st;
     int fd = -1;
 
-    if (!format || !*format)
-        format = "torchscript";
+    if (!format || !*format) format = "torchscript";
     if (strcmp(format, "torchscript") && strcmp(format, "state_dict")) {
         api_reply_error(rs, 400, "invalid", "format", "'%s' is not torchscript or state_dict",
                         format);
         return;
     }
-    if (get_job_or_reply(rq, rs, &row))
-        return;
+    if (get_job_or_reply(rq, rs, &row)) return;
     res = parse_text(row.result);
     if (row.status != JOB_SUCCEEDED || !res) {
         api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no checkpoint yet", row.id,
@@ -434,8 +416,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     }
     uint64_t size = (uint64_t)st.st_size, start = 0, len = size;
     snprintf(etag, sizeof etag, "\"%s\"", sha ? sha : "");
-    if (sha)
-        api_header(rs, "ETag", "%s", etag);
+    if (sha) api_header(rs, "ETag", "%s", etag);
     api_header(rs, "Accept-Ranges", "bytes");
     if (sha && etag_matches(rq->header(rq->conn, "If-None-Match"), etag)) {
         rs->status = 304;
@@ -444,7 +425,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     const char *range = rq->header(rq->conn, "Range");
     const char *if_range = rq->header(rq->conn, "If-Range");
     if (if_range && (!sha || strcmp(if_range, etag)))
-        range = NULL;             /* changed since: the whole file */
+        range = NULL; /* changed since: the whole file */
     switch (range_parse(range, size, &start, &len)) {
     case RANGE_UNSATISFIABLE:
         api_header(rs, "Content-Range", "bytes */%llu", (unsigned long long)size);
@@ -468,8 +449,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     rs->fd_len = len;
     fd = -1;
 out:
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     json_decref(res);
     job_row_free(&row);
 }

@@ -7,8 +7,7 @@
 extern const char api_openapi_json[];
 extern const size_t api_openapi_json_len;
 
-static void reply_static(struct api_response *rs, const char *text, size_t len,
-                         const char *type)
+static void reply_static(struct api_response *rs, const char *text, size_t len, const char *type)
 {
     rs->body = malloc(len + 1);
     if (!rs->body) {

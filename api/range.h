@@ -5,9 +5,9 @@
 #include <stdint.h>
 
 enum range_result {
-    RANGE_NONE,           /* absent, malformed, or several ranges: send the whole file (200) */
-    RANGE_OK,             /* one satisfiable range: 206 with *start, *len */
-    RANGE_UNSATISFIABLE,  /* 416 with Content-Range: bytes * / size */
+    RANGE_NONE,          /* absent, malformed, or several ranges: send the whole file (200) */
+    RANGE_OK,            /* one satisfiable range: 206 with *start, *len */
+    RANGE_UNSATISFIABLE, /* 416 with Content-Range: bytes * / size */
 };
 
 /* Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against a file of size bytes. */

@@ -22,16 +22,14 @@ void api_response_clear(struct api_response *rs)
 {
     free(rs->body);
     rs->body = NULL;
-    if (rs->fd >= 0)
-        close(rs->fd);
+    if (rs->fd >= 0) close(rs->fd);
     rs->fd = -1;
 }
 
 void api_header(struct api_response *rs, const char *name, const char *fmt, ...)
 {
     va_list ap;
-    if (rs->nheaders == API_MAX_HEADERS)
-        return;
+    if (rs->nheaders == API_MAX_HEADERS) return;
     snprintf(rs->headers[rs->nheaders].name, sizeof rs->headers[0].name, "%s", name);
     va_start(ap, fmt);
     vsnprintf(rs->headers[rs->nheaders].value, sizeof rs->headers[0].value, fmt, ap);
@@ -70,24 +68,30 @@ void api_reply_error(struct api_response *rs, int status, const char *code, cons
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     json_t *e = json_pack("{s:s}", "code", code);
-    if (e && field)
-        json_object_set_new(e, "field", json_string(field));
-    if (e)
-        json_object_set_new(e, "message", json_string(msg));
+    if (e && field) json_object_set_new(e, "field", json_string(field));
+    if (e) json_object_set_new(e, "message", json_string(msg));
     api_reply_json(rs, status, e ? json_pack("{s:o}", "error", e) : NULL);
 }
 
 int api_status_for(int err_code)
 {
     switch (err_code) {
-    case ERR_INVALID: return 400;
-    case ERR_NOTFOUND: return 404;
-    case ERR_DENIED: return 403;
-    case ERR_FORMAT: return 400;
-    case ERR_UNSUPPORTED: return 400;
-    case ERR_NOSPACE: return 507;
-    case ERR_CANCELLED: return 409;
-    default: return 500;
+    case ERR_INVALID:
+        return 400;
+    case ERR_NOTFOUND:
+        return 404;
+    case ERR_DENIED:
+        return 403;
+    case ERR_FORMAT:
+        return 400;
+    case ERR_UNSUPPORTED:
+        return 400;
+    case ERR_NOSPACE:
+        return 507;
+    case ERR_CANCELLED:
+        return 409;
+    default:
+        return 500;
     }
 }
 
@@ -100,12 +104,10 @@ void api_reply_err_code(struct api_response *rs, int err_code, const char *field
 int api_valid_job_id(const char *s)
 {
     static const int dash[] = {8, 13, 18, 23};
-    if (!s || strlen(s) != 36)
-        return 0;
+    if (!s || strlen(s) != 36) return 0;
     for (int i = 0, d = 0; i < 36; i++) {
         if (d < 4 && i == dash[d]) {
-            if (s[i] != '-')
-                return 0;
+            if (s[i] != '-') return 0;
             d++;
         } else if (!isxdigit((unsigned char)s[i])) {
             return 0;
@@ -118,8 +120,7 @@ json_t *api_time(double t)
 {
     char buf[40];
     struct tm tm;
-    if (t <= 0)
-        return json_null();
+    if (t <= 0) return json_null();
     time_t sec = (time_t)t;
     int ms = (int)((t - (double)sec) * 1000.0);
     gmtime_r(&sec, &tm);

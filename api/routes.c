@@ -18,7 +18,7 @@ const struct route api_routes[] = {
     {"GET", "/readyz", api_health_ready, AUTH_NONE},
     {"GET", "/metrics", api_health_metrics, AUTH_NONE},
     {"GET", "/", api_index_get, AUTH_NONE},
-    {NULL, NULL, NULL, AUTH_NONE},    /* 404 */
+    {NULL, NULL, NULL, AUTH_NONE}, /* 404 */
 };
 
 static int match_exact(const char *pattern, const char *path,
@@ -32,8 +32,7 @@ static int match_exact(const char *pattern, const char *path,
             const char *close = strchr(p, '}');
             const char *end = strchr(s, '/');
             size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (!close || len == 0 || len >= API_PARAM_MAX || np == API_MAX_PARAMS)
-                return 0;
+            if (!close || len == 0 || len >= API_PARAM_MAX || np == API_MAX_PARAMS) return 0;
             memcpy(params[np], s, len);
             params[np][len] = '\0';
             np++;
@@ -49,8 +48,7 @@ static int match_exact(const char *pattern, const char *path,
 int routes_pattern_match(const char *pattern, const char *path,
                          char params[API_MAX_PARAMS][API_PARAM_MAX])
 {
-    if (match_exact(pattern, path, params))
-        return 1;
+    if (match_exact(pattern, path, params)) return 1;
     /* Unversioned alias: "/v1/jobs" also answers "/jobs". */
     return !strncmp(pattern, "/v1/", 4) && match_exact(pattern + 3, path, params);
 }
@@ -63,25 +61,21 @@ const struct route *routes_find(const struct route *table, const char *method, c
     const char *m = !strcmp(method, "HEAD") ? "GET" : method;
     size_t used = 0;
 
-    if (allowlen)
-        allow[0] = '\0';
+    if (allowlen) allow[0] = '\0';
     for (r = table; r->method; r++) {
         char scratch[API_MAX_PARAMS][API_PARAM_MAX];
-        if (!routes_pattern_match(r->pattern, path, scratch))
-            continue;
+        if (!routes_pattern_match(r->pattern, path, scratch)) continue;
         if (!strcmp(r->method, m)) {
             memcpy(params, scratch, sizeof scratch);
             return r;
         }
-        if (strstr(allow, r->method))   /* listed already */
+        if (strstr(allow, r->method)) /* listed already */
             continue;
         int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", r->method);
-        if (n > 0 && (size_t)n < allowlen - used)
-            used += (size_t)n;
+        if (n > 0 && (size_t)n < allowlen - used) used += (size_t)n;
         if (!strcmp(r->method, "GET")) {
             n = snprintf(allow + used, allowlen - used, ", HEAD");
-            if (n > 0 && (size_t)n < allowlen - used)
-                used += (size_t)n;
+            if (n > 0 && (size_t)n < allowlen - used) used += (size_t)n;
         }
     }
     return used ? NULL : r;
@@ -96,8 +90,8 @@ void api_dispatch(struct api_request *rq, struct api_response *rs)
     if (!r) {
         rq->route = "(405)";
         api_header(rs, "Allow", "%s", allow);
-        api_reply_error(rs, 405, "method_not_allowed", NULL, "%s is not allowed on %s (allowed: %s)",
-                        rq->method, rq->path, allow);
+        api_reply_error(rs, 405, "method_not_allowed", NULL,
+                        "%s is not allowed on %s (allowed: %s)", rq->method, rq->path, allow);
         return;
     }
     if (!r->method) {

@@ -15,7 +15,7 @@ struct route {
     const char *method;
     const char *pattern;
     api_handler handler;
-    enum auth_role role;          /* AUTH_NONE: open even when tokens are set */
+    enum auth_role role; /* AUTH_NONE: open even when tokens are set */
 };
 
 extern const struct route api_routes[];

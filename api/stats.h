@@ -11,7 +11,7 @@
  */
 struct api_stats;
 
-struct api_stats *api_stats_create(void);   /* NULL when out of memory */
+struct api_stats *api_stats_create(void); /* NULL when out of memory */
 void api_stats_destroy(struct api_stats *s);
 
 /* route is a static string (the route pattern). */

@@ -14,7 +14,7 @@
 struct auth_token {
     char name[AUTH_NAME_MAX + 1];
     enum auth_role role;
-    unsigned char hash[32];       /* sha256 of the secret */
+    unsigned char hash[32]; /* sha256 of the secret */
 };
 
 struct auth {
@@ -25,10 +25,14 @@ struct auth {
 const char *auth_role_name(enum auth_role role)
 {
     switch (role) {
-    case AUTH_READ: return "read";
-    case AUTH_SUBMIT: return "submit";
-    case AUTH_ADMIN: return "admin";
-    case AUTH_NONE: break;
+    case AUTH_READ:
+        return "read";
+    case AUTH_SUBMIT:
+        return "submit";
+    case AUTH_ADMIN:
+        return "admin";
+    case AUTH_NONE:
+        break;
     }
     return "none";
 }
@@ -52,8 +56,7 @@ struct auth *auth_create(void)
 
 void auth_destroy(struct auth *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     OPENSSL_cleanse(a->tokens, a->cap * sizeof *a->tokens);
     free(a->tokens);
     free(a);
@@ -74,11 +77,9 @@ static int sha256(const void *data, size_t len, unsigned char out[32])
 
 static int hex_value(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
+    if (c >= '0' && c <= '9') return c - '0';
     c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
@@ -107,11 +108,12 @@ int auth_add(struct auth *a, const char *name, const char *spec, char *err, size
                        "token '%s': role '%s' is not read, submit or admin", name, role);
     const char *hex = colon + 1;
     if (strlen(hex) != AUTH_HASH_HEX)
-        return err_set(err, errlen, ERR_INVALID,
-                       "token '%s': the hash must be 64 hex digits (sha256; see prunerd token-hash)",
-                       name);
+        return err_set(
+            err, errlen, ERR_INVALID,
+            "token '%s': the hash must be 64 hex digits (sha256; see prunerd token-hash)", name);
     for (int i = 0; i < 32; i++) {
-        int hi = hex_value((unsigned char)hex[2 * i]), lo = hex_value((unsigned char)hex[2 * i + 1]);
+        int hi = hex_value((unsigned char)hex[2 * i]),
+            lo = hex_value((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return err_set(err, errlen, ERR_INVALID, "token '%s': the hash is not hex", name);
         t.hash[i] = (unsigned char)(hi << 4 | lo);
@@ -122,8 +124,7 @@ int auth_add(struct auth *a, const char *name, const char *spec, char *err, size
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 4;
         struct auth_token *nt = realloc(a->tokens, cap * sizeof *nt);
-        if (!nt)
-            return err_set(err, errlen, ERR_NOMEM, "out of memory");
+        if (!nt) return err_set(err, errlen, ERR_NOMEM, "out of memory");
         a->tokens = nt;
         a->cap = cap;
     }
@@ -139,18 +140,15 @@ int auth_check(const struct auth *a, const char *authorization, const char **nam
     const char *p = authorization;
     size_t found = (size_t)-1;
 
-    if (!p || strncasecmp(p, "Bearer ", 7) != 0)
-        return ERR_NOTFOUND;
+    if (!p || strncasecmp(p, "Bearer ", 7) != 0) return ERR_NOTFOUND;
     p += 7;
     while (*p == ' ')
         p++;
     size_t len = strlen(p);
     while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
         len--;
-    if (!len)
-        return ERR_NOTFOUND;
-    if (sha256(p, len, h))
-        return ERR_INTERNAL;
+    if (!len) return ERR_NOTFOUND;
+    if (sha256(p, len, h)) return ERR_INTERNAL;
     /* Compare with every token, without stopping at a match. */
     for (size_t i = 0; i < a->n; i++) {
         int diff = CRYPTO_memcmp(h, a->tokens[i].hash, sizeof h);
@@ -158,8 +156,7 @@ int auth_check(const struct auth *a, const char *authorization, const char **nam
         found = (found & ~mask) | (i & mask);
     }
     OPENSSL_cleanse(h, sizeof h);
-    if (found == (size_t)-1)
-        return ERR_DENIED;
+    if (found == (size_t)-1) return ERR_DENIED;
     *name = a->tokens[found].name;
     *role = a->tokens[found].role;
     return 0;
@@ -169,8 +166,7 @@ int auth_hash_token(const char *secret, char hex[AUTH_HASH_HEX + 1], char *err, 
 {
     static const char digits[] = "0123456789abcdef";
     unsigned char h[32];
-    if (!secret || !*secret)
-        return err_set(err, errlen, ERR_INVALID, "the token is empty");
+    if (!secret || !*secret) return err_set(err, errlen, ERR_INVALID, "the token is empty");
     if (sha256(secret, strlen(secret), h))
         return err_set(err, errlen, ERR_INTERNAL, "sha256 failed");
     for (int i = 0; i < 32; i++) {

@@ -17,7 +17,7 @@ enum auth_role { AUTH_NONE = 0, AUTH_READ = 1, AUTH_SUBMIT = 2, AUTH_ADMIN = 3 }
 #define AUTH_NAME_MAX 64
 #define AUTH_HASH_HEX 64
 
-const char *auth_role_name(enum auth_role role);  /* "read", ...; static */
+const char *auth_role_name(enum auth_role role); /* "read", ...; static */
 int auth_role_parse(const char *name, enum auth_role *out);
 
 struct auth;

@@ -16,24 +16,20 @@ json_t *model_inspect(const char *path, int *code, char *err, size_t errlen)
         *code = ERR_FORMAT;
         return NULL;
     }
-    if (!(list = json_array()))
-        goto oom;
+    if (!(list = json_array())) goto oom;
     for (size_t i = 0; i < ts_model_count(m); i++) {
         struct ts_tensor_info ti;
         int64_t zeros = 0;
         char zerr[128];
-        if (ts_model_info(m, i, &ti))
-            continue;
+        if (ts_model_info(m, i, &ti)) continue;
         json_t *shape = json_array();
         for (int d = 0; d < ti.ndim; d++)
             json_array_append_new(shape, json_integer(ti.shape[d]));
-        json_t *e = json_pack("{s:s, s:o, s:s, s:I, s:s}", "name", ti.name, "shape", shape,
-                              "dtype", ts_dtype_name(ti.dtype), "numel", (json_int_t)ti.numel,
-                              "kind", ti.is_parameter ? "parameter" : "buffer");
-        if (!e)
-            goto oom;
-        if (ts_dtype_is_float(ti.dtype) &&
-            !ts_model_count_zeros(m, i, &zeros, zerr, sizeof zerr)) {
+        json_t *e = json_pack("{s:s, s:o, s:s, s:I, s:s}", "name", ti.name, "shape", shape, "dtype",
+                              ts_dtype_name(ti.dtype), "numel", (json_int_t)ti.numel, "kind",
+                              ti.is_parameter ? "parameter" : "buffer");
+        if (!e) goto oom;
+        if (ts_dtype_is_float(ti.dtype) && !ts_model_count_zeros(m, i, &zeros, zerr, sizeof zerr)) {
             json_object_set_new(e, "zeros", json_integer(zeros));
             json_object_set_new(e, "sparsity",
                                 json_real(ti.numel ? (double)zeros / (double)ti.numel : 0.0));
@@ -47,8 +43,7 @@ json_t *model_inspect(const char *path, int *code, char *err, size_t errlen)
     out = json_pack("{s:s, s:s, s:O, s:I, s:I}", "path", path, "device", ts_model_device(m),
                     "parameters", list, "parameter_count", (json_int_t)nparams, "total_numel",
                     (json_int_t)total);
-    if (!out)
-        goto oom;
+    if (!out) goto oom;
     json_decref(list);
     ts_model_destroy(m);
     return out;

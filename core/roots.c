@@ -11,7 +11,7 @@
 #include "err.h"
 
 struct roots {
-    char **dirs[2];               /* real paths, per kind */
+    char **dirs[2]; /* real paths, per kind */
     size_t n[2];
 };
 
@@ -22,8 +22,7 @@ struct roots *roots_create(void)
 
 void roots_destroy(struct roots *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     for (int k = 0; k < 2; k++) {
         for (size_t i = 0; i < r->n[k]; i++)
             free(r->dirs[k][i]);
@@ -38,16 +37,14 @@ int roots_add(struct roots *r, enum roots_kind kind, const char *dir, char *err,
     struct stat st;
 
     if (!realpath(dir, real))
-        return err_set(err, errlen, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-                       "root '%s': %s", dir, strerror(errno));
+        return err_set(err, errlen, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "root '%s': %s", dir,
+                       strerror(errno));
     if (stat(real, &st) || !S_ISDIR(st.st_mode))
         return err_set(err, errlen, ERR_INVALID, "root '%s' is not a directory", dir);
     char **nd = realloc(r->dirs[kind], (r->n[kind] + 1) * sizeof *nd);
-    if (!nd)
-        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (!nd) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     r->dirs[kind] = nd;
-    if (!(nd[r->n[kind]] = strdup(real)))
-        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (!(nd[r->n[kind]] = strdup(real))) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     r->n[kind]++;
     return 0;
 }
@@ -66,8 +63,7 @@ const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i)
 static int is_under(const char *path, const char *root)
 {
     size_t n = strlen(root);
-    if (n == 1 && root[0] == '/')
-        return path[0] == '/';
+    if (n == 1 && root[0] == '/') return path[0] == '/';
     return !strncmp(path, root, n) && (path[n] == '/' || path[n] == '\0');
 }
 
@@ -77,10 +73,8 @@ static int has_dotdot(const char *path)
     while (*p) {
         const char *e = strchr(p, '/');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 2 && p[0] == '.' && p[1] == '.')
-            return 1;
-        if (!e)
-            break;
+        if (len == 2 && p[0] == '.' && p[1] == '.') return 1;
+        if (!e) break;
         p = e + 1;
     }
     return 0;
@@ -90,11 +84,9 @@ static int has_dotdot(const char *path)
 static int allowed(const struct roots *r, enum roots_kind kind, const char *path)
 {
     for (int k = 0; k < 2; k++) {
-        if (kind == ROOTS_MODEL && k != ROOTS_MODEL)
-            continue;
+        if (kind == ROOTS_MODEL && k != ROOTS_MODEL) continue;
         for (size_t i = 0; i < r->n[k]; i++)
-            if (is_under(path, r->dirs[k][i]))
-                return 1;
+            if (is_under(path, r->dirs[k][i])) return 1;
     }
     return 0;
 }
@@ -105,8 +97,7 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
     char joined[PATH_MAX], real[PATH_MAX];
     struct stat st;
 
-    if (!path || !*path)
-        return err_set(err, errlen, ERR_INVALID, "the path is empty");
+    if (!path || !*path) return err_set(err, errlen, ERR_INVALID, "the path is empty");
     if (strlen(path) >= PATH_MAX / 2)
         return err_set(err, errlen, ERR_INVALID, "the path is too long");
     if (has_dotdot(path))
@@ -129,8 +120,7 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
     }
     if (!allowed(r, kind, real))
         return err_set(err, errlen, ERR_DENIED, "'%s' leads outside the allowed roots", path);
-    if (stat(real, &st))
-        return err_set(err, errlen, ERR_IO, "'%s': %s", path, strerror(errno));
+    if (stat(real, &st)) return err_set(err, errlen, ERR_IO, "'%s': %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return err_set(err, errlen, ERR_INVALID, "'%s' is not a regular file", path);
     if (strlen(real) >= outlen)

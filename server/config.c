@@ -16,8 +16,7 @@ static char *xstrdup(const char *s)
 static int set_str(char **dst, const char *v)
 {
     char *d = strdup(v);
-    if (!d)
-        return ERR_NOMEM;
+    if (!d) return ERR_NOMEM;
     free(*dst);
     *dst = d;
     return 0;
@@ -35,11 +34,9 @@ static void list_clear(char ***list, size_t *n)
 static int list_add(char ***list, size_t *n, const char *v)
 {
     char **nl = realloc(*list, (*n + 1) * sizeof *nl);
-    if (!nl)
-        return ERR_NOMEM;
+    if (!nl) return ERR_NOMEM;
     *list = nl;
-    if (!(nl[*n] = strdup(v)))
-        return ERR_NOMEM;
+    if (!(nl[*n] = strdup(v))) return ERR_NOMEM;
     (*n)++;
     return 0;
 }
@@ -66,8 +63,7 @@ int config_init(struct config *c, char *err, size_t errlen)
 
 void config_free(struct config *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     free(c->data_dir);
     free(c->plugin_dir);
     list_clear(&c->model_roots, &c->n_model_roots);
@@ -86,25 +82,33 @@ int config_parse_size(const char *s, uint64_t *out)
     errno = 0;
     while (isspace((unsigned char)*s))
         s++;
-    if (!isdigit((unsigned char)*s))
-        return ERR_INVALID;
+    if (!isdigit((unsigned char)*s)) return ERR_INVALID;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return ERR_INVALID;
+    if (errno) return ERR_INVALID;
     unsigned shift = 0;
     switch (toupper((unsigned char)*end)) {
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    case 'T': shift = 40; end++; break;
-    default: break;
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    default:
+        break;
     }
-    if (*end == 'i' || *end == 'I')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
-        return ERR_INVALID;
+    if (*end == 'i' || *end == 'I') end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end != '\0' || (shift && v > (UINT64_MAX >> shift))) return ERR_INVALID;
     *out = (uint64_t)v << shift;
     return 0;
 }
@@ -114,8 +118,7 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return ERR_INVALID;
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) return ERR_INVALID;
     *out = (int)v;
     return 0;
 }
@@ -137,8 +140,7 @@ int config_parse_listen(struct config *c, const char *s, char *err, size_t errle
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (!colon)
-            return err_set(err, errlen, ERR_INVALID, "listen '%s': expected ADDR:PORT", s);
+        if (!colon) return err_set(err, errlen, ERR_INVALID, "listen '%s': expected ADDR:PORT", s);
         if ((size_t)(colon - s) >= sizeof host)
             return err_set(err, errlen, ERR_INVALID, "listen '%s': address too long", s);
         memcpy(host, s, (size_t)(colon - s));
@@ -146,8 +148,7 @@ int config_parse_listen(struct config *c, const char *s, char *err, size_t errle
     }
     if (parse_int(colon + 1, 0, 65535, &port))
         return err_set(err, errlen, ERR_INVALID, "listen '%s': port must be 0 to 65535", s);
-    if (host[0])
-        snprintf(c->host, sizeof c->host, "%s", host);
+    if (host[0]) snprintf(c->host, sizeof c->host, "%s", host);
     c->port = (unsigned)port;
     return 0;
 }
@@ -209,20 +210,17 @@ static int config_set(struct config *c, const char *section, const char *key, co
             return err_set(msg, msglen, ERR_INVALID, "quota must be a size (e.g. 10G) or 0");
     } else if (!strcmp(section, "tokens") && from_file) {
         struct config_token *nt = realloc(c->tokens, (c->n_tokens + 1) * sizeof *nt);
-        if (!nt)
-            return err_set(msg, msglen, ERR_NOMEM, "out of memory");
+        if (!nt) return err_set(msg, msglen, ERR_NOMEM, "out of memory");
         c->tokens = nt;
         nt[c->n_tokens].name = strdup(key);
         nt[c->n_tokens].spec = strdup(val);
         c->n_tokens++;
-        if (!nt[c->n_tokens - 1].name || !nt[c->n_tokens - 1].spec)
-            rc = ERR_NOMEM;
+        if (!nt[c->n_tokens - 1].name || !nt[c->n_tokens - 1].spec) rc = ERR_NOMEM;
     } else {
         return err_set(msg, msglen, ERR_INVALID, "unknown setting [%s] %s", section, key);
     }
 #undef KEY
-    if (rc)
-        return err_set(msg, msglen, rc, "out of memory");
+    if (rc) return err_set(msg, msglen, rc, "out of memory");
     return 0;
 }
 
@@ -244,23 +242,19 @@ int config_parse_text(struct config *c, const char *text, const char *source, ch
     int lineno = 0, rc = 0, roots_reset[2] = {0, 0};
     char msg[256];
 
-    if (!copy)
-        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (!copy) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     /* strtok_r would skip empty lines and miscount: walk by hand. */
     for (line = copy; line; line = save) {
         char *nl = strchr(line, '\n');
         save = nl ? nl + 1 : NULL;
-        if (nl)
-            *nl = '\0';
+        if (nl) *nl = '\0';
         lineno++;
         char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';')
-            continue;
+        if (!*s || *s == '#' || *s == ';') continue;
         if (*s == '[') {
             char *close = strchr(s, ']');
             if (!close || close[1] != '\0' || (size_t)(close - s - 1) >= sizeof section) {
-                rc = err_set(err, errlen, ERR_INVALID, "%s:%d: bad section header", source,
-                             lineno);
+                rc = err_set(err, errlen, ERR_INVALID, "%s:%d: bad section header", source, lineno);
                 goto out;
             }
             *close = '\0';
@@ -361,8 +355,7 @@ void config_usage(FILE *out)
             "Flags override the config file (see deploy/prunerd.conf.example).\n");
 }
 
-int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err,
-                      size_t errlen)
+int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen)
 {
     int rc, roots_reset[2] = {0, 0};
     char msg[256];
@@ -370,10 +363,8 @@ int config_parse_args(struct config *c, int argc, char **argv, int *help, char *
     *help = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--config")) {
-            if (i + 1 >= argc)
-                return err_set(err, errlen, ERR_INVALID, "--config needs a value");
-            if ((rc = config_parse_file(c, argv[i + 1], err, errlen)))
-                return rc;
+            if (i + 1 >= argc) return err_set(err, errlen, ERR_INVALID, "--config needs a value");
+            if ((rc = config_parse_file(c, argv[i + 1], err, errlen))) return rc;
         }
     }
     for (int i = 0; i < argc; i++) {
@@ -414,8 +405,7 @@ int config_parse_args(struct config *c, int argc, char **argv, int *help, char *
 
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
-    if (!c->n_model_roots)
-        return err_set(err, errlen, ERR_INVALID, "no model root");
+    if (!c->n_model_roots) return err_set(err, errlen, ERR_INVALID, "no model root");
     if (!c->n_data_roots && !c->n_model_roots)
         return err_set(err, errlen, ERR_INVALID, "no data root");
     if (!config_host_is_loopback(c->host) && !c->n_tokens)

@@ -23,27 +23,27 @@
 
 struct config_token {
     char *name;
-    char *spec;                   /* "role:sha256hex", checked by auth_add */
+    char *spec; /* "role:sha256hex", checked by auth_add */
 };
 
 struct config {
-    char host[128];               /* listen address, without brackets */
+    char host[128]; /* listen address, without brackets */
     unsigned port;
     char *data_dir;
     char **model_roots;
     size_t n_model_roots;
     char **data_roots;
     size_t n_data_roots;
-    int workers;                  /* job worker threads */
-    int http_threads;             /* libmicrohttpd thread pool size */
-    size_t body_limit;            /* request bodies, bytes */
-    int max_attempts;             /* a job fails after this many interrupted runs */
-    int stop_timeout_s;           /* bound on shutdown */
-    int retention_days;           /* finished jobs older than this are deleted; 0 keeps */
-    double free_space_factor;     /* free space needed before a job: factor x model size */
-    uint64_t quota_bytes;         /* size cap of the data dir; 0 = none */
-    int log_json;                 /* --log-format json */
-    char *plugin_dir;             /* NULL: plugins refused */
+    int workers;              /* job worker threads */
+    int http_threads;         /* libmicrohttpd thread pool size */
+    size_t body_limit;        /* request bodies, bytes */
+    int max_attempts;         /* a job fails after this many interrupted runs */
+    int stop_timeout_s;       /* bound on shutdown */
+    int retention_days;       /* finished jobs older than this are deleted; 0 keeps */
+    double free_space_factor; /* free space needed before a job: factor x model size */
+    uint64_t quota_bytes;     /* size cap of the data dir; 0 = none */
+    int log_json;             /* --log-format json */
+    char *plugin_dir;         /* NULL: plugins refused */
     struct config_token *tokens;
     size_t n_tokens;
 };
@@ -51,7 +51,7 @@ struct config {
 /* Fills the defaults: 127.0.0.1:8080, ./var, roots ".", 1 worker, 4 HTTP
  * threads, 1 MiB bodies, 3 attempts, 20 s, 30 days, 2x, no quota. */
 int config_init(struct config *c, char *err, size_t errlen);
-void config_free(struct config *c);   /* frees what c holds, not c */
+void config_free(struct config *c); /* frees what c holds, not c */
 
 /* Parses INI text (source names it in messages).  ERR_INVALID naming
  * source:line on an unknown section or key, or a bad value. */
@@ -61,8 +61,7 @@ int config_parse_file(struct config *c, const char *path, char *err, size_t errl
 
 /* Applies `serve` flags (argv[0] is the first flag); --config is read first
  * wherever it is.  *help is set when --help was given. */
-int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err,
-                      size_t errlen);
+int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen);
 
 /* Cross-field checks: a non-loopback listen address needs tokens. */
 int config_validate(const struct config *c, char *err, size_t errlen);

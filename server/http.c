@@ -31,18 +31,18 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_config cfg;
-    pthread_key_t queue_key;      /* this thread's struct queue * */
+    pthread_key_t queue_key; /* this thread's struct queue * */
     unsigned port;
 };
 
 struct http_req {
-    double start;                 /* monotonic seconds, for the latency */
+    double start; /* monotonic seconds, for the latency */
     char *body;
     size_t len, cap;
-    int too_large;                /* a chunked body went over the limit: 413 once read */
-    int bad_type;                 /* a body that is not JSON: 415 once read */
-    int status;                   /* what was answered (0: nothing yet) */
-    const char *route;            /* static pattern, for /metrics */
+    int too_large;     /* a chunked body went over the limit: 413 once read */
+    int bad_type;      /* a body that is not JSON: 415 once read */
+    int status;        /* what was answered (0: nothing yet) */
+    const char *route; /* static pattern, for /metrics */
     char method[8];
 };
 
@@ -63,8 +63,7 @@ static struct queue *thread_queue(struct http_server *s)
 {
     struct queue *q = pthread_getspecific(s->queue_key);
     char err[256];
-    if (q)
-        return q;
+    if (q) return q;
     if (!(q = queue_open(s->cfg.env->db_path, err, sizeof err))) {
         log_err(NULL, "opening the queue for an HTTP thread: %s", err);
         return NULL;
@@ -91,12 +90,10 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_re
 
     if (rs->fd >= 0) {
         resp = MHD_create_response_from_fd_at_offset64(rs->fd_len, rs->fd, rs->fd_offset);
-        if (resp)
-            rs->fd = -1;          /* closed by libmicrohttpd */
+        if (resp) rs->fd = -1; /* closed by libmicrohttpd */
     } else if (rs->body) {
         resp = MHD_create_response_from_buffer(rs->body_len, rs->body, MHD_RESPMEM_MUST_FREE);
-        if (resp)
-            rs->body = NULL;      /* freed by libmicrohttpd */
+        if (resp) rs->body = NULL; /* freed by libmicrohttpd */
     } else {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     }
@@ -126,13 +123,11 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct http_req *
 
 static int is_json_type(const char *ct)
 {
-    if (!ct)
-        return 0;
+    if (!ct) return 0;
     size_t n = strcspn(ct, ";");
     while (n && ct[n - 1] == ' ')
         n--;
-    if (n == 16 && !strncasecmp(ct, "application/json", 16))
-        return 1;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return 1;
     /* application/something+json */
     return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
@@ -142,10 +137,10 @@ static int is_json_type(const char *ct)
 static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connection *conn,
                                      struct http_req *r)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
     int has_body = len > 0 || (te && strcasestr(te, "chunked"));
 
@@ -157,14 +152,13 @@ static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connectio
     }
     if (has_body && !is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                               MHD_HTTP_HEADER_CONTENT_TYPE)))
-        r->bad_type = 1;          /* answered once the body is read: keeps the connection */
+        r->bad_type = 1; /* answered once the body is read: keeps the connection */
     return MHD_YES;
 }
 
 static void take_body(struct http_server *s, struct http_req *r, const char *data, size_t size)
 {
-    if (r->too_large || r->bad_type)
-        return;                   /* discarding */
+    if (r->too_large || r->bad_type) return; /* discarding */
     if (r->len + size > s->cfg.body_limit) {
         r->too_large = 1;
         free(r->body);
@@ -178,7 +172,7 @@ static void take_body(struct http_server *s, struct http_req *r, const char *dat
             cap *= 2;
         char *nb = realloc(r->body, cap);
         if (!nb) {
-            r->too_large = 1;     /* treat as over the limit rather than drop */
+            r->too_large = 1; /* treat as over the limit rather than drop */
             return;
         }
         r->body = nb;
@@ -190,17 +184,15 @@ static void take_body(struct http_server *s, struct http_req *r, const char *dat
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct http_server *s = cls;
     struct http_req *r = *req_cls;
     (void)version;
 
     if (!r) {
-        if (!(r = calloc(1, sizeof *r)))
-            return MHD_NO;
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->start = now_mono();
         r->route = "(none)";
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -222,8 +214,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           "send the body as Content-Type: application/json");
 
     struct queue *q = thread_queue(s);
-    if (!q)
-        return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
+    if (!q) return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
     struct api_request rq = {
         .method = method,
         .path = url,
@@ -252,11 +243,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct http_req *r = *req_cls;
     (void)conn;
     (void)toe;
-    if (!r)
-        return;
+    if (!r) return;
     if (r->status)
-        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status,
-                       now_mono() - r->start);
+        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status, now_mono() - r->start);
     free(r->body);
     free(r);
     *req_cls = NULL;
@@ -297,22 +286,17 @@ struct http_server *http_start(const struct http_config *hc, char *err, size_t e
         goto fail;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)hc->port, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(hc->threads > 0 ? hc->threads : 1),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_END);
+        flags, (uint16_t)hc->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(hc->threads > 0 ? hc->threads : 1), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%u (in use, or not an address here)",
-                 hc->host, hc->port);
+        snprintf(err, errlen, "cannot listen on %s:%u (in use, or not an address here)", hc->host,
+                 hc->port);
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -331,10 +315,8 @@ unsigned http_port(const struct http_server *s)
 
 void http_stop(struct http_server *s)
 {
-    if (!s)
-        return;
-    if (s->daemon)
-        MHD_stop_daemon(s->daemon);   /* joins the pool threads: their queues close */
+    if (!s) return;
+    if (s->daemon) MHD_stop_daemon(s->daemon); /* joins the pool threads: their queues close */
     pthread_key_delete(s->queue_key);
     free(s);
 }

@@ -46,8 +46,7 @@ void log_write(enum log_level level, const char *file, int line, const char *job
     va_start(ap, fmt);
     n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        msg[0] = '\0';
+    if (n < 0) msg[0] = '\0';
     if (errnum) {
         size_t len = strlen(msg);
         char ebuf[128];
@@ -64,8 +63,7 @@ void log_write(enum log_level level, const char *file, int line, const char *job
         snprintf(where, sizeof where, "%s:%d", base_name(file), line);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", when, "level", level_names[level],
                               "where", where, "message", msg);
-        if (o && job)
-            json_object_set_new(o, "job", json_string(job));
+        if (o && job) json_object_set_new(o, "job", json_string(job));
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         n = snprintf(out, sizeof out, "%s\n", s ? s : msg);
         free(s);
@@ -74,8 +72,7 @@ void log_write(enum log_level level, const char *file, int line, const char *job
         n = snprintf(out, sizeof out, "%s %-5s %s %s:%d %s\n", when, level_names[level],
                      job ? job : "-", base_name(file), line, msg);
     }
-    if (n < 0)
-        return;
+    if (n < 0) return;
     if ((size_t)n >= sizeof out) {
         n = sizeof out - 1;
         out[n - 1] = '\n';

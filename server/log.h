@@ -22,10 +22,9 @@ void log_write(enum log_level level, const char *file, int line, const char *job
  * The level is checked before the arguments are evaluated.  The _errno
  * variants add strerror(errno), captured before anything else runs.
  */
-#define log_at_(lvl, job, errnum, ...)                                                            \
+#define log_at_(lvl, job, errnum, ...)                                                             \
     do {                                                                                           \
-        if (log_enabled(lvl))                                                                      \
-            log_write(lvl, __FILE__, __LINE__, job, errnum, __VA_ARGS__);                          \
+        if (log_enabled(lvl)) log_write(lvl, __FILE__, __LINE__, job, errnum, __VA_ARGS__);        \
     } while (0)
 #define log_errno_at_(lvl, job, ...)                                                               \
     do {                                                                                           \

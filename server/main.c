@@ -23,10 +23,8 @@ int main(int argc, char **argv)
         printf("prunerd %s\n", PRUNERD_VERSION);
         return 0;
     }
-    if (!strcmp(argv[1], "serve"))
-        return serve_main(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "token-hash"))
-        return token_hash_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve")) return serve_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "token-hash")) return token_hash_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

@@ -172,8 +172,7 @@ int serve_main(int argc, char **argv)
     /* 7. Serve until SIGTERM or SIGINT. */
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig))
-            continue;
+        if (sigwait(&sigs, &sig)) continue;
         if (sig == SIGHUP) {
             log_info(NULL, "SIGHUP ignored (restart to reload the config)");
             continue;
@@ -198,10 +197,8 @@ int serve_main(int argc, char **argv)
     rc = 0;
 out:
     http_stop(http);
-    if (workers)
-        workers_stop(workers, cfg.stop_timeout_s);
-    if (q)
-        queue_close(q);
+    if (workers) workers_stop(workers, cfg.stop_timeout_s);
+    if (q) queue_close(q);
     api_stats_destroy(stats);
     roots_destroy(roots);
     auth_destroy(auth);
@@ -230,8 +227,7 @@ int token_hash_main(int argc, char **argv)
         fprintf(stderr, "prunerd token-hash: role must be read, submit or admin\n");
         return 2;
     }
-    if (isatty(STDIN_FILENO))
-        fprintf(stderr, "token (the secret clients send as Bearer): ");
+    if (isatty(STDIN_FILENO)) fprintf(stderr, "token (the secret clients send as Bearer): ");
     if (!fgets(secret, sizeof secret, stdin)) {
         fprintf(stderr, "prunerd token-hash: no token on stdin\n");
         return 2;

@@ -58,10 +58,10 @@ struct workers {
     struct workers_config cfg;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    pthread_cond_t done;          /* a worker thread ended */
-    unsigned long generation;     /* bumped by workers_notify */
+    pthread_cond_t done;      /* a worker thread ended */
+    unsigned long generation; /* bumped by workers_notify */
     atomic_int stopping;
-    int running;                  /* worker threads not yet ended */
+    int running; /* worker threads not yet ended */
     struct worker *w;
 };
 
@@ -71,11 +71,11 @@ struct run_ctx {
     struct queue *q;
     const char *id;
     char stage[32];
-    double stage_started;         /* monotonic */
+    double stage_started; /* monotonic */
     double last_progress_at, last_cancel_poll;
     double last_progress;
-    int user_cancelled;           /* cancel_requested was set */
-    int shutdown;                 /* stopped because the daemon stops */
+    int user_cancelled; /* cancel_requested was set */
+    int shutdown;       /* stopped because the daemon stops */
 };
 
 static double now_mono(void)
@@ -117,8 +117,7 @@ static void hook_progress(void *ud, double progress)
     char err[256];
     double t = now_mono();
     /* Batches are frequent: write at most 4 times a second, and always the end. */
-    if (progress < 1.0 && t - c->last_progress_at < PROGRESS_EVERY_S)
-        return;
+    if (progress < 1.0 && t - c->last_progress_at < PROGRESS_EVERY_S) return;
     c->last_progress_at = t;
     c->last_progress = progress;
     if (queue_set_progress(c->q, c->id, progress, err, sizeof err))
@@ -135,13 +134,11 @@ static int hook_cancelled(void *ud)
         return 1;
     }
     double t = now_mono();
-    if (t - c->last_cancel_poll < CANCEL_POLL_S)
-        return c->user_cancelled;
+    if (t - c->last_cancel_poll < CANCEL_POLL_S) return c->user_cancelled;
     c->last_cancel_poll = t;
     if (queue_cancel_requested(c->q, c->id, &requested, err, sizeof err))
         log_warn(c->id, "polling cancel: %s", err);
-    if (requested)
-        c->user_cancelled = 1;
+    if (requested) c->user_cancelled = 1;
     return c->user_cancelled;
 }
 
@@ -197,8 +194,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         snprintf(err, sizeof err, "%s: %s", fe.field, fe.message);
         goto finish;
     }
-    if ((rc = check_space(&pool->cfg, req, err, sizeof err)))
-        goto finish;
+    if ((rc = check_space(&pool->cfg, req, err, sizeof err))) goto finish;
     snprintf(dir, sizeof dir, "%s/jobs/%s", pool->cfg.data_dir, row->id);
     if (mkdir(dir, 0750) && errno != EEXIST) {
         rc = err_set(err, sizeof err, ERR_IO, "mkdir %s: %s", dir, strerror(errno));
@@ -215,10 +211,8 @@ finish:
         goto out;
     }
     enum job_status st = !rc ? JOB_SUCCEEDED : rc == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
-    if (!rc)
-        result_text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (rc == ERR_CANCELLED)
-        snprintf(err, sizeof err, "cancelled on request");
+    if (!rc) result_text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
     if (queue_finish(q, row->id, st, result_text, rc ? err : NULL, qerr, sizeof qerr))
         log_err(row->id, "recording the end (%s): %s", job_status_name(st), qerr);
     api_stats_job(pool->cfg.stats, job_status_name(st), now_mono() - t0);
@@ -240,8 +234,7 @@ static void sweep(struct workers *pool, struct queue *q)
     char err[256];
     int removed = 0;
 
-    if (pool->cfg.retention_days <= 0)
-        return;
+    if (pool->cfg.retention_days <= 0) return;
     for (size_t s = 0; s < sizeof done / sizeof done[0]; s++) {
         char cursor[64] = "", next[64];
         for (;;) {
@@ -259,8 +252,7 @@ static void sweep(struct workers *pool, struct queue *q)
                 job_row_free(&rows[i]);
             }
             free(rows);
-            if (!next[0] || atomic_load(&pool->stopping))
-                break;
+            if (!next[0] || atomic_load(&pool->stopping)) break;
             snprintf(cursor, sizeof cursor, "%s", next);
         }
     }
@@ -300,8 +292,7 @@ static void *worker_main(void *arg)
             job_row_free(&row);
             continue;
         }
-        if (rc != ERR_NOTFOUND)
-            log_warn(NULL, "worker %d: claiming: %s", wk->index, err);
+        if (rc != ERR_NOTFOUND) log_warn(NULL, "worker %d: claiming: %s", wk->index, err);
         if (wk->index == 0 && now_mono() - last_sweep >= SWEEP_EVERY_S) {
             sweep(pool, q);
             last_sweep = now_mono();
@@ -311,15 +302,13 @@ static void *worker_main(void *arg)
         until.tv_sec += IDLE_WAIT_S;
         pthread_mutex_lock(&pool->lock);
         while (!atomic_load(&pool->stopping) && pool->generation == seen) {
-            if (pthread_cond_timedwait(&pool->wake, &pool->lock, &until) == ETIMEDOUT)
-                break;
+            if (pthread_cond_timedwait(&pool->wake, &pool->lock, &until) == ETIMEDOUT) break;
         }
         pthread_mutex_unlock(&pool->lock);
     }
 out:
     atomic_store(&wk->alive, 0);
-    if (q)
-        queue_close(q);
+    if (q) queue_close(q);
     pthread_mutex_lock(&pool->lock);
     pool->running--;
     pthread_cond_broadcast(&pool->done);
@@ -373,8 +362,7 @@ void workers_notify(struct workers *w)
 int workers_alive(struct workers *w)
 {
     for (int i = 0; i < w->cfg.count; i++)
-        if (!atomic_load(&w->w[i].alive))
-            return 0;
+        if (!atomic_load(&w->w[i].alive)) return 0;
     return 1;
 }
 
@@ -384,8 +372,7 @@ int workers_stop(struct workers *w, double timeout_s)
     int rc = 0;
     char err[256];
 
-    if (!w)
-        return 0;
+    if (!w) return 0;
     atomic_store(&w->stopping, 1);
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += (time_t)timeout_s;
@@ -397,8 +384,7 @@ int workers_stop(struct workers *w, double timeout_s)
     pthread_mutex_lock(&w->lock);
     pthread_cond_broadcast(&w->wake);
     while (w->running > 0) {
-        if (pthread_cond_timedwait(&w->done, &w->lock, &until) == ETIMEDOUT)
-            break;
+        if (pthread_cond_timedwait(&w->done, &w->lock, &until) == ETIMEDOUT) break;
     }
     int left = w->running;
     pthread_mutex_unlock(&w->lock);
@@ -410,21 +396,18 @@ int workers_stop(struct workers *w, double timeout_s)
             pthread_mutex_lock(&w->lock);
             memcpy(id, w->w[i].current, sizeof id);
             pthread_mutex_unlock(&w->lock);
-            if (!id[0])
-                continue;
+            if (!id[0]) continue;
             if (!q || queue_requeue(q, id, 0, err, sizeof err))
                 log_err(id, "re-queueing after the stop timeout: %s", err);
             else
                 log_warn(id, "still running after %.0f s: re-queued; exiting anyway", timeout_s);
         }
-        if (q)
-            queue_close(q);
+        if (q) queue_close(q);
         /* The threads still run: leave w allocated for them. */
         return ERR_CANCELLED;
     }
     for (int i = 0; i < w->cfg.count; i++)
-        if (w->w[i].started)
-            pthread_join(w->w[i].thread, NULL);
+        if (w->w[i].started) pthread_join(w->w[i].thread, NULL);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->lock);

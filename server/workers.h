@@ -8,14 +8,14 @@ struct roots;
 struct api_stats;
 
 struct workers_config {
-    int count;                    /* worker threads (>= 1) */
+    int count; /* worker threads (>= 1) */
     const char *db_path;
-    const char *data_dir;         /* jobs write into data_dir/jobs/<id>/ */
-    const struct roots *roots;    /* paths are resolved again before a run */
-    const char *plugin_dir;       /* NULL: plugins refused */
-    double free_space_factor;     /* needs factor x model size free before a job */
-    int retention_days;           /* 0: keep finished jobs */
-    struct api_stats *stats;      /* may be NULL */
+    const char *data_dir;      /* jobs write into data_dir/jobs/<id>/ */
+    const struct roots *roots; /* paths are resolved again before a run */
+    const char *plugin_dir;    /* NULL: plugins refused */
+    double free_space_factor;  /* needs factor x model size free before a job */
+    int retention_days;        /* 0: keep finished jobs */
+    struct api_stats *stats;   /* may be NULL */
 };
 
 struct workers;

@@ -1,4 +1,5 @@
-/* bench_http.c - keep-alive GET load on one URL path: requests per second and latency percentiles */
+/* bench_http.c - keep-alive GET load on one URL path: requests per second and latency percentiles
+ */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -17,7 +18,7 @@
 struct conn {
     int port, seconds;
     const char *path;
-    double *lat;                  /* seconds per request */
+    double *lat; /* seconds per request */
     size_t n, cap;
     long bad;
 };
@@ -52,14 +53,12 @@ static void *run(void *arg)
 
     while (now() < end) {
         double t0 = now();
-        if (write(fd, req, (size_t)len) != len)
-            break;
+        if (write(fd, req, (size_t)len) != len) break;
         size_t got = 0;
         long need = -1;
         for (;;) {
             ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
-            if (r <= 0)
-                goto done;
+            if (r <= 0) goto done;
             got += (size_t)r;
             buf[got] = '\0';
             char *eoh = strstr(buf, "\r\n\r\n");
@@ -67,11 +66,9 @@ static void *run(void *arg)
                 char *cl = strcasestr(buf, "Content-Length:");
                 need = (long)(eoh + 4 - buf) + (cl ? atol(cl + 15) : 0);
             }
-            if (need >= 0 && (long)got >= need)
-                break;
+            if (need >= 0 && (long)got >= need) break;
         }
-        if (strncmp(buf, "HTTP/1.1 200", 12))
-            c->bad++;
+        if (strncmp(buf, "HTTP/1.1 200", 12)) c->bad++;
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 4096;
             c->lat = realloc(c->lat, c->cap * sizeof *c->lat);

@@ -25,21 +25,20 @@ int main(void)
     snprintf(spec, sizeof spec, "read:%s", hex);
     CHECK_INT(auth_add(a, "reader", spec, err, sizeof err), 0);
     auth_hash_token("s3cret-admin", hex, err, sizeof err);
-    for (char *p = hex; *p; p++)           /* upper-case hex is accepted */
-        if (*p >= 'a' && *p <= 'f')
-            *p = (char)(*p - 'a' + 'A');
+    for (char *p = hex; *p; p++) /* upper-case hex is accepted */
+        if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 'a' + 'A');
     snprintf(spec, sizeof spec, "admin:%s", hex);
     CHECK_INT(auth_add(a, "boss", spec, err, sizeof err), 0);
     CHECK_INT(auth_count(a), 2);
 
     /* Bad config values. */
-    CHECK_INT(auth_add(a, "boss", spec, err, sizeof err), ERR_INVALID);        /* twice */
+    CHECK_INT(auth_add(a, "boss", spec, err, sizeof err), ERR_INVALID); /* twice */
     CHECK(strstr(err, "twice") != NULL, "message: %s", err);
-    CHECK_INT(auth_add(a, "x", "root:00", err, sizeof err), ERR_INVALID);      /* role */
-    CHECK_INT(auth_add(a, "x", "read:00", err, sizeof err), ERR_INVALID);      /* length */
-    CHECK_INT(auth_add(a, "x", "readonly", err, sizeof err), ERR_INVALID);     /* no colon */
+    CHECK_INT(auth_add(a, "x", "root:00", err, sizeof err), ERR_INVALID);  /* role */
+    CHECK_INT(auth_add(a, "x", "read:00", err, sizeof err), ERR_INVALID);  /* length */
+    CHECK_INT(auth_add(a, "x", "readonly", err, sizeof err), ERR_INVALID); /* no colon */
     snprintf(spec, sizeof spec, "read:%.63sg", hex);
-    CHECK_INT(auth_add(a, "x", spec, err, sizeof err), ERR_INVALID);           /* not hex */
+    CHECK_INT(auth_add(a, "x", spec, err, sizeof err), ERR_INVALID); /* not hex */
     CHECK_INT(auth_add(a, "bad name", spec, err, sizeof err), ERR_INVALID);
     CHECK_INT(auth_add(a, "", spec, err, sizeof err), ERR_INVALID);
     CHECK_INT(auth_count(a), 2);

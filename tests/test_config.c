@@ -74,11 +74,11 @@ int main(void)
     CHECK(c.n_tokens == 2 && !strcmp(c.tokens[1].name, "ci-bot") &&
               !strncmp(c.tokens[1].spec, "submit:1111", 11),
           "tokens");
-    CHECK_INT(config_validate(&c, err, sizeof err), 0);   /* 0.0.0.0 with tokens: fine */
+    CHECK_INT(config_validate(&c, err, sizeof err), 0); /* 0.0.0.0 with tokens: fine */
 
     /* Flags override the file; roots on the command line replace the file's. */
-    char *argv[] = {"--listen", "127.0.0.1:0", "--model-root", "/m1", "--model-root=/m2",
-                    "--workers=3", "--log-format", "text", "--data-dir", "/tmp/x"};
+    char *argv[] = {"--listen",    "127.0.0.1:0",  "--model-root", "/m1",        "--model-root=/m2",
+                    "--workers=3", "--log-format", "text",         "--data-dir", "/tmp/x"};
     CHECK_INT(config_parse_args(&c, 10, argv, &help, err, sizeof err), 0);
     CHECK_INT(help, 0);
     CHECK(c.port == 0 && !strcmp(c.host, "127.0.0.1"), "listen %s:%u", c.host, c.port);
@@ -115,8 +115,7 @@ int main(void)
     CHECK(strstr(err, "wrokers") != NULL, "message: %s", err);
     CHECK_INT(config_parse_text(&c, "[sever]\n", "a.conf", err, sizeof err), ERR_INVALID);
     CHECK_INT(config_parse_text(&c, "workers = 2\n", "a.conf", err, sizeof err), ERR_INVALID);
-    CHECK_INT(config_parse_text(&c, "[server]\nworkers\n", "a.conf", err, sizeof err),
-              ERR_INVALID);
+    CHECK_INT(config_parse_text(&c, "[server]\nworkers\n", "a.conf", err, sizeof err), ERR_INVALID);
     CHECK_INT(config_parse_text(&c, "[server]\nlisten = 1.2.3.4\n", "a.conf", err, sizeof err),
               ERR_INVALID);
     CHECK_INT(config_parse_text(&c, "[server]\nlisten = 1.2.3.4:70000\n", "a", err, sizeof err),

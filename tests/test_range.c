@@ -21,7 +21,7 @@ int main(void)
     check("bytes=10-", 100, RANGE_OK, 10, 90);
     check("bytes=-10", 100, RANGE_OK, 90, 10);
     check("bytes=-1000", 100, RANGE_OK, 0, 100);
-    check("bytes=50-1000", 100, RANGE_OK, 50, 50);   /* end clamped */
+    check("bytes=50-1000", 100, RANGE_OK, 50, 50); /* end clamped */
     check("bytes=99-99", 100, RANGE_OK, 99, 1);
     check("bytes = 5-6", 100, RANGE_OK, 5, 2);
     check("Bytes=5-6", 100, RANGE_OK, 5, 2);
@@ -29,12 +29,12 @@ int main(void)
     check("bytes=100-200", 100, RANGE_UNSATISFIABLE, 0, 0);
     check("bytes=-0", 100, RANGE_UNSATISFIABLE, 0, 0);
     check("bytes=0-", 0, RANGE_UNSATISFIABLE, 0, 0);
-    check("bytes=0-1,5-6", 100, RANGE_NONE, 0, 0);     /* several ranges: whole file */
-    check("bytes=9-3", 100, RANGE_NONE, 0, 0);          /* invalid: ignored */
+    check("bytes=0-1,5-6", 100, RANGE_NONE, 0, 0); /* several ranges: whole file */
+    check("bytes=9-3", 100, RANGE_NONE, 0, 0);     /* invalid: ignored */
     check("bytes=-", 100, RANGE_NONE, 0, 0);
     check("bytes=a-b", 100, RANGE_NONE, 0, 0);
     check("items=0-1", 100, RANGE_NONE, 0, 0);
     check("bytes=0-1x", 100, RANGE_NONE, 0, 0);
-    check("bytes=99999999999999999999999-", 100, RANGE_NONE, 0, 0);  /* overflow */
+    check("bytes=99999999999999999999999-", 100, RANGE_NONE, 0, 0); /* overflow */
     return ct_done("test_range");
 }

@@ -10,7 +10,7 @@
 #include "err.h"
 #include "roots.h"
 
-static char base[PATH_MAX];   /* realpath needs PATH_MAX; kept short */
+static char base[PATH_MAX]; /* realpath needs PATH_MAX; kept short */
 #define P 1024
 
 static void touch(const char *rel)
@@ -35,16 +35,14 @@ static void link_to(const char *target, const char *rel)
 {
     char p[P];
     snprintf(p, sizeof p, "%.512s/%s", base, rel);
-    if (symlink(target, p))
-        perror("symlink");
+    if (symlink(target, p)) perror("symlink");
 }
 
 static int resolve(struct roots *r, enum roots_kind k, const char *path, char *out)
 {
     char err[512];
     int rc = roots_resolve(r, k, path, out, PATH_MAX, err, sizeof err);
-    if (rc)
-        printf("  %s -> %d (%s)\n", path, rc, err);
+    if (rc) printf("  %s -> %d (%s)\n", path, rc, err);
     return rc;
 }
 
@@ -63,10 +61,10 @@ int main(void)
     touch("models/sub/n.pt");
     touch("data/dev.txt");
     touch("outside/secret.pt");
-    link_to("../outside/secret.pt", "models/escape.pt");      /* escapes */
-    link_to("sub/n.pt", "models/inside.pt");                  /* stays inside */
-    link_to("../outside", "models/outdir");                   /* a directory that escapes */
-    link_to("../data/dev.txt", "models/data-link.txt");       /* into a data root */
+    link_to("../outside/secret.pt", "models/escape.pt"); /* escapes */
+    link_to("sub/n.pt", "models/inside.pt");             /* stays inside */
+    link_to("../outside", "models/outdir");              /* a directory that escapes */
+    link_to("../data/dev.txt", "models/data-link.txt");  /* into a data root */
 
     struct roots *r = roots_create();
     snprintf(p, sizeof p, "%.512s/models", base);
@@ -96,7 +94,7 @@ int main(void)
 
     /* Escapes. */
     CHECK_INT(resolve(r, ROOTS_MODEL, "../outside/secret.pt", out), ERR_DENIED);
-    CHECK_INT(resolve(r, ROOTS_MODEL, "sub/../m.pt", out), ERR_DENIED);    /* any ".." */
+    CHECK_INT(resolve(r, ROOTS_MODEL, "sub/../m.pt", out), ERR_DENIED); /* any ".." */
     CHECK_INT(resolve(r, ROOTS_MODEL, "escape.pt", out), ERR_DENIED);
     CHECK_INT(resolve(r, ROOTS_MODEL, "outdir/secret.pt", out), ERR_DENIED);
     snprintf(p, sizeof p, "%.512s/outside/secret.pt", base);
@@ -133,7 +131,6 @@ int main(void)
     roots_destroy(NULL);
     char cmd[P];
     snprintf(cmd, sizeof cmd, "rm -rf '%.512s'", base);
-    if (system(cmd))
-        fprintf(stderr, "cleanup failed\n");
+    if (system(cmd)) fprintf(stderr, "cleanup failed\n");
     return ct_done("test_roots");
 }

@@ -26,8 +26,12 @@ static const char *no_header(void *conn, const char *name)
 static int dispatch(const struct api_env *env, const char *method, const char *path,
                     const char *authorization)
 {
-    struct api_request rq = {.method = method, .path = path, .header = no_header,
-                             .query = no_header, .conn = (void *)authorization, .env = env};
+    struct api_request rq = {.method = method,
+                             .path = path,
+                             .header = no_header,
+                             .query = no_header,
+                             .conn = (void *)authorization,
+                             .env = env};
     struct api_response rs;
     api_response_init(&rs);
     api_dispatch(&rq, &rs);

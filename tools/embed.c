@@ -17,8 +17,9 @@ int main(int argc, char **argv)
         perror("embed");
         return 1;
     }
-    fprintf(out, "/* generated from %s by tools/embed.c; do not edit */\n#include <stddef.h>\n"
-                 "const char %s[] = {\n",
+    fprintf(out,
+            "/* generated from %s by tools/embed.c; do not edit */\n#include <stddef.h>\n"
+            "const char %s[] = {\n",
             argv[1], argv[3]);
     while ((c = fgetc(in)) != EOF) {
         fprintf(out, "%d,%s", c, ++n % 20 ? "" : "\n");
