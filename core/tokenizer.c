@@ -73,7 +73,7 @@ enum {
     CL_ALONE = 3, /* a word of its own: CJK ideograph or punctuation */
 };
 
-#define INFO_CP_MASK 0x1FFFFFu /* the code point it becomes */
+#define INFO_CP_MASK 0x1FFFFFu /* the code point it becomes; for CL_ALONE its id */
 #define INFO_CLASS_SHIFT 24
 #define INFO_SIMPLE (1u << 30)
 
@@ -562,6 +562,20 @@ static uint32_t classify(int32_t cp, int lowercase, const uint8_t *second, struc
     return INFO_SIMPLE | ((uint32_t)cl << INFO_CLASS_SHIFT) | (uint32_t)m;
 }
 
+/* For a CL_ALONE code point the table holds its id (it is a whole word:
+ * WordPiece gives the id of its one character, or [UNK]). */
+static uint32_t alone_to_id(const struct tokenizer *t, uint32_t info)
+{
+    if (!(info & INFO_SIMPLE) || ((info >> INFO_CLASS_SHIFT) & 3) != CL_ALONE)
+        return info;
+    if (t->n_tokens > INFO_CP_MASK)
+        return 0; /* ids do not fit: leave it to the slow path */
+    unsigned char b[4];
+    size_t n = utf8_put((int32_t)(info & INFO_CP_MASK), b);
+    int32_t id = vocab_find(t, (const char *)b, n, hash_bytes((const char *)b, n));
+    return (info & ~INFO_CP_MASK) | (uint32_t)(id < 0 ? t->unk_id : id);
+}
+
 static int build_bmp_info(struct tokenizer *t)
 {
     int rc = 0;
@@ -574,7 +588,7 @@ static int build_bmp_info(struct tokenizer *t)
     }
     mark_seconds(second);
     for (int32_t cp = 0; cp < 0x10000; cp++)
-        t->bmp_info[cp] = classify(cp, t->lowercase, second, &tmp, &u8, &out);
+        t->bmp_info[cp] = alone_to_id(t, classify(cp, t->lowercase, second, &tmp, &u8, &out));
 out:
     free(second);
     free(tmp.v);
@@ -738,7 +752,7 @@ struct sink {
     struct tok_ids *grow; /* NULL: fixed */
 };
 
-static int sink_push(struct sink *k, int32_t id)
+static inline int sink_push(struct sink *k, int32_t id)
 {
     if (k->n >= k->limit)
         return 0;
@@ -772,14 +786,12 @@ static inline void word_push(struct word *w, int32_t cp)
     w->ncp++;
 }
 
-/* WordPiece on the word, then empties it. */
-static int word_flush(const struct tokenizer *t, struct word *w, struct sink *k)
+/* WordPiece on the (non-empty) word, then empties it. */
+static int word_piece(const struct tokenizer *t, struct word *w, struct sink *k)
 {
     int32_t ids[TOK_MAX_WORD];
     size_t nids = 0, n = w->ncp, start = 0;
     w->ncp = 0;
-    if (n == 0)
-        return 0;
     if (n > TOK_MAX_WORD)
         return sink_push(k, t->unk_id);
     unsigned char *p = w->buf + 2;
@@ -809,6 +821,12 @@ static int word_flush(const struct tokenizer *t, struct word *w, struct sink *k)
             return rc;
     }
     return 0;
+}
+
+/* Ends the word being built, if any: its ids go to k. */
+static inline int word_flush(const struct tokenizer *t, struct word *w, struct sink *k)
+{
+    return w->ncp ? word_piece(t, w, k) : 0;
 }
 
 /* A one-character word: CJK ideograph or punctuation. */
@@ -921,8 +939,9 @@ static int tokenize(const struct tokenizer *t, const char *text, size_t len, str
         case CL_SPACE:
             rc = word_flush(t, &w, k);
             break;
-        case CL_ALONE:
-            rc = word_alone(t, &w, k, m);
+        case CL_ALONE: /* m is its id */
+            if (!(rc = word_flush(t, &w, k)))
+                rc = sink_push(k, m);
             break;
         default:
             break;
