@@ -84,9 +84,9 @@ struct tok_slot {
 
 struct tokenizer {
     int lowercase;
-    char *pool;             /* the vocab file; tokens NUL-terminated in place */
-    uint32_t *tok_off;      /* id -> offset of its token in pool */
-    uint32_t *tok_len;      /* id -> its length in bytes */
+    char *pool;        /* the vocab file; tokens NUL-terminated in place */
+    uint32_t *tok_off; /* id -> offset of its token in pool */
+    uint32_t *tok_len; /* id -> its length in bytes */
     size_t n_tokens;
     struct tok_slot *slots; /* open addressing, linear probing */
     uint32_t slot_mask;
@@ -100,8 +100,7 @@ struct tokenizer {
 static int is_new15(int32_t cp)
 {
     size_t lo = 0, hi = sizeof uni15_new / sizeof uni15_new[0];
-    if (cp < 0x0CF3)
-        return 0;
+    if (cp < 0x0CF3) return 0;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (cp < uni15_new[mid].lo)
@@ -122,8 +121,7 @@ static utf8proc_category_t cat14(int32_t cp)
 /* BERT's _is_control: every C* category except \t \n \r. */
 static int is_control(int32_t cp)
 {
-    if (cp == '\t' || cp == '\n' || cp == '\r')
-        return 0;
+    if (cp == '\t' || cp == '\n' || cp == '\r') return 0;
     switch (cat14(cp)) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
@@ -139,18 +137,15 @@ static int is_control(int32_t cp)
 /* BERT's _is_whitespace. */
 static int is_bert_space(int32_t cp)
 {
-    return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' ||
-           cat14(cp) == UTF8PROC_CATEGORY_ZS;
+    return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cat14(cp) == UTF8PROC_CATEGORY_ZS;
 }
 
 /* Python's str.isspace()/str.split(): bidi class WS, B or S, or category Zs
  * (how CPython's makeunicodedata.py derives it). */
 static int is_py_space(int32_t cp)
 {
-    if (cp < 0x80)
-        return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x1F);
-    if (is_new15(cp))
-        return 0;
+    if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x1F);
+    if (is_new15(cp)) return 0;
     const utf8proc_property_t *p = utf8proc_get_property(cp);
     return p->category == UTF8PROC_CATEGORY_ZS || p->bidi_class == UTF8PROC_BIDI_CLASS_WS ||
            p->bidi_class == UTF8PROC_BIDI_CLASS_B || p->bidi_class == UTF8PROC_BIDI_CLASS_S;
@@ -204,8 +199,7 @@ static int is_case_ignorable(int32_t cp)
         break;
     }
     for (size_t i = 0; i < sizeof wb / sizeof wb[0]; i++)
-        if (cp == wb[i])
-            return 1;
+        if (cp == wb[i]) return 1;
     return 0;
 }
 
@@ -274,14 +268,12 @@ struct cpbuf {
 
 static int cpbuf_reserve(struct cpbuf *b, size_t cap)
 {
-    if (cap <= b->cap)
-        return 0;
+    if (cap <= b->cap) return 0;
     size_t c = b->cap ? b->cap : 64;
     while (c < cap)
         c *= 2;
     int32_t *v = realloc(b->v, c * sizeof *v);
-    if (!v)
-        return ERR_NOMEM;
+    if (!v) return ERR_NOMEM;
     b->v = v;
     b->cap = c;
     return 0;
@@ -324,20 +316,16 @@ static inline int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
         *i = p + 1;
         return (int32_t)c;
     }
-    if (c < 0xC2)
-        return -1;
+    if (c < 0xC2) return -1;
     if (c < 0xE0) {
-        if (p + 1 >= len || (s[p + 1] & 0xC0) != 0x80)
-            return -1;
+        if (p + 1 >= len || (s[p + 1] & 0xC0) != 0x80) return -1;
         *i = p + 2;
         return (int32_t)(((c & 0x1F) << 6) | (s[p + 1] & 0x3F));
     }
     if (c < 0xF0) {
-        if (p + 2 >= len || (s[p + 1] & 0xC0) != 0x80 || (s[p + 2] & 0xC0) != 0x80)
-            return -1;
+        if (p + 2 >= len || (s[p + 1] & 0xC0) != 0x80 || (s[p + 2] & 0xC0) != 0x80) return -1;
         int32_t cp = (int32_t)(((c & 0x0F) << 12) | ((s[p + 1] & 0x3Fu) << 6) | (s[p + 2] & 0x3F));
-        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
+        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
         *i = p + 3;
         return cp;
     }
@@ -347,8 +335,7 @@ static inline int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
             return -1;
         int32_t cp = (int32_t)(((c & 0x07) << 18) | ((s[p + 1] & 0x3Fu) << 12) |
                                ((s[p + 2] & 0x3Fu) << 6) | (s[p + 3] & 0x3F));
-        if (cp < 0x10000 || cp > 0x10FFFF)
-            return -1;
+        if (cp < 0x10000 || cp > 0x10FFFF) return -1;
         *i = p + 4;
         return cp;
     }
@@ -364,26 +351,22 @@ static int normalize(const int32_t *src, size_t n, utf8proc_option_t opts, struc
                      struct cpbuf *dst)
 {
     int rc = cpbuf_reserve(u8, n + 1); /* 4 bytes per int32_t */
-    if (rc)
-        return rc;
+    if (rc) return rc;
     unsigned char *b = (unsigned char *)u8->v;
     size_t blen = 0;
     for (size_t i = 0; i < n; i++)
         blen += utf8_put(src[i], b + blen);
     for (;;) {
-        utf8proc_ssize_t got = utf8proc_decompose(b, (utf8proc_ssize_t)blen, dst->v,
-                                                  (utf8proc_ssize_t)dst->cap, opts);
-        if (got < 0)
-            return ERR_INTERNAL;
+        utf8proc_ssize_t got =
+            utf8proc_decompose(b, (utf8proc_ssize_t)blen, dst->v, (utf8proc_ssize_t)dst->cap, opts);
+        if (got < 0) return ERR_INTERNAL;
         if ((size_t)got > dst->cap) {
-            if ((rc = cpbuf_reserve(dst, (size_t)got)))
-                return rc;
+            if ((rc = cpbuf_reserve(dst, (size_t)got))) return rc;
             continue;
         }
         if (opts & UTF8PROC_COMPOSE) {
             got = utf8proc_normalize_utf32(dst->v, got, opts);
-            if (got < 0)
-                return ERR_INTERNAL;
+            if (got < 0) return ERR_INTERNAL;
         }
         dst->n = (size_t)got;
         return 0;
@@ -395,17 +378,14 @@ static int lower_strip(const int32_t *w, size_t n, struct cpbuf *tmp, struct cpb
                        struct cpbuf *out)
 {
     int rc = cpbuf_reserve(tmp, 2 * n + 1);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         m += (size_t)py_lower_at(w, n, i, tmp->v + m);
-    if ((rc = normalize(tmp->v, m, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, u8, out)))
-        return rc;
+    if ((rc = normalize(tmp->v, m, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE, u8, out))) return rc;
     size_t k = 0;
     for (size_t i = 0; i < out->n; i++)
-        if (cat14(out->v[i]) != UTF8PROC_CATEGORY_MN)
-            out->v[k++] = out->v[i];
+        if (cat14(out->v[i]) != UTF8PROC_CATEGORY_MN) out->v[k++] = out->v[i];
     out->n = k;
     return 0;
 }
@@ -426,8 +406,7 @@ static int32_t vocab_find(const struct tokenizer *t, const char *s, size_t n, ui
 {
     for (uint32_t i = h & t->slot_mask;; i = (i + 1) & t->slot_mask) {
         const struct tok_slot *sl = &t->slots[i];
-        if (sl->id < 0)
-            return -1;
+        if (sl->id < 0) return -1;
         if (sl->hash == h && t->tok_len[sl->id] == n &&
             memcmp(t->pool + t->tok_off[sl->id], s, n) == 0)
             return sl->id;
@@ -436,10 +415,8 @@ static int32_t vocab_find(const struct tokenizer *t, const char *s, size_t n, ui
 
 int32_t tok_token_to_id(const struct tokenizer *t, const char *token, size_t len)
 {
-    if (!t || (!token && len))
-        return -1;
-    if (len > t->max_token_len)
-        return -1;
+    if (!t || (!token && len)) return -1;
+    if (len > t->max_token_len) return -1;
     return vocab_find(t, token, len, hash_bytes(token, len));
 }
 
@@ -471,8 +448,8 @@ static int read_file(const char *path, char **data, size_t *size, char *err, siz
     size_t n = 0, cap = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return err_set(err, errlen, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-                       "vocab %s: %s", path, strerror(errno));
+        return err_set(err, errlen, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "vocab %s: %s", path,
+                       strerror(errno));
     for (;;) {
         if (cap - n < 65536) {
             cap = cap ? cap * 2 : 262144;
@@ -512,16 +489,13 @@ static void mark_seconds(uint8_t *second)
 {
     int32_t d[32];
     for (int32_t cp = 0; cp <= 0x10FFFF; cp++) {
-        if (cp == 0xD800)
-            cp = 0xE000;
+        if (cp == 0xD800) cp = 0xE000;
         const utf8proc_property_t *p = utf8proc_get_property(cp);
         int hangul = cp >= 0xAC00 && cp <= 0xD7A3;
-        if (!hangul && (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0))
-            continue;
+        if (!hangul && (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0)) continue;
         utf8proc_ssize_t n = utf8proc_decompose_char(cp, d, 32, UTF8PROC_DECOMPOSE, NULL);
         for (utf8proc_ssize_t k = 1; k < n && k < 32; k++)
-            if (d[k] < 0x10000)
-                second[d[k] >> 3] |= (uint8_t)(1u << (d[k] & 7));
+            if (d[k] < 0x10000) second[d[k] >> 3] |= (uint8_t)(1u << (d[k] & 7));
     }
 }
 
@@ -529,12 +503,10 @@ static void mark_seconds(uint8_t *second)
 static uint32_t classify(int32_t cp, int lowercase, const uint8_t *second, struct cpbuf *tmp,
                          struct cpbuf *u8, struct cpbuf *out)
 {
-    if (cp >= 0xD800 && cp <= 0xDFFF)
-        return 0; /* never decoded */
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0; /* never decoded */
     if (cp == 0 || cp == 0xFFFD || is_control(cp))
         return INFO_SIMPLE | ((uint32_t)CL_DROP << INFO_CLASS_SHIFT);
-    if (is_bert_space(cp))
-        return INFO_SIMPLE | ((uint32_t)CL_SPACE << INFO_CLASS_SHIFT) | ' ';
+    if (is_bert_space(cp)) return INFO_SIMPLE | ((uint32_t)CL_SPACE << INFO_CLASS_SHIFT) | ' ';
     int32_t d[8];
     utf8proc_ssize_t nd = utf8proc_decompose_char(cp, d, 8, UTF8PROC_DECOMPOSE, NULL);
     if (nd != 1 || d[0] != cp || utf8proc_get_property(cp)->combining_class != 0 ||
@@ -544,12 +516,9 @@ static uint32_t classify(int32_t cp, int lowercase, const uint8_t *second, struc
     if (lowercase) {
         if (cp == 0x03A3) /* final sigma depends on the word */
             return 0;
-        if (lower_strip(&cp, 1, tmp, u8, out))
-            return 0;
-        if (out->n == 0)
-            return INFO_SIMPLE | ((uint32_t)CL_DROP << INFO_CLASS_SHIFT);
-        if (out->n != 1 || utf8proc_get_property(out->v[0])->combining_class != 0)
-            return 0;
+        if (lower_strip(&cp, 1, tmp, u8, out)) return 0;
+        if (out->n == 0) return INFO_SIMPLE | ((uint32_t)CL_DROP << INFO_CLASS_SHIFT);
+        if (out->n != 1 || utf8proc_get_property(out->v[0])->combining_class != 0) return 0;
         m = out->v[0];
     }
     int cl;
@@ -566,10 +535,8 @@ static uint32_t classify(int32_t cp, int lowercase, const uint8_t *second, struc
  * WordPiece gives the id of its one character, or [UNK]). */
 static uint32_t alone_to_id(const struct tokenizer *t, uint32_t info)
 {
-    if (!(info & INFO_SIMPLE) || ((info >> INFO_CLASS_SHIFT) & 3) != CL_ALONE)
-        return info;
-    if (t->n_tokens > INFO_CP_MASK)
-        return 0; /* ids do not fit: leave it to the slow path */
+    if (!(info & INFO_SIMPLE) || ((info >> INFO_CLASS_SHIFT) & 3) != CL_ALONE) return info;
+    if (t->n_tokens > INFO_CP_MASK) return 0; /* ids do not fit: leave it to the slow path */
     unsigned char b[4];
     size_t n = utf8_put((int32_t)(info & INFO_CP_MASK), b);
     int32_t id = vocab_find(t, (const char *)b, n, hash_bytes((const char *)b, n));
@@ -601,8 +568,7 @@ out:
 
 void tok_destroy(struct tokenizer *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     free(t->pool);
     free(t->tok_off);
     free(t->tok_len);
@@ -630,8 +596,7 @@ struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, s
         rc = err_set(err, errlen, ERR_INVALID, "tokenizer: no vocab path");
         goto out;
     }
-    if ((rc = read_file(vocab_path, &t->pool, &size, err, errlen)))
-        goto out;
+    if ((rc = read_file(vocab_path, &t->pool, &size, err, errlen))) goto out;
     if (size >= UINT32_MAX) {
         rc = err_set(err, errlen, ERR_FORMAT, "vocab %s: too large", vocab_path);
         goto out;
@@ -641,8 +606,7 @@ struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, s
     for (size_t i = 0; i < size; i++)
         if (t->pool[i] == '\n' || (t->pool[i] == '\r' && (i + 1 == size || t->pool[i + 1] != '\n')))
             lines++;
-    if (size && t->pool[size - 1] != '\n' && t->pool[size - 1] != '\r')
-        lines++;
+    if (size && t->pool[size - 1] != '\n' && t->pool[size - 1] != '\r') lines++;
     if (lines == 0 || lines > INT32_MAX / 4) {
         rc = err_set(err, errlen, ERR_FORMAT, "vocab %s: no tokens", vocab_path);
         goto out;
@@ -662,25 +626,22 @@ struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, s
         t->slots[i].id = -1;
     size_t start = 0;
     for (size_t i = 0; i <= size && t->n_tokens < lines; i++) {
-        if (i < size && t->pool[i] != '\n' && t->pool[i] != '\r')
-            continue;
+        if (i < size && t->pool[i] != '\n' && t->pool[i] != '\r') continue;
         size_t len = i - start;
         const unsigned char *s = (const unsigned char *)t->pool + start;
         for (size_t k = 0; k < len;)
             if (utf8_next(s, len, &k) < 0) {
-                rc = err_set(err, errlen, ERR_FORMAT, "vocab %s: line %zu is not UTF-8",
-                             vocab_path, t->n_tokens + 1);
+                rc = err_set(err, errlen, ERR_FORMAT, "vocab %s: line %zu is not UTF-8", vocab_path,
+                             t->n_tokens + 1);
                 goto out;
             }
         t->tok_off[t->n_tokens] = (uint32_t)start;
         t->tok_len[t->n_tokens] = (uint32_t)len;
-        if (len > t->max_token_len)
-            t->max_token_len = (uint32_t)len;
+        if (len > t->max_token_len) t->max_token_len = (uint32_t)len;
         t->n_tokens++;
         if (i < size && t->pool[i] == '\r' && i + 1 < size && t->pool[i + 1] == '\n')
             t->pool[i++] = '\0';
-        if (i < size)
-            t->pool[i] = '\0';
+        if (i < size) t->pool[i] = '\0';
         start = i + 1;
     }
     for (size_t id = 0; id < t->n_tokens; id++)
@@ -688,8 +649,7 @@ struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, s
     t->unk_id = special_id(t, "[UNK]");
     t->cls_id = special_id(t, "[CLS]");
     t->sep_id = special_id(t, "[SEP]");
-    if (t->unk_id < 0 || t->cls_id < 0 || t->sep_id < 0 ||
-        special_id(t, "[PAD]") != TOK_PAD_ID) {
+    if (t->unk_id < 0 || t->cls_id < 0 || t->sep_id < 0 || special_id(t, "[PAD]") != TOK_PAD_ID) {
         rc = err_set(err, errlen, ERR_FORMAT,
                      "vocab %s: needs [UNK], [CLS], [SEP] and [PAD] with id %d", vocab_path,
                      TOK_PAD_ID);
@@ -714,8 +674,7 @@ size_t tok_vocab_size(const struct tokenizer *t)
 
 const char *tok_id_to_token(const struct tokenizer *t, int32_t id)
 {
-    if (!t || id < 0 || (size_t)id >= t->n_tokens)
-        return NULL;
+    if (!t || id < 0 || (size_t)id >= t->n_tokens) return NULL;
     return t->pool + t->tok_off[id];
 }
 
@@ -736,8 +695,7 @@ int32_t tok_unk_id(const struct tokenizer *t)
 
 void tok_ids_free(struct tok_ids *v)
 {
-    if (!v)
-        return;
+    if (!v) return;
     free(v->ids);
     v->ids = NULL;
     v->n = v->cap = 0;
@@ -754,15 +712,12 @@ struct sink {
 
 static inline int sink_push(struct sink *k, int32_t id)
 {
-    if (k->n >= k->limit)
-        return 0;
+    if (k->n >= k->limit) return 0;
     if (k->n == k->cap) {
-        if (!k->grow)
-            return ERR_INTERNAL;
+        if (!k->grow) return ERR_INTERNAL;
         size_t c = k->cap ? 2 * k->cap : 64;
         int32_t *v = realloc(k->ids, c * sizeof *v);
-        if (!v)
-            return ERR_NOMEM;
+        if (!v) return ERR_NOMEM;
         k->ids = k->grow->ids = v;
         k->cap = k->grow->cap = c;
     }
@@ -772,8 +727,8 @@ static inline int sink_push(struct sink *k, int32_t id)
 
 /* The word being built: its UTF-8 after 2 spare bytes (room for "##"). */
 struct word {
-    size_t ncp;                         /* code points seen (may exceed TOK_MAX_WORD) */
-    uint16_t off[TOK_MAX_WORD + 2];     /* byte offset of each code point */
+    size_t ncp;                     /* code points seen (may exceed TOK_MAX_WORD) */
+    uint16_t off[TOK_MAX_WORD + 2]; /* byte offset of each code point */
     unsigned char buf[2 + 4 * (TOK_MAX_WORD + 1)];
 };
 
@@ -792,8 +747,7 @@ static int word_piece(const struct tokenizer *t, struct word *w, struct sink *k)
     int32_t ids[TOK_MAX_WORD];
     size_t nids = 0, n = w->ncp, start = 0;
     w->ncp = 0;
-    if (n > TOK_MAX_WORD)
-        return sink_push(k, t->unk_id);
+    if (n > TOK_MAX_WORD) return sink_push(k, t->unk_id);
     unsigned char *p = w->buf + 2;
     while (start < n) {
         size_t pre = start ? 2 : 0, end = n;
@@ -807,18 +761,15 @@ static int word_piece(const struct tokenizer *t, struct word *w, struct sink *k)
             end--;
         for (; end > start; end--) {
             size_t len = w->off[end] - w->off[start] + pre;
-            if ((id = vocab_find(t, s, len, hash_bytes(s, len))) >= 0)
-                break;
+            if ((id = vocab_find(t, s, len, hash_bytes(s, len))) >= 0) break;
         }
-        if (id < 0)
-            return sink_push(k, t->unk_id);
+        if (id < 0) return sink_push(k, t->unk_id);
         ids[nids++] = id;
         start = end;
     }
     for (size_t i = 0; i < nids; i++) {
         int rc = sink_push(k, ids[i]);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
@@ -833,8 +784,7 @@ static inline int word_flush(const struct tokenizer *t, struct word *w, struct s
 static int word_alone(const struct tokenizer *t, struct word *w, struct sink *k, int32_t cp)
 {
     int rc = word_flush(t, w, k);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     word_push(w, cp);
     return word_flush(t, w, k);
 }
@@ -852,12 +802,10 @@ static int tokenize_slow(const struct tokenizer *t, const unsigned char *s, size
     struct cpbuf a = {0}, b = {0}, u8 = {0}, tmp = {0}, low = {0};
     struct word w = {0};
     /* 1-2: clean, space out CJK */
-    if ((rc = cpbuf_reserve(&a, 3 * len + 1)))
-        goto out;
+    if ((rc = cpbuf_reserve(&a, 3 * len + 1))) goto out;
     for (size_t i = 0; i < len;) {
         int32_t cp = utf8_next(s, len, &i);
-        if (cp == 0 || cp == 0xFFFD || is_control(cp))
-            continue;
+        if (cp == 0 || cp == 0xFFFD || is_control(cp)) continue;
         if (is_bert_space(cp)) {
             a.v[a.n++] = ' ';
         } else if (is_cjk(cp)) {
@@ -869,8 +817,7 @@ static int tokenize_slow(const struct tokenizer *t, const unsigned char *s, size
         }
     }
     /* 3: NFC of the whole text */
-    if ((rc = normalize(a.v, a.n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, &u8, &b)))
-        goto out;
+    if ((rc = normalize(a.v, a.n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, &u8, &b))) goto out;
     /* 4-7 per whitespace-separated word */
     for (size_t i = 0; i < b.n;) {
         while (i < b.n && is_py_space(b.v[i]))
@@ -878,13 +825,11 @@ static int tokenize_slow(const struct tokenizer *t, const unsigned char *s, size
         size_t j = i;
         while (j < b.n && !is_py_space(b.v[j]))
             j++;
-        if (j == i)
-            break;
+        if (j == i) break;
         const int32_t *v = b.v + i;
         size_t n = j - i;
         if (t->lowercase) {
-            if ((rc = lower_strip(b.v + i, j - i, &tmp, &u8, &low)))
-                goto out;
+            if ((rc = lower_strip(b.v + i, j - i, &tmp, &u8, &low))) goto out;
             v = low.v;
             n = low.n;
         }
@@ -895,11 +840,9 @@ static int tokenize_slow(const struct tokenizer *t, const unsigned char *s, size
                 rc = word_flush(t, &w, k);
             else
                 word_push(&w, v[q]);
-            if (rc)
-                goto out;
+            if (rc) goto out;
         }
-        if ((rc = word_flush(t, &w, k)))
-            goto out;
+        if ((rc = word_flush(t, &w, k))) goto out;
         i = j;
     }
 out:
@@ -926,11 +869,9 @@ static int tokenize(const struct tokenizer *t, const char *text, size_t len, str
     while (i < len) {
         size_t at = i;
         int32_t cp = utf8_next(s, len, &i);
-        if (cp < 0)
-            return err_set(err, errlen, ERR_INVALID, "text is not UTF-8 (byte %zu)", at);
+        if (cp < 0) return err_set(err, errlen, ERR_INVALID, "text is not UTF-8 (byte %zu)", at);
         uint32_t info = cp < 0x10000 ? t->bmp_info[cp] : 0;
-        if (!(info & INFO_SIMPLE))
-            goto slow;
+        if (!(info & INFO_SIMPLE)) goto slow;
         int32_t m = (int32_t)(info & INFO_CP_MASK);
         switch ((info >> INFO_CLASS_SHIFT) & 3) {
         case CL_OTHER:
@@ -940,19 +881,16 @@ static int tokenize(const struct tokenizer *t, const char *text, size_t len, str
             rc = word_flush(t, &w, k);
             break;
         case CL_ALONE: /* m is its id */
-            if (!(rc = word_flush(t, &w, k)))
-                rc = sink_push(k, m);
+            if (!(rc = word_flush(t, &w, k))) rc = sink_push(k, m);
             break;
         default:
             break;
         }
-        if (rc)
-            return err_set(err, errlen, rc, "tokenize: out of memory");
+        if (rc) return err_set(err, errlen, rc, "tokenize: out of memory");
         if (k->n >= k->limit) /* tok_encode has all it keeps: just check the rest */
             goto check_rest;
     }
-    if ((rc = word_flush(t, &w, k)))
-        return err_set(err, errlen, rc, "tokenize: out of memory");
+    if ((rc = word_flush(t, &w, k))) return err_set(err, errlen, rc, "tokenize: out of memory");
     return 0;
 check_rest:
 slow:
@@ -961,8 +899,7 @@ slow:
         if (utf8_next(s, len, &q) < 0)
             return err_set(err, errlen, ERR_INVALID, "text is not UTF-8 (byte %zu)", at);
     }
-    if (k->n >= k->limit)
-        return 0;
+    if (k->n >= k->limit) return 0;
     k->n = 0;
     if ((rc = tokenize_slow(t, s, len, k)))
         return err_set(err, errlen, rc, "tokenize: %s", err_name(rc));
@@ -972,8 +909,7 @@ slow:
 int tok_tokenize(const struct tokenizer *t, const char *text, size_t len, struct tok_ids *out,
                  char *err, size_t errlen)
 {
-    if (!out)
-        return err_set(err, errlen, ERR_INVALID, "tokenize: no output list");
+    if (!out) return err_set(err, errlen, ERR_INVALID, "tokenize: no output list");
     struct sink k = {out->ids, 0, out->cap, SIZE_MAX, out};
     out->n = 0;
     int rc = tokenize(t, text, len, &k, err, errlen);
@@ -988,17 +924,14 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int max_
     int32_t *buf = local;
     int rc;
     if (!t || !ids || !mask || max_length < 2)
-        return err_set(err, errlen, ERR_INVALID, "encode: max_length %d (needs >= 2)",
-                       max_length);
+        return err_set(err, errlen, ERR_INVALID, "encode: max_length %d (needs >= 2)", max_length);
     size_t room = (size_t)max_length - 2;
     if (room > sizeof local / sizeof local[0]) {
         buf = malloc(room * sizeof *buf);
-        if (!buf)
-            return err_set(err, errlen, ERR_NOMEM, "encode: out of memory");
+        if (!buf) return err_set(err, errlen, ERR_NOMEM, "encode: out of memory");
     }
     struct sink k = {buf, 0, room, room, NULL};
-    if ((rc = tokenize(t, text, len, &k, err, errlen)))
-        goto out;
+    if ((rc = tokenize(t, text, len, &k, err, errlen))) goto out;
     size_t n = 0;
     ids[n++] = t->cls_id;
     for (size_t i = 0; i < k.n; i++)
@@ -1006,13 +939,10 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int max_
     ids[n++] = t->sep_id;
     for (size_t i = 0; i < (size_t)max_length; i++) {
         mask[i] = i < n;
-        if (i >= n)
-            ids[i] = TOK_PAD_ID;
+        if (i >= n) ids[i] = TOK_PAD_ID;
     }
-    if (real_len)
-        *real_len = (int)n;
+    if (real_len) *real_len = (int)n;
 out:
-    if (buf != local)
-        free(buf);
+    if (buf != local) free(buf);
     return rc;
 }

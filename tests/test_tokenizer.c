@@ -12,13 +12,30 @@
 
 /* One token a line; its id is the line number from 0. */
 static const char *const vocab_lines[] = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "he",  "##llo", "un",  "##aff",
-    "##able", "a",    "##a",   "b",     "ab",    "中",  "文",    "!",   ",",
-    ".",      "e",    "i",     "σ",     "##ς",   "ς",   "dup",   "dup", "##b",
+    "[PAD]",  "[UNK]", "[CLS]", "[SEP]", "hello", "he", "##llo", "un",  "##aff",
+    "##able", "a",     "##a",   "b",     "ab",    "中", "文",    "!",   ",",
+    ".",      "e",     "i",     "σ",     "##ς",   "ς",  "dup",   "dup", "##b",
 };
-enum { HELLO = 4, UN = 7, AFF = 8, ABLE = 9, A = 10, CA = 11, B = 12, AB = 13, ZHONG = 14,
-       WEN = 15, BANG = 16, COMMA = 17, DOT = 18, E = 19, I = 20, SIGMA = 21, CFINAL = 22,
-       UNK = 1 };
+enum {
+    HELLO = 4,
+    UN = 7,
+    AFF = 8,
+    ABLE = 9,
+    A = 10,
+    CA = 11,
+    B = 12,
+    AB = 13,
+    ZHONG = 14,
+    WEN = 15,
+    BANG = 16,
+    COMMA = 17,
+    DOT = 18,
+    E = 19,
+    I = 20,
+    SIGMA = 21,
+    CFINAL = 22,
+    UNK = 1
+};
 
 #define TOK_TEST_MAX 16
 
@@ -54,16 +71,15 @@ static void check_ids(int line, struct tokenizer *t, const char *text, long len,
     va_start(ap, n);
     for (int i = 0; i < n && i < TOK_TEST_MAX; i++) {
         want[i] = va_arg(ap, int);
-        if (ok && ids.ids[i] != want[i])
-            ok = 0;
+        if (ok && ids.ids[i] != want[i]) ok = 0;
     }
     va_end(ap);
     if (ok) {
         ct_pass++;
     } else {
         ct_fail++;
-        fprintf(stderr, "%s:%d: FAIL tokenize \"%s\": rc %d (%s), %zu ids:", __FILE__, line,
-                text, rc, err, ids.n);
+        fprintf(stderr, "%s:%d: FAIL tokenize \"%s\": rc %d (%s), %zu ids:", __FILE__, line, text,
+                rc, err, ids.n);
         for (size_t i = 0; i < ids.n; i++)
             fprintf(stderr, " %d", ids.ids[i]);
         fprintf(stderr, "; expected %d ids:", n);
@@ -86,24 +102,57 @@ static void test_both(struct tokenizer *lo, struct tokenizer *cs)
         IDS(t, "a中b", 3, A, ZHONG, B);
         IDS(t, "中文", 2, ZHONG, WEN);
         IDS(t, "ab", 1, AB);
-        IDS(t, "abz", 1, UNK);             /* ab + ##z: uncoverable -> one [UNK] */
+        IDS(t, "abz", 1, UNK); /* ab + ##z: uncoverable -> one [UNK] */
         IDS(t, "", 0);
         IDS(t, " \t\r\n ", 0);
         IDS(t, "a\tb", 2, A, B);
-        IDS(t, "a\xe2\x80\xa8" "b", 2, A, B);  /* U+2028: str.split() splits */
-        IDS(t, "a\xc2\xa0" "b", 2, A, B);      /* U+00A0: Zs, a space */
-        IDS(t, "a\xe2\x80\x8b" "b", 1, AB);    /* U+200B: Cf, dropped */
-        IDS(t, "a\xc2\x85" "b", 1, AB);        /* U+0085: Cc, dropped before the split */
-        IDS(t, "a\x1c" "b", 1, AB);            /* U+001C: likewise */
-        IDS(t, "a\xef\xbf\xbd" "b", 1, AB);    /* U+FFFD dropped */
+        IDS(t,
+            "a\xe2\x80\xa8"
+            "b",
+            2, A, B); /* U+2028: str.split() splits */
+        IDS(t,
+            "a\xc2\xa0"
+            "b",
+            2, A, B); /* U+00A0: Zs, a space */
+        IDS(t,
+            "a\xe2\x80\x8b"
+            "b",
+            1, AB); /* U+200B: Cf, dropped */
+        IDS(t,
+            "a\xc2\x85"
+            "b",
+            1, AB); /* U+0085: Cc, dropped before the split */
+        IDS(t,
+            "a\x1c"
+            "b",
+            1, AB); /* U+001C: likewise */
+        IDS(t,
+            "a\xef\xbf\xbd"
+            "b",
+            1, AB);                               /* U+FFFD dropped */
         check_ids(__LINE__, t, "a\0b", 3, 1, AB); /* U+0000 dropped */
-        IDS(t, "a\xee\x80\x80" "b", 1, AB);    /* U+E000: Co, dropped */
-        IDS(t, "a\xcd\xb8" "b", 1, AB);        /* U+0378: unassigned */
+        IDS(t,
+            "a\xee\x80\x80"
+            "b",
+            1, AB); /* U+E000: Co, dropped */
+        IDS(t,
+            "a\xcd\xb8"
+            "b",
+            1, AB); /* U+0378: unassigned */
         /* Assigned in Unicode 15.0, unassigned (so dropped) in 14.0: */
-        IDS(t, "a\xf0\x9f\xab\xa8" "b", 1, AB); /* U+1FAE8 (So in 15.0) */
-        IDS(t, "a\xe0\xb3\xb3" "b", 1, AB);     /* U+0CF3 (Mc in 15.0) */
-        IDS(t, "a\xf0\xb1\x8d\x90" "b", 1, AB); /* U+31350 CJK ext. H (Lo) */
-        IDS(t, "dup", 1, 25);                   /* a repeated token: its last id */
+        IDS(t,
+            "a\xf0\x9f\xab\xa8"
+            "b",
+            1, AB); /* U+1FAE8 (So in 15.0) */
+        IDS(t,
+            "a\xe0\xb3\xb3"
+            "b",
+            1, AB); /* U+0CF3 (Mc in 15.0) */
+        IDS(t,
+            "a\xf0\xb1\x8d\x90"
+            "b",
+            1, AB);           /* U+31350 CJK ext. H (Lo) */
+        IDS(t, "dup", 1, 25); /* a repeated token: its last id */
     }
     /* 100 code points is a word, 101 is [UNK]. */
     char word[128];
@@ -126,16 +175,19 @@ static void test_lower(struct tokenizer *lo, struct tokenizer *cs)
     IDS(cs, "UNaffable", 1, UNK);
     IDS(lo, "Hello!", 2, HELLO, BANG);
     IDS(cs, "Hello!", 2, UNK, BANG);
-    IDS(lo, "\xc3\x89", 1, E);          /* É -> é -> e + U+0301 -> e */
+    IDS(lo, "\xc3\x89", 1, E); /* É -> é -> e + U+0301 -> e */
     IDS(cs, "\xc3\x89", 1, UNK);
-    IDS(lo, "e\xcc\x81", 1, E);         /* e + U+0301 (slow path) */
-    IDS(cs, "e\xcc\x81", 1, UNK);       /* NFC: é, not in the vocab */
-    IDS(lo, "\xc4\xb0", 1, I);          /* İ -> i + U+0307 -> i */
+    IDS(lo, "e\xcc\x81", 1, E);   /* e + U+0301 (slow path) */
+    IDS(cs, "e\xcc\x81", 1, UNK); /* NFC: é, not in the vocab */
+    IDS(lo, "\xc4\xb0", 1, I);    /* İ -> i + U+0307 -> i */
     IDS(cs, "\xc4\xb0", 1, UNK);
-    IDS(lo, "\xce\xa3", 1, SIGMA);      /* a lone Σ is not final */
-    IDS(lo, "\xce\xa3\xce\xa3", 2, SIGMA, CFINAL); /* ΣΣ -> σς */
+    IDS(lo, "\xce\xa3", 1, SIGMA);                       /* a lone Σ is not final */
+    IDS(lo, "\xce\xa3\xce\xa3", 2, SIGMA, CFINAL);       /* ΣΣ -> σς */
     IDS(lo, "\xce\xa3\xce\xa3.", 3, SIGMA, CFINAL, DOT); /* '.' is case-ignorable */
-    IDS(lo, "\xce\xa3\xce\xa3" "a", 1, UNK); /* σσa: not final, no ##σ */
+    IDS(lo,
+        "\xce\xa3\xce\xa3"
+        "a",
+        1, UNK); /* σσa: not final, no ##σ */
     IDS(cs, "\xce\xa3", 1, UNK);
 }
 
@@ -165,8 +217,7 @@ static void test_encode(struct tokenizer *t)
     CHECK(n == 3 && ids[1] == AB && ids[599] == 0 && mask[2] == 1 && mask[3] == 0, "n %d", n);
     CHECK_INT(tok_encode(t, "a", 1, 1, ids, mask, &n, err, sizeof err), ERR_INVALID);
     /* invalid UTF-8 after the ids kept is still an error */
-    CHECK_INT(tok_encode(t, "a b a b a \xff", 11, 4, ids, mask, &n, err, sizeof err),
-              ERR_INVALID);
+    CHECK_INT(tok_encode(t, "a b a b a \xff", 11, 4, ids, mask, &n, err, sizeof err), ERR_INVALID);
     CHECK_INT(tok_encode(t, "a b a b a \xee\x80\x80\xff", 14, 4, ids, mask, &n, err, sizeof err),
               ERR_INVALID);
 }
@@ -174,7 +225,9 @@ static void test_encode(struct tokenizer *t)
 static void test_invalid(struct tokenizer *t)
 {
     static const char *const bad[] = {
-        "\xff",             "a\x80",        "\xc0\x80",     /* overlong NUL */
+        "\xff",
+        "a\x80",
+        "\xc0\x80",         /* overlong NUL */
         "\xe0\x80\xaf",     /* overlong '/' */
         "\xed\xa0\x80",     /* surrogate */
         "\xf4\x90\x80\x80", /* above U+10FFFF */
@@ -265,8 +318,8 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    const char *path = write_vocab("vocab.txt", vocab_lines,
-                                   sizeof vocab_lines / sizeof vocab_lines[0], "\n");
+    const char *path =
+        write_vocab("vocab.txt", vocab_lines, sizeof vocab_lines / sizeof vocab_lines[0], "\n");
     char vocab[128];
     snprintf(vocab, sizeof vocab, "%s", path);
     struct tokenizer *lo = tok_create(vocab, 1, err, sizeof err);

@@ -23,8 +23,8 @@ static void print_got(const struct tokenizer *t, const struct tok_ids *ids, int 
     json_t *arr = json_array();
     for (size_t i = 0; i < ids->n; i++) {
         const char *tok = tok_id_to_token(t, ids->ids[i]);
-        json_array_append_new(arr, as_tokens ? json_string(tok ? tok : "?")
-                                             : json_integer(ids->ids[i]));
+        json_array_append_new(arr,
+                              as_tokens ? json_string(tok ? tok : "?") : json_integer(ids->ids[i]));
     }
     char *s = json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII);
     fprintf(stderr, "    got      %s\n", s ? s : "?");
@@ -35,14 +35,12 @@ static void print_got(const struct tokenizer *t, const struct tok_ids *ids, int 
 /* Whether ids equal the expected array: of ids (as_tokens 0) or tokens. */
 static int same(const struct tokenizer *t, const struct tok_ids *ids, json_t *want, int as_tokens)
 {
-    if (!json_is_array(want) || json_array_size(want) != ids->n)
-        return 0;
+    if (!json_is_array(want) || json_array_size(want) != ids->n) return 0;
     for (size_t i = 0; i < ids->n; i++) {
         json_t *w = json_array_get(want, i);
         if (as_tokens) {
             const char *tok = tok_id_to_token(t, ids->ids[i]);
-            if (!json_is_string(w) || !tok || strcmp(json_string_value(w), tok) != 0)
-                return 0;
+            if (!json_is_string(w) || !tok || strcmp(json_string_value(w), tok) != 0) return 0;
         } else if (!json_is_integer(w) || json_integer_value(w) != ids->ids[i]) {
             return 0;
         }
@@ -97,10 +95,9 @@ static long check_file(struct tokenizer *tk[2], const char *path, const char *fi
         memcpy(buf, "\xF3\xB0\x80\x80", 4);
         memcpy(buf + 4, json_string_value(text), tlen);
         for (int slow = 0; slow < 2; slow++) {
-            int rc = tok_tokenize(t, buf + (slow ? 0 : 4), tlen + (slow ? 4 : 0), &ids, err,
-                                  sizeof err);
-            if (rc == 0 && same(t, &ids, want, as_tokens))
-                continue;
+            int rc =
+                tok_tokenize(t, buf + (slow ? 0 : 4), tlen + (slow ? 4 : 0), &ids, err, sizeof err);
+            if (rc == 0 && same(t, &ids, want, as_tokens)) continue;
             (*bad)++;
             if (shown++ < SHOW_MAX) {
                 char *s = json_dumps(text, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
@@ -141,8 +138,7 @@ int main(void)
         tk[lower] = tok_create(vocab, lower, err, sizeof err);
         CHECK(tk[lower] != NULL, "tok_create(%s): %s", vocab, err);
     }
-    if (!tk[0] || !tk[1])
-        goto out;
+    if (!tk[0] || !tk[1]) goto out;
 
     n = check_file(tk, dev, "ids", &bad);
     CHECK(n == 20052, "%s: expected 20052 lines, read %ld", dev, n);
