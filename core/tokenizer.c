@@ -871,7 +871,7 @@ static int tokenize(const struct tokenizer *t, const char *text, size_t len, str
         int32_t cp = utf8_next(s, len, &i);
         if (cp < 0) return err_set(err, errlen, ERR_INVALID, "text is not UTF-8 (byte %zu)", at);
         uint32_t info = cp < 0x10000 ? t->bmp_info[cp] : 0;
-        if (!(info & INFO_SIMPLE)) goto slow;
+        if (!(info & INFO_SIMPLE)) goto rest;
         int32_t m = (int32_t)(info & INFO_CP_MASK);
         switch ((info >> INFO_CLASS_SHIFT) & 3) {
         case CL_OTHER:
@@ -888,12 +888,11 @@ static int tokenize(const struct tokenizer *t, const char *text, size_t len, str
         }
         if (rc) return err_set(err, errlen, rc, "tokenize: out of memory");
         if (k->n >= k->limit) /* tok_encode has all it keeps: just check the rest */
-            goto check_rest;
+            goto rest;
     }
     if ((rc = word_flush(t, &w, k))) return err_set(err, errlen, rc, "tokenize: out of memory");
     return 0;
-check_rest:
-slow:
+rest: /* the rest must be UTF-8 too; then, unless k is full, start over slowly */
     for (size_t q = i; q < len;) {
         size_t at = q;
         if (utf8_next(s, len, &q) < 0)
