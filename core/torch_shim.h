@@ -32,23 +32,23 @@ enum ts_dtype {
 };
 
 struct ts_tensor_info {
-    const char *name;             /* owned by the model or dict, valid until destroy */
-    int ndim;                     /* 0..TS_MAX_DIMS */
+    const char *name; /* owned by the model or dict, valid until destroy */
+    int ndim;         /* 0..TS_MAX_DIMS */
     int64_t shape[TS_MAX_DIMS];
     int64_t numel;
     enum ts_dtype dtype;
-    int is_parameter;             /* 1 parameter, 0 buffer (models); 1 for dict entries */
-    int is_cuda;                  /* lives on a CUDA device */
+    int is_parameter; /* 1 parameter, 0 buffer (models); 1 for dict entries */
+    int is_cuda;      /* lives on a CUDA device */
 };
 
-struct ts_model;                  /* a loaded TorchScript module */
-struct ts_dict;                   /* a loaded state_dict-style file: name -> tensor */
+struct ts_model; /* a loaded TorchScript module */
+struct ts_dict;  /* a loaded state_dict-style file: name -> tensor */
 
 /* Library facts. Strings are static. */
-const char *ts_libtorch_version(void);  /* e.g. "1.13.1" */
-int ts_cuda_available(void);            /* 1 when libtorch has CUDA and a device is there */
+const char *ts_libtorch_version(void); /* e.g. "1.13.1" */
+int ts_cuda_available(void);           /* 1 when libtorch has CUDA and a device is there */
 int ts_dtype_is_float(enum ts_dtype dt);
-const char *ts_dtype_name(enum ts_dtype dt);  /* "float32", "float16", ... */
+const char *ts_dtype_name(enum ts_dtype dt); /* "float32", "float16", ... */
 
 /* Intra-op threads for this process (at::set_num_threads); n <= 0 leaves it. */
 void ts_set_threads(int n);
@@ -62,6 +62,11 @@ int ts_get_threads(void);
  * ts_model_destroy.  Returns NULL on failure.
  */
 struct ts_model *ts_model_load(const char *path, const char *device, char *err, size_t errlen);
+/* The same, returning the code: 0 with *out set, or ERR_NOTFOUND / ERR_IO
+ * (file), ERR_INVALID (device string), ERR_FORMAT, ERR_UNSUPPORTED, ERR_NOMEM,
+ * ERR_TORCH with *out NULL. */
+int ts_model_open(const char *path, const char *device, struct ts_model **out, char *err,
+                  size_t errlen);
 void ts_model_destroy(struct ts_model *m);
 
 /* Named parameters, then named buffers, recursively, in module order (the
@@ -94,8 +99,8 @@ int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, cha
  * floats) and the class count into *ncls.
  */
 int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t *attention_mask,
-                     int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls,
-                     char *err, size_t errlen);
+                     int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls, char *err,
+                     size_t errlen);
 
 /* The device the model lives on ("cpu", "cuda:0"). Static or model-owned. */
 const char *ts_model_device(const struct ts_model *m);
@@ -116,6 +121,9 @@ int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, si
  * element is non-zero, 0 where it is zero (any dtype).
  */
 struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen);
+/* The same, returning the code (ERR_FORMAT for anything but a zip-format
+ * torch.save of a dict of name -> tensor) with *out NULL on failure. */
+int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errlen);
 void ts_dict_destroy(struct ts_dict *d);
 size_t ts_dict_count(const struct ts_dict *d);
 int ts_dict_info(const struct ts_dict *d, size_t i, struct ts_tensor_info *out);
