@@ -479,7 +479,15 @@ int ts_model_unmap_f32(struct ts_model *m, size_t i, int write_back, char *err, 
     int rc = ts_catch(err, errlen, ERR_TORCH, e.name.c_str(), [&]() -> int {
         if (write_back && e.shadow.defined()) {
             torch::NoGradGuard no_grad;
-            e.t.copy_(e.shadow);
+            if (e.t.scalar_type() == at::kFloat) {
+                e.t.copy_(e.shadow);
+            } else {
+                /* Only the elements the caller changed: a float64 value
+                 * round-tripped through float32 would lose its low bits. */
+                at::Tensor old = e.t.to(at::kCPU);
+                at::Tensor changed = e.shadow.ne(old.to(at::kFloat));
+                e.t.copy_(at::where(changed, e.shadow.to(old.scalar_type()), old));
+            }
         }
         return 0;
     });
