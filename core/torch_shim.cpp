@@ -1085,9 +1085,18 @@ int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errle
                 return err_set(err, errlen, ERR_UNSUPPORTED, "%s: byte order '%s'", path,
                                order.c_str());
         }
+        if (zip->hasRecord("constants.pkl"))
+            return err_set(err, errlen, ERR_FORMAT,
+                           "%s: a TorchScript archive, not a torch.save dict of tensors", path);
         auto pkl = zip->getRecord("data.pkl");
         pk_reader rd(*zip, (const uint8_t *)std::get<0>(pkl).get(), std::get<1>(pkl));
-        pk_ref root = rd.run();
+        pk_ref root;
+        try {
+            root = rd.run();
+        } catch (const ts_format_error &e) {
+            return err_set(err, errlen, ERR_FORMAT, "%s: not a dict of name -> tensor: %s", path,
+                           e.what());
+        }
         if (root->k != pk_val::DICT)
             return err_set(err, errlen, ERR_FORMAT, "%s: holds no dict of name -> tensor", path);
         std::unique_ptr<ts_dict> dd(new ts_dict);

@@ -13,6 +13,7 @@ Writes into OUTDIR:
   garbage.pt       not a TorchScript archive
   masks_dict.pth   plain dict name -> bool / uint8 / float32 tensors
   masks_od.pth     an OrderedDict (a state_dict, with _metadata) of tensors
+  masks_p4.pth     pickle protocol 4: a Parameter, empty, 0-d and view tensors
   list.pth         a list of tensors (not a dict)
   legacy.pth       a dict saved in the legacy (non-zip) format
   names_<m>.txt    per model: "name dtype is_param ndim shape..." in named_parameters() then
@@ -236,6 +237,15 @@ def main(out):
     od["fc.weight"][0, :3] = 0
     torch.save(od, os.path.join(out, "masks_od.pth"))
     write_masks(os.path.join(out, "masks_masks_od.txt"), od)
+    # pickle protocol 4, a Parameter, an empty and a 0-d tensor, a view sharing a storage
+    p4 = collections.OrderedDict()
+    p4["a"] = torch.tensor([0.0, 1.0, 2.0])
+    p4["b"] = nn.Parameter(torch.tensor([[0.0, 3.0], [0.0, 0.0]], dtype=torch.float64))
+    p4["c"] = torch.zeros(0)
+    p4["d"] = torch.tensor(5, dtype=torch.int64)
+    p4["e"] = p4["a"][1:]
+    torch.save(p4, os.path.join(out, "masks_p4.pth"), pickle_protocol=4)
+    write_masks(os.path.join(out, "masks_masks_p4.txt"), p4)
     torch.save([torch.ones(2)], os.path.join(out, "list.pth"))
     torch.save({"a": torch.ones(2)}, os.path.join(out, "legacy.pth"), _use_new_zipfile_serialization=False)
 

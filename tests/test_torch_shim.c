@@ -458,6 +458,7 @@ static void test_dicts(void)
 {
     check_masks("masks_dict.pth");
     check_masks("masks_od.pth");
+    check_masks("masks_p4.pth");
     ts_dict_destroy(NULL);
 }
 

@@ -100,7 +100,7 @@ def test_zero_first_half(tmp, name):
 
 
 def test_dicts(tmp):
-    for f in ("masks_dict.pth", "masks_od.pth"):
+    for f in ("masks_dict.pth", "masks_od.pth", "masks_p4.pth"):
         rc, msg, lines = driver("dict", os.path.join(tmp, f))
         check(rc == 0, "%s: rc %s %s" % (f, rc, msg))
         want = torch.load(os.path.join(tmp, f))
