@@ -21,8 +21,12 @@ enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCEL
 #define JOB_STATUS_COUNT 5
 #define JOB_ID_LEN 36             /* a UUID v4 in text form */
 
-const char *job_status_name(enum job_status s);   /* "queued", ... */
-int job_status_parse(const char *name, enum job_status *out);
+const char *job_status_name(enum job_status s);   /* "queued", ...; "unknown" when out of range */
+int job_status_parse(const char *name, enum job_status *out);   /* 0 or ERR_INVALID */
+/* Non-zero when id is exactly a lowercase UUID v4 in text form (what
+ * queue_submit makes).  Every function taking an id checks it before any
+ * SQL and answers ERR_NOTFOUND for a malformed one (no such job can exist). */
+int job_id_valid(const char *id);
 
 struct job_row {
     char id[JOB_ID_LEN + 1];
@@ -38,6 +42,7 @@ struct job_row {
     char *stages;                 /* JSON text: [{"stage","started_at","finished_at"}] */
     char *result;                 /* JSON text of result.json, or NULL */
     char *error;                  /* or NULL */
+    int files_deleted;            /* retention removed its output files (the row stays) */
 };
 void job_row_free(struct job_row *r);   /* frees the strings, not r */
 
@@ -47,6 +52,10 @@ struct queue;
  * applied in order and recorded.  NULL with a message on failure. */
 struct queue *queue_open(const char *path, char *err, size_t errlen);
 void queue_close(struct queue *q);
+/* queue_open with options (core/db.h): busy timeout, test fault hooks. */
+struct db_options;
+struct queue *queue_open_with(const char *path, const struct db_options *opt, char *err,
+                              size_t errlen);
 
 /*
  * Commits a queued job before returning.  With a non-NULL idem_key already
@@ -76,5 +85,19 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
                   size_t errlen);
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen);
 int queue_counts(struct queue *q, int64_t counts[JOB_STATUS_COUNT], char *err, size_t errlen);
+
+/*
+ * Retention: the ids of finished jobs (succeeded, failed, cancelled) whose
+ * finished_at is before older_than (unix seconds) and whose files are not
+ * yet deleted, oldest first.  *ids is malloc'd (free with queue_ids_free).
+ */
+int queue_expired(struct queue *q, double older_than, char ***ids, size_t *n, char *err,
+                  size_t errlen);
+void queue_ids_free(char **ids, size_t n);
+/* Records that a finished job's files are gone (the row stays, files_deleted
+ * = 1); ERR_INVALID for a job not finished. */
+int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t errlen);
+/* PRAGMA integrity_check: 0, or ERR_DB with its first complaint. */
+int queue_integrity_check(struct queue *q, char *err, size_t errlen);
 
 #endif
