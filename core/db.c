@@ -558,7 +558,13 @@ struct db *db_open(const char *path, const struct db_options *opt, char *err, si
         db_pragma(db, "PRAGMA synchronous", "2", err, errlen) ||
         db_pragma(db, "PRAGMA foreign_keys", "1", err, errlen))
         goto fail;
-    if (db_migrate(db, db_migrations, db_migration_count, err, errlen))
+    const struct db_migration *list = db_migrations;
+    size_t n = db_migration_count;
+    if (opt && opt->migrations) {
+        list = opt->migrations;
+        n = opt->migration_count;
+    }
+    if (db_migrate(db, list, n, err, errlen))
         goto fail;
     return db;
 fail:

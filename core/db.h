@@ -38,13 +38,15 @@ struct db_hooks {
 struct db_options {
     int busy_timeout_ms;          /* <= 0: 5000 */
     const struct db_hooks *hooks; /* NULL: none (copied by db_open) */
+    const struct db_migration *migrations;   /* NULL: the embedded db_migrations */
+    size_t migration_count;
 };
 
 struct db;
 
 /*
  * Opens (creating) the database at path: WAL, synchronous=FULL, busy
- * timeout, foreign keys, then the embedded migrations (db_migrate).  opt
+ * timeout, foreign keys, then the migrations (db_migrate).  opt
  * may be NULL.  Returns NULL with a message on failure (nothing left open).
  * One struct db per thread.
  */
