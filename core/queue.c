@@ -502,8 +502,22 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
     int in_txn = 0;
     char id[JOB_ID_LEN + 1] = "";
     memset(out, 0, sizeof *out);
-    int rc = db_begin(q->db, err, errlen);
+    /* Idle workers poll: answer "none" from a read, without the write lock. */
+    int rc = db_prepare(q->db, "SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1", &st, err,
+                        errlen);
     if (rc)
+        goto out;
+    int s = db_step(q->db, st);
+    if (s == SQLITE_DONE) {
+        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");
+        goto out;
+    } else if (s != SQLITE_ROW) {
+        rc = db_fail(q->db, s, "look for a queued job", err, errlen);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = db_begin(q->db, err, errlen)))
         goto out;
     in_txn = 1;
     if ((rc = db_prepare(q->db,
@@ -515,7 +529,7 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
                          &st, err, errlen)))
         goto out;
     sqlite3_bind_double(st, 1, now_unix());
-    int s = db_step(q->db, st);
+    s = db_step(q->db, st);
     if (s == SQLITE_ROW) {
         snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
         s = db_step(q->db, st);
@@ -527,7 +541,7 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
     sqlite3_finalize(st);
     st = NULL;
     if (!id[0]) {
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");
+        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");   /* another took it */
         goto out;   /* rolls back the empty transaction */
     }
     if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err,
