@@ -15,14 +15,25 @@
  * queue_recover (start-up) re-queues jobs left running by a dead process
  * with attempts + 1, and fails them once attempts reaches the maximum.
  * Each thread opens its own struct queue (its own sqlite3 *).
+ *
+ * attempts counts interrupted runs: a claim is not an attempt; recovery adds
+ * one, queue_requeue adds one only when asked.  A claim starts a new run:
+ * stage "", progress 0, stages [].  Every id-taking function answers
+ * ERR_NOTFOUND for an id that is not job_id_valid, without touching SQL.
+ * SQLite failures (busy past the timeout, disk full, I/O error) are ERR_DB
+ * with SQLite's message; the transaction is rolled back, nothing changes.
  */
 
 enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
 #define JOB_STATUS_COUNT 5
 #define JOB_ID_LEN 36             /* a UUID v4 in text form */
 
-const char *job_status_name(enum job_status s);   /* "queued", ... */
-int job_status_parse(const char *name, enum job_status *out);
+const char *job_status_name(enum job_status s);   /* "queued", ...; "unknown" when out of range */
+int job_status_parse(const char *name, enum job_status *out);   /* 0 or ERR_INVALID */
+/* Non-zero when id is exactly a lowercase UUID v4 in text form (what
+ * queue_submit makes).  Every function taking an id checks it before any
+ * SQL and answers ERR_NOTFOUND for a malformed one (no such job can exist). */
+int job_id_valid(const char *id);
 
 struct job_row {
     char id[JOB_ID_LEN + 1];
@@ -38,15 +49,21 @@ struct job_row {
     char *stages;                 /* JSON text: [{"stage","started_at","finished_at"}] */
     char *result;                 /* JSON text of result.json, or NULL */
     char *error;                  /* or NULL */
+    int files_deleted;            /* retention removed its output files (the row stays) */
 };
 void job_row_free(struct job_row *r);   /* frees the strings, not r */
 
 struct queue;
 
-/* Opens (creating) the database at path, WAL mode, busy timeout, migrations
- * applied in order and recorded.  NULL with a message on failure. */
+/* Opens (creating) the database at path, WAL mode, synchronous=FULL, busy
+ * timeout 5000 ms, migrations applied in order and recorded (core/db.c).
+ * NULL with a message on failure.  queue_close(NULL) is a no-op. */
 struct queue *queue_open(const char *path, char *err, size_t errlen);
 void queue_close(struct queue *q);
+/* queue_open with options (core/db.h): busy timeout, test fault hooks. */
+struct db_options;
+struct queue *queue_open_with(const char *path, const struct db_options *opt, char *err,
+                              size_t errlen);
 
 /*
  * Commits a queued job before returning.  With a non-NULL idem_key already
@@ -56,25 +73,55 @@ int queue_submit(struct queue *q, const char *request_json, const char *name, co
                  const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
                  size_t errlen);
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen);
-/* Newest first; status < 0 for all; cursor "" or the next_cursor of the last
- * page.  *rows is malloc'd (free each with job_row_free, then free()). */
+/* Newest first; status < 0 for all; limit clamped to 1..500; cursor "" (or
+ * NULL) or the next_cursor of the last page, which is "" after the last
+ * page; pages stay stable while jobs are added.  ERR_INVALID for a bad
+ * status or cursor.  *rows is malloc'd, NULL when *n is 0 (free each with
+ * job_row_free, then free()). */
 int queue_list(struct queue *q, int status, int limit, const char *cursor, struct job_row **rows,
                size_t *n, char next_cursor[64], char *err, size_t errlen);
-/* Claims the oldest queued job atomically: ERR_NOTFOUND when none. */
+/* Claims the oldest queued job atomically (created_at, then insertion
+ * order): ERR_NOTFOUND when none.  out is filled (job_row_free it). */
 int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen);
+/* Running jobs only (else ERR_INVALID): closes the open entry of stages and
+ * appends {stage, started_at: now, finished_at: null}. */
 int queue_set_stage(struct queue *q, const char *id, const char *stage, char *err, size_t errlen);
+/* Running jobs only; progress clamped to 0..1, NaN is ERR_INVALID.  Each
+ * call is an fsync'd commit: callers throttle. */
 int queue_set_progress(struct queue *q, const char *id, double progress, char *err, size_t errlen);
+/* Running -> succeeded (progress 1), failed or cancelled, closing the last
+ * stage; result_json must be JSON when given.  Else ERR_INVALID. */
 int queue_finish(struct queue *q, const char *id, enum job_status status, const char *result_json,
                  const char *error, char *err, size_t errlen);
 /* queued: cancelled at once; running: cancel_requested set; else ERR_INVALID. */
 int queue_cancel(struct queue *q, const char *id, char *err, size_t errlen);
 int queue_cancel_requested(struct queue *q, const char *id, int *requested, char *err,
                            size_t errlen);
-/* Back to queued (SIGTERM): attempts unchanged when count_attempt is 0. */
+/* Running -> queued (SIGTERM): attempts unchanged when count_attempt is 0;
+ * cancel_requested is kept.  Else ERR_INVALID. */
 int queue_requeue(struct queue *q, const char *id, int count_attempt, char *err, size_t errlen);
+/* Every running job (run by a process now dead: call before starting
+ * workers): attempts + 1; re-queued while attempts < max_attempts, else
+ * failed with "interrupted N times (daemon died while it ran); giving up".
+ * One transaction; the counts may be NULL.  max_attempts < 1: ERR_INVALID. */
 int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed, char *err,
                   size_t errlen);
+/* Finished jobs only (else ERR_INVALID); ERR_NOTFOUND when missing. */
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen);
 int queue_counts(struct queue *q, int64_t counts[JOB_STATUS_COUNT], char *err, size_t errlen);
+
+/*
+ * Retention: the ids of finished jobs (succeeded, failed, cancelled) whose
+ * finished_at is before older_than (unix seconds) and whose files are not
+ * yet deleted, oldest first.  *ids is malloc'd (free with queue_ids_free).
+ */
+int queue_expired(struct queue *q, double older_than, char ***ids, size_t *n, char *err,
+                  size_t errlen);
+void queue_ids_free(char **ids, size_t n);
+/* Records that a finished job's files are gone (the row stays, files_deleted
+ * = 1); ERR_INVALID for a job not finished. */
+int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t errlen);
+/* PRAGMA integrity_check: 0, or ERR_DB with its first complaint. */
+int queue_integrity_check(struct queue *q, char *err, size_t errlen);
 
 #endif

@@ -62,6 +62,11 @@ int ts_get_threads(void);
  * ts_model_destroy.  Returns NULL on failure.
  */
 struct ts_model *ts_model_load(const char *path, const char *device, char *err, size_t errlen);
+/* The same, returning the code: 0 with *out set, or ERR_NOTFOUND / ERR_IO
+ * (file), ERR_INVALID (device string), ERR_FORMAT, ERR_UNSUPPORTED, ERR_NOMEM,
+ * ERR_TORCH with *out NULL. */
+int ts_model_open(const char *path, const char *device, struct ts_model **out, char *err,
+                  size_t errlen);
 void ts_model_destroy(struct ts_model *m);
 
 /* Named parameters, then named buffers, recursively, in module order (the
@@ -116,6 +121,9 @@ int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, si
  * element is non-zero, 0 where it is zero (any dtype).
  */
 struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen);
+/* The same, returning the code (ERR_FORMAT for anything but a zip-format
+ * torch.save of a dict of name -> tensor) with *out NULL on failure. */
+int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errlen);
 void ts_dict_destroy(struct ts_dict *d);
 size_t ts_dict_count(const struct ts_dict *d);
 int ts_dict_info(const struct ts_dict *d, size_t i, struct ts_tensor_info *out);

@@ -1,0 +1,194 @@
+/* shim_driver.c - a command-line driver of the torch_shim C API for the Python tests */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "err.h"
+#include "torch_shim.h"
+
+/*
+ * shim_driver load MODEL [DEVICE]         -> "rc NAME MESSAGE" then, on success,
+ *                                            one "name dtype is_param numel" line per tensor
+ * shim_driver zero-first-half IN OUT.pt OUT.pth
+ *                                         -> zeroes the first half (row-major) of every
+ *                                            floating tensor, saves TorchScript and state_dict
+ * shim_driver dict FILE                   -> "rc NAME MESSAGE" then "name dtype numel bits"
+ * shim_driver forward MODEL INPUT         -> INPUT is "B L", B*L ids, B*L mask; prints
+ *                                            "ncls" then B*ncls logits (%.9g)
+ * shim_driver save-rss MODEL OUT (sd|ts)  -> saves and prints the resident set before and the
+ *                                            peak during the save, in kB
+ * Exit status: 0 when the command ran (the rc line tells the outcome), 2 on usage errors.
+ */
+
+static int report(int rc, const char *err)
+{
+    printf("%d %s %s\n", rc, rc ? err_name(rc) : "ok", rc ? err : "");
+    return rc;
+}
+
+static int cmd_load(const char *path, const char *device)
+{
+    char err[1024] = "";
+    struct ts_model *m = NULL;
+    if (report(ts_model_open(path, device, &m, err, sizeof err), err) != 0) return 0;
+    printf("device %s\n", ts_model_device(m));
+    for (size_t i = 0; i < ts_model_count(m); i++) {
+        struct ts_tensor_info info;
+        if (ts_model_info(m, i, &info) == 0)
+            printf("%s %s %d %" PRId64 "\n", info.name, ts_dtype_name(info.dtype),
+                   info.is_parameter, info.numel);
+    }
+    ts_model_destroy(m);
+    return 0;
+}
+
+static int cmd_zero_first_half(const char *in, const char *out_ts, const char *out_sd)
+{
+    char err[1024] = "";
+    struct ts_model *m = NULL;
+    int rc = ts_model_open(in, "cpu", &m, err, sizeof err);
+    for (size_t i = 0; rc == 0 && i < ts_model_count(m); i++) {
+        struct ts_tensor_info info;
+        float *p = NULL;
+        rc = ts_model_info(m, i, &info);
+        if (rc != 0 || !ts_dtype_is_float(info.dtype)) continue;
+        rc = ts_model_map_f32(m, i, &p, err, sizeof err);
+        if (rc != 0) break;
+        for (int64_t k = 0; k < info.numel / 2; k++)
+            p[k] = 0.0f;
+        rc = ts_model_unmap_f32(m, i, 1, err, sizeof err);
+    }
+    if (rc == 0) rc = ts_model_save_torchscript(m, out_ts, err, sizeof err);
+    if (rc == 0) rc = ts_model_save_state_dict(m, out_sd, err, sizeof err);
+    report(rc, err);
+    ts_model_destroy(m);
+    return 0;
+}
+
+static int cmd_dict(const char *path)
+{
+    char err[1024] = "";
+    struct ts_dict *d = NULL;
+    if (report(ts_dict_open(path, &d, err, sizeof err), err) != 0) return 0;
+    for (size_t i = 0; i < ts_dict_count(d); i++) {
+        struct ts_tensor_info info;
+        if (ts_dict_info(d, i, &info) != 0) continue;
+        uint8_t *bits = malloc((size_t)info.numel + 1);
+        if (!bits || ts_dict_read_u8(d, i, bits, (size_t)info.numel, err, sizeof err) != 0) {
+            printf("%s read failed: %s\n", info.name, err);
+            free(bits);
+            continue;
+        }
+        printf("%s %s %" PRId64 " ", info.name, ts_dtype_name(info.dtype), info.numel);
+        for (int64_t k = 0; k < info.numel; k++)
+            putchar(bits[k] ? '1' : '0');
+        printf("%s\n", info.numel ? "" : "-");
+        free(bits);
+    }
+    ts_dict_destroy(d);
+    return 0;
+}
+
+static int cmd_forward(const char *model, const char *input)
+{
+    char err[1024] = "";
+    int64_t b = 0, l = 0, *ids = NULL, *mask = NULL;
+    float *out = NULL;
+    struct ts_model *m = NULL;
+    int rc = ERR_INVALID, ncls = 0;
+    FILE *f = fopen(input, "r");
+    if (!f || fscanf(f, "%" SCNd64 " %" SCNd64, &b, &l) != 2 || b <= 0 || l <= 0) {
+        snprintf(err, sizeof err, "%s: bad input file", input);
+        goto out;
+    }
+    ids = calloc((size_t)(b * l), sizeof *ids);
+    mask = calloc((size_t)(b * l), sizeof *mask);
+    out = calloc((size_t)b * 1024, sizeof *out);
+    if (!ids || !mask || !out) {
+        rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < b * l; i++)
+        if (fscanf(f, "%" SCNd64, &ids[i]) != 1) goto out;
+    for (int64_t i = 0; i < b * l; i++)
+        if (fscanf(f, "%" SCNd64, &mask[i]) != 1) goto out;
+    rc = ts_model_open(model, "cpu", &m, err, sizeof err);
+    if (rc == 0)
+        rc = ts_model_forward(m, ids, mask, b, l, out, (size_t)b * 1024, &ncls, err, sizeof err);
+    if (report(rc, err) == 0) {
+        printf("%d\n", ncls);
+        for (int64_t i = 0; i < b * ncls; i++)
+            printf("%.9g\n", out[i]);
+    }
+    rc = 0;
+out:
+    if (rc != 0) report(rc, err);
+    if (f) fclose(f);
+    ts_model_destroy(m);
+    free(ids);
+    free(mask);
+    free(out);
+    return 0;
+}
+
+/* "VmRSS" or "VmHWM" from /proc/self/status, in kB; -1 if unknown. */
+static long proc_kb(const char *key)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); 0 on success. */
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int ok = fputs("5", f) >= 0;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+static int cmd_save_rss(const char *model, const char *out, const char *kind)
+{
+    char err[1024] = "";
+    struct ts_model *m = NULL;
+    int rc = ts_model_open(model, "cpu", &m, err, sizeof err);
+    if (rc == 0) {
+        int reset = reset_peak();
+        long before = proc_kb("VmRSS");
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        long maxrss_before = ru.ru_maxrss;
+        rc = strcmp(kind, "ts") ? ts_model_save_state_dict(m, out, err, sizeof err)
+                                : ts_model_save_torchscript(m, out, err, sizeof err);
+        getrusage(RUSAGE_SELF, &ru);
+        printf("rss_before_kb %ld peak_during_save_kb %ld peak_reset %s maxrss_before_kb %ld "
+               "maxrss_after_kb %ld\n",
+               before, proc_kb("VmHWM"), reset == 0 ? "yes" : "no", maxrss_before, ru.ru_maxrss);
+    }
+    report(rc, err);
+    ts_model_destroy(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "";
+    if (!strcmp(cmd, "load") && (argc == 3 || argc == 4))
+        return cmd_load(argv[2], argc == 4 ? argv[3] : "cpu");
+    if (!strcmp(cmd, "zero-first-half") && argc == 5)
+        return cmd_zero_first_half(argv[2], argv[3], argv[4]);
+    if (!strcmp(cmd, "dict") && argc == 3) return cmd_dict(argv[2]);
+    if (!strcmp(cmd, "forward") && argc == 4) return cmd_forward(argv[2], argv[3]);
+    if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
+    fprintf(stderr, "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
+                    "dict FILE | forward MODEL INPUT | save-rss MODEL OUT sd|ts\n");
+    return 2;
+}
