@@ -115,6 +115,7 @@ static json_t *job_view(const struct job_row *r, int full)
         json_object_set_new(o, "attempts", json_integer(r->attempts));
         json_object_set_new(o, "cancel_requested", json_boolean(r->cancel_requested));
         json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
+        json_object_set_new(o, "files_deleted", json_boolean(r->files_deleted));
         char link[128];
         snprintf(link, sizeof link, "/v1/jobs/%s/result", r->id);
         json_t *links = json_pack("{s:s}", "result", link);
@@ -334,6 +335,10 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     int rc = queue_delete(rq->q, row.id, err, sizeof err);
+    if (rc == ERR_INVALID) { /* it was re-queued or claimed meanwhile */
+        api_reply_error(rs, 409, "conflict", NULL, "%s", err);
+        goto out;
+    }
     if (!rc) rc = api_job_dir_remove(rq->env->data_dir, row.id, err, sizeof err);
     if (rc) {
         api_reply_err_code(rs, rc, NULL, err);
@@ -397,6 +402,11 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     if (row.status != JOB_SUCCEEDED || !res) {
         api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no checkpoint yet", row.id,
                         job_status_name(row.status));
+        goto out;
+    }
+    if (row.files_deleted) {
+        api_reply_error(rs, 410, "gone", NULL,
+                        "the files of job %s were deleted by the retention policy", row.id);
         goto out;
     }
     const json_t *art = find_artifact(res, format);

@@ -226,38 +226,30 @@ out:
     json_decref(req);
 }
 
-/* Deletes finished jobs older than the retention period, with their files. */
+/* Deletes the files of jobs finished over retention_days ago; the rows stay
+ * (files_deleted), so GET /v1/jobs/{id} still tells what happened. */
 static void sweep(struct workers *pool, struct queue *q)
 {
-    static const enum job_status done[] = {JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED};
-    double cutoff = now_wall() - (double)pool->cfg.retention_days * 86400.0;
-    char err[256];
+    char **ids = NULL, err[256];
+    size_t n = 0;
     int removed = 0;
 
     if (pool->cfg.retention_days <= 0) return;
-    for (size_t s = 0; s < sizeof done / sizeof done[0]; s++) {
-        char cursor[64] = "", next[64];
-        for (;;) {
-            struct job_row *rows = NULL;
-            size_t n = 0;
-            if (queue_list(q, (int)done[s], 100, cursor, &rows, &n, next, err, sizeof err)) {
-                log_warn(NULL, "retention sweep: %s", err);
-                break;
-            }
-            for (size_t i = 0; i < n; i++) {
-                double t = rows[i].finished_at > 0 ? rows[i].finished_at : rows[i].created_at;
-                if (t < cutoff && !queue_delete(q, rows[i].id, err, sizeof err) &&
-                    !api_job_dir_remove(pool->cfg.data_dir, rows[i].id, err, sizeof err))
-                    removed++;
-                job_row_free(&rows[i]);
-            }
-            free(rows);
-            if (!next[0] || atomic_load(&pool->stopping)) break;
-            snprintf(cursor, sizeof cursor, "%s", next);
-        }
+    double cutoff = now_wall() - (double)pool->cfg.retention_days * 86400.0;
+    if (queue_expired(q, cutoff, &ids, &n, err, sizeof err)) {
+        log_warn(NULL, "retention sweep: %s", err);
+        return;
     }
+    for (size_t i = 0; i < n && !atomic_load(&pool->stopping); i++) {
+        if (api_job_dir_remove(pool->cfg.data_dir, ids[i], err, sizeof err) ||
+            queue_mark_files_deleted(q, ids[i], err, sizeof err))
+            log_warn(ids[i], "retention: %s", err);
+        else
+            removed++;
+    }
+    queue_ids_free(ids, n);
     if (removed)
-        log_info(NULL, "retention: deleted %d jobs finished over %d days ago", removed,
+        log_info(NULL, "retention: deleted the files of %d jobs finished over %d days ago", removed,
                  pool->cfg.retention_days);
 }
 
