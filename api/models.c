@@ -11,7 +11,6 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
 {
     const char *path = rq->query(rq->conn, "path");
     char real[PATH_MAX], err[512];
-    int code;
 
     if (!path || !*path) {
         api_reply_error(rs, 400, "invalid", "path", "give the model path: ?path=...");
@@ -22,9 +21,10 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, api_status_for(rc), err_name(rc), "path", "%s", err);
         return;
     }
-    json_t *info = model_inspect(real, &code, err, sizeof err);
+    /* The file is there and allowed: a failure to load means it is no usable model. */
+    json_t *info = inspect_model(real, err, sizeof err);
     if (!info) {
-        api_reply_error(rs, code == ERR_NOMEM ? 500 : 400, err_name(code), "path", "%s", err);
+        api_reply_error(rs, 400, "invalid", "path", "%s", err);
         return;
     }
     api_reply_json(rs, 200, info);

@@ -1,4 +1,4 @@
-/* inspect.h - describe a TorchScript model's parameters and buffers */
+/* inspect.h - a model's tensors as JSON (names, shapes, dtypes, sparsity) */
 #ifndef PRUNERD_INSPECT_H
 #define PRUNERD_INSPECT_H
 
@@ -7,12 +7,13 @@
 #include <jansson.h>
 
 /*
- * Loads the model at path (already resolved and allowed) on the CPU and
- * returns {"path", "parameters": [{"name", "shape", "dtype", "numel",
- * "zeros", "sparsity", "kind": "parameter"|"buffer"}], "parameter_count",
- * "total_numel"} (caller decrefs), or NULL with a message and *code set to
- * an ERR_* (ERR_FORMAT: not TorchScript, ERR_UNSUPPORTED: frozen, ...).
+ * Loads the TorchScript model at path on the CPU and describes it:
+ *   {"model": path, "parameters": n, "numel": n, "sparsity": global,
+ *    "tensors": [{name, kind: parameter|buffer, shape, dtype, numel,
+ *                 zeros, sparsity}]}
+ * (zeros and sparsity for floating-point tensors only).  A new reference,
+ * or NULL with a message.
  */
-json_t *model_inspect(const char *path, int *code, char *err, size_t errlen);
+json_t *inspect_model(const char *path, char *err, size_t errlen);
 
 #endif

@@ -72,4 +72,12 @@ struct job_hooks {
 int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *hooks,
                 json_t **result, char *err, size_t errlen);
 
+/*
+ * job_execute with the artifact paths given one by one (NULL: not written),
+ * for `prunerd prune --out ... --state-dict ... --report ...`.
+ */
+int job_execute_to(const json_t *req, const char *torchscript, const char *state_dict,
+                   const char *result_path, const struct job_hooks *hooks, json_t **result,
+                   char *err, size_t errlen);
+
 #endif

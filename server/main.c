@@ -2,15 +2,29 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "serve.h"
+#include "torch_shim.h"
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"inspect", cli_inspect, "parameter names, shapes, dtypes and sparsity of a model"},
+    {"prune", cli_prune, "prune a model's parameters and save it"},
+    {"eval", cli_eval, "evaluate a classifier on THUCNews-format data"},
+    {"run", cli_run, "run one pruning job (evaluate, prune, evaluate, save) from JSON"},
+    {"serve", serve_main, "run the daemon: REST API, SQLite queue, workers (serve --help)"},
+    {"token-hash", token_hash_main, "hash an API token (stdin) into a [tokens] config line"},
+    {NULL, NULL, NULL},
+};
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: prunerd <command> [options]\n"
-                 "commands:\n"
-                 "  version   print versions\n"
-                 "  serve     run the daemon (prunerd serve --help)\n"
-                 "  token-hash  hash an API token for the config's [tokens]\n");
+    fprintf(out, "usage: prunerd <command> [options]\ncommands:\n");
+    for (const struct command *c = commands; c->name; c++) fprintf(out, "  %-9s %s\n", c->name, c->help);
+    fprintf(out, "  %-9s %s\n", "version", "print versions");
 }
 
 int main(int argc, char **argv)
@@ -19,12 +33,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    for (const struct command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version")) {
-        printf("prunerd %s\n", PRUNERD_VERSION);
+        printf("prunerd %s (libtorch %s)\n", PRUNERD_VERSION, ts_libtorch_version());
         return 0;
     }
-    if (!strcmp(argv[1], "serve")) return serve_main(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "token-hash")) return token_hash_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(stdout);
         return 0;

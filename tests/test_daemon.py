@@ -570,9 +570,9 @@ def test_auth(tmp, roots):
 
 def test_inspect(d):
     st, _, b = d.json("GET", "/v1/models/inspect?path=" + MODEL_NAME)
-    ok = check(st == 200 and isinstance(b.get("parameters"), list), "inspect the seed model", (st, b))
+    ok = check(st == 200 and isinstance(b.get("tensors"), list), "inspect the seed model", (st, b))
     if ok:
-        names = {p["name"]: p for p in b["parameters"]}
+        names = {p["name"]: p for p in b["tensors"]}
         fc = names.get("fc.weight", {})
         check(fc.get("shape") == [10, 256] and fc.get("dtype") == "float32", "inspect: fc.weight [10, 256] float32", fc)
         check("bert.encoder.layer.0.attention.self.query.weight" in names, "inspect: BERT names", list(names)[:5])

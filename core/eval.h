@@ -1,0 +1,72 @@
+/* eval.h - batched evaluation of a classifier on a tokenized dataset */
+#ifndef PRUNERD_EVAL_H
+#define PRUNERD_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "dataset.h"
+#include "tokenizer.h"
+#include "torch_shim.h"
+
+enum eval_padding {
+    EVAL_PAD_EXACT,   /* every input padded to max_length (the tutorial's) */
+    EVAL_PAD_DYNAMIC, /* bucketed by length, padded to the longest in the batch */
+};
+
+/* A dataset encoded once ([CLS] ids [SEP], no padding), reused for the
+ * evaluations before and after pruning. */
+struct eval_inputs {
+    int32_t *ids;                 /* all examples' ids, concatenated */
+    size_t *offset;               /* n + 1 offsets into ids */
+    int *label;                   /* n */
+    size_t n;
+    int max_length;
+    double tokenize_s;            /* seconds spent encoding */
+};
+
+/* Encodes every example of d.  Returns NULL with a message on failure; free
+ * with eval_inputs_destroy. */
+struct eval_inputs *eval_inputs_create(const struct tokenizer *t, const struct dataset *d,
+                                       int max_length, char *err, size_t errlen);
+void eval_inputs_destroy(struct eval_inputs *in);
+
+struct eval_hooks {
+    void *ud;
+    void (*progress)(void *ud, double done);  /* fraction of examples done */
+    int (*cancelled)(void *ud);               /* checked between batches */
+};
+
+struct eval_output {
+    int *pred;                    /* n predictions (argmax, first on ties) */
+    float *logits;                /* n x ncls, in dataset order */
+    int ncls;
+    size_t n;
+    double forward_s;             /* seconds in forward passes and batching */
+    double samples_per_s;         /* n / (tokenize_s + forward_s) */
+};
+void eval_output_free(struct eval_output *o);
+
+/* Runs the model over in in batches of batch_size.  Returns 0, ERR_CANCELLED
+ * when hooks said so, or another ERR_* with a message. */
+int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
+             enum eval_padding padding, const struct eval_hooks *hooks, struct eval_output *out,
+             char *err, size_t errlen);
+
+/*
+ * eval_run, then the metrics against the labels: a new metrics object in
+ * the result.json shape (metrics_to_json plus samples_per_s).  Prints the
+ * one-line summary and sklearn's report on out unless out is NULL.  When
+ * logits is set it gets the n x ncls logits (caller frees) and *ncls their
+ * width.  NULL with a message (ERR_CANCELLED in *rc when cancelled).
+ */
+json_t *eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
+                   int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
+                   const char *label, FILE *out, float **logits, int *ncls, int *rc, char *err,
+                   size_t errlen);
+
+#endif

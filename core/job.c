@@ -1,0 +1,461 @@
+/* job.c - one pruning job run: load, evaluate, prune, evaluate, save */
+#include "job.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "err.h"
+#include "eval.h"
+#include "fsutil.h"
+#include "prune.h"
+#include "sparsity.h"
+#include "targets.h"
+#include "tokenizer.h"
+#include "torch_shim.h"
+
+/* Share of the whole job each stage stands for, for progress. */
+static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0.05, 0.4, 0.1};
+static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0.2, 0, 0.5};
+
+struct run {
+    const json_t *req;
+    const struct job_hooks *hooks;
+    const double *weight;
+    int stage;                    /* index in job_stages */
+    struct ts_model *model;
+    struct tokenizer *tok;
+    struct dataset *data;
+    struct eval_inputs *inputs;
+    size_t *targets;
+    size_t ntargets;
+    uint64_t seed;
+    json_t *result;
+    json_t *timings;
+    FILE *out;                    /* the seed's printout, or NULL */
+};
+
+static const char *req_str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+static int cancelled(void *ud)
+{
+    const struct run *r = ud;
+    return r->hooks && r->hooks->cancelled && r->hooks->cancelled(r->hooks->ud);
+}
+
+static void stage_begin(struct run *r, int stage)
+{
+    r->stage = stage;
+    if (r->hooks && r->hooks->stage) r->hooks->stage(r->hooks->ud, job_stages[stage]);
+}
+
+/* done: fraction of the current stage completed. */
+static void progress(void *ud, double done)
+{
+    struct run *r = ud;
+    if (!r->hooks || !r->hooks->progress) return;
+    double p = 0;
+    for (int s = 0; s < r->stage; s++) p += r->weight[s];
+    r->hooks->progress(r->hooks->ud, p + r->weight[r->stage] * done);
+}
+
+static int threads_of(const struct job_hooks *h)
+{
+    if (h && h->threads > 0) return h->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Prints the [:5, :5] corner of tensor idx, as the seed does. */
+static void print_corner(struct run *r, size_t idx, const char *when)
+{
+    struct ts_tensor_info ti;
+    float *w;
+    char err[256];
+    if (!r->out || ts_model_info(r->model, idx, &ti) != 0) return;
+    if (ts_model_map_f32(r->model, idx, &w, err, sizeof err) != 0) return;
+    int64_t rows = ti.ndim >= 2 ? ti.shape[0] : 1;
+    int64_t cols = ti.ndim >= 2 ? ti.numel / ti.shape[0] : ti.numel;
+    fprintf(r->out, "%s: %s[:5, :5]\n", when, ti.name);
+    for (int64_t i = 0; i < rows && i < 5; i++) {
+        fputs("  [", r->out);
+        for (int64_t j = 0; j < cols && j < 5; j++)
+            fprintf(r->out, "%s% .4f", j ? ", " : "", (double)w[i * cols + j]);
+        fputs("]\n", r->out);
+    }
+    ts_model_unmap_f32(r->model, idx, 0, err, sizeof err);
+}
+
+static int load(struct run *r, char *err, size_t errlen)
+{
+    const char *device = req_str(r->req, "device");
+    if (!strcmp(device, "auto")) device = ts_cuda_available() ? "cuda" : "cpu";
+    ts_set_threads(threads_of(r->hooks));
+    r->model = ts_model_load(req_str(r->req, "model"), device, err, errlen);
+    if (!r->model) return ERR_FORMAT;
+
+    json_t *globs = json_object_get(r->req, "targets");
+    size_t n = json_array_size(globs);
+    char **g = calloc(n ? n : 1, sizeof *g);
+    if (!g) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) g[i] = (char *)json_string_value(json_array_get(globs, i));
+    long bad = -1;
+    int rc = targets_resolve(r->model, g, n, &r->targets, &r->ntargets, &bad, err, errlen);
+    free(g);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "targets[%ld]: %s", bad, err);
+        return err_set(err, errlen, rc, "%s", msg);
+    }
+    progress(r, 0.5);
+
+    const json_t *ev = json_object_get(r->req, "eval");
+    if (json_is_object(ev)) {
+        json_t *limit = json_object_get(ev, "limit");
+        r->data = dataset_load(req_str(ev, "data"), req_str(ev, "classes"),
+                               json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err,
+                               errlen);
+        if (!r->data) return ERR_FORMAT;
+        r->tok = tok_create(req_str(ev, "vocab"), json_is_true(json_object_get(ev, "lowercase")),
+                            err, errlen);
+        if (!r->tok) return ERR_FORMAT;
+        r->inputs = eval_inputs_create(r->tok, r->data,
+                                       (int)json_integer_value(json_object_get(ev, "max_length")),
+                                       err, errlen);
+        if (!r->inputs) return ERR_FORMAT;
+    }
+    if (r->out) {
+        size_t count = ts_model_count(r->model);
+        int64_t numel = 0;
+        for (size_t i = 0; i < count; i++) {
+            struct ts_tensor_info ti;
+            if (ts_model_info(r->model, i, &ti) == 0 && ti.is_parameter) numel += ti.numel;
+        }
+        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n", req_str(r->req, "model"),
+                (long long)numel, count, ts_model_device(r->model));
+        fprintf(r->out, "targets: %zu parameters\n", r->ntargets);
+        for (size_t t = 0; t < r->ntargets; t++) {
+            struct ts_tensor_info ti;
+            if (ts_model_info(r->model, r->targets[t], &ti) != 0) continue;
+            fprintf(r->out, "  %s [", ti.name);
+            for (int d = 0; d < ti.ndim; d++) fprintf(r->out, "%s%lld", d ? ", " : "", (long long)ti.shape[d]);
+            fprintf(r->out, "] %s\n", ts_dtype_name(ti.dtype));
+        }
+    }
+    return 0;
+}
+
+/* Evaluates into result.metrics[when]. */
+static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
+{
+    const json_t *ev = json_object_get(r->req, "eval");
+    struct eval_hooks eh = {r, progress, cancelled};
+    enum eval_padding pad = !strcmp(req_str(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
+    int rc;
+    json_t *mj = eval_score(r->model, r->inputs, r->data,
+                            (int)json_integer_value(json_object_get(ev, "batch_size")), pad, &eh,
+                            when, r->out, NULL, NULL, &rc, err, errlen);
+    if (!mj) return rc;
+    json_object_set_new(json_object_get(r->result, "metrics"), when, mj);
+    return 0;
+}
+
+static double norm_of(const json_t *n)
+{
+    if (json_is_number(n)) return json_number_value(n);
+    const char *s = json_string_value(n);
+    if (!s || !strcmp(s, "fro")) return PRUNE_NORM_FRO;
+    return !strcmp(s, "-inf") ? -INFINITY : INFINITY;
+}
+
+static int prune(struct run *r, char *err, size_t errlen)
+{
+    const json_t *opts = json_object_get(r->req, "options");
+    const struct prune_method *pm = prune_method_find(req_str(r->req, "method"));
+    const json_t *amount = json_object_get(r->req, "amount");
+    struct prune_params p = {0};
+    struct prune_target *t = calloc(r->ntargets ? r->ntargets : 1, sizeof *t);
+    struct ts_tensor_info *ti = calloc(r->ntargets ? r->ntargets : 1, sizeof *ti);
+    uint8_t **masks = calloc(r->ntargets ? r->ntargets : 1, sizeof *masks);
+    struct ts_dict *maskfile = NULL;
+    struct plugin_handle *plugin = NULL;
+    char *plugin_params = NULL;
+    size_t mapped = 0;
+    int rc = 0;
+
+    if (!t || !ti || !masks || !pm) {
+        rc = err_set(err, errlen, pm ? ERR_NOMEM : ERR_INTERNAL, "pruning: %s", pm ? "out of memory" : "no method");
+        goto out;
+    }
+    p.method = pm->id;
+    p.scope = !strcmp(req_str(r->req, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
+    p.amount.is_count = !strcmp(req_str(r->req, "amount_kind"), "count");
+    if (p.amount.is_count) p.amount.count = (int64_t)json_integer_value(amount);
+    else p.amount.fraction = json_number_value(amount);
+    p.n = norm_of(json_object_get(opts, "n"));
+    p.dim = (int)json_integer_value(json_object_get(opts, "dim"));
+    p.seed = r->seed;
+    p.threshold = json_number_value(json_object_get(opts, "threshold"));
+    p.iterative = json_is_true(json_object_get(opts, "iterative"));
+    p.threads = threads_of(r->hooks);
+
+    if (pm->id == PRUNE_PLUGIN) {
+        if (!r->hooks || !r->hooks->plugin_dir) {
+            rc = err_set(err, errlen, ERR_INVALID, "options.plugin: plugins are off (no plugin dir configured)");
+            goto out;
+        }
+        plugin = plugin_open(r->hooks->plugin_dir, req_str(opts, "plugin"), err, errlen);
+        if (!plugin) {
+            rc = ERR_INVALID;
+            goto out;
+        }
+        p.plugin = plugin_api(plugin);
+        plugin_params = json_dumps(json_object_get(opts, "plugin_params"), JSON_ENCODE_ANY | JSON_COMPACT);
+        p.plugin_params = plugin_params;
+    }
+    if (pm->id == PRUNE_CUSTOM_FROM_MASK) {
+        maskfile = ts_dict_load(req_str(opts, "mask"), err, errlen);
+        if (!maskfile) {
+            rc = ERR_FORMAT;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < r->ntargets; i++) {
+        ts_model_info(r->model, r->targets[i], &ti[i]);
+        if (maskfile) {
+            char module[1024];
+            long mi = ts_dict_find(maskfile, ti[i].name);
+            size_t len = strlen(ti[i].name);
+            if (mi < 0 && len > 7 && !strcmp(ti[i].name + len - 7, ".weight")) {
+                snprintf(module, sizeof module, "%.*s", (int)(len - 7), ti[i].name);
+                mi = ts_dict_find(maskfile, module);
+            }
+            struct ts_tensor_info mti;
+            if (mi < 0 || ts_dict_info(maskfile, (size_t)mi, &mti) != 0) {
+                rc = err_set(err, errlen, ERR_INVALID, "options.mask: no mask for %s", ti[i].name);
+                goto out;
+            }
+            if (mti.numel != ti[i].numel) {
+                rc = err_set(err, errlen, ERR_INVALID, "options.mask: the mask for %s has %lld entries, the parameter %lld",
+                             ti[i].name, (long long)mti.numel, (long long)ti[i].numel);
+                goto out;
+            }
+            masks[i] = malloc((size_t)ti[i].numel ? (size_t)ti[i].numel : 1);
+            if (!masks[i]) {
+                rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            if ((rc = ts_dict_read_u8(maskfile, (size_t)mi, masks[i], (size_t)ti[i].numel, err, errlen)))
+                goto out;
+        }
+    }
+    for (; mapped < r->ntargets; mapped++) {
+        size_t i = mapped;
+        if ((rc = ts_model_map_f32(r->model, r->targets[i], &t[i].data, err, errlen))) goto out;
+        t[i].name = ti[i].name;
+        t[i].ndim = ti[i].ndim;
+        t[i].shape = ti[i].shape;
+        t[i].numel = ti[i].numel;
+        t[i].mask = masks[i];
+    }
+    rc = prune_apply(t, r->ntargets, &p, err, errlen);
+out:
+    for (size_t i = 0; i < mapped; i++) {
+        char e2[256];
+        int rc2 = ts_model_unmap_f32(r->model, r->targets[i], rc == 0, e2, sizeof e2);
+        if (rc2 && !rc) rc = err_set(err, errlen, rc2, "%s", e2);
+    }
+    for (size_t i = 0; masks && i < r->ntargets; i++) free(masks[i]);
+    free(masks);
+    free(t);
+    free(ti);
+    free(plugin_params);
+    ts_dict_destroy(maskfile);
+    plugin_close(plugin);
+    return rc;
+}
+
+struct job_outputs {
+    const char *torchscript;      /* NULL: not wanted */
+    const char *state_dict;
+    const char *result;           /* NULL: not written */
+};
+
+/* Saves one artifact through a temporary name; appends it to artifacts. */
+static int save_one(struct run *r, const char *format, const char *path, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX], hex[65];
+    int64_t bytes = 0;
+    int rc = fs_tmp_path(path, tmp, sizeof tmp, err, errlen);
+    if (rc) return rc;
+    rc = !strcmp(format, "torchscript") ? ts_model_save_torchscript(r->model, tmp, err, errlen)
+                                        : ts_model_save_state_dict(r->model, tmp, err, errlen);
+    if (!rc) rc = fs_sha256_file(tmp, hex, &bytes, err, errlen);
+    if (!rc) rc = fs_commit(tmp, path, err, errlen);
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    json_array_append_new(json_object_get(r->result, "artifacts"),
+                          json_pack("{s:s, s:s, s:I, s:s}", "format", format, "path", path, "bytes",
+                                    (json_int_t)bytes, "sha256", hex));
+    if (r->out) fprintf(r->out, "saved %s: %s (%lld bytes, sha256 %s)\n", format, path, (long long)bytes, hex);
+    return 0;
+}
+
+static json_t *input_json(const char *path, char *err, size_t errlen)
+{
+    char hex[65];
+    int64_t bytes;
+    if (fs_sha256_file(path, hex, &bytes, err, errlen) != 0) return NULL;
+    return json_pack("{s:s, s:s, s:I}", "path", path, "sha256", hex, "bytes", (json_int_t)bytes);
+}
+
+static int provenance(struct run *r, char *err, size_t errlen)
+{
+    json_t *inputs = json_object(), *ev = json_object_get(r->req, "eval");
+    json_t *req = json_deep_copy(r->req);
+    static const char *const evfiles[] = {"data", "vocab", "classes"};
+    json_t *model = input_json(req_str(r->req, "model"), err, errlen);
+    if (!model) goto fail;
+    json_object_set_new(inputs, "model", model);
+    for (size_t i = 0; json_is_object(ev) && i < 3; i++) {
+        json_t *f = input_json(req_str(ev, evfiles[i]), err, errlen);
+        if (!f) goto fail;
+        json_object_set_new(inputs, evfiles[i], f);
+    }
+    json_object_set_new(json_object_get(req, "options"), "seed", json_integer((json_int_t)r->seed));
+    json_object_set_new(r->result, "provenance",
+                        json_pack("{s:o, s:o, s:I, s:{s:s, s:s}, s:s, s:i}", "inputs", inputs, "request", req,
+                                  "seed", (json_int_t)r->seed, "versions", "prunerd", PRUNERD_VERSION,
+                                  "libtorch", ts_libtorch_version(), "device", ts_model_device(r->model),
+                                  "threads", threads_of(r->hooks)));
+    return 0;
+fail:
+    json_decref(inputs);
+    json_decref(req);
+    return ERR_IO;
+}
+
+static void timing(struct run *r, const char *key, double since)
+{
+    json_object_set_new(r->timings, key, json_real(fs_monotonic() - since));
+}
+
+static int execute(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
+{
+    int has_eval = json_is_object(json_object_get(r->req, "eval"));
+    const json_t *seed = json_object_get(json_object_get(r->req, "options"), "seed");
+    int rc;
+    double t;
+
+    r->weight = has_eval ? stage_weight_eval : stage_weight_noeval;
+    if (json_is_integer(seed)) {
+        r->seed = (uint64_t)json_integer_value(seed);
+    } else {
+        if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed) r->seed = (uint64_t)getpid();
+        r->seed &= (1ull << 53) - 1;      /* exact in a JSON number anywhere */
+    }
+    r->result = json_pack("{s:{}, s:[]}", "metrics", "artifacts");
+    r->timings = json_object();
+
+    stage_begin(r, 0);
+    t = fs_monotonic();
+    if ((rc = load(r, err, errlen))) return rc;
+    timing(r, "load_s", t);
+    if (r->inputs) json_object_set_new(r->timings, "tokenize_s", json_real(r->inputs->tokenize_s));
+    if (r->ntargets) print_corner(r, r->targets[0], "before");
+
+    if (has_eval) {
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        stage_begin(r, 1);
+        t = fs_monotonic();
+        if ((rc = evaluate(r, "before", err, errlen))) return rc;
+        timing(r, "eval_before_s", t);
+    }
+    if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+    stage_begin(r, 2);
+    t = fs_monotonic();
+    if ((rc = prune(r, err, errlen))) return rc;
+    timing(r, "prune_s", t);
+    json_t *sp = sparsity_compute(r->model, r->targets, r->ntargets, err, errlen);
+    if (!sp) return ERR_INTERNAL;
+    json_object_set_new(r->result, "sparsity", sp);
+    if (r->ntargets) print_corner(r, r->targets[0], "after");
+    if (r->out)
+        fprintf(r->out, "sparsity: targets %.4f, model %.4f\n",
+                json_real_value(json_object_get(sp, "targets")), json_real_value(json_object_get(sp, "global")));
+
+    if (has_eval) {
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        stage_begin(r, 3);
+        t = fs_monotonic();
+        if ((rc = evaluate(r, "after", err, errlen))) return rc;
+        timing(r, "eval_after_s", t);
+    }
+    if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+    stage_begin(r, 4);
+    t = fs_monotonic();
+    if (o->torchscript && (rc = save_one(r, "torchscript", o->torchscript, err, errlen))) return rc;
+    progress(r, 0.5);
+    if (o->state_dict && (rc = save_one(r, "state_dict", o->state_dict, err, errlen))) return rc;
+    timing(r, "save_s", t);
+    json_object_set(r->result, "timings", r->timings);
+    if ((rc = provenance(r, err, errlen))) return rc;
+    if (o->result) {
+        char *text = json_dumps(r->result, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        if (!text) return err_set(err, errlen, ERR_NOMEM, "result: out of memory");
+        rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
+        free(text);
+        if (rc) return rc;
+    }
+    progress(r, 1.0);
+    return 0;
+}
+
+int job_execute_to(const json_t *req, const char *torchscript, const char *state_dict,
+                   const char *result_path, const struct job_hooks *hooks, json_t **result,
+                   char *err, size_t errlen)
+{
+    struct run r = {.req = req, .hooks = hooks, .out = hooks && hooks->verbose ? stdout : NULL};
+    struct job_outputs o = {torchscript, state_dict, result_path};
+    int rc = execute(&r, &o, err, errlen);
+    if (rc == 0 && result) *result = json_incref(r.result);
+    json_decref(r.result);
+    json_decref(r.timings);
+    eval_inputs_destroy(r.inputs);
+    dataset_destroy(r.data);
+    tok_destroy(r.tok);
+    free(r.targets);
+    ts_model_destroy(r.model);
+    return rc;
+}
+
+int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *hooks,
+                json_t **result, char *err, size_t errlen)
+{
+    char ts[PATH_MAX], sd[PATH_MAX], res[PATH_MAX];
+    int want_ts = 0, want_sd = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(req, "outputs"), i, e) {
+        want_ts |= !strcmp(json_string_value(e), "torchscript");
+        want_sd |= !strcmp(json_string_value(e), "state_dict");
+    }
+    int rc = fs_mkdir_p(out_dir, err, errlen);
+    if (rc) return rc;
+    snprintf(ts, sizeof ts, "%s/model.pt", out_dir);
+    snprintf(sd, sizeof sd, "%s/model.pth", out_dir);
+    snprintf(res, sizeof res, "%s/result.json", out_dir);
+    return job_execute_to(req, want_ts ? ts : NULL, want_sd ? sd : NULL, res, hooks, result, err,
+                          errlen);
+}

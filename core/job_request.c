@@ -1,0 +1,405 @@
+/* job_request.c - a job request checked field by field, defaults filled in */
+#include "job.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "prune.h"
+
+const char *const job_stages[JOB_STAGE_COUNT] = {
+    "loading", "evaluating_before", "pruning", "evaluating_after", "saving",
+};
+
+static int bad(struct job_field_error *fe, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(struct job_field_error *fe, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(fe->field, sizeof fe->field, "%s", field);
+    va_start(ap, fmt);
+    vsnprintf(fe->message, sizeof fe->message, fmt, ap);
+    va_end(ap);
+    return ERR_INVALID;
+}
+
+/* Refuses keys of obj not in allowed (NULL-terminated): a typo must not be
+ * silently ignored. */
+static int only_keys(const json_t *obj, const char *prefix, const char *const *allowed,
+                     struct job_field_error *fe)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, key);
+        if (!ok) {
+            char field[64];
+            snprintf(field, sizeof field, "%s%s", prefix, key);
+            return bad(fe, field, "unknown field");
+        }
+    }
+    return 0;
+}
+
+static int get_string(const json_t *obj, const char *key, const char *field, int required,
+                      const char *def, json_t *out, struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return bad(fe, field, "is required");
+        json_object_set_new(out, key, def ? json_string(def) : json_null());
+        return 0;
+    }
+    if (!json_is_string(v)) return bad(fe, field, "must be a string");
+    if (json_string_length(v) == 0) return bad(fe, field, "must not be empty");
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return bad(fe, field, "must not contain NUL characters");
+    json_object_set(out, key, v);
+    return 0;
+}
+
+static int get_int(const json_t *obj, const char *key, const char *field, json_int_t lo,
+                   json_int_t hi, int nullable, json_int_t def, json_t *out,
+                   struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, nullable ? json_null() : json_integer(def));
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return bad(fe, field, "must be an integer from %lld to %lld%s", (long long)lo, (long long)hi,
+                   nullable ? " or null" : "");
+    json_object_set(out, key, v);
+    return 0;
+}
+
+static int get_bool(const json_t *obj, const char *key, const char *field, int def, json_t *out,
+                    struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_boolean(def));
+        return 0;
+    }
+    if (!json_is_boolean(v)) return bad(fe, field, "must be true or false");
+    json_object_set(out, key, v);
+    return 0;
+}
+
+static int get_enum(const json_t *obj, const char *key, const char *field, const char *const *names,
+                    const char *def, json_t *out, struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_string(def));
+        return 0;
+    }
+    if (json_is_string(v))
+        for (const char *const *n = names; *n; n++)
+            if (!strcmp(*n, json_string_value(v))) {
+                json_object_set(out, key, v);
+                return 0;
+            }
+    char list[160] = "";
+    for (const char *const *n = names; *n; n++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", n == names ? "" : ", ", *n);
+    return bad(fe, field, "must be one of %s", list);
+}
+
+/* amount + amount_kind -> a JSON integer (count) or real (fraction). */
+static int get_amount(const json_t *in, const struct prune_method *pm, json_t *out,
+                      struct job_field_error *fe)
+{
+    static const char *const kinds[] = {"fraction", "count", NULL};
+    json_t *v = json_object_get(in, "amount");
+    json_t *k = json_object_get(in, "amount_kind");
+    struct prune_amount a = {0};
+    char msg[256];
+
+    if (k && !json_is_null(k)) {
+        int rc = get_enum(in, "amount_kind", "amount_kind", kinds, "fraction", out, fe);
+        if (rc) return rc;
+    }
+    if (!v || json_is_null(v)) {
+        if (pm->flags & PRUNE_F_AMOUNT) return bad(fe, "amount", "is required for %s", pm->name);
+        json_object_set_new(out, "amount", json_null());
+        json_object_set_new(out, "amount_kind", json_null());
+        return 0;
+    }
+    if (!json_is_number(v)) return bad(fe, "amount", "must be a number");
+    const char *kind = k && json_is_string(k) ? json_string_value(k)
+                       : json_is_integer(v)   ? "count"
+                                              : "fraction";
+    double x = json_number_value(v);
+    if (!strcmp(kind, "count")) {
+        if (!isfinite(x) || x != floor(x) || fabs(x) > 9007199254740992.0)
+            return bad(fe, "amount", "amount=%g should either be a float in the range [0, 1] or a "
+                                     "non-negative integer (amount_kind \"count\" needs a whole number)",
+                       x);
+        a.is_count = 1;
+        a.count = (int64_t)x;
+    } else {
+        a.fraction = x;
+    }
+    if (prune_amount_check(&a, msg, sizeof msg) != 0) return bad(fe, "amount", "%s", msg);
+    json_object_set_new(out, "amount", a.is_count ? json_integer(a.count) : json_real(a.fraction));
+    json_object_set_new(out, "amount_kind", json_string(kind));
+    return 0;
+}
+
+static int get_norm(const json_t *opts, int required, json_t *out, struct job_field_error *fe)
+{
+    json_t *v = json_object_get(opts, "n");
+    if (!v || json_is_null(v)) {
+        if (required) return bad(fe, "options.n", "is required for ln_structured (a number > 0, \"inf\", \"-inf\" or \"fro\")");
+        json_object_set_new(out, "n", json_null());
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (strcmp(s, "inf") && strcmp(s, "-inf") && strcmp(s, "fro"))
+            return bad(fe, "options.n", "must be a number > 0, \"inf\", \"-inf\" or \"fro\"");
+    } else if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
+        return bad(fe, "options.n", "must be a number > 0, \"inf\", \"-inf\" or \"fro\"");
+    }
+    json_object_set(out, "n", v);
+    return 0;
+}
+
+static int plugin_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static int get_options(const json_t *in, const struct prune_method *pm, json_t *out,
+                       struct job_field_error *fe)
+{
+    static const char *const keys[] = {"n", "dim", "seed", "threshold", "mask", "plugin",
+                                       "plugin_params", "iterative", NULL};
+    json_t *opts = json_object_get(in, "options");
+    json_t *empty = json_object();
+    json_t *o = json_object();
+    int rc = 0;
+    if (opts && !json_is_null(opts) && !json_is_object(opts)) {
+        rc = bad(fe, "options", "must be an object");
+        goto out;
+    }
+    if (!opts || json_is_null(opts)) opts = empty;
+    if ((rc = only_keys(opts, "options.", keys, fe))) goto out;
+    if ((rc = get_norm(opts, pm->id == PRUNE_LN_STRUCTURED, o, fe))) goto out;
+    if ((rc = get_int(opts, "dim", "options.dim", -8, 7, 0, -1, o, fe))) goto out;
+    if ((rc = get_int(opts, "seed", "options.seed", 0, INT64_MAX, 1, 0, o, fe))) goto out;
+
+    json_t *t = json_object_get(opts, "threshold");
+    if (!t || json_is_null(t)) {
+        if (pm->id == PRUNE_THRESHOLD) {
+            rc = bad(fe, "options.threshold", "is required for threshold (prune |w| < threshold)");
+            goto out;
+        }
+        json_object_set_new(o, "threshold", json_null());
+    } else if (!json_is_number(t) || !isfinite(json_number_value(t)) || json_number_value(t) < 0) {
+        rc = bad(fe, "options.threshold", "must be a number >= 0");
+        goto out;
+    } else {
+        json_object_set(o, "threshold", t);
+    }
+    if ((rc = get_string(opts, "mask", "options.mask", pm->id == PRUNE_CUSTOM_FROM_MASK, NULL, o, fe)))
+        goto out;
+    if ((rc = get_string(opts, "plugin", "options.plugin", pm->id == PRUNE_PLUGIN, NULL, o, fe)))
+        goto out;
+    json_t *pl = json_object_get(o, "plugin");
+    if (json_is_string(pl) && !plugin_name_ok(json_string_value(pl))) {
+        rc = bad(fe, "options.plugin", "must be a plugin name: letters, digits, '_' and '-'");
+        goto out;
+    }
+    json_t *pp = json_object_get(opts, "plugin_params");
+    json_object_set_new(o, "plugin_params", pp ? json_incref(pp) : json_null());
+    if ((rc = get_bool(opts, "iterative", "options.iterative", 0, o, fe))) goto out;
+    json_object_set(out, "options", o);
+out:
+    json_decref(o);
+    json_decref(empty);
+    return rc;
+}
+
+static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
+{
+    static const char *const keys[] = {"data", "vocab", "classes", "max_length", "batch_size",
+                                       "lowercase", "padding", "limit", NULL};
+    static const char *const paddings[] = {"exact", "dynamic", NULL};
+    json_t *ev = json_object_get(in, "eval");
+    if (!ev || json_is_null(ev)) {
+        json_object_set_new(out, "eval", json_null());
+        return 0;
+    }
+    if (!json_is_object(ev)) return bad(fe, "eval", "must be an object or null");
+    json_t *o = json_object();
+    int rc;
+    if ((rc = only_keys(ev, "eval.", keys, fe)) ||
+        (rc = get_string(ev, "data", "eval.data", 1, NULL, o, fe)) ||
+        (rc = get_string(ev, "vocab", "eval.vocab", 1, NULL, o, fe)) ||
+        (rc = get_string(ev, "classes", "eval.classes", 1, NULL, o, fe)) ||
+        (rc = get_int(ev, "max_length", "eval.max_length", 2, 512, 0, 32, o, fe)) ||
+        (rc = get_int(ev, "batch_size", "eval.batch_size", 1, 4096, 0, 256, o, fe)) ||
+        (rc = get_bool(ev, "lowercase", "eval.lowercase", 1, o, fe)) ||
+        (rc = get_enum(ev, "padding", "eval.padding", paddings, "exact", o, fe)) ||
+        (rc = get_int(ev, "limit", "eval.limit", 1, INT32_MAX, 1, 0, o, fe))) {
+        json_decref(o);
+        return rc;
+    }
+    json_object_set_new(out, "eval", o);
+    return 0;
+}
+
+static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe)
+{
+    json_t *v = json_object_get(in, "outputs");
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, "outputs", json_pack("[s, s]", "torchscript", "state_dict"));
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 2)
+        return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\"");
+    int seen[2] = {0, 0};
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        const char *s = json_is_string(e) ? json_string_value(e) : "";
+        int which = !strcmp(s, "torchscript") ? 0 : !strcmp(s, "state_dict") ? 1 : -1;
+        if (which < 0 || seen[which]++)
+            return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\", each once");
+    }
+    json_object_set(out, "outputs", v);
+    return 0;
+}
+
+static int device_ok(const char *s)
+{
+    if (!strcmp(s, "auto") || !strcmp(s, "cpu") || !strcmp(s, "cuda")) return 1;
+    if (strncmp(s, "cuda:", 5) || !s[5] || strlen(s) > 8) return 0;
+    for (s += 5; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+int job_request_normalize(const json_t *in, json_t **out, struct job_field_error *fe)
+{
+    static const char *const keys[] = {"model", "targets", "method", "amount", "amount_kind",
+                                       "scope", "options", "eval", "outputs", "device", "name",
+                                       NULL};
+    static const char *const scopes[] = {"local", "global", NULL};
+    json_t *o = json_object();
+    int rc = 0;
+    memset(fe, 0, sizeof *fe);
+    *out = NULL;
+    if (!json_is_object(in)) {
+        rc = bad(fe, "", "the job must be a JSON object");
+        goto out;
+    }
+    if ((rc = only_keys(in, "", keys, fe))) goto out;
+    if ((rc = get_string(in, "model", "model", 1, NULL, o, fe))) goto out;
+
+    json_t *t = json_object_get(in, "targets");
+    if (json_is_string(t)) t = json_pack("[O]", t);
+    else json_incref(t);
+    if (!json_is_array(t) || json_array_size(t) == 0) {
+        json_decref(t);
+        rc = bad(fe, "targets", "must be a non-empty list of parameter or module globs");
+        goto out;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(t, i, e) {
+        if (!json_is_string(e) || json_string_length(e) == 0 ||
+            strlen(json_string_value(e)) != json_string_length(e)) {
+            json_decref(t);
+            rc = bad(fe, "targets", "targets[%zu] must be a non-empty string", i);
+            goto out;
+        }
+    }
+    json_object_set_new(o, "targets", t);
+
+    json_t *m = json_object_get(in, "method");
+    const struct prune_method *pm =
+        json_is_string(m) ? prune_method_find(json_string_value(m)) : NULL;
+    if (m && !json_is_null(m) && !pm) {
+        char list[256] = "";
+        for (const struct prune_method *p = prune_methods; p->name; p++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     p == prune_methods ? "" : ", ", p->name);
+        rc = bad(fe, "method", "must be one of %s", list);
+        goto out;
+    }
+    if (!pm) pm = prune_method_find("l1_unstructured");
+    json_object_set_new(o, "method", json_string(pm->name));
+    if ((rc = get_amount(in, pm, o, fe))) goto out;
+    if ((rc = get_enum(in, "scope", "scope", scopes, "local", o, fe))) goto out;
+    if (!strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
+        !(pm->flags & PRUNE_F_GLOBAL)) {
+        rc = bad(fe, "scope", "%s cannot run with scope global (only l1_unstructured and "
+                              "random_unstructured, as PyTorch's global_unstructured)",
+                 pm->name);
+        goto out;
+    }
+    if ((rc = get_options(in, pm, o, fe))) goto out;
+    if ((rc = get_eval(in, o, fe))) goto out;
+    if ((rc = get_outputs(in, o, fe))) goto out;
+
+    json_t *d = json_object_get(in, "device");
+    if (d && !json_is_null(d) && (!json_is_string(d) || !device_ok(json_string_value(d)))) {
+        rc = bad(fe, "device", "must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+        goto out;
+    }
+    json_object_set_new(o, "device", d && !json_is_null(d) ? json_incref(d) : json_string("auto"));
+
+    json_t *n = json_object_get(in, "name");
+    if (n && !json_is_null(n) && (!json_is_string(n) || json_string_length(n) > 200)) {
+        rc = bad(fe, "name", "must be a string of at most 200 bytes");
+        goto out;
+    }
+    json_object_set_new(o, "name", n && !json_is_null(n) ? json_incref(n) : json_string(""));
+    *out = o;
+    o = NULL;
+out:
+    json_decref(o);
+    return rc;
+}
+
+int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
+                              struct job_field_error *fe)
+{
+    static const struct {
+        const char *field, *object, *key;
+    } paths[] = {
+        {"model", NULL, "model"},         {"eval.data", "eval", "data"},
+        {"eval.vocab", "eval", "vocab"},   {"eval.classes", "eval", "classes"},
+        {"options.mask", "options", "mask"},
+    };
+    char resolved[4096], msg[256];
+    memset(fe, 0, sizeof *fe);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
+        json_t *v = json_object_get(obj, paths[i].key);
+        if (!json_is_string(v)) continue;
+        msg[0] = '\0';
+        int rc = resolve(ud, paths[i].field, json_string_value(v), resolved, sizeof resolved, msg,
+                         sizeof msg);
+        if (rc) {
+            snprintf(fe->field, sizeof fe->field, "%s", paths[i].field);
+            snprintf(fe->message, sizeof fe->message, "%s", msg);
+            return rc;
+        }
+        json_object_set_new(obj, paths[i].key, json_string(resolved));
+    }
+    return 0;
+}

@@ -1,0 +1,453 @@
+/* cli.c - the one-shot commands: inspect, prune, eval, run */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "dataset.h"
+#include "err.h"
+#include "eval.h"
+#include "fsutil.h"
+#include "inspect.h"
+#include "job.h"
+#include "tokenizer.h"
+#include "torch_shim.h"
+
+#define EXIT_RUN 1
+#define EXIT_USAGE 2
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("prunerd: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* A number as its JSON literal would be: "1" an integer, "1.0" a real. */
+static json_t *number_literal(const char *s)
+{
+    json_error_t je;
+    json_t *v = json_loads(s, JSON_DECODE_ANY, &je);
+    if (v && json_is_number(v)) return v;
+    json_decref(v);
+    return NULL;
+}
+
+/* Resolves a path for the command line: relative to base (or the current
+ * folder), must exist; no roots apply to the user's own files. */
+static int resolve_local(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                         char *err, size_t errlen)
+{
+    const char *base = ud;
+    char joined[PATH_MAX], real[PATH_MAX];
+    (void)field;
+    if (path[0] == '/' || !base) snprintf(joined, sizeof joined, "%s", path);
+    else snprintf(joined, sizeof joined, "%s/%s", base, path);
+    if (!realpath(joined, real)) return err_set(err, errlen, ERR_NOTFOUND, "%s: %s", joined, strerror(errno));
+    if (strlen(real) >= outlen) return err_set(err, errlen, ERR_INVALID, "%s: path too long", real);
+    snprintf(out, outlen, "%s", real);
+    return 0;
+}
+
+/* Normalizes and resolves a request, printing the field error. */
+static int prepare(json_t *raw, const char *base, json_t **req)
+{
+    struct job_field_error fe;
+    if (job_request_normalize(raw, req, &fe) != 0)
+        return fail(EXIT_USAGE, "%s%s%s", fe.field, fe.field[0] ? ": " : "", fe.message);
+    if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
+        json_decref(*req);
+        *req = NULL;
+        return fail(EXIT_USAGE, "%s: %s", fe.field, fe.message);
+    }
+    return 0;
+}
+
+static int write_json(const char *path, json_t *j)
+{
+    char err[512];
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    int rc = text ? fs_write_atomic(path, text, strlen(text), err, sizeof err) : ERR_NOMEM;
+    free(text);
+    if (rc) return fail(EXIT_RUN, "%s", rc == ERR_NOMEM ? "out of memory" : err);
+    return 0;
+}
+
+int cli_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+    int as_json = 0, c;
+    char err[512];
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j') as_json = 1;
+        else return fail(EXIT_USAGE, "usage: prunerd inspect MODEL.pt [--json]");
+    }
+    if (optind != argc - 1) return fail(EXIT_USAGE, "usage: prunerd inspect MODEL.pt [--json]");
+    json_t *j = inspect_model(argv[optind], err, sizeof err);
+    if (!j) return fail(EXIT_USAGE, "%s", err);
+    if (as_json) {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    } else {
+        size_t i;
+        json_t *t;
+        printf("%-60s %-9s %-16s %-8s %10s\n", "name", "kind", "shape", "dtype", "sparsity");
+        json_array_foreach(json_object_get(j, "tensors"), i, t) {
+            char shape[64] = "[";
+            size_t d;
+            json_t *v;
+            json_array_foreach(json_object_get(t, "shape"), d, v)
+                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "",
+                         (long long)json_integer_value(v));
+            strncat(shape, "]", sizeof shape - strlen(shape) - 1);
+            json_t *sp = json_object_get(t, "sparsity");
+            printf("%-60s %-9s %-16s %-8s ", json_string_value(json_object_get(t, "name")),
+                   json_string_value(json_object_get(t, "kind")), shape,
+                   json_string_value(json_object_get(t, "dtype")));
+            if (sp) printf("%10.4f\n", json_real_value(sp));
+            else printf("%10s\n", "-");
+        }
+        printf("%lld parameters in %lld tensors, sparsity %.4f\n",
+               (long long)json_integer_value(json_object_get(j, "numel")),
+               (long long)json_integer_value(json_object_get(j, "parameters")),
+               json_real_value(json_object_get(j, "sparsity")));
+    }
+    json_decref(j);
+    return 0;
+}
+
+static const char prune_usage[] =
+    "usage: prunerd prune MODEL.pt --out OUT.pt [--state-dict OUT.pth] --method M --amount A "
+    "--target GLOB [--target GLOB ...] [--scope local|global] [--amount-kind fraction|count] "
+    "[--n P] [--dim D] [--seed S] [--threshold T] [--mask FILE] [--plugin NAME "
+    "--plugin-params JSON] [--plugin-dir DIR] [--iterative] [--report REPORT.json] [--threads N] "
+    "[--device D]";
+
+/* Maps a request field back to the flag that set it, for messages. */
+static const char *flag_of(const char *field)
+{
+    static const char *const map[][2] = {
+        {"model", "MODEL"},          {"targets", "--target"},      {"method", "--method"},
+        {"amount", "--amount"},      {"amount_kind", "--amount-kind"}, {"scope", "--scope"},
+        {"options.n", "--n"},        {"options.dim", "--dim"},     {"options.seed", "--seed"},
+        {"options.threshold", "--threshold"}, {"options.mask", "--mask"},
+        {"options.plugin", "--plugin"}, {"options.plugin_params", "--plugin-params"},
+        {"device", "--device"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], field)) return map[i][1];
+    return field;
+}
+
+int cli_prune(int argc, char **argv)
+{
+    enum { O_OUT = 256, O_SD, O_METHOD, O_AMOUNT, O_TARGET, O_SCOPE, O_KIND, O_N, O_DIM, O_SEED,
+           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE };
+    static const struct option opts[] = {
+        {"out", required_argument, 0, O_OUT},         {"state-dict", required_argument, 0, O_SD},
+        {"method", required_argument, 0, O_METHOD},   {"amount", required_argument, 0, O_AMOUNT},
+        {"target", required_argument, 0, O_TARGET},   {"scope", required_argument, 0, O_SCOPE},
+        {"amount-kind", required_argument, 0, O_KIND}, {"n", required_argument, 0, O_N},
+        {"dim", required_argument, 0, O_DIM},         {"seed", required_argument, 0, O_SEED},
+        {"threshold", required_argument, 0, O_THRESH}, {"mask", required_argument, 0, O_MASK},
+        {"plugin", required_argument, 0, O_PLUGIN},   {"plugin-params", required_argument, 0, O_PPARAMS},
+        {"plugin-dir", required_argument, 0, O_PDIR}, {"iterative", no_argument, 0, O_ITER},
+        {"report", required_argument, 0, O_REPORT},   {"threads", required_argument, 0, O_THREADS},
+        {"device", required_argument, 0, O_DEVICE},   {0, 0, 0, 0}};
+    json_t *raw = json_object(), *options = json_object(), *targets = json_array();
+    json_t *req = NULL, *result = NULL;
+    const char *out = NULL, *state_dict = NULL, *report = NULL, *plugin_dir = NULL;
+    long threads = 0, v;
+    int c, rc = 0;
+    char err[1024];
+
+    json_object_set_new(raw, "options", options);
+    json_object_set_new(raw, "targets", targets);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        json_t *num;
+        switch (c) {
+        case O_OUT: out = optarg; break;
+        case O_SD: state_dict = optarg; break;
+        case O_REPORT: report = optarg; break;
+        case O_PDIR: plugin_dir = optarg; break;
+        case O_METHOD: json_object_set_new(raw, "method", json_string(optarg)); break;
+        case O_TARGET: json_array_append_new(targets, json_string(optarg)); break;
+        case O_SCOPE: json_object_set_new(raw, "scope", json_string(optarg)); break;
+        case O_KIND: json_object_set_new(raw, "amount_kind", json_string(optarg)); break;
+        case O_DEVICE: json_object_set_new(raw, "device", json_string(optarg)); break;
+        case O_MASK: json_object_set_new(options, "mask", json_string(optarg)); break;
+        case O_PLUGIN: json_object_set_new(options, "plugin", json_string(optarg)); break;
+        case O_ITER: json_object_set_new(options, "iterative", json_true()); break;
+        case O_AMOUNT:
+            if (!(num = number_literal(optarg))) {
+                rc = fail(EXIT_USAGE, "--amount: '%s' is not a number", optarg);
+                goto out;
+            }
+            json_object_set_new(raw, "amount", num);
+            break;
+        case O_N:
+            num = number_literal(optarg);
+            json_object_set_new(options, "n", num ? num : json_string(optarg));
+            break;
+        case O_THRESH:
+            if (!(num = number_literal(optarg))) {
+                rc = fail(EXIT_USAGE, "--threshold: '%s' is not a number", optarg);
+                goto out;
+            }
+            json_object_set_new(options, "threshold", num);
+            break;
+        case O_DIM:
+        case O_SEED:
+            if (parse_int(optarg, c == O_DIM ? -8 : 0, c == O_DIM ? 7 : LONG_MAX, &v)) {
+                rc = fail(EXIT_USAGE, "%s: '%s' is not a valid integer", c == O_DIM ? "--dim" : "--seed", optarg);
+                goto out;
+            }
+            json_object_set_new(options, c == O_DIM ? "dim" : "seed", json_integer(v));
+            break;
+        case O_PPARAMS: {
+            json_error_t je;
+            json_t *pp = json_loads(optarg, JSON_DECODE_ANY, &je);
+            if (!pp) {
+                rc = fail(EXIT_USAGE, "--plugin-params: not JSON: %s", je.text);
+                goto out;
+            }
+            json_object_set_new(options, "plugin_params", pp);
+            break;
+        }
+        case O_THREADS:
+            if (parse_int(optarg, 1, 1024, &threads)) {
+                rc = fail(EXIT_USAGE, "--threads: '%s' is not a number from 1 to 1024", optarg);
+                goto out;
+            }
+            break;
+        default:
+            rc = fail(EXIT_USAGE, "%s", prune_usage);
+            goto out;
+        }
+    }
+    if (optind != argc - 1 || !out) {
+        rc = fail(EXIT_USAGE, "%s", prune_usage);
+        goto out;
+    }
+    json_object_set_new(raw, "model", json_string(argv[optind]));
+    json_object_set_new(raw, "outputs", state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
+                                                   : json_pack("[s]", "torchscript"));
+    struct job_field_error fe;
+    if (job_request_normalize(raw, &req, &fe) != 0) {
+        rc = fail(EXIT_USAGE, "%s: %s", flag_of(fe.field), fe.message);
+        goto out;
+    }
+    if (job_request_resolve_paths(req, resolve_local, NULL, &fe) != 0) {
+        rc = fail(EXIT_USAGE, "%s: %s", flag_of(fe.field), fe.message);
+        goto out;
+    }
+    struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads};
+    int jrc = job_execute_to(req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
+    if (jrc) {
+        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
+                  "%s", err);
+        goto out;
+    }
+    json_t *sp = json_object_get(result, "sparsity");
+    printf("pruned %lld of %lld target weights (sparsity %.4f; model %.4f) in %.3f s\n",
+           (long long)json_integer_value(json_object_get(sp, "target_zeros")),
+           (long long)json_integer_value(json_object_get(sp, "target_numel")),
+           json_real_value(json_object_get(sp, "targets")), json_real_value(json_object_get(sp, "global")),
+           json_real_value(json_object_get(json_object_get(result, "timings"), "prune_s")));
+    if (report) {
+        json_object_del(result, "metrics");
+        rc = write_json(report, result);
+    }
+out:
+    json_decref(raw);
+    json_decref(req);
+    json_decref(result);
+    return rc;
+}
+
+static const char eval_usage[] =
+    "usage: prunerd eval MODEL.pt --data FILE --vocab VOCAB --classes CLASSES [--max-length 32] "
+    "[--batch-size 256] [--lowercase|--no-lowercase] [--padding exact|dynamic] [--limit N] "
+    "[--report R.json] [--logits OUT.f32] [--threads N] [--device D]";
+
+int cli_eval(int argc, char **argv)
+{
+    enum { O_DATA = 256, O_VOCAB, O_CLASSES, O_MAXLEN, O_BATCH, O_LOWER, O_NOLOWER, O_PAD, O_LIMIT,
+           O_REPORT, O_LOGITS, O_THREADS, O_DEVICE };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},         {"vocab", required_argument, 0, O_VOCAB},
+        {"classes", required_argument, 0, O_CLASSES},   {"max-length", required_argument, 0, O_MAXLEN},
+        {"batch-size", required_argument, 0, O_BATCH},  {"lowercase", no_argument, 0, O_LOWER},
+        {"no-lowercase", no_argument, 0, O_NOLOWER},    {"padding", required_argument, 0, O_PAD},
+        {"limit", required_argument, 0, O_LIMIT},       {"report", required_argument, 0, O_REPORT},
+        {"logits", required_argument, 0, O_LOGITS},     {"threads", required_argument, 0, O_THREADS},
+        {"device", required_argument, 0, O_DEVICE},     {0, 0, 0, 0}};
+    const char *data = NULL, *vocab = NULL, *classes = NULL, *report = NULL, *logits_path = NULL;
+    const char *device = "cpu";
+    long max_length = 32, batch = 256, limit = 0, threads = 0;
+    int lowercase = 1, c, rc = 0;
+    enum eval_padding pad = EVAL_PAD_EXACT;
+    char err[1024];
+    struct ts_model *m = NULL;
+    struct tokenizer *tok = NULL;
+    struct dataset *ds = NULL;
+    struct eval_inputs *in = NULL;
+    json_t *mj = NULL;
+    float *logits = NULL;
+    int ncls = 0;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: data = optarg; break;
+        case O_VOCAB: vocab = optarg; break;
+        case O_CLASSES: classes = optarg; break;
+        case O_REPORT: report = optarg; break;
+        case O_LOGITS: logits_path = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_LOWER: lowercase = 1; break;
+        case O_NOLOWER: lowercase = 0; break;
+        case O_PAD:
+            if (!strcmp(optarg, "exact")) pad = EVAL_PAD_EXACT;
+            else if (!strcmp(optarg, "dynamic")) pad = EVAL_PAD_DYNAMIC;
+            else return fail(EXIT_USAGE, "--padding: must be exact or dynamic");
+            break;
+        case O_MAXLEN:
+            if (parse_int(optarg, 2, 512, &max_length)) return fail(EXIT_USAGE, "--max-length: must be an integer from 2 to 512");
+            break;
+        case O_BATCH:
+            if (parse_int(optarg, 1, 4096, &batch)) return fail(EXIT_USAGE, "--batch-size: must be an integer from 1 to 4096");
+            break;
+        case O_LIMIT:
+            if (parse_int(optarg, 1, INT32_MAX, &limit)) return fail(EXIT_USAGE, "--limit: must be a positive integer");
+            break;
+        case O_THREADS:
+            if (parse_int(optarg, 1, 1024, &threads)) return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
+            break;
+        default: return fail(EXIT_USAGE, "%s", eval_usage);
+        }
+    }
+    if (optind != argc - 1 || !data || !vocab || !classes) return fail(EXIT_USAGE, "%s", eval_usage);
+    if (threads > 0) ts_set_threads((int)threads);
+    double t0 = fs_monotonic();
+    if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
+        !(tok = tok_create(vocab, lowercase, err, sizeof err)) ||
+        !(m = ts_model_load(argv[optind], device, err, sizeof err)) ||
+        !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
+        rc = fail(EXIT_USAGE, "%s", err);
+        goto out;
+    }
+    double load_s = fs_monotonic() - t0 - in->tokenize_s;
+    int erc;
+    mj = eval_score(m, in, ds, (int)batch, pad, NULL, "eval", stdout, &logits, &ncls, &erc, err, sizeof err);
+    if (!mj) {
+        rc = fail(EXIT_RUN, "%s", err);
+        goto out;
+    }
+    if (logits_path) {
+        int wrc = fs_write_atomic(logits_path, logits, in->n * (size_t)ncls * sizeof *logits, err, sizeof err);
+        if (wrc) {
+            rc = fail(EXIT_RUN, "%s", err);
+            goto out;
+        }
+    }
+    if (report) {
+        json_t *r = json_pack("{s:O, s:{s:f, s:f}, s:{s:s, s:i, s:s, s:i, s:i}}", "metrics", mj, "timings",
+                              "load_s", load_s, "tokenize_s", in->tokenize_s, "settings", "padding",
+                              pad == EVAL_PAD_DYNAMIC ? "dynamic" : "exact", "batch_size", (int)batch,
+                              "device", ts_model_device(m), "max_length", (int)max_length, "threads",
+                              ts_get_threads());
+        rc = write_json(report, r);
+        json_decref(r);
+    }
+out:
+    free(logits);
+    json_decref(mj);
+    eval_inputs_destroy(in);
+    ts_model_destroy(m);
+    tok_destroy(tok);
+    dataset_destroy(ds);
+    return rc;
+}
+
+int cli_run(int argc, char **argv)
+{
+    enum { O_OUTDIR = 256, O_THREADS, O_PDIR, O_QUIET };
+    static const struct option opts[] = {{"out-dir", required_argument, 0, O_OUTDIR},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"plugin-dir", required_argument, 0, O_PDIR},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {0, 0, 0, 0}};
+    const char *out_dir = NULL, *plugin_dir = NULL;
+    long threads = 0;
+    int quiet = 0, c, rc;
+    char err[1024], base[PATH_MAX], outbuf[PATH_MAX];
+    json_error_t je;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_OUTDIR: out_dir = optarg; break;
+        case O_PDIR: plugin_dir = optarg; break;
+        case O_QUIET: quiet = 1; break;
+        case O_THREADS:
+            if (parse_int(optarg, 1, 1024, &threads)) return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
+            break;
+        default: return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
+        }
+    }
+    if (optind != argc - 1)
+        return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
+    const char *path = argv[optind];
+    json_t *raw = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *req = NULL, *result = NULL;
+    if (!raw) return fail(EXIT_USAGE, "%s:%d: %s", path, je.line, je.text);
+    snprintf(base, sizeof base, "%s", path);
+    char *dir = dirname(base);
+    if ((rc = prepare(raw, dir, &req))) goto out;
+    if (!out_dir) {
+        char name[PATH_MAX];
+        snprintf(name, sizeof name, "%s", path);
+        char *b = basename(name), *dot = strrchr(b, '.');
+        if (dot && dot != b) *dot = '\0';
+        snprintf(outbuf, sizeof outbuf, "%s.out", b);
+        out_dir = outbuf;
+    }
+    struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads, .verbose = !quiet};
+    int jrc = job_execute(req, out_dir, &hooks, &result, err, sizeof err);
+    if (jrc) {
+        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
+                  "%s", err);
+        goto out;
+    }
+    printf("result: %s/result.json\n", out_dir);
+out:
+    json_decref(raw);
+    json_decref(req);
+    json_decref(result);
+    return rc;
+}
