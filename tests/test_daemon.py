@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 BIN = os.environ.get("PRUNERD_BIN", "")
-SHARED = os.environ.get("PRUNERD_SHARED", "")
+SHARED = os.path.realpath(os.environ.get("PRUNERD_SHARED", "")) if os.environ.get("PRUNERD_SHARED") else ""
 MODEL_NAME = "thucnews-bert-l4-h256.pt"
 passed = failed = 0
 
