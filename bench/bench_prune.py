@@ -14,7 +14,9 @@ in one run, for (a) the seed job: global L1 30% of the 12 query weights and
     (timed alone) and saves the state_dict.
 Peak RSS beyond loading is measured against `prunerd inspect` (load + count)
 and `prunerd prune --method identity` (load + save, nothing pruned).
-Prints a table of figures and ratios (PyTorch / prunerd).
+Each side runs --repeat times (default 3) and the best of each figure is
+kept, since this machine is shared and noisy.  Prints a table of figures and
+ratios (PyTorch / prunerd).
 """
 import argparse
 import json
@@ -58,21 +60,23 @@ print(json.dumps({"targets": len(params), "load_s": t1 - t0, "prune_s": p1 - p0,
 
 def run(cmd):
     """Runs cmd; returns (stdout, wall seconds, peak RSS MiB) of that child alone."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.monotonic() - t0
-    out, err = p.stdout.read(), p.stderr.read()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({p.returncode}): {err}")
-    return out, wall, ru.ru_maxrss / 1024.0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{cmd[0]} failed ({os.waitstatus_to_exitcode(status)}): {err.read()}")
+        return out.read(), wall, ru.ru_maxrss / 1024.0
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prunerd", default=os.path.join(ROOT, "build", "server", "prunerd"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is kept")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="prunerd-bench-")
@@ -103,16 +107,23 @@ def main():
         targets = []
         for s in suffixes:
             targets += ["--target", f"bert.encoder.layer.*.{s}"]
-        _, wall_p, rss_p = run([a.prunerd, "prune", model, "--out", out, "--report", rep, "--method",
-                                "l1_unstructured", "--amount", str(amount), "--scope", "global",
-                                "--threads", str(a.threads), *targets])
-        r = json.load(open(rep))
+        best_p = best_t = None
+        for _ in range(a.repeat):
+            _, wall_p, rss_p = run([a.prunerd, "prune", model, "--out", out, "--report", rep, "--method",
+                                    "l1_unstructured", "--amount", str(amount), "--scope", "global",
+                                    "--threads", str(a.threads), *targets])
+            r = json.load(open(rep))
+            cur = (r["timings"]["prune_s"], wall_p, rss_p)
+            best_p = cur if best_p is None else tuple(min(x, y) for x, y in zip(best_p, cur))
+            sd = os.path.join(tmp, "torch.pth")
+            out_t, wall_t, rss_t = run([PY, "-c", TORCH_SIDE, os.path.join(ROOT, "tools"), model,
+                                        ",".join(suffixes), str(amount), str(a.threads), sd])
+            tj = json.loads(out_t.strip().splitlines()[-1])
+            cur = (tj["prune_s"], wall_t, rss_t)
+            best_t = cur if best_t is None else tuple(min(x, y) for x, y in zip(best_t, cur))
         n = len(r["sparsity"]["parameters"])
-        prune_p = r["timings"]["prune_s"]
-        sd = os.path.join(tmp, "torch.pth")
-        out_t, wall_t, rss_t = run([PY, "-c", TORCH_SIDE, os.path.join(ROOT, "tools"), model, ",".join(suffixes),
-                                    str(amount), str(a.threads), sd])
-        tj = json.loads(out_t.strip().splitlines()[-1])
+        prune_p, wall_p, rss_p = best_p
+        tj["prune_s"], wall_t, rss_t = best_t
         if tj["targets"] != n:
             sys.exit(f"target counts differ: prunerd {n}, PyTorch {tj['targets']}")
         rows.append((title, n, prune_p, tj["prune_s"], wall_p, wall_t, rss_p, rss_t))

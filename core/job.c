@@ -100,8 +100,8 @@ static int load(struct run *r, char *err, size_t errlen)
     const char *device = req_str(r->req, "device");
     if (!strcmp(device, "auto")) device = ts_cuda_available() ? "cuda" : "cpu";
     ts_set_threads(threads_of(r->hooks));
-    r->model = ts_model_load(req_str(r->req, "model"), device, err, errlen);
-    if (!r->model) return ERR_FORMAT;
+    int rc = ts_model_open(req_str(r->req, "model"), device, &r->model, err, errlen);
+    if (rc) return rc;
 
     json_t *globs = json_object_get(r->req, "targets");
     size_t n = json_array_size(globs);
@@ -109,7 +109,7 @@ static int load(struct run *r, char *err, size_t errlen)
     if (!g) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) g[i] = (char *)json_string_value(json_array_get(globs, i));
     long bad = -1;
-    int rc = targets_resolve(r->model, g, n, &r->targets, &r->ntargets, &bad, err, errlen);
+    rc = targets_resolve(r->model, g, n, &r->targets, &r->ntargets, &bad, err, errlen);
     free(g);
     if (rc) {
         char msg[512];
@@ -223,11 +223,7 @@ static int prune(struct run *r, char *err, size_t errlen)
         p.plugin_params = plugin_params;
     }
     if (pm->id == PRUNE_CUSTOM_FROM_MASK) {
-        maskfile = ts_dict_load(req_str(opts, "mask"), err, errlen);
-        if (!maskfile) {
-            rc = ERR_FORMAT;
-            goto out;
-        }
+        if ((rc = ts_dict_open(req_str(opts, "mask"), &maskfile, err, errlen))) goto out;
     }
     for (size_t i = 0; i < r->ntargets; i++) {
         ts_model_info(r->model, r->targets[i], &ti[i]);
