@@ -2,6 +2,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -74,6 +75,20 @@ int fs_commit(const char *tmp, const char *final, char *err, size_t errlen)
 fail:
     unlink(tmp);
     return rc;
+}
+
+int fs_remove_stale_tmp(const char *dir, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int removed = 0;
+    if (!d) return err_set(err, errlen, ERR_IO, "%s: %s", dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp.")) continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen)

@@ -24,6 +24,10 @@ int fs_tmp_path(const char *final, char *tmp, size_t tmplen, char *err, size_t e
  * is removed and final left as it was. */
 int fs_commit(const char *tmp, const char *final, char *err, size_t errlen);
 
+/* Removes what a killed writer left in dir: files named like fs_tmp_path's
+ * (.NAME.tmp.*).  Returns how many were removed, or a negative ERR_*. */
+int fs_remove_stale_tmp(const char *dir, char *err, size_t errlen);
+
 /* Writes data to path through a temporary name and fs_commit. */
 int fs_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 

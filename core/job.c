@@ -449,6 +449,8 @@ int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *
     }
     int rc = fs_mkdir_p(out_dir, err, errlen);
     if (rc) return rc;
+    /* A run killed while saving left temporary files: this run replaces them. */
+    if ((rc = fs_remove_stale_tmp(out_dir, err, errlen)) < 0) return rc;
     snprintf(ts, sizeof ts, "%s/model.pt", out_dir);
     snprintf(sd, sizeof sd, "%s/model.pth", out_dir);
     snprintf(res, sizeof res, "%s/result.json", out_dir);

@@ -125,7 +125,11 @@ int serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* 5. Workers. */
+    /* 5. Workers.  Unless told otherwise a job leaves one core to the API. */
+    if (cfg.job_threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.job_threads = cores > 1 ? (int)cores - 1 : 1;
+    }
     struct workers_config wc = {
         .count = cfg.workers,
         .db_path = db_path,

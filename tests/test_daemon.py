@@ -42,8 +42,9 @@ def hash_token(secret):
 class Daemon:
     """One prunerd serve process on 127.0.0.1 with a port it picked itself."""
 
-    def __init__(self, tmp, args=(), config=None, data_dir=None, name="d"):
+    def __init__(self, tmp, args=(), config=None, data_dir=None, name="d", preexec=None):
         self.tmp = tmp
+        self.preexec = preexec  # run in the child before exec (limits for fault tests)
         self.data_dir = data_dir or os.path.join(tmp, "var")
         self.log_path = os.path.join(tmp, f"{name}.log")
         self.args = list(args)
@@ -59,7 +60,7 @@ class Daemon:
             cmd += ["--config", path]
         self.log = open(self.log_path, "a")
         self.log_start = self.log.tell()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, preexec_fn=self.preexec)
         deadline = time.time() + 20
         self.port = None
         while time.time() < deadline and self.port is None:

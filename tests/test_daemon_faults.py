@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""test_daemon_faults.py - the daemon killed mid-job, and a disk that fills up while saving.
+
+kill -9 during evaluation: the job comes back with attempts + 1 and succeeds,
+the jobs queued behind it are all still there and succeed, and SQLite's
+integrity_check is ok.  A full disk (RLIMIT_FSIZE below the checkpoint's
+size) while saving: the job fails with the reason, leaves no partial
+artifact, and the daemon and the next job carry on.
+"""
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import test_daemon as td
+from test_daemon import Daemon, check, seed_request, wait_status
+
+
+def test_kill_during_eval(tmp, roots):
+    data = os.path.join(tmp, "var-crash")
+    d = Daemon(tmp, roots, data_dir=data, name="crash")
+    try:
+        st, _, first = d.json("POST", "/v1/jobs", seed_request(limit=2000, name="killed", batch_size=32))
+        others = [d.json("POST", "/v1/jobs", seed_request(limit=64, name=f"behind-{i}"))[2]["id"] for i in range(3)]
+        deadline = time.time() + 60
+        body = None
+        while time.time() < deadline:
+            st, _, body = d.json("GET", f"/v1/jobs/{first['id']}")
+            if body.get("stage") == "evaluating_before" and body.get("progress", 0) > 0.06:
+                break
+            time.sleep(0.05)
+        check(body and body["status"] == "running" and body["stage"] == "evaluating_before",
+              "the job is running and evaluating before the kill", body)
+        d.stop(signal.SIGKILL)
+        db = sqlite3.connect(os.path.join(data, "prunerd.db"))
+        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity_check after kill -9")
+        rows = dict(db.execute("SELECT id, status FROM jobs").fetchall())
+        db.close()
+        check(len(rows) == 4 and all(rows.get(i) == "queued" for i in others),
+              "every other job is still there, queued", rows)
+        d.start()
+        st, _, b = d.json("GET", f"/v1/jobs/{first['id']}")
+        check(b["attempts"] == 1, "attempts went up after kill -9", b.get("attempts"))
+        done = wait_status(d, first["id"], ("succeeded", "failed"), timeout=300)
+        check(done and done["status"] == "succeeded", "the killed job runs again and succeeds", done and done.get("error"))
+        for i in others:
+            o = wait_status(d, i, ("succeeded", "failed"), timeout=300)
+            check(o and o["status"] == "succeeded", f"job {i} behind it succeeds", o and o.get("error"))
+        left = os.listdir(os.path.join(data, "jobs", first["id"]))
+        check(not [f for f in left if ".tmp." in f], "no temporary files left", left)
+    finally:
+        d.stop()
+    db = sqlite3.connect(os.path.join(data, "prunerd.db"))
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity_check at the end")
+    db.close()
+
+
+def small_files():
+    """In the daemon's child: files may not grow past 8 MiB (the checkpoint is ~35 MB)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_disk_full(tmp, roots, tiny_model):
+    data = os.path.join(tmp, "var-full")
+    d = Daemon(tmp, roots, data_dir=data, name="full", preexec=small_files)
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", seed_request(limit=32, name="no-room"))
+        done = wait_status(d, j["id"], ("succeeded", "failed"), timeout=300)
+        check(done and done["status"] == "failed" and done.get("error"), "the job fails while saving", done)
+        print(f"  disk full while saving: {done and done.get('error')}")
+        files = os.listdir(os.path.join(data, "jobs", j["id"]))
+        check(not [f for f in files if ".tmp." in f or f.endswith(".pt") or f.endswith(".pth")],
+              "no partial artifact is left", files)
+        st, _, _ = d.req("GET", f"/v1/jobs/{j['id']}/checkpoint?format=torchscript")
+        check(st == 409, "no checkpoint is served for the failed job", st)
+        st, _, _ = d.req("GET", "/healthz")
+        check(st == 200, "the daemon carries on", st)
+        req = {"model": tiny_model, "targets": ["fc"], "method": "l1_unstructured", "amount": 0.5, "name": "fits"}
+        st, _, j2 = d.json("POST", "/v1/jobs", req)
+        done = wait_status(d, j2["id"], ("succeeded", "failed"), timeout=300)
+        check(done and done["status"] == "succeeded", "the next job, small enough, succeeds",
+              done and (done["status"], done.get("error")))
+    finally:
+        rc, _ = d.stop()
+        check(rc == 0, "exits 0 after the failures", rc)
+
+
+def main():
+    if not td.BIN or not os.access(td.BIN, os.X_OK) or not os.path.isfile(
+            os.path.join(td.SHARED, "models", td.MODEL_NAME)):
+        print("FAIL PRUNERD_BIN or the shared model is missing\n0 passed, 1 failed")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="prunerd-faults-")
+    tiny = os.path.join(tmp, "tiny")
+    os.makedirs(tiny)
+    tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
+    if subprocess.run(["/usr/bin/python3", os.path.join(tools, "make_bert.py"), os.path.join(tiny, "tiny.pt"),
+                       "--layers", "1", "--hidden", "32", "--heads", "2", "--ffn", "64"],
+                      capture_output=True).returncode != 0:
+        print("FAIL could not make a model with /usr/bin/python3 (python3-torch)\n0 passed, 1 failed")
+        return 1
+    roots = ["--model-root", os.path.join(td.SHARED, "models"), "--model-root", tiny,
+             "--data-root", os.path.join(td.SHARED, "data")]
+    try:
+        test_kill_during_eval(tmp, roots)
+        test_disk_full(tmp, roots, os.path.join(tiny, "tiny.pt"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"test_daemon_faults: {td.passed} passed, {td.failed} failed")
+    return 1 if td.failed or not td.passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
