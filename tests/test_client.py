@@ -375,6 +375,9 @@ def test_notebook(d, tmp, root):
     if not check(os.path.isfile(NOTEBOOK), "the example notebook exists", NOTEBOOK):
         return
     code = notebook_cells(NOTEBOOK)
+    gen = subprocess.run([PY, os.path.join(os.path.dirname(NOTEBOOK), "make_seed_job.py"), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    check(gen.returncode == 0, "seed_job.ipynb is what make_seed_job.py writes", gen.stdout + gen.stderr)
     check(not any(line.lstrip().startswith(("%", "!")) for cell in code for line in cell.splitlines()),
           "notebook code has no IPython magics (it runs as a script)")
     script = os.path.join(tmp, "seed_job.py")
