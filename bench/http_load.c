@@ -1,4 +1,4 @@
-/* bench_http.c - keep-alive GET load on one URL path: requests per second and latency percentiles
+/* http_load.c - keep-alive GET load on one URL path: requests per second and latency percentiles
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* usage: bench_http PORT PATH CONNECTIONS SECONDS
+/* usage: http_load PORT PATH CONNECTIONS SECONDS
  * Each connection is one thread sending GET PATH back to back over one
  * keep-alive connection; prints requests/s, non-200 answers and p50/p99/max. */
 
@@ -89,7 +89,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: bench_http PORT PATH CONNECTIONS SECONDS\n");
+        fprintf(stderr, "usage: http_load PORT PATH CONNECTIONS SECONDS\n");
         return 2;
     }
     int nc = atoi(argv[3]);
