@@ -66,23 +66,10 @@ static json_t *parse_text(const char *text)
     return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
 }
 
-/* A number at one of several places in the result (the first found). */
+/* result.metrics[when][metric], or null before it is known. */
 static json_t *result_number(const json_t *res, const char *when, const char *metric)
 {
-    char flat[64];
-    const json_t *v;
-    /* {"metrics": {"before": {"accuracy"}}}, {"before": {...}}, {"eval_before": {...}},
-     * {"accuracy_before": x} */
-    v = json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
-    if (!json_is_number(v)) v = json_object_get(json_object_get(res, when), metric);
-    if (!json_is_number(v)) {
-        snprintf(flat, sizeof flat, "eval_%s", when);
-        v = json_object_get(json_object_get(res, flat), metric);
-    }
-    if (!json_is_number(v)) {
-        snprintf(flat, sizeof flat, "%s_%s", metric, when);
-        v = json_object_get(res, flat);
-    }
+    const json_t *v = json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
     return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
 }
 
@@ -94,7 +81,9 @@ static void add_summary(json_t *o, const json_t *res)
     json_object_set_new(o, "macro_f1_after", result_number(res, "after", "macro_f1"));
 }
 
-/* The JSON view of a job row; full adds stages, attempts, error and links. */
+/* The JSON view of a job row; full adds stages, attempts, error, links and,
+ * once the job is done, result.json's metrics, sparsity, timings, artifacts
+ * and provenance. */
 static json_t *job_view(const struct job_row *r, int full)
 {
     json_t *res = parse_text(r->result);
@@ -122,6 +111,11 @@ static json_t *job_view(const struct job_row *r, int full)
         snprintf(link, sizeof link, "/v1/jobs/%s/checkpoint", r->id);
         json_object_set_new(links, "checkpoint", json_string(link));
         json_object_set_new(o, "links", links);
+        static const char *const parts[] = {"metrics", "sparsity", "timings", "artifacts", "provenance"};
+        for (size_t i = 0; res && i < sizeof parts / sizeof parts[0]; i++) {
+            json_t *v = json_object_get(res, parts[i]);
+            if (v) json_object_set(o, parts[i], v);
+        }
     }
 out:
     json_decref(res);
@@ -136,7 +130,7 @@ static int get_job_or_reply(struct api_request *rq, struct api_response *rs, str
     const char *id = rq->params[0];
     memset(row, 0, sizeof *row);
     if (!api_valid_job_id(id)) {
-        api_reply_error(rs, 400, "invalid", "id", "'%s' is not a job id (a UUID)", id);
+        api_reply_error(rs, 400, "invalid_field", "id", "'%s' is not a job id (a UUID)", id);
         return -1;
     }
     int rc = queue_get(rq->q, id, row, err, sizeof err);
@@ -180,12 +174,12 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
-        api_reply_error(rs, 400, "invalid", "Idempotency-Key", "must have 1 to %d characters",
+        api_reply_error(rs, 400, "invalid_field", "Idempotency-Key", "must have 1 to %d characters",
                         IDEM_KEY_MAX);
         goto out;
     }
     if (!rq->body || !rq->body_len) {
-        api_reply_error(rs, 400, "invalid", "body", "a JSON job request is required");
+        api_reply_error(rs, 400, "invalid_field", "body", "a JSON job request is required");
         goto out;
     }
     if (!(in = json_loadb(rq->body, rq->body_len, 0, &jerr))) {
@@ -194,7 +188,8 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     if ((rc = job_request_normalize(in, &req, &fe))) {
-        api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc), err_name(rc),
+        api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc),
+                        rc == ERR_INVALID && fe.field[0] ? "invalid_field" : err_name(rc),
                         fe.field[0] ? fe.field : NULL, "%s", fe.message);
         goto out;
     }
@@ -245,7 +240,7 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
     long limit = LIST_DEFAULT;
 
     if (st && *st && job_status_parse(st, &status)) {
-        api_reply_error(rs, 400, "invalid", "status",
+        api_reply_error(rs, 400, "invalid_field", "status",
                         "'%s' is not queued, running, succeeded, failed or cancelled", st);
         return;
     }
@@ -253,7 +248,7 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
         char *end;
         limit = strtol(lim, &end, 10);
         if (end == lim || *end || limit < 1 || limit > LIST_MAX) {
-            api_reply_error(rs, 400, "invalid", "limit", "must be an integer from 1 to %d",
+            api_reply_error(rs, 400, "invalid_field", "limit", "must be an integer from 1 to %d",
                             LIST_MAX);
             return;
         }
@@ -262,7 +257,7 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
                         &rows, &n, next, err, sizeof err);
     if (rc) {
         if (rc == ERR_INVALID)
-            api_reply_error(rs, 400, "invalid", "cursor", "%s", err);
+            api_reply_error(rs, 400, "invalid_field", "cursor", "%s", err);
         else
             api_reply_err_code(rs, rc, NULL, err);
         return;
@@ -393,7 +388,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
 
     if (!format || !*format) format = "torchscript";
     if (strcmp(format, "torchscript") && strcmp(format, "state_dict")) {
-        api_reply_error(rs, 400, "invalid", "format", "'%s' is not torchscript or state_dict",
+        api_reply_error(rs, 400, "invalid_field", "format", "'%s' is not torchscript or state_dict",
                         format);
         return;
     }

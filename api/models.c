@@ -13,7 +13,7 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
     char real[PATH_MAX], err[512];
 
     if (!path || !*path) {
-        api_reply_error(rs, 400, "invalid", "path", "give the model path: ?path=...");
+        api_reply_error(rs, 400, "invalid_field", "path", "give the model path: ?path=...");
         return;
     }
     int rc = roots_resolve(rq->env->roots, ROOTS_MODEL, path, real, sizeof real, err, sizeof err);
@@ -24,7 +24,7 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
     /* The file is there and allowed: a failure to load means it is no usable model. */
     json_t *info = inspect_model(real, err, sizeof err);
     if (!info) {
-        api_reply_error(rs, 400, "invalid", "path", "%s", err);
+        api_reply_error(rs, 400, "invalid_field", "path", "%s", err);
         return;
     }
     api_reply_json(rs, 200, info);

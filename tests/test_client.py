@@ -180,7 +180,7 @@ def test_inspect(d):
 def test_field_errors(d):
     c = Client(d.url, token=ADMIN)
     e = raises(lambda: c.submit(dict(seed_job(), amount=1.5)), "amount 1.5", status=400,
-               code="invalid", field="amount")
+               code="invalid_field", field="amount")
     if e:
         check("amount" in str(e) and e.message in str(e), "str(PrunerdError) has field and message", str(e))
     raises(lambda: c.submit(dict(seed_job(), method="l3_magic")), "unknown method", status=400,

@@ -209,6 +209,7 @@ def test_errors(d, tmp):
     req["amount"] = -0.5
     st, _, b = d.json("POST", "/v1/jobs", req)
     check_error(st, b, 400, "amount out of range", field="amount")
+    check(error_of(b).get("code") == "invalid_field", "a bad field's code is invalid_field", error_of(b))
     st, _, b = d.json("GET", "/v1/jobs/not-a-uuid")
     check_error(st, b, 400, "bad job id", field="id")
     st, _, b = d.json("GET", "/v1/jobs?limit=0")
@@ -313,6 +314,8 @@ def test_jobs_lifecycle(d):
         check(isinstance(job.get(k), float) and 0 <= job[k] <= 1, f"job view has {k}", job.get(k))
     st, _, res = d.json("GET", f"/v1/jobs/{jid}/result")
     check(st == 200 and isinstance(res, dict), "result", st)
+    for k in ("metrics", "sparsity", "timings", "artifacts", "provenance"):
+        check(job.get(k) == res.get(k), f"job view carries result.json's {k}", (job.get(k) is None, k))
     st, _, lst = d.json("GET", "/v1/jobs?status=succeeded")
     mine = [j for j in lst["jobs"] if j["id"] == jid]
     check(mine and mine[0]["accuracy_after"] == job["accuracy_after"], "list shows metrics", mine)

@@ -51,7 +51,7 @@ class PrunerdError(Exception):
     Attributes:
         status:  the HTTP status (400, 404, 409, ...), or None when no HTTP
                  answer came (connection refused, a checksum mismatch, ...).
-        code:    the API's error code, e.g. ``"invalid"``, ``"not_found"``,
+        code:    the API's error code, e.g. ``"invalid_field"``, ``"not_found"``,
                  ``"not_ready"``, ``"unauthorized"``; client-side errors use
                  ``"unreachable"``, ``"bad_response"``, ``"checksum_mismatch"``.
         field:   the request field the error is about (``"amount"``,
