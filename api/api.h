@@ -17,11 +17,13 @@
  */
 
 struct queue;
+struct committer;
 struct roots;
 struct api_stats;
 
 /* What every request shares; read-only once the server runs. */
 struct api_env {
+    struct committer *committer; /* group commit of submissions */
     const char *data_dir; /* jobs live in data_dir/jobs/<id>/ */
     const char *db_path;
     uint64_t quota_bytes;    /* 0: none */

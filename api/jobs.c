@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "committer.h"
 #include "err.h"
 #include "job.h"
 #include "queue.h"
@@ -207,11 +208,14 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     const char *name = json_string_value(json_object_get(req, "name"));
-    if ((rc = queue_submit(rq->q, text, name ? name : "", rq->token_name, idem, id, &existed, err,
-                           sizeof err))) {
-        api_reply_err_code(rs, rc, NULL, err);
+    struct queue_submission sub = {.request_json = text, .name = name ? name : "",
+                                   .owner = rq->token_name, .idem_key = idem};
+    if ((rc = committer_submit(rq->env->committer, &sub))) {
+        api_reply_err_code(rs, rc, NULL, sub.err);
         goto out;
     }
+    existed = sub.existed;
+    snprintf(id, sizeof id, "%s", sub.id);
     if (!existed && rq->env->job_submitted) rq->env->job_submitted(rq->env->ud);
     struct job_row row;
     if ((rc = queue_get(rq->q, id, &row, err, sizeof err))) {

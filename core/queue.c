@@ -291,88 +291,127 @@ static int step_done(struct queue *q, sqlite3_stmt *st, const char *what, char *
 
 /* ---- submit, get, list ---- */
 
-int queue_submit(struct queue *q, const char *request_json, const char *name, const char *owner,
-                 const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
-                 size_t errlen)
+/* Checks one submission's own input; 0 or ERR_INVALID in sub->rc/err. */
+static int submission_check(struct queue_submission *sub)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0, rc = 0;
-    if (existed)
-        *existed = 0;
-    id[0] = '\0';
     json_error_t je;
-    json_t *req = request_json ? json_loads(request_json, 0, &je) : NULL;
+    json_t *req = sub->request_json ? json_loads(sub->request_json, 0, &je) : NULL;
     int is_object = json_is_object(req);
     json_decref(req);
     if (!is_object)
-        return err_set(err, errlen, ERR_INVALID, "the request is not a JSON object");
-    if (!name)
-        name = "";
-    if (!owner)
-        owner = "";
-    if (idem_key && !*idem_key)
-        idem_key = NULL;
-    if (idem_key && strlen(idem_key) > 255)
-        return err_set(err, errlen, ERR_INVALID, "idempotency key longer than 255 bytes");
+        return sub->rc = err_set(sub->err, sizeof sub->err, ERR_INVALID,
+                                 "the request is not a JSON object");
+    if (sub->idem_key && strlen(sub->idem_key) > 255)
+        return sub->rc = err_set(sub->err, sizeof sub->err, ERR_INVALID,
+                                 "idempotency key longer than 255 bytes");
+    return 0;
+}
 
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if (idem_key) {
+/* Inside a transaction: finds sub's idempotency key or inserts the job. */
+static int submission_insert(struct queue *q, struct queue_submission *sub, char *err,
+                             size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    const char *name = sub->name ? sub->name : "", *owner = sub->owner ? sub->owner : "";
+    const char *idem = sub->idem_key && *sub->idem_key ? sub->idem_key : NULL;
+    int rc = 0;
+    if (idem) {
         if ((rc = db_prepare(q->db, "SELECT id FROM jobs WHERE owner = ? AND idem_key = ?", &st,
                              err, errlen)))
             goto out;
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, idem_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
         int s = db_step(q->db, st);
         if (s == SQLITE_ROW) {
-            snprintf(id, JOB_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-            if (existed)
-                *existed = 1;
-        } else if (s != SQLITE_DONE) {
+            snprintf(sub->id, sizeof sub->id, "%s", (const char *)sqlite3_column_text(st, 0));
+            sub->existed = 1;
+            goto out;
+        }
+        if (s != SQLITE_DONE) {
             rc = db_fail(q->db, s, "look up idempotency key", err, errlen);
             goto out;
         }
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (!id[0]) {
-        char nid[JOB_ID_LEN + 1];
-        if ((rc = uuid_v4(nid, err, errlen)))
-            goto out;
-        if ((rc = db_prepare(q->db,
-                             "INSERT INTO jobs (id, name, status, owner, created_at, updated_at, "
-                             "request, idem_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                             &st, err, errlen)))
-            goto out;
-        double now = now_unix();
-        sqlite3_bind_text(st, 1, nid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 4, now);
-        sqlite3_bind_double(st, 5, now);
-        sqlite3_bind_text(st, 6, request_json, -1, SQLITE_STATIC);
-        if (idem_key)
-            sqlite3_bind_text(st, 7, idem_key, -1, SQLITE_STATIC);
-        if ((rc = step_done(q, st, "insert job", err, errlen)))
-            goto out;
-        sqlite3_finalize(st);
-        st = NULL;
-        memcpy(id, nid, sizeof nid);
+    char nid[JOB_ID_LEN + 1];
+    if ((rc = uuid_v4(nid, err, errlen)))
+        goto out;
+    if ((rc = db_prepare(q->db,
+                         "INSERT INTO jobs (id, name, status, owner, created_at, updated_at, "
+                         "request, idem_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                         &st, err, errlen)))
+        goto out;
+    double now = now_unix();
+    sqlite3_bind_text(st, 1, nid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, now);
+    sqlite3_bind_double(st, 5, now);
+    sqlite3_bind_text(st, 6, sub->request_json, -1, SQLITE_STATIC);
+    if (idem)
+        sqlite3_bind_text(st, 7, idem, -1, SQLITE_STATIC);
+    if ((rc = step_done(q, st, "insert job", err, errlen)))
+        goto out;
+    memcpy(sub->id, nid, sizeof nid);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, char *err,
+                      size_t errlen)
+{
+    int rc = 0, in_txn = 0;
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        subs[i].id[0] = '\0';
+        subs[i].existed = 0;
+        subs[i].err[0] = '\0';
+        subs[i].rc = 0;
+        if (submission_check(&subs[i]) == 0)
+            valid++;
     }
+    if (!valid)
+        return 0;
+    if ((rc = db_begin(q->db, err, errlen)))
+        goto out;
+    in_txn = 1;
+    for (size_t i = 0; i < n; i++)
+        if (!subs[i].rc && (rc = submission_insert(q, &subs[i], err, errlen)))
+            goto out;
     if ((rc = db_commit(q->db, err, errlen)))
         goto out;
     in_txn = 0;
 out:
-    sqlite3_finalize(st);
     if (in_txn)
         db_rollback(q->db);
     if (rc) {
-        id[0] = '\0';
-        if (existed)
-            *existed = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (subs[i].rc)
+                continue;
+            subs[i].rc = rc;
+            subs[i].id[0] = '\0';
+            subs[i].existed = 0;
+            snprintf(subs[i].err, sizeof subs[i].err, "%s", err ? err : "");
+        }
     }
     return rc;
+}
+
+int queue_submit(struct queue *q, const char *request_json, const char *name, const char *owner,
+                 const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
+                 size_t errlen)
+{
+    struct queue_submission sub = {.request_json = request_json, .name = name, .owner = owner,
+                                   .idem_key = idem_key};
+    queue_submit_many(q, &sub, 1, err, errlen);
+    if (sub.rc && err && errlen)
+        snprintf(err, errlen, "%s", sub.err);
+    snprintf(id, JOB_ID_LEN + 1, "%s", sub.id);
+    if (existed)
+        *existed = sub.existed;
+    return sub.rc;
 }
 
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen)

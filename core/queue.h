@@ -72,6 +72,22 @@ struct queue *queue_open_with(const char *path, const struct db_options *opt, ch
 int queue_submit(struct queue *q, const char *request_json, const char *name, const char *owner,
                  const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
                  size_t errlen);
+/* One job of a group commit. */
+struct queue_submission {
+    const char *request_json, *name, *owner, *idem_key;  /* in, as queue_submit's */
+    char id[JOB_ID_LEN + 1];      /* out: the new (or, by idem_key, existing) job */
+    int existed;                  /* out: idem_key matched an earlier job */
+    int rc;                       /* out: 0 or this submission's ERR_* */
+    char err[256];                /* out: the message when rc != 0 */
+};
+/*
+ * queue_submit for n jobs in one transaction: one commit, one fsync of the
+ * log for all (group commit).  A submission with bad input fails alone (its
+ * rc); a failed transaction fails every one still standing and returns that
+ * code.  Returns 0 when the transaction (if any) committed.
+ */
+int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, char *err,
+                      size_t errlen);
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen);
 /* Newest first; status < 0 for all; limit clamped to 1..500; cursor "" (or
  * NULL) or the next_cursor of the last page, which is "" after the last

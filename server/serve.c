@@ -17,6 +17,7 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "committer.h"
 #include "queue.h"
 #include "roots.h"
 #include "stats.h"
@@ -45,6 +46,7 @@ int serve_main(int argc, char **argv)
     struct auth *auth = NULL;
     struct roots *roots = NULL;
     struct queue *q = NULL;
+    struct committer *committer = NULL;
     struct api_stats *stats = NULL;
     struct workers *workers = NULL;
     struct http_server *http = NULL;
@@ -147,7 +149,13 @@ int serve_main(int argc, char **argv)
     }
 
     /* 6. HTTP. */
+    /* Submissions arriving together share one transaction (group commit). */
+    if (!(committer = committer_create(db_path, err, sizeof err))) {
+        log_err(NULL, "database %s: %s", db_path, err);
+        goto out;
+    }
     struct api_env env = {
+        .committer = committer,
         .data_dir = data_dir,
         .db_path = db_path,
         .quota_bytes = cfg.quota_bytes,
@@ -190,6 +198,8 @@ int serve_main(int argc, char **argv)
     /* 8. Shutdown: stop accepting, then stop the jobs at a batch boundary. */
     http_stop(http);
     http = NULL;
+    committer_destroy(committer);
+    committer = NULL;
     int wrc = workers_stop(workers, cfg.stop_timeout_s > 1 ? cfg.stop_timeout_s - 1 : 1);
     workers = NULL;
     if (wrc) {
@@ -202,6 +212,7 @@ int serve_main(int argc, char **argv)
     rc = 0;
 out:
     http_stop(http);
+    committer_destroy(committer);
     if (workers) workers_stop(workers, cfg.stop_timeout_s);
     if (q) queue_close(q);
     api_stats_destroy(stats);
