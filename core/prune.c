@@ -316,35 +316,77 @@ struct sel {
     int64_t *quota;    /* apply: per thread, the keys equal to tkey it prunes */
 };
 
+/* Histogram passes count into SEL_SUB interleaved uint32 sub-histograms, so
+ * that runs of equal bins do not serialise on one counter; every entry adds
+ * 0 or 1 to its bin, so the loops have no (unpredictable) branches. */
+#define SEL_SUB 4
+#define SEL_BLOCK (INT64_C(1) << 28) /* entries per flush: uint32 cannot overflow */
+
+/* The bin of key k at a level; *in is 1 when k is a candidate there. */
+static inline uint32_t sel_bin(uint32_t k, int level, uint32_t pre, uint32_t skip_zero,
+                               uint32_t *in)
+{
+    uint32_t cand = (k != 0) | !skip_zero;
+    if (level == 0) {
+        *in = cand;
+        return k >> 20;
+    }
+    if (level == 1) {
+        *in = cand & ((k >> 20) == pre);
+        return (k >> 9) & 0x7ff;
+    }
+    *in = cand & ((k >> 9) == pre);
+    return k & 0x1ff;
+}
+
+static inline __attribute__((always_inline)) void
+sel_count(uint32_t (*sub)[SEL_BINS], const float *x, int64_t cnt, int level, uint32_t pre,
+          uint32_t skip_zero)
+{
+    int64_t i = 0;
+    uint32_t b, in;
+    for (; i + SEL_SUB <= cnt; i += SEL_SUB) {
+        for (int j = 0; j < SEL_SUB; j++) {
+            b = sel_bin(key_of(x[i + j]), level, pre, skip_zero, &in);
+            sub[j][b] += in;
+        }
+    }
+    for (; i < cnt; i++) {
+        b = sel_bin(key_of(x[i]), level, pre, skip_zero, &in);
+        sub[0][b] += in;
+    }
+}
+
 static void sel_hist(void *ctx, int tid, const struct span *span, float *x, int64_t cnt)
 {
     struct sel *s = ctx;
     uint64_t *h = s->hist + (size_t)tid * SEL_BINS;
-    uint32_t pre = s->prefix;
+    uint32_t sub[SEL_SUB][SEL_BINS];
 
     (void)span;
-    if (s->level == 0) {
-        if (s->skip_zero) {
-            for (int64_t i = 0; i < cnt; i++) {
-                uint32_t k = key_of(x[i]);
-                if (k) h[k >> 20]++;
-            }
-        } else {
-            for (int64_t i = 0; i < cnt; i++) h[key_of(x[i]) >> 20]++;
-        }
-    } else if (s->level == 1) {
-        for (int64_t i = 0; i < cnt; i++) {
-            uint32_t k = key_of(x[i]);
-            if ((k >> 20) == pre && (k || !s->skip_zero)) h[(k >> 9) & 0x7ff]++;
-        }
-    } else {
-        for (int64_t i = 0; i < cnt; i++) {
-            uint32_t k = key_of(x[i]);
-            if ((k >> 9) == pre && (k || !s->skip_zero)) h[k & 0x1ff]++;
-        }
+    for (int64_t off = 0; off < cnt; off += SEL_BLOCK) {
+        int64_t n = cnt - off < SEL_BLOCK ? cnt - off : SEL_BLOCK;
+        memset(sub, 0, sizeof sub);
+        /* constant arguments: each combination gets its own loop */
+        if (s->level == 0 && !s->skip_zero)
+            sel_count(sub, x + off, n, 0, 0, 0);
+        else if (s->level == 0)
+            sel_count(sub, x + off, n, 0, 0, 1);
+        else if (s->level == 1 && !s->skip_zero)
+            sel_count(sub, x + off, n, 1, s->prefix, 0);
+        else if (s->level == 1)
+            sel_count(sub, x + off, n, 1, s->prefix, 1);
+        else if (!s->skip_zero)
+            sel_count(sub, x + off, n, 2, s->prefix, 0);
+        else
+            sel_count(sub, x + off, n, 2, s->prefix, 1);
+        for (int b = 0; b < SEL_BINS; b++) h[b] += (uint64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
     }
 }
 
+/* Zeroes the keys below tkey (branch-free, so it vectorises), then the
+ * thread's quota of keys equal to tkey, first come first.  Keys of 0 count
+ * as pruned: in iterative mode they are pruned before and tkey >= 1. */
 static void sel_apply(void *ctx, int tid, const struct span *span, float *x, int64_t cnt)
 {
     struct sel *s = ctx;
@@ -352,13 +394,15 @@ static void sel_apply(void *ctx, int tid, const struct span *span, float *x, int
     uint32_t t = s->tkey;
 
     for (int64_t i = 0; i < cnt; i++) {
-        uint32_t k = key_of(x[i]);
-        if (!k && s->skip_zero) {
-            n++; /* pruned before */
-        } else if (k < t) {
-            x[i] = 0.0f;
-            n++;
-        } else if (k == t && quota > 0) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        uint32_t below = (b & 0x7fffffffu) < t;
+        n += below;
+        b &= below - 1u;
+        memcpy(&x[i], &b, sizeof b);
+    }
+    for (int64_t i = 0; i < cnt && quota > 0; i++) {
+        if (key_of(x[i]) == t) {
             x[i] = 0.0f;
             quota--;
             n++;
@@ -420,7 +464,9 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
     rc = prune_amount_nparams(&p->amount, *ncand, &k, err, errlen);
     if (rc || check_only) goto out;
 
-    s.tkey = 0; /* k = 0: nothing lies below key 0 */
+    /* k = 0: nothing new; in iterative mode the zeros (key 0 < 1) are counted */
+    s.tkey = p->iterative ? 1 : 0;
+    int work = k > 0 || p->iterative;
     if (k > 0) {
         uint32_t b0 = sel_pick(m, &k);
         sel_level(&s, 1, b0, m);
@@ -437,7 +483,7 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
             before += here;
         }
     }
-    par_run(s.nthreads, sp, sel_apply, &s);
+    if (work) par_run(s.nthreads, sp, sel_apply, &s);
     for (size_t j = 0; j < ntargets; j++)
         for (int t = 0; t < s.nthreads; t++) pruned[j] += s.per[(size_t)t * ntargets + j];
 out:
