@@ -436,24 +436,23 @@ static uint32_t sel_pick(const uint64_t *m, int64_t *k)
  * l1_unstructured over the spans sp (one target for local, all for global):
  * finds the candidate count (*ncand), checks the amount against it, and
  * unless check_only prunes the k smallest |w| by the tie rule above, adding
- * to pruned[target] the entries whose final mask is 0.
+ * to pruned[target] the entries whose final mask is 0.  hist (threads x
+ * SEL_BINS) and per (threads x ntargets) are the caller's scratch, so that
+ * nothing can fail once writing has begun.
  */
 static int l1_select(const struct spans *sp, size_t ntargets, const struct prune_params *p,
-                     int check_only, int64_t *ncand, int64_t *pruned, char *err, size_t errlen)
+                     int check_only, uint64_t *hist, int64_t *per, int64_t *ncand,
+                     int64_t *pruned, char *err, size_t errlen)
 {
-    struct sel s = {.sp = sp, .ntargets = ntargets, .skip_zero = p->iterative};
+    struct sel s = {.sp = sp, .ntargets = ntargets, .skip_zero = p->iterative,
+                    .hist = hist, .per = per};
     uint64_t m[SEL_BINS];
     int64_t k = 0, q[PRUNE_MAX_THREADS] = {0};
-    int rc = 0;
+    int rc;
 
     s.nthreads = par_threads(p, sp->total);
-    s.hist = malloc((size_t)s.nthreads * SEL_BINS * sizeof *s.hist);
-    s.per = calloc((size_t)s.nthreads * ntargets + 1, sizeof *s.per);
     s.quota = q;
-    if (!s.hist || !s.per) {
-        rc = err_set(err, errlen, ERR_NOMEM, "out of memory for selection");
-        goto out;
-    }
+    memset(per, 0, (size_t)s.nthreads * ntargets * sizeof *per);
     if (!p->iterative && check_only) {
         *ncand = sp->total; /* no pass needed */
     } else {
@@ -462,7 +461,7 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
         for (int b = 0; b < SEL_BINS; b++) *ncand += (int64_t)m[b];
     }
     rc = prune_amount_nparams(&p->amount, *ncand, &k, err, errlen);
-    if (rc || check_only) goto out;
+    if (rc || check_only) return rc;
 
     /* k = 0: nothing new; in iterative mode the zeros (key 0 < 1) are counted */
     s.tkey = p->iterative ? 1 : 0;
@@ -486,10 +485,7 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
     if (work) par_run(s.nthreads, sp, sel_apply, &s);
     for (size_t j = 0; j < ntargets; j++)
         for (int t = 0; t < s.nthreads; t++) pruned[j] += s.per[(size_t)t * ntargets + j];
-out:
-    free(s.hist);
-    free(s.per);
-    return rc;
+    return 0;
 }
 
 /* ---- random unstructured ------------------------------------------------ */
@@ -533,6 +529,7 @@ struct chan {
     int64_t *nnz;     /* nch: non-zero entries per channel */
     int64_t kept;     /* candidate channels */
     int64_t k;        /* channels to prune */
+    unsigned char *drop; /* nch: 1 = prune this channel */
 };
 
 static void chan_free(struct chan *c)
@@ -540,6 +537,7 @@ static void chan_free(struct chan *c)
     free(c->norm);
     free(c->nan);
     free(c->nnz);
+    free(c->drop);
 }
 
 static int chan_shape(const struct prune_target *t, int dim, struct chan *c, char *err,
@@ -637,43 +635,40 @@ static void chan_zero(struct prune_target *t, const struct chan *c, const unsign
             if (drop[j]) memset(x, 0, (size_t)c->inner * sizeof *x);
 }
 
-/* Picks the k channels to drop among the kept ones and zeroes them. */
-static int chan_apply(struct prune_target *t, struct chan *c, const struct prune_params *p,
-                      struct rng *r, char *err, size_t errlen)
+/* Picks the k channels to drop among the candidates (phase A: no writes). */
+static int chan_select(struct chan *c, const struct prune_params *p, struct rng *r, char *err,
+                       size_t errlen)
 {
-    unsigned char *drop = calloc((size_t)c->nch ? (size_t)c->nch : 1, 1);
-    struct chan_order *ord = NULL;
-    int rc = 0;
-
-    if (!drop) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
+    c->drop = calloc((size_t)c->nch ? (size_t)c->nch : 1, 1);
+    if (!c->drop) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
     if (p->method == PRUNE_LN_STRUCTURED && c->k > 0) {
-        ord = malloc((size_t)c->kept * sizeof *ord);
-        if (!ord) {
-            rc = err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
-            goto out;
-        }
+        struct chan_order *ord = malloc((size_t)c->kept * sizeof *ord);
+        if (!ord) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
         int64_t n = 0;
         for (int64_t j = 0; j < c->nch; j++)
             if (!p->iterative || c->nnz[j]) ord[n++] = (struct chan_order){c->norm[j], j};
         qsort(ord, (size_t)n, sizeof *ord, chan_cmp);
-        for (int64_t j = 0; j < c->k; j++) drop[ord[j].idx] = 1;
+        for (int64_t j = 0; j < c->k; j++) c->drop[ord[j].idx] = 1;
+        free(ord);
     } else if (p->method == PRUNE_RANDOM_STRUCTURED) {
         int64_t need = c->k, left = c->kept;
         for (int64_t j = 0; j < c->nch && need > 0; j++)
-            if ((!p->iterative || c->nnz[j]) && rng_pick(r, &need, &left)) drop[j] = 1;
+            if ((!p->iterative || c->nnz[j]) && rng_pick(r, &need, &left)) c->drop[j] = 1;
     }
-    if (c->k > 0) chan_zero(t, c, drop);
-    if (!p->iterative) {
+    return 0;
+}
+
+/* Zeroes the dropped channels and sets the pruned count (phase B). */
+static void chan_apply(struct prune_target *t, const struct chan *c, int iterative)
+{
+    if (c->k > 0) chan_zero(t, c, c->drop);
+    if (!iterative) {
         t->pruned = c->k * c->outer * c->inner;
     } else {
         t->pruned = t->numel;
         for (int64_t j = 0; j < c->nch; j++)
-            if (!drop[j]) t->pruned -= c->nnz[j];
+            if (!c->drop[j]) t->pruned -= c->nnz[j];
     }
-out:
-    free(ord);
-    free(drop);
-    return rc;
 }
 
 static int structured(struct prune_target *targets, size_t nt, const struct prune_params *p,
@@ -712,8 +707,10 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
             rc = err_set(err, errlen, rc, "%s: %s", tname(&targets[i]), msg);
             goto out;
         }
+        rc = chan_select(c, p, r, err, errlen);
+        if (rc) goto out;
     }
-    for (size_t i = 0; i < nt && !rc; i++) rc = chan_apply(&targets[i], &cs[i], p, r, err, errlen);
+    for (size_t i = 0; i < nt; i++) chan_apply(&targets[i], &cs[i], p->iterative);
 out:
     for (size_t i = 0; i < nt; i++) chan_free(&cs[i]);
     free(cs);
@@ -729,11 +726,14 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
     struct span *spans = calloc(nt ? nt : 1, sizeof *spans);
     int64_t *ncand = calloc(nt ? nt : 1, sizeof *ncand);
     int64_t *pruned = calloc(nt ? nt : 1, sizeof *pruned);
+    int maxth = p->threads < 1 ? 1 : p->threads > PRUNE_MAX_THREADS ? PRUNE_MAX_THREADS : p->threads;
+    uint64_t *hist = malloc((size_t)maxth * SEL_BINS * sizeof *hist);
+    int64_t *per = malloc(((size_t)maxth * nt + 1) * sizeof *per);
     int64_t base = 0;
     int rc = 0;
     char msg[256];
 
-    if (!spans || !ncand || !pruned) {
+    if (!spans || !ncand || !pruned || !hist || !per) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -754,7 +754,8 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
                 sp = (struct spans){&one, 1, one.n};
             }
             if (p->method == PRUNE_L1_UNSTRUCTURED) {
-                rc = l1_select(&sp, nt, p, !write, &ncand[g], pruned, msg, sizeof msg);
+                rc = l1_select(&sp, nt, p, !write, hist, per, &ncand[g], pruned, msg,
+                               sizeof msg);
             } else { /* random_unstructured */
                 if (!write) {
                     ncand[g] = 0;
@@ -783,6 +784,8 @@ out:
     free(spans);
     free(ncand);
     free(pruned);
+    free(hist);
+    free(per);
     return rc;
 }
 
