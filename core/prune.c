@@ -177,7 +177,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 static void rng_seed(struct rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
 }
 
 static inline uint64_t rotl(uint64_t x, int k)
@@ -281,7 +282,11 @@ static void par_run(int nthreads, const struct spans *sp, piece_fn fn, void *ctx
     int started[PRUNE_MAX_THREADS] = {0};
 
     for (int t = 0; t < nthreads; t++) {
-        args[t] = (struct par_arg){sp, fn, ctx, t, (int64_t)((__int128)sp->total * t / nthreads),
+        args[t] = (struct par_arg){sp,
+                                   fn,
+                                   ctx,
+                                   t,
+                                   (int64_t)((__int128)sp->total * t / nthreads),
                                    (int64_t)((__int128)sp->total * (t + 1) / nthreads)};
         if (t > 0) started[t] = !pthread_create(&th[t], NULL, par_main, &args[t]);
     }
@@ -307,13 +312,13 @@ struct sel {
     const struct spans *sp;
     int nthreads;
     size_t ntargets;
-    int skip_zero;     /* iterative: key 0 is no candidate */
-    int level;         /* 0: bits 30..20, 1: bits 19..9, 2: bits 8..0 */
-    uint32_t prefix;   /* the bits above this level, fixed by earlier levels */
-    uint64_t *hist;    /* nthreads x SEL_BINS */
-    int64_t *per;      /* nthreads x ntargets: pruned entries */
-    uint32_t tkey;     /* apply: the k-th key */
-    int64_t *quota;    /* apply: per thread, the keys equal to tkey it prunes */
+    int skip_zero;   /* iterative: key 0 is no candidate */
+    int level;       /* 0: bits 30..20, 1: bits 19..9, 2: bits 8..0 */
+    uint32_t prefix; /* the bits above this level, fixed by earlier levels */
+    uint64_t *hist;  /* nthreads x SEL_BINS */
+    int64_t *per;    /* nthreads x ntargets: pruned entries */
+    uint32_t tkey;   /* apply: the k-th key */
+    int64_t *quota;  /* apply: per thread, the keys equal to tkey it prunes */
 };
 
 /* Histogram passes count into SEL_SUB interleaved uint32 sub-histograms, so
@@ -339,9 +344,9 @@ static inline uint32_t sel_bin(uint32_t k, int level, uint32_t pre, uint32_t ski
     return k & 0x1ff;
 }
 
-static inline __attribute__((always_inline)) void
-sel_count(uint32_t (*sub)[SEL_BINS], const float *x, int64_t cnt, int level, uint32_t pre,
-          uint32_t skip_zero)
+static inline __attribute__((always_inline)) void sel_count(uint32_t (*sub)[SEL_BINS],
+                                                            const float *x, int64_t cnt, int level,
+                                                            uint32_t pre, uint32_t skip_zero)
 {
     int64_t i = 0;
     uint32_t b, in;
@@ -380,7 +385,8 @@ static void sel_hist(void *ctx, int tid, const struct span *span, float *x, int6
             sel_count(sub, x + off, n, 2, s->prefix, 0);
         else
             sel_count(sub, x + off, n, 2, s->prefix, 1);
-        for (int b = 0; b < SEL_BINS; b++) h[b] += (uint64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
+        for (int b = 0; b < SEL_BINS; b++)
+            h[b] += (uint64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
     }
 }
 
@@ -421,14 +427,16 @@ static void sel_level(struct sel *s, int level, uint32_t prefix, uint64_t *m)
     par_run(s->nthreads, s->sp, sel_hist, s);
     memset(m, 0, SEL_BINS * sizeof *m);
     for (int t = 0; t < s->nthreads; t++)
-        for (int b = 0; b < SEL_BINS; b++) m[b] += s->hist[(size_t)t * SEL_BINS + b];
+        for (int b = 0; b < SEL_BINS; b++)
+            m[b] += s->hist[(size_t)t * SEL_BINS + b];
 }
 
 /* The bin holding the k-th (1-based) candidate; k becomes its rank inside. */
 static uint32_t sel_pick(const uint64_t *m, int64_t *k)
 {
     uint32_t b = 0;
-    while (b < SEL_BINS - 1 && (int64_t)m[b] < *k) *k -= (int64_t)m[b++];
+    while (b < SEL_BINS - 1 && (int64_t)m[b] < *k)
+        *k -= (int64_t)m[b++];
     return b;
 }
 
@@ -441,11 +449,11 @@ static uint32_t sel_pick(const uint64_t *m, int64_t *k)
  * nothing can fail once writing has begun.
  */
 static int l1_select(const struct spans *sp, size_t ntargets, const struct prune_params *p,
-                     int check_only, uint64_t *hist, int64_t *per, int64_t *ncand,
-                     int64_t *pruned, char *err, size_t errlen)
+                     int check_only, uint64_t *hist, int64_t *per, int64_t *ncand, int64_t *pruned,
+                     char *err, size_t errlen)
 {
-    struct sel s = {.sp = sp, .ntargets = ntargets, .skip_zero = p->iterative,
-                    .hist = hist, .per = per};
+    struct sel s = {
+        .sp = sp, .ntargets = ntargets, .skip_zero = p->iterative, .hist = hist, .per = per};
     uint64_t m[SEL_BINS];
     int64_t k = 0, q[PRUNE_MAX_THREADS] = {0};
     int rc;
@@ -458,7 +466,8 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
     } else {
         sel_level(&s, 0, 0, m);
         *ncand = 0;
-        for (int b = 0; b < SEL_BINS; b++) *ncand += (int64_t)m[b];
+        for (int b = 0; b < SEL_BINS; b++)
+            *ncand += (int64_t)m[b];
     }
     rc = prune_amount_nparams(&p->amount, *ncand, &k, err, errlen);
     if (rc || check_only) return rc;
@@ -484,7 +493,8 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
     }
     if (work) par_run(s.nthreads, sp, sel_apply, &s);
     for (size_t j = 0; j < ntargets; j++)
-        for (int t = 0; t < s.nthreads; t++) pruned[j] += s.per[(size_t)t * ntargets + j];
+        for (int t = 0; t < s.nthreads; t++)
+            pruned[j] += s.per[(size_t)t * ntargets + j];
     return 0;
 }
 
@@ -493,7 +503,8 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
 static int64_t count_nonzero(const float *x, int64_t n)
 {
     int64_t c = 0;
-    for (int64_t i = 0; i < n; i++) c += key_of(x[i]) != 0;
+    for (int64_t i = 0; i < n; i++)
+        c += key_of(x[i]) != 0;
     return c;
 }
 
@@ -520,15 +531,15 @@ static void random_unstructured(const struct spans *sp, int iterative, int64_t k
 /* ---- structured ------------------------------------------------------- */
 
 struct chan {
-    int dim;          /* resolved channel dim */
-    int64_t outer;    /* product of the dims before dim */
-    int64_t nch;      /* channels: shape[dim] */
-    int64_t inner;    /* product of the dims after dim */
-    double *norm;     /* nch (ln_structured) or NULL */
-    unsigned char *nan; /* nch: the channel holds a NaN (ln_structured) */
-    int64_t *nnz;     /* nch: non-zero entries per channel */
-    int64_t kept;     /* candidate channels */
-    int64_t k;        /* channels to prune */
+    int dim;             /* resolved channel dim */
+    int64_t outer;       /* product of the dims before dim */
+    int64_t nch;         /* channels: shape[dim] */
+    int64_t inner;       /* product of the dims after dim */
+    double *norm;        /* nch (ln_structured) or NULL */
+    unsigned char *nan;  /* nch: the channel holds a NaN (ln_structured) */
+    int64_t *nnz;        /* nch: non-zero entries per channel */
+    int64_t kept;        /* candidate channels */
+    int64_t k;           /* channels to prune */
     unsigned char *drop; /* nch: 1 = prune this channel */
 };
 
@@ -552,13 +563,15 @@ static int chan_shape(const struct prune_target *t, int dim, struct chan *c, cha
                        tname(t), shape, t->ndim);
     }
     if (dim < -t->ndim || dim >= t->ndim)
-        return err_set(err, errlen, ERR_INVALID,
-                       "%s: invalid dim %d for a tensor with %d dims", tname(t), dim, t->ndim);
+        return err_set(err, errlen, ERR_INVALID, "%s: invalid dim %d for a tensor with %d dims",
+                       tname(t), dim, t->ndim);
     c->dim = dim < 0 ? dim + t->ndim : dim;
     c->nch = t->shape[c->dim];
     c->outer = c->inner = 1;
-    for (int d = 0; d < c->dim; d++) c->outer *= t->shape[d];
-    for (int d = c->dim + 1; d < t->ndim; d++) c->inner *= t->shape[d];
+    for (int d = 0; d < c->dim; d++)
+        c->outer *= t->shape[d];
+    for (int d = c->dim + 1; d < t->ndim; d++)
+        c->inner *= t->shape[d];
     return 0;
 }
 
@@ -578,7 +591,8 @@ static void chan_stats(const struct prune_target *t, struct chan *c, double pn)
     for (int64_t o = 0; o < c->outer; o++) {
         for (int64_t j = 0; j < c->nch; j++, x += c->inner) {
             int64_t nz = 0;
-            for (int64_t i = 0; i < c->inner; i++) nz += key_of(x[i]) != 0;
+            for (int64_t i = 0; i < c->inner; i++)
+                nz += key_of(x[i]) != 0;
             c->nnz[j] += nz;
             if (!c->norm) continue;
             double acc = c->norm[j];
@@ -648,7 +662,8 @@ static int chan_select(struct chan *c, const struct prune_params *p, struct rng 
         for (int64_t j = 0; j < c->nch; j++)
             if (!p->iterative || c->nnz[j]) ord[n++] = (struct chan_order){c->norm[j], j};
         qsort(ord, (size_t)n, sizeof *ord, chan_cmp);
-        for (int64_t j = 0; j < c->k; j++) c->drop[ord[j].idx] = 1;
+        for (int64_t j = 0; j < c->k; j++)
+            c->drop[ord[j].idx] = 1;
         free(ord);
     } else if (p->method == PRUNE_RANDOM_STRUCTURED) {
         int64_t need = c->k, left = c->kept;
@@ -681,8 +696,7 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
     if (!cs) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
     if (p->method == PRUNE_LN_STRUCTURED && !(p->n > 0.0 || p->n == -INFINITY)) {
         rc = err_set(err, errlen, ERR_INVALID,
-                     "ln_structured: n must be a positive number, inf, -inf or fro (got %g)",
-                     p->n);
+                     "ln_structured: n must be a positive number, inf, -inf or fro (got %g)", p->n);
         goto out;
     }
     /* Everything checked and measured before the first write. */
@@ -701,7 +715,8 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
         }
         chan_stats(&targets[i], c, p->n);
         c->kept = 0;
-        for (int64_t j = 0; j < c->nch; j++) c->kept += !p->iterative || c->nnz[j];
+        for (int64_t j = 0; j < c->nch; j++)
+            c->kept += !p->iterative || c->nnz[j];
         rc = prune_amount_nparams(&p->amount, c->kept, &c->k, msg, sizeof msg);
         if (rc) {
             rc = err_set(err, errlen, rc, "%s: %s", tname(&targets[i]), msg);
@@ -710,9 +725,11 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
         rc = chan_select(c, p, r, err, errlen);
         if (rc) goto out;
     }
-    for (size_t i = 0; i < nt; i++) chan_apply(&targets[i], &cs[i], p->iterative);
+    for (size_t i = 0; i < nt; i++)
+        chan_apply(&targets[i], &cs[i], p->iterative);
 out:
-    for (size_t i = 0; i < nt; i++) chan_free(&cs[i]);
+    for (size_t i = 0; i < nt; i++)
+        chan_free(&cs[i]);
     free(cs);
     return rc;
 }
@@ -726,7 +743,9 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
     struct span *spans = calloc(nt ? nt : 1, sizeof *spans);
     int64_t *ncand = calloc(nt ? nt : 1, sizeof *ncand);
     int64_t *pruned = calloc(nt ? nt : 1, sizeof *pruned);
-    int maxth = p->threads < 1 ? 1 : p->threads > PRUNE_MAX_THREADS ? PRUNE_MAX_THREADS : p->threads;
+    int maxth = p->threads < 1                   ? 1
+                : p->threads > PRUNE_MAX_THREADS ? PRUNE_MAX_THREADS
+                                                 : p->threads;
     uint64_t *hist = malloc((size_t)maxth * SEL_BINS * sizeof *hist);
     int64_t *per = malloc(((size_t)maxth * nt + 1) * sizeof *per);
     int64_t base = 0;
@@ -754,14 +773,13 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
                 sp = (struct spans){&one, 1, one.n};
             }
             if (p->method == PRUNE_L1_UNSTRUCTURED) {
-                rc = l1_select(&sp, nt, p, !write, hist, per, &ncand[g], pruned, msg,
-                               sizeof msg);
+                rc = l1_select(&sp, nt, p, !write, hist, per, &ncand[g], pruned, msg, sizeof msg);
             } else { /* random_unstructured */
                 if (!write) {
                     ncand[g] = 0;
                     for (size_t s = 0; s < sp.ns; s++)
-                        ncand[g] += p->iterative ? count_nonzero(sp.s[s].data, sp.s[s].n)
-                                                 : sp.s[s].n;
+                        ncand[g] +=
+                            p->iterative ? count_nonzero(sp.s[s].data, sp.s[s].n) : sp.s[s].n;
                     int64_t k;
                     rc = prune_amount_nparams(&p->amount, ncand[g], &k, msg, sizeof msg);
                 } else {
@@ -779,7 +797,8 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
             }
         }
     }
-    for (size_t i = 0; i < nt; i++) targets[i].pruned = pruned[i];
+    for (size_t i = 0; i < nt; i++)
+        targets[i].pruned = pruned[i];
 out:
     free(spans);
     free(ncand);
@@ -839,13 +858,14 @@ static int plugin_run(struct prune_target *targets, size_t nt, const struct prun
             rc = err_set(err, errlen, ERR_NOMEM, "out of memory for plugin masks");
             goto out;
         }
-        for (int64_t j = 0; j < t->numel; j++) mask[j] = !p->iterative || key_of(t->data[j]);
+        for (int64_t j = 0; j < t->numel; j++)
+            mask[j] = !p->iterative || key_of(t->data[j]);
         msg[0] = '\0';
         if (pl->compute_mask(t->data, t->shape, t->ndim, mask,
                              p->plugin_params ? p->plugin_params : "null", msg, sizeof msg)) {
             msg[sizeof msg - 1] = '\0';
-            rc = err_set(err, errlen, ERR_INVALID, "plugin %s on %s: %s",
-                         pl->name ? pl->name : "?", tname(t), msg[0] ? msg : "failed");
+            rc = err_set(err, errlen, ERR_INVALID, "plugin %s on %s: %s", pl->name ? pl->name : "?",
+                         tname(t), msg[0] ? msg : "failed");
             goto out;
         }
         /* combined with the default mask, kept as 1 bit per entry */
@@ -865,7 +885,8 @@ static int plugin_run(struct prune_target *targets, size_t nt, const struct prun
         t->pruned = n;
     }
 out:
-    for (size_t i = 0; i < nt; i++) free(bits[i]);
+    for (size_t i = 0; i < nt; i++)
+        free(bits[i]);
     free(bits);
     free(mask);
     return rc;
@@ -956,7 +977,8 @@ int prune_apply(struct prune_target *targets, size_t ntargets, const struct prun
     case PRUNE_IDENTITY:
     case PRUNE_THRESHOLD:
     case PRUNE_CUSTOM_FROM_MASK:
-        for (size_t i = 0; i < ntargets; i++) elementwise(&targets[i], p);
+        for (size_t i = 0; i < ntargets; i++)
+            elementwise(&targets[i], p);
         return 0;
     }
     return err_set(err, errlen, ERR_INTERNAL, "method %s has no implementation", m->name);
