@@ -26,7 +26,9 @@
  * p->threads threads over contiguous ranges of the (virtual) concatenation
  * of the targets, with one histogram per thread, merged afterwards.  Nothing
  * is copied: global pruning never builds the concatenated vector PyTorch
- * builds.  A fourth pass zeroes the selected entries.
+ * builds.  A fourth pass zeroes the selected entries.  Iterative pruning
+ * adds one counting pass (the amount needs the number of non-zeros first).
+ * Scratch: a 16 KiB histogram per thread.
  *
  * Tie rule.  Entries whose key is below the k-th key T are pruned.  Entries
  * whose key equals T (the same |w|, so +x and -x tie) are pruned in the
@@ -44,7 +46,9 @@
  * ln_structured.  Channel norms are computed in double over all dims but
  * dim (PyTorch: float32 torch.norm); the k channels of smallest norm are
  * pruned, i.e. the top C - k by norm are kept as in PyTorch.  Equal norms:
- * the lower channel index is pruned first.
+ * the lower channel index is pruned first.  n is p > 0, INFINITY (max |w|),
+ * -INFINITY (min |w|) or PRUNE_NORM_FRO (= 2); "fro" is the 2-norm over any
+ * number of dims (PyTorch 1.13 refuses "fro" over more than 2 dims).
  *
  * Random methods.  One xoshiro256** stream seeded from p->seed through
  * splitmix64 serves the whole call, consumed in target order.  Exactly k
@@ -52,6 +56,13 @@
  * selection sampling (Knuth's algorithm S, integers drawn with Lemire's
  * unbiased method): no memory, one pass, the same seed gives the same mask.
  * PyTorch's own RNG cannot be matched.
+ *
+ * threshold (not in PyTorch) prunes |w| < p->threshold; identity prunes
+ * nothing; custom_from_mask prunes where the target's mask byte is 0; the
+ * plugin method prunes where the plugin's mask is 0.  None takes amount.
+ * A target's pruned count is the number of zeros in its final mask: with
+ * iterative this includes the weights that were zero before (PyTorch's
+ * container mask), without it only what this call selected.
  *
  * Iterative.  Exact zeros (+0.0 and -0.0) are what an earlier pruning left:
  * the default mask is (w != 0), implicit in the data, never stored.  As in
