@@ -252,6 +252,16 @@ static void test_l1_global(void)
     CHECK(t[0].pruned == 2 && t[1].pruned == 2, "pruned %lld %lld", (long long)t[0].pruned,
           (long long)t[1].pruned);
 
+    /* an empty target in the middle takes no part */
+    int64_t s0[] = {0};
+    float u[] = {2, 1}, w[] = {3, 0.5f}, u2[] = {2, 0}, w2[] = {3, 0};
+    struct prune_target t3[3] = {tgt(u, s2, 1), tgt(NULL, s0, 1), tgt(w, s2, 1)};
+    p.amount = count(2);
+    CHECK_INT(prune_apply(t3, 3, &p, err, sizeof err), 0);
+    CHECK_VEC(u, u2, 2);
+    CHECK_VEC(w, w2, 2);
+    CHECK_INT(t3[1].pruned, 0);
+
     /* a global count larger than all targets together */
     p.iterative = 0;
     p.amount = count(6);
