@@ -23,8 +23,8 @@ static int name_ok(const char *name)
     size_t n = 0;
     if (!name) return 0;
     for (const char *c = name; *c; c++, n++) {
-        int ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-                 (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
+        int ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                 *c == '_' || *c == '-';
         if (!ok) return 0;
     }
     return n > 0 && n <= PLUGIN_NAME_MAX;

@@ -26,7 +26,9 @@
  * p->threads threads over contiguous ranges of the (virtual) concatenation
  * of the targets, with one histogram per thread, merged afterwards.  Nothing
  * is copied: global pruning never builds the concatenated vector PyTorch
- * builds.  A fourth pass zeroes the selected entries.
+ * builds.  A fourth pass zeroes the selected entries.  Iterative pruning
+ * adds one counting pass (the amount needs the number of non-zeros first).
+ * Scratch: a 16 KiB histogram per thread.
  *
  * Tie rule.  Entries whose key is below the k-th key T are pruned.  Entries
  * whose key equals T (the same |w|, so +x and -x tie) are pruned in the
@@ -44,7 +46,9 @@
  * ln_structured.  Channel norms are computed in double over all dims but
  * dim (PyTorch: float32 torch.norm); the k channels of smallest norm are
  * pruned, i.e. the top C - k by norm are kept as in PyTorch.  Equal norms:
- * the lower channel index is pruned first.
+ * the lower channel index is pruned first.  n is p > 0, INFINITY (max |w|),
+ * -INFINITY (min |w|) or PRUNE_NORM_FRO (= 2); "fro" is the 2-norm over any
+ * number of dims (PyTorch 1.13 refuses "fro" over more than 2 dims).
  *
  * Random methods.  One xoshiro256** stream seeded from p->seed through
  * splitmix64 serves the whole call, consumed in target order.  Exactly k
@@ -52,6 +56,13 @@
  * selection sampling (Knuth's algorithm S, integers drawn with Lemire's
  * unbiased method): no memory, one pass, the same seed gives the same mask.
  * PyTorch's own RNG cannot be matched.
+ *
+ * threshold (not in PyTorch) prunes |w| < p->threshold; identity prunes
+ * nothing; custom_from_mask prunes where the target's mask byte is 0; the
+ * plugin method prunes where the plugin's mask is 0.  None takes amount.
+ * A target's pruned count is the number of zeros in its final mask: with
+ * iterative this includes the weights that were zero before (PyTorch's
+ * container mask), without it only what this call selected.
  *
  * Iterative.  Exact zeros (+0.0 and -0.0) are what an earlier pruning left:
  * the default mask is (w != 0), implicit in the data, never stored.  As in
@@ -177,7 +188,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 static void rng_seed(struct rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
 }
 
 static inline uint64_t rotl(uint64_t x, int k)
@@ -281,7 +293,11 @@ static void par_run(int nthreads, const struct spans *sp, piece_fn fn, void *ctx
     int started[PRUNE_MAX_THREADS] = {0};
 
     for (int t = 0; t < nthreads; t++) {
-        args[t] = (struct par_arg){sp, fn, ctx, t, (int64_t)((__int128)sp->total * t / nthreads),
+        args[t] = (struct par_arg){sp,
+                                   fn,
+                                   ctx,
+                                   t,
+                                   (int64_t)((__int128)sp->total * t / nthreads),
                                    (int64_t)((__int128)sp->total * (t + 1) / nthreads)};
         if (t > 0) started[t] = !pthread_create(&th[t], NULL, par_main, &args[t]);
     }
@@ -307,44 +323,87 @@ struct sel {
     const struct spans *sp;
     int nthreads;
     size_t ntargets;
-    int skip_zero;     /* iterative: key 0 is no candidate */
-    int level;         /* 0: bits 30..20, 1: bits 19..9, 2: bits 8..0 */
-    uint32_t prefix;   /* the bits above this level, fixed by earlier levels */
-    uint64_t *hist;    /* nthreads x SEL_BINS */
-    int64_t *per;      /* nthreads x ntargets: pruned entries */
-    uint32_t tkey;     /* apply: the k-th key */
-    int64_t *quota;    /* apply: per thread, the keys equal to tkey it prunes */
+    int skip_zero;   /* iterative: key 0 is no candidate */
+    int level;       /* 0: bits 30..20, 1: bits 19..9, 2: bits 8..0 */
+    uint32_t prefix; /* the bits above this level, fixed by earlier levels */
+    uint64_t *hist;  /* nthreads x SEL_BINS */
+    int64_t *per;    /* nthreads x ntargets: pruned entries */
+    uint32_t tkey;   /* apply: the k-th key */
+    int64_t *quota;  /* apply: per thread, the keys equal to tkey it prunes */
 };
+
+/* Histogram passes count into SEL_SUB interleaved uint32 sub-histograms, so
+ * that runs of equal bins do not serialise on one counter; every entry adds
+ * 0 or 1 to its bin, so the loops have no (unpredictable) branches. */
+#define SEL_SUB 4
+#define SEL_BLOCK (INT64_C(1) << 28) /* entries per flush: uint32 cannot overflow */
+
+/* The bin of key k at a level; *in is 1 when k is a candidate there. */
+static inline uint32_t sel_bin(uint32_t k, int level, uint32_t pre, uint32_t skip_zero,
+                               uint32_t *in)
+{
+    uint32_t cand = (k != 0) | !skip_zero;
+    if (level == 0) {
+        *in = cand;
+        return k >> 20;
+    }
+    if (level == 1) {
+        *in = cand & ((k >> 20) == pre);
+        return (k >> 9) & 0x7ff;
+    }
+    *in = cand & ((k >> 9) == pre);
+    return k & 0x1ff;
+}
+
+static inline __attribute__((always_inline)) void sel_count(uint32_t (*sub)[SEL_BINS],
+                                                            const float *x, int64_t cnt, int level,
+                                                            uint32_t pre, uint32_t skip_zero)
+{
+    int64_t i = 0;
+    uint32_t b, in;
+    for (; i + SEL_SUB <= cnt; i += SEL_SUB) {
+        for (int j = 0; j < SEL_SUB; j++) {
+            b = sel_bin(key_of(x[i + j]), level, pre, skip_zero, &in);
+            sub[j][b] += in;
+        }
+    }
+    for (; i < cnt; i++) {
+        b = sel_bin(key_of(x[i]), level, pre, skip_zero, &in);
+        sub[0][b] += in;
+    }
+}
 
 static void sel_hist(void *ctx, int tid, const struct span *span, float *x, int64_t cnt)
 {
     struct sel *s = ctx;
     uint64_t *h = s->hist + (size_t)tid * SEL_BINS;
-    uint32_t pre = s->prefix;
+    uint32_t sub[SEL_SUB][SEL_BINS];
 
     (void)span;
-    if (s->level == 0) {
-        if (s->skip_zero) {
-            for (int64_t i = 0; i < cnt; i++) {
-                uint32_t k = key_of(x[i]);
-                if (k) h[k >> 20]++;
-            }
-        } else {
-            for (int64_t i = 0; i < cnt; i++) h[key_of(x[i]) >> 20]++;
-        }
-    } else if (s->level == 1) {
-        for (int64_t i = 0; i < cnt; i++) {
-            uint32_t k = key_of(x[i]);
-            if ((k >> 20) == pre && (k || !s->skip_zero)) h[(k >> 9) & 0x7ff]++;
-        }
-    } else {
-        for (int64_t i = 0; i < cnt; i++) {
-            uint32_t k = key_of(x[i]);
-            if ((k >> 9) == pre && (k || !s->skip_zero)) h[k & 0x1ff]++;
-        }
+    for (int64_t off = 0; off < cnt; off += SEL_BLOCK) {
+        int64_t n = cnt - off < SEL_BLOCK ? cnt - off : SEL_BLOCK;
+        memset(sub, 0, sizeof sub);
+        /* constant arguments: each combination gets its own loop */
+        if (s->level == 0 && !s->skip_zero)
+            sel_count(sub, x + off, n, 0, 0, 0);
+        else if (s->level == 0)
+            sel_count(sub, x + off, n, 0, 0, 1);
+        else if (s->level == 1 && !s->skip_zero)
+            sel_count(sub, x + off, n, 1, s->prefix, 0);
+        else if (s->level == 1)
+            sel_count(sub, x + off, n, 1, s->prefix, 1);
+        else if (!s->skip_zero)
+            sel_count(sub, x + off, n, 2, s->prefix, 0);
+        else
+            sel_count(sub, x + off, n, 2, s->prefix, 1);
+        for (int b = 0; b < SEL_BINS; b++)
+            h[b] += (uint64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
     }
 }
 
+/* Zeroes the keys below tkey (branch-free, so it vectorises), then the
+ * thread's quota of keys equal to tkey, first come first.  Keys of 0 count
+ * as pruned: in iterative mode they are pruned before and tkey >= 1. */
 static void sel_apply(void *ctx, int tid, const struct span *span, float *x, int64_t cnt)
 {
     struct sel *s = ctx;
@@ -352,13 +411,15 @@ static void sel_apply(void *ctx, int tid, const struct span *span, float *x, int
     uint32_t t = s->tkey;
 
     for (int64_t i = 0; i < cnt; i++) {
-        uint32_t k = key_of(x[i]);
-        if (!k && s->skip_zero) {
-            n++; /* pruned before */
-        } else if (k < t) {
-            x[i] = 0.0f;
-            n++;
-        } else if (k == t && quota > 0) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        uint32_t below = (b & 0x7fffffffu) < t;
+        n += below;
+        b &= below - 1u;
+        memcpy(&x[i], &b, sizeof b);
+    }
+    for (int64_t i = 0; i < cnt && quota > 0; i++) {
+        if (key_of(x[i]) == t) {
             x[i] = 0.0f;
             quota--;
             n++;
@@ -377,14 +438,16 @@ static void sel_level(struct sel *s, int level, uint32_t prefix, uint64_t *m)
     par_run(s->nthreads, s->sp, sel_hist, s);
     memset(m, 0, SEL_BINS * sizeof *m);
     for (int t = 0; t < s->nthreads; t++)
-        for (int b = 0; b < SEL_BINS; b++) m[b] += s->hist[(size_t)t * SEL_BINS + b];
+        for (int b = 0; b < SEL_BINS; b++)
+            m[b] += s->hist[(size_t)t * SEL_BINS + b];
 }
 
 /* The bin holding the k-th (1-based) candidate; k becomes its rank inside. */
 static uint32_t sel_pick(const uint64_t *m, int64_t *k)
 {
     uint32_t b = 0;
-    while (b < SEL_BINS - 1 && (int64_t)m[b] < *k) *k -= (int64_t)m[b++];
+    while (b < SEL_BINS - 1 && (int64_t)m[b] < *k)
+        *k -= (int64_t)m[b++];
     return b;
 }
 
@@ -392,35 +455,37 @@ static uint32_t sel_pick(const uint64_t *m, int64_t *k)
  * l1_unstructured over the spans sp (one target for local, all for global):
  * finds the candidate count (*ncand), checks the amount against it, and
  * unless check_only prunes the k smallest |w| by the tie rule above, adding
- * to pruned[target] the entries whose final mask is 0.
+ * to pruned[target] the entries whose final mask is 0.  hist (threads x
+ * SEL_BINS) and per (threads x ntargets) are the caller's scratch, so that
+ * nothing can fail once writing has begun.
  */
 static int l1_select(const struct spans *sp, size_t ntargets, const struct prune_params *p,
-                     int check_only, int64_t *ncand, int64_t *pruned, char *err, size_t errlen)
+                     int check_only, uint64_t *hist, int64_t *per, int64_t *ncand, int64_t *pruned,
+                     char *err, size_t errlen)
 {
-    struct sel s = {.sp = sp, .ntargets = ntargets, .skip_zero = p->iterative};
+    struct sel s = {
+        .sp = sp, .ntargets = ntargets, .skip_zero = p->iterative, .hist = hist, .per = per};
     uint64_t m[SEL_BINS];
     int64_t k = 0, q[PRUNE_MAX_THREADS] = {0};
-    int rc = 0;
+    int rc;
 
     s.nthreads = par_threads(p, sp->total);
-    s.hist = malloc((size_t)s.nthreads * SEL_BINS * sizeof *s.hist);
-    s.per = calloc((size_t)s.nthreads * ntargets + 1, sizeof *s.per);
     s.quota = q;
-    if (!s.hist || !s.per) {
-        rc = err_set(err, errlen, ERR_NOMEM, "out of memory for selection");
-        goto out;
-    }
+    memset(per, 0, (size_t)s.nthreads * ntargets * sizeof *per);
     if (!p->iterative && check_only) {
         *ncand = sp->total; /* no pass needed */
     } else {
         sel_level(&s, 0, 0, m);
         *ncand = 0;
-        for (int b = 0; b < SEL_BINS; b++) *ncand += (int64_t)m[b];
+        for (int b = 0; b < SEL_BINS; b++)
+            *ncand += (int64_t)m[b];
     }
     rc = prune_amount_nparams(&p->amount, *ncand, &k, err, errlen);
-    if (rc || check_only) goto out;
+    if (rc || check_only) return rc;
 
-    s.tkey = 0; /* k = 0: nothing lies below key 0 */
+    /* k = 0: nothing new; in iterative mode the zeros (key 0 < 1) are counted */
+    s.tkey = p->iterative ? 1 : 0;
+    int work = k > 0 || p->iterative;
     if (k > 0) {
         uint32_t b0 = sel_pick(m, &k);
         sel_level(&s, 1, b0, m);
@@ -437,13 +502,11 @@ static int l1_select(const struct spans *sp, size_t ntargets, const struct prune
             before += here;
         }
     }
-    par_run(s.nthreads, sp, sel_apply, &s);
+    if (work) par_run(s.nthreads, sp, sel_apply, &s);
     for (size_t j = 0; j < ntargets; j++)
-        for (int t = 0; t < s.nthreads; t++) pruned[j] += s.per[(size_t)t * ntargets + j];
-out:
-    free(s.hist);
-    free(s.per);
-    return rc;
+        for (int t = 0; t < s.nthreads; t++)
+            pruned[j] += s.per[(size_t)t * ntargets + j];
+    return 0;
 }
 
 /* ---- random unstructured ------------------------------------------------ */
@@ -451,7 +514,8 @@ out:
 static int64_t count_nonzero(const float *x, int64_t n)
 {
     int64_t c = 0;
-    for (int64_t i = 0; i < n; i++) c += key_of(x[i]) != 0;
+    for (int64_t i = 0; i < n; i++)
+        c += key_of(x[i]) != 0;
     return c;
 }
 
@@ -478,15 +542,16 @@ static void random_unstructured(const struct spans *sp, int iterative, int64_t k
 /* ---- structured ------------------------------------------------------- */
 
 struct chan {
-    int dim;          /* resolved channel dim */
-    int64_t outer;    /* product of the dims before dim */
-    int64_t nch;      /* channels: shape[dim] */
-    int64_t inner;    /* product of the dims after dim */
-    double *norm;     /* nch (ln_structured) or NULL */
-    unsigned char *nan; /* nch: the channel holds a NaN (ln_structured) */
-    int64_t *nnz;     /* nch: non-zero entries per channel */
-    int64_t kept;     /* candidate channels */
-    int64_t k;        /* channels to prune */
+    int dim;             /* resolved channel dim */
+    int64_t outer;       /* product of the dims before dim */
+    int64_t nch;         /* channels: shape[dim] */
+    int64_t inner;       /* product of the dims after dim */
+    double *norm;        /* nch (ln_structured) or NULL */
+    unsigned char *nan;  /* nch: the channel holds a NaN (ln_structured) */
+    int64_t *nnz;        /* nch: non-zero entries per channel */
+    int64_t kept;        /* candidate channels */
+    int64_t k;           /* channels to prune */
+    unsigned char *drop; /* nch: 1 = prune this channel */
 };
 
 static void chan_free(struct chan *c)
@@ -494,6 +559,7 @@ static void chan_free(struct chan *c)
     free(c->norm);
     free(c->nan);
     free(c->nnz);
+    free(c->drop);
 }
 
 static int chan_shape(const struct prune_target *t, int dim, struct chan *c, char *err,
@@ -508,13 +574,15 @@ static int chan_shape(const struct prune_target *t, int dim, struct chan *c, cha
                        tname(t), shape, t->ndim);
     }
     if (dim < -t->ndim || dim >= t->ndim)
-        return err_set(err, errlen, ERR_INVALID,
-                       "%s: invalid dim %d for a tensor with %d dims", tname(t), dim, t->ndim);
+        return err_set(err, errlen, ERR_INVALID, "%s: invalid dim %d for a tensor with %d dims",
+                       tname(t), dim, t->ndim);
     c->dim = dim < 0 ? dim + t->ndim : dim;
     c->nch = t->shape[c->dim];
     c->outer = c->inner = 1;
-    for (int d = 0; d < c->dim; d++) c->outer *= t->shape[d];
-    for (int d = c->dim + 1; d < t->ndim; d++) c->inner *= t->shape[d];
+    for (int d = 0; d < c->dim; d++)
+        c->outer *= t->shape[d];
+    for (int d = c->dim + 1; d < t->ndim; d++)
+        c->inner *= t->shape[d];
     return 0;
 }
 
@@ -534,7 +602,8 @@ static void chan_stats(const struct prune_target *t, struct chan *c, double pn)
     for (int64_t o = 0; o < c->outer; o++) {
         for (int64_t j = 0; j < c->nch; j++, x += c->inner) {
             int64_t nz = 0;
-            for (int64_t i = 0; i < c->inner; i++) nz += key_of(x[i]) != 0;
+            for (int64_t i = 0; i < c->inner; i++)
+                nz += key_of(x[i]) != 0;
             c->nnz[j] += nz;
             if (!c->norm) continue;
             double acc = c->norm[j];
@@ -591,43 +660,41 @@ static void chan_zero(struct prune_target *t, const struct chan *c, const unsign
             if (drop[j]) memset(x, 0, (size_t)c->inner * sizeof *x);
 }
 
-/* Picks the k channels to drop among the kept ones and zeroes them. */
-static int chan_apply(struct prune_target *t, struct chan *c, const struct prune_params *p,
-                      struct rng *r, char *err, size_t errlen)
+/* Picks the k channels to drop among the candidates (phase A: no writes). */
+static int chan_select(struct chan *c, const struct prune_params *p, struct rng *r, char *err,
+                       size_t errlen)
 {
-    unsigned char *drop = calloc((size_t)c->nch ? (size_t)c->nch : 1, 1);
-    struct chan_order *ord = NULL;
-    int rc = 0;
-
-    if (!drop) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
+    c->drop = calloc((size_t)c->nch ? (size_t)c->nch : 1, 1);
+    if (!c->drop) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
     if (p->method == PRUNE_LN_STRUCTURED && c->k > 0) {
-        ord = malloc((size_t)c->kept * sizeof *ord);
-        if (!ord) {
-            rc = err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
-            goto out;
-        }
+        struct chan_order *ord = malloc((size_t)c->kept * sizeof *ord);
+        if (!ord) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
         int64_t n = 0;
         for (int64_t j = 0; j < c->nch; j++)
             if (!p->iterative || c->nnz[j]) ord[n++] = (struct chan_order){c->norm[j], j};
         qsort(ord, (size_t)n, sizeof *ord, chan_cmp);
-        for (int64_t j = 0; j < c->k; j++) drop[ord[j].idx] = 1;
+        for (int64_t j = 0; j < c->k; j++)
+            c->drop[ord[j].idx] = 1;
+        free(ord);
     } else if (p->method == PRUNE_RANDOM_STRUCTURED) {
         int64_t need = c->k, left = c->kept;
         for (int64_t j = 0; j < c->nch && need > 0; j++)
-            if ((!p->iterative || c->nnz[j]) && rng_pick(r, &need, &left)) drop[j] = 1;
+            if ((!p->iterative || c->nnz[j]) && rng_pick(r, &need, &left)) c->drop[j] = 1;
     }
-    if (c->k > 0) chan_zero(t, c, drop);
-    if (!p->iterative) {
+    return 0;
+}
+
+/* Zeroes the dropped channels and sets the pruned count (phase B). */
+static void chan_apply(struct prune_target *t, const struct chan *c, int iterative)
+{
+    if (c->k > 0) chan_zero(t, c, c->drop);
+    if (!iterative) {
         t->pruned = c->k * c->outer * c->inner;
     } else {
         t->pruned = t->numel;
         for (int64_t j = 0; j < c->nch; j++)
-            if (!drop[j]) t->pruned -= c->nnz[j];
+            if (!c->drop[j]) t->pruned -= c->nnz[j];
     }
-out:
-    free(ord);
-    free(drop);
-    return rc;
 }
 
 static int structured(struct prune_target *targets, size_t nt, const struct prune_params *p,
@@ -640,8 +707,7 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
     if (!cs) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
     if (p->method == PRUNE_LN_STRUCTURED && !(p->n > 0.0 || p->n == -INFINITY)) {
         rc = err_set(err, errlen, ERR_INVALID,
-                     "ln_structured: n must be a positive number, inf, -inf or fro (got %g)",
-                     p->n);
+                     "ln_structured: n must be a positive number, inf, -inf or fro (got %g)", p->n);
         goto out;
     }
     /* Everything checked and measured before the first write. */
@@ -660,16 +726,21 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
         }
         chan_stats(&targets[i], c, p->n);
         c->kept = 0;
-        for (int64_t j = 0; j < c->nch; j++) c->kept += !p->iterative || c->nnz[j];
+        for (int64_t j = 0; j < c->nch; j++)
+            c->kept += !p->iterative || c->nnz[j];
         rc = prune_amount_nparams(&p->amount, c->kept, &c->k, msg, sizeof msg);
         if (rc) {
             rc = err_set(err, errlen, rc, "%s: %s", tname(&targets[i]), msg);
             goto out;
         }
+        rc = chan_select(c, p, r, err, errlen);
+        if (rc) goto out;
     }
-    for (size_t i = 0; i < nt && !rc; i++) rc = chan_apply(&targets[i], &cs[i], p, r, err, errlen);
+    for (size_t i = 0; i < nt; i++)
+        chan_apply(&targets[i], &cs[i], p->iterative);
 out:
-    for (size_t i = 0; i < nt; i++) chan_free(&cs[i]);
+    for (size_t i = 0; i < nt; i++)
+        chan_free(&cs[i]);
     free(cs);
     return rc;
 }
@@ -683,11 +754,16 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
     struct span *spans = calloc(nt ? nt : 1, sizeof *spans);
     int64_t *ncand = calloc(nt ? nt : 1, sizeof *ncand);
     int64_t *pruned = calloc(nt ? nt : 1, sizeof *pruned);
+    int maxth = p->threads < 1                   ? 1
+                : p->threads > PRUNE_MAX_THREADS ? PRUNE_MAX_THREADS
+                                                 : p->threads;
+    uint64_t *hist = malloc((size_t)maxth * SEL_BINS * sizeof *hist);
+    int64_t *per = malloc(((size_t)maxth * nt + 1) * sizeof *per);
     int64_t base = 0;
     int rc = 0;
     char msg[256];
 
-    if (!spans || !ncand || !pruned) {
+    if (!spans || !ncand || !pruned || !hist || !per) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -708,13 +784,13 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
                 sp = (struct spans){&one, 1, one.n};
             }
             if (p->method == PRUNE_L1_UNSTRUCTURED) {
-                rc = l1_select(&sp, nt, p, !write, &ncand[g], pruned, msg, sizeof msg);
+                rc = l1_select(&sp, nt, p, !write, hist, per, &ncand[g], pruned, msg, sizeof msg);
             } else { /* random_unstructured */
                 if (!write) {
                     ncand[g] = 0;
                     for (size_t s = 0; s < sp.ns; s++)
-                        ncand[g] += p->iterative ? count_nonzero(sp.s[s].data, sp.s[s].n)
-                                                 : sp.s[s].n;
+                        ncand[g] +=
+                            p->iterative ? count_nonzero(sp.s[s].data, sp.s[s].n) : sp.s[s].n;
                     int64_t k;
                     rc = prune_amount_nparams(&p->amount, ncand[g], &k, msg, sizeof msg);
                 } else {
@@ -732,11 +808,14 @@ static int unstructured(struct prune_target *targets, size_t nt, const struct pr
             }
         }
     }
-    for (size_t i = 0; i < nt; i++) targets[i].pruned = pruned[i];
+    for (size_t i = 0; i < nt; i++)
+        targets[i].pruned = pruned[i];
 out:
     free(spans);
     free(ncand);
     free(pruned);
+    free(hist);
+    free(per);
     return rc;
 }
 
@@ -790,13 +869,14 @@ static int plugin_run(struct prune_target *targets, size_t nt, const struct prun
             rc = err_set(err, errlen, ERR_NOMEM, "out of memory for plugin masks");
             goto out;
         }
-        for (int64_t j = 0; j < t->numel; j++) mask[j] = !p->iterative || key_of(t->data[j]);
+        for (int64_t j = 0; j < t->numel; j++)
+            mask[j] = !p->iterative || key_of(t->data[j]);
         msg[0] = '\0';
         if (pl->compute_mask(t->data, t->shape, t->ndim, mask,
                              p->plugin_params ? p->plugin_params : "null", msg, sizeof msg)) {
             msg[sizeof msg - 1] = '\0';
-            rc = err_set(err, errlen, ERR_INVALID, "plugin %s on %s: %s",
-                         pl->name ? pl->name : "?", tname(t), msg[0] ? msg : "failed");
+            rc = err_set(err, errlen, ERR_INVALID, "plugin %s on %s: %s", pl->name ? pl->name : "?",
+                         tname(t), msg[0] ? msg : "failed");
             goto out;
         }
         /* combined with the default mask, kept as 1 bit per entry */
@@ -816,7 +896,8 @@ static int plugin_run(struct prune_target *targets, size_t nt, const struct prun
         t->pruned = n;
     }
 out:
-    for (size_t i = 0; i < nt; i++) free(bits[i]);
+    for (size_t i = 0; i < nt; i++)
+        free(bits[i]);
     free(bits);
     free(mask);
     return rc;
@@ -907,7 +988,8 @@ int prune_apply(struct prune_target *targets, size_t ntargets, const struct prun
     case PRUNE_IDENTITY:
     case PRUNE_THRESHOLD:
     case PRUNE_CUSTOM_FROM_MASK:
-        for (size_t i = 0; i < ntargets; i++) elementwise(&targets[i], p);
+        for (size_t i = 0; i < ntargets; i++)
+            elementwise(&targets[i], p);
         return 0;
     }
     return err_set(err, errlen, ERR_INTERNAL, "method %s has no implementation", m->name);

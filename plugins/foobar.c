@@ -20,7 +20,8 @@ static int foobar_compute_mask(const float *w, const int64_t *shape, int ndim, u
     (void)params_json;
     (void)err;
     (void)errlen;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    for (int d = 0; d < ndim; d++)
+        numel *= shape[d];
     for (int64_t i = 0; i < numel; i++) {
         if (!mask[i]) continue;
         if (seen++ % 2 == 0) mask[i] = 0;

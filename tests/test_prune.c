@@ -17,9 +17,10 @@ static char err[512];
 static struct prune_target tgt(float *data, const int64_t *shape, int ndim)
 {
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    return (struct prune_target){.name = "t", .data = data, .ndim = ndim, .shape = shape,
-                                 .numel = n};
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    return (struct prune_target){
+        .name = "t", .data = data, .ndim = ndim, .shape = shape, .numel = n};
 }
 
 static struct prune_amount count(int64_t c)
@@ -42,7 +43,8 @@ static int same(const float *a, const float *b, int64_t n)
 static void show(const char *what, const float *a, int64_t n)
 {
     fprintf(stderr, "  %s:", what);
-    for (int64_t i = 0; i < n; i++) fprintf(stderr, " %g", a[i]);
+    for (int64_t i = 0; i < n; i++)
+        fprintf(stderr, " %g", a[i]);
     fputc('\n', stderr);
 }
 
@@ -62,7 +64,8 @@ static void run1(const char *label, struct prune_params p, const float *in, cons
 {
     float buf[64];
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
     memcpy(buf, in, (size_t)n * sizeof *buf);
     struct prune_target t = tgt(buf, shape, ndim);
     int rc = prune_apply(&t, 1, &p, err, sizeof err);
@@ -75,11 +78,12 @@ static void run1(const char *label, struct prune_params p, const float *in, cons
 
 static void test_method_table(void)
 {
-    static const char *names[] = {"identity",          "l1_unstructured", "random_unstructured",
-                                  "ln_structured",     "random_structured", "threshold",
-                                  "custom_from_mask",  "plugin"};
+    static const char *names[] = {
+        "identity",          "l1_unstructured", "random_unstructured", "ln_structured",
+        "random_structured", "threshold",       "custom_from_mask",    "plugin"};
     int n = 0;
-    for (const struct prune_method *m = prune_methods; m->name; m++) n++;
+    for (const struct prune_method *m = prune_methods; m->name; m++)
+        n++;
     CHECK_INT(n, 8);
     for (int i = 0; i < 8; i++) {
         const struct prune_method *m = prune_method_find(names[i]);
@@ -124,8 +128,16 @@ static void test_amount(void)
     static const struct {
         double f;
         int64_t n, k;
-    } r[] = {{0.5, 5, 2},  {0.5, 7, 4}, {0.25, 6, 2}, {0.75, 6, 4}, {0.3, 10, 3},
-             {1.0, 7, 7},  {0.0, 9, 0}, {0.5, 1, 0},  {0.5, 3, 2},  {0.1, 0, 0},
+    } r[] = {{0.5, 5, 2},
+             {0.5, 7, 4},
+             {0.25, 6, 2},
+             {0.75, 6, 4},
+             {0.3, 10, 3},
+             {1.0, 7, 7},
+             {0.0, 9, 0},
+             {0.5, 1, 0},
+             {0.5, 3, 2},
+             {0.1, 0, 0},
              {0.3, 768 * 768, 176947}};
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         a = frac(r[i].f);
@@ -209,8 +221,8 @@ static void test_l1_global(void)
     int64_t s3[] = {3}, s2[] = {2};
     float a[] = {3, 1, 2}, b[] = {0.5f, 4};
     struct prune_target t[2] = {tgt(a, s3, 1), tgt(b, s2, 1)};
-    struct prune_params p = {.method = PRUNE_L1_UNSTRUCTURED, .scope = PRUNE_GLOBAL,
-                             .amount = count(2)};
+    struct prune_params p = {
+        .method = PRUNE_L1_UNSTRUCTURED, .scope = PRUNE_GLOBAL, .amount = count(2)};
     CHECK_INT(prune_apply(t, 2, &p, err, sizeof err), 0);
     float a2[] = {3, 0, 2}, b2[] = {0, 4};
     CHECK_VEC(a, a2, 3);
@@ -239,6 +251,16 @@ static void test_l1_global(void)
     CHECK_VEC(f, f2, 2);
     CHECK(t[0].pruned == 2 && t[1].pruned == 2, "pruned %lld %lld", (long long)t[0].pruned,
           (long long)t[1].pruned);
+
+    /* an empty target in the middle takes no part */
+    int64_t s0[] = {0};
+    float u[] = {2, 1}, w[] = {3, 0.5f}, u2[] = {2, 0}, w2[] = {3, 0};
+    struct prune_target t3[3] = {tgt(u, s2, 1), tgt(NULL, s0, 1), tgt(w, s2, 1)};
+    p.amount = count(2);
+    CHECK_INT(prune_apply(t3, 3, &p, err, sizeof err), 0);
+    CHECK_VEC(u, u2, 2);
+    CHECK_VEC(w, w2, 2);
+    CHECK_INT(t3[1].pruned, 0);
 
     /* a global count larger than all targets together */
     p.iterative = 0;
@@ -349,7 +371,8 @@ static void test_ln_structured(void)
 static int64_t zeros(const float *a, int64_t n)
 {
     int64_t z = 0;
-    for (int64_t i = 0; i < n; i++) z += a[i] == 0;
+    for (int64_t i = 0; i < n; i++)
+        z += a[i] == 0;
     return z;
 }
 
@@ -357,7 +380,8 @@ static void test_random(void)
 {
     int64_t s100[] = {100}, s5[] = {5}, s10x4[] = {10, 4};
     float base[100], a[100], b[100];
-    for (int i = 0; i < 100; i++) base[i] = (float)(i + 1);
+    for (int i = 0; i < 100; i++)
+        base[i] = (float)(i + 1);
     struct prune_params p = {.method = PRUNE_RANDOM_UNSTRUCTURED, .amount = count(30), .seed = 7};
 
     memcpy(a, base, sizeof a);
@@ -376,7 +400,8 @@ static void test_random(void)
 
     /* iterative: 20 zeros, 0.5 of the 80 left */
     memcpy(a, base, sizeof a);
-    for (int i = 0; i < 100; i += 5) a[i] = 0;
+    for (int i = 0; i < 100; i += 5)
+        a[i] = 0;
     p.iterative = 1;
     p.amount = frac(0.5);
     t = tgt(a, s100, 1);
@@ -384,7 +409,8 @@ static void test_random(void)
     CHECK_INT(zeros(a, 100), 60);
     CHECK_INT(t.pruned, 60);
     int kept_zero = 1;
-    for (int i = 0; i < 100; i += 5) kept_zero &= a[i] == 0;
+    for (int i = 0; i < 100; i += 5)
+        kept_zero &= a[i] == 0;
     CHECK(kept_zero, "zeros stay zero");
 
     /* global: exactly k over both */
@@ -409,7 +435,8 @@ static void test_random(void)
         p.seed = (uint64_t)s;
         prune_apply(&t, 1, &p, err, sizeof err);
         int m = 0;
-        for (int i = 0; i < 5; i++) m |= (v[i] == 0) << i;
+        for (int i = 0; i < 5; i++)
+            m |= (v[i] == 0) << i;
         hist[m]++;
     }
     int bad = 0, subsets = 0;
@@ -430,7 +457,8 @@ static void test_random(void)
     int rows[10] = {0}, partial = 0, wrong_k = 0;
     for (int s = 0; s < 2000; s++) {
         float v[40];
-        for (int i = 0; i < 40; i++) v[i] = (float)(i + 1);
+        for (int i = 0; i < 40; i++)
+            v[i] = (float)(i + 1);
         t = tgt(v, s10x4, 2);
         p.seed = (uint64_t)s;
         CHECK_INT(prune_apply(&t, 1, &p, err, sizeof err), 0);
@@ -621,7 +649,8 @@ static void test_threads(void)
                 CHECK_INT(prune_apply(t2, 3, &p, err, sizeof err), 0);
                 CHECK(!memcmp(one, many, N * sizeof *one),
                       "%d threads differ from 1 (iterative %d, global %d)", th, iter, scope);
-                for (int j = 0; j < 3; j++) CHECK_INT(t2[j].pruned, t1[j].pruned);
+                for (int j = 0; j < 3; j++)
+                    CHECK_INT(t2[j].pruned, t1[j].pruned);
             }
             if (!scope) continue;
             /* global: the exact mask of the documented tie rule */
@@ -632,8 +661,10 @@ static void test_threads(void)
             qsort(idx, (size_t)n, sizeof *idx, ref_cmp);
             int64_t k = (int64_t)nearbyint(0.37 * (double)n), mism = 0;
             memcpy(many, orig, N * sizeof *many);
-            for (int64_t i = 0; i < k; i++) many[idx[i]] = 0;
-            for (int64_t i = 0; i < N; i++) mism += many[i] != one[i];
+            for (int64_t i = 0; i < k; i++)
+                many[idx[i]] = 0;
+            for (int64_t i = 0; i < N; i++)
+                mism += many[i] != one[i];
             CHECK(mism == 0, "tie rule: %lld entries differ from the reference", (long long)mism);
             int64_t total = t1[0].pruned + t1[1].pruned + t1[2].pruned;
             CHECK(total == (iter ? N - n + k : k), "pruned %lld", (long long)total);
