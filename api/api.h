@@ -90,7 +90,7 @@ int api_status_for(int err_code);
 void api_reply_err_code(struct api_response *rs, int err_code, const char *field,
                         const char *message);
 
-/* Is s a job id (a UUID in canonical text form)? */
+/* Is s a job id (a lowercase UUID v4, as queue_submit makes; core/queue.h)? */
 int api_valid_job_id(const char *s);
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
 json_t *api_time(double unix_seconds);

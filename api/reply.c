@@ -1,7 +1,6 @@
 /* reply.c - JSON replies, error bodies and small helpers shared by the handlers */
 #include "api.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "queue.h"
 
 void api_response_init(struct api_response *rs)
 {
@@ -103,17 +103,7 @@ void api_reply_err_code(struct api_response *rs, int err_code, const char *field
 
 int api_valid_job_id(const char *s)
 {
-    static const int dash[] = {8, 13, 18, 23};
-    if (!s || strlen(s) != 36) return 0;
-    for (int i = 0, d = 0; i < 36; i++) {
-        if (d < 4 && i == dash[d]) {
-            if (s[i] != '-') return 0;
-            d++;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
+    return s && job_id_valid(s);
 }
 
 json_t *api_time(double t)

@@ -174,6 +174,9 @@ static int config_set(struct config *c, const char *section, const char *key, co
     } else if (KEY("server", "http_threads")) {
         if (parse_int(val, 1, 256, &c->http_threads))
             return err_set(msg, msglen, ERR_INVALID, "http_threads must be 1 to 256");
+    } else if (KEY("server", "job_threads")) {
+        if (parse_int(val, 0, 256, &c->job_threads))
+            return err_set(msg, msglen, ERR_INVALID, "job_threads must be 0 to 256");
     } else if (KEY("server", "log_format")) {
         if (strcmp(val, "text") && strcmp(val, "json"))
             return err_set(msg, msglen, ERR_INVALID, "log_format must be text or json");
@@ -332,6 +335,7 @@ static const struct {
     {"--listen", "server", "listen"},
     {"--workers", "server", "workers"},
     {"--http-threads", "server", "http_threads"},
+    {"--job-threads", "server", "job_threads"},
     {"--log-format", "server", "log_format"},
     {"--plugin-dir", "server", "plugin_dir"},
     {"--data-dir", "paths", "data_dir"},
@@ -349,7 +353,8 @@ void config_usage(FILE *out)
     fprintf(out,
             "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
             "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
-            "                     [--http-threads N] [--log-format text|json] [--plugin-dir DIR]\n"
+            "                     [--http-threads N] [--job-threads N] [--log-format text|json]\n"
+            "                     [--plugin-dir DIR]\n"
             "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
             "                     [--retention-days D] [--quota SIZE]\n"
             "Flags override the config file (see deploy/prunerd.conf.example).\n");

@@ -12,6 +12,7 @@
  * file's list.  The file format is documented in deploy/prunerd.conf.example:
  *
  *   [server]  listen = 127.0.0.1:8080   workers = 1   http_threads = 4
+ *             job_threads = 0 (libtorch default)
  *             log_format = text|json    plugin_dir = DIR
  *   [paths]   data_dir = ./var          model_root = DIR (repeatable)
  *             data_root = DIR (repeatable)
@@ -36,6 +37,7 @@ struct config {
     size_t n_data_roots;
     int workers;              /* job worker threads */
     int http_threads;         /* libmicrohttpd thread pool size */
+    int job_threads;          /* libtorch threads per job; 0: libtorch's default */
     size_t body_limit;        /* request bodies, bytes */
     int max_attempts;         /* a job fails after this many interrupted runs */
     int stop_timeout_s;       /* bound on shutdown */

@@ -132,6 +132,7 @@ int serve_main(int argc, char **argv)
         .data_dir = data_dir,
         .roots = roots,
         .plugin_dir = cfg.plugin_dir,
+        .job_threads = cfg.job_threads,
         .free_space_factor = cfg.free_space_factor,
         .retention_days = cfg.retention_days,
         .stats = stats,

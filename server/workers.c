@@ -175,7 +175,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         .progress = hook_progress,
         .cancelled = hook_cancelled,
         .plugin_dir = pool->cfg.plugin_dir,
-        .threads = 0,
+        .threads = pool->cfg.job_threads,
         .verbose = 0,
     };
     json_t *req = NULL, *result = NULL;

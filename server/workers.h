@@ -13,6 +13,7 @@ struct workers_config {
     const char *data_dir;      /* jobs write into data_dir/jobs/<id>/ */
     const struct roots *roots; /* paths are resolved again before a run */
     const char *plugin_dir;    /* NULL: plugins refused */
+    int job_threads;           /* libtorch threads per job; <= 0: default */
     double free_space_factor;  /* needs factor x model size free before a job */
     int retention_days;        /* 0: keep finished jobs */
     struct api_stats *stats;   /* may be NULL */

@@ -13,6 +13,7 @@ static const char good[] =
     "[server]\n"
     "listen = 0.0.0.0:9090\n"
     "workers = 2\n"
+    "job_threads = 1\n"
     "\n"
     "log_format = json\n"
     "[paths]\n"
@@ -58,6 +59,7 @@ int main(void)
     CHECK_INT(config_parse_text(&c, good, "good.conf", err, sizeof err), 0);
     CHECK(!strcmp(c.host, "0.0.0.0") && c.port == 9090, "listen %s:%u", c.host, c.port);
     CHECK_INT(c.workers, 2);
+    CHECK_INT(c.job_threads, 1);
     CHECK_INT(c.log_json, 1);
     CHECK(!strcmp(c.data_dir, "/srv/prunerd"), "data dir %s", c.data_dir);
     CHECK(c.n_model_roots == 2 && !strcmp(c.model_roots[1], "/models/b"), "model roots %zu",

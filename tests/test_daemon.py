@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 BIN = os.environ.get("PRUNERD_BIN", "")
-SHARED = os.environ.get("PRUNERD_SHARED", "")
+SHARED = os.path.realpath(os.environ.get("PRUNERD_SHARED", "")) if os.environ.get("PRUNERD_SHARED") else ""
 MODEL_NAME = "thucnews-bert-l4-h256.pt"
 passed = failed = 0
 
@@ -116,7 +116,7 @@ class Daemon:
 
 
 def error_of(body):
-    return body.get("error", {}) if isinstance(body, dict) else {}
+    return (body.get("error") or {}) if isinstance(body, dict) else {}
 
 
 def check_error(st, body, want_status, what, field=None):
@@ -140,9 +140,9 @@ def wait_status(d, job_id, statuses, timeout=120, token=None):
     return body
 
 
-def seed_request(limit=64, name="seed"):
+def seed_request(limit=64, name="seed", batch_size=None):
     data = os.path.join(SHARED, "data")
-    return {
+    req = {
         "name": name,
         "model": MODEL_NAME,
         "targets": ["bert.encoder.layer.*.attention.self.query"],
@@ -155,6 +155,9 @@ def seed_request(limit=64, name="seed"):
                  "limit": limit},
         "outputs": ["torchscript", "state_dict"],
     }
+    if batch_size:  # small batches: frequent batch boundaries to stop at
+        req["eval"]["batch_size"] = batch_size
+    return req
 
 
 def raw_http(port, data, read_timeout=10):
@@ -202,7 +205,7 @@ def test_errors(d, tmp):
     st, _, b = d.json("POST", "/v1/jobs", {"targets": ["x"]})
     check_error(st, b, 400, "missing model", field="model")
     req = seed_request()
-    req["amount"] = 7
+    req["amount"] = -0.5
     st, _, b = d.json("POST", "/v1/jobs", req)
     check_error(st, b, 400, "amount out of range", field="amount")
     st, _, b = d.json("GET", "/v1/jobs/not-a-uuid")
@@ -357,7 +360,7 @@ def test_jobs_lifecycle(d):
 
 
 def test_cancel(d):
-    st, _, job = d.json("POST", "/v1/jobs", seed_request(limit=4000, name="long"))
+    st, _, job = d.json("POST", "/v1/jobs", seed_request(limit=4000, name="long", batch_size=32))
     st2, _, job2 = d.json("POST", "/v1/jobs", seed_request(limit=64, name="behind"))
     if not check(st == 201 and st2 == 201, "two jobs accepted", (st, st2)):
         return
@@ -397,7 +400,7 @@ def test_pagination(d):
         d.json("POST", f"/v1/jobs/{jid}/cancel")
     seen, cursor, pages = [], "", 0
     while True:
-        st, _, b = d.json("GET", "/v1/jobs?status=cancelled&limit=3" + (f"&cursor={cursor}" if cursor else ""))
+        st, _, b = d.json("GET", "/v1/jobs?limit=3" + (f"&cursor={cursor}" if cursor else ""))
         if not check(st == 200, "list page", (st, b)):
             return
         check(len(b["jobs"]) <= 3, "page size", len(b["jobs"]))
@@ -408,10 +411,15 @@ def test_pagination(d):
             break
     check(len(seen) == len(set(seen)), "no job twice across pages")
     pos = [seen.index(i) for i in ids if i in seen]
-    check(len(pos) == 7, "every cancelled job listed", len(pos))
+    check(len(pos) == 7, "every job listed across pages", len(pos))
     check(pos == sorted(pos, reverse=True), "newest first", pos)
     st, _, b = d.json("GET", "/jobs?limit=2")
     check(st == 200 and len(b["jobs"]) == 2, "unversioned alias /jobs", st)
+    for jid in ids:
+        wait_status(d, jid, ("cancelled", "succeeded", "failed"), timeout=120)
+    st, _, b = d.json("GET", "/v1/jobs?status=cancelled&limit=200")
+    check(st == 200 and b["jobs"] and all(j["status"] == "cancelled" for j in b["jobs"]),
+          "status filter", (st, [j["status"] for j in b["jobs"]]))
     st, _, b = d.json("GET", "/v1/jobs?status=succeeded&limit=200")
     check(st == 200 and all(j["status"] == "succeeded" for j in b["jobs"]), "status filter", st)
 
@@ -616,7 +624,7 @@ def test_limits(tmp, roots):
 def test_sigterm_and_crash(tmp, roots):
     data = os.path.join(tmp, "var-stop")
     d = Daemon(tmp, roots + ["--stop-timeout", "10"], data_dir=data, name="stop")
-    st, _, job = d.json("POST", "/v1/jobs", seed_request(limit=4000, name="interrupted"))
+    st, _, job = d.json("POST", "/v1/jobs", seed_request(limit=4000, name="interrupted", batch_size=32))
     jid = job["id"]
     running = wait_status(d, jid, ("running",), timeout=60)
     check(running and running["status"] == "running", "job running before SIGTERM", running)
