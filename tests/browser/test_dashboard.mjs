@@ -91,10 +91,12 @@ let userDir = null;
 
 async function cleanup() {
   if (context) await context.close().catch(() => {});
-  if (daemon.exitCode === null) {
+  if (daemon.exitCode === null && daemon.signalCode === null) {
     daemon.kill('SIGTERM');
-    await Promise.race([new Promise((r) => daemon.once('exit', r)), sleep(20000)]);
-    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    await Promise.race([new Promise((r) => daemon.once('exit', r)), sleep(30000)]);
+    if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+    /* Under ASan a leak turns into a non-zero exit status. */
+    check(daemon.exitCode === 0, 'the daemon stops cleanly on SIGTERM', [daemon.exitCode, daemon.signalCode]);
   }
   if (failed) console.log('--- daemon log (tail) ---\n' + daemonLog().slice(-3000));
   fs.rmSync(tmp, { recursive: true, force: true });
