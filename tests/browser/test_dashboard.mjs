@@ -303,6 +303,20 @@ async function main() {
   await page.fill('#f-eval-data', evalFiles.data);
   await page.fill('#f-eval-vocab', evalFiles.vocab);
   await page.fill('#f-eval-classes', evalFiles.classes);
+  // A fraction of 1 goes out as the JSON number 1: amount_kind keeps it a fraction.
+  // limit 0 is refused, and the error for a nested field lands next to it.
+  await page.fill('#f-eval-limit', '0');
+  await page.fill('#f-amount', '1');
+  const [nested] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/v1/jobs') && r.request().method() === 'POST'),
+    page.click('#f-submit'),
+  ]);
+  const sentNested = nested.request().postDataJSON();
+  check(sentNested.amount === 1 && sentNested.amount_kind === 'fraction', 'amount 1 is sent with amount_kind fraction', sentNested);
+  const nestedBody = await nested.json().catch(() => null);
+  check(nested.status() === 400 && nestedBody?.error?.field === 'eval.limit', 'limit 0 is refused as eval.limit', [nested.status(), nestedBody]);
+  await page.locator('.field[data-field="eval.limit"] .field-error').waitFor();
+  check(await page.textContent('.field[data-field="eval.limit"] .field-error') === nestedBody?.error?.message, "the eval.limit error is shown next to the limit field");
   await page.fill('#f-eval-limit', '200');
 
   await page.fill('#f-amount', '1.5');
