@@ -1,5 +1,6 @@
 /* routes.c - the route table, matching, authentication and dispatch */
 #include "routes.h"
+#include "static.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,10 @@ const struct route api_routes[] = {
     {"GET", "/healthz", api_health_live, AUTH_NONE},
     {"GET", "/readyz", api_health_ready, AUTH_NONE},
     {"GET", "/metrics", api_health_metrics, AUTH_NONE},
-    {"GET", "/", api_index_get, AUTH_NONE},
+    {"GET", "/", api_static_get, AUTH_NONE}, /* the dashboard: it asks for the token */
+    {"GET", "/index.html", api_static_get, AUTH_NONE},
+    {"GET", "/app.js", api_static_get, AUTH_NONE},
+    {"GET", "/style.css", api_static_get, AUTH_NONE},
     {NULL, NULL, NULL, AUTH_NONE}, /* 404 */
 };
 

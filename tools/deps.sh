@@ -6,6 +6,7 @@ pkgs=(
   libtorch-dev libopenblas0-pthread
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev
   python3-torch python3-sklearn
+  chromium nodejs npm
 )
 missing=()
 for p in "${pkgs[@]}"; do

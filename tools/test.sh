@@ -7,6 +7,7 @@ tools/deps.sh
 jobs=$(nproc)
 [ -d build ] || meson setup build
 meson compile -C build -j "$jobs"
+npm ci --no-audit --no-fund
 meson test -C build --print-errorlogs --num-processes "$jobs"
 [ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 meson compile -C build-asan -j "$jobs"

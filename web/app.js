@@ -1,0 +1,1126 @@
+/* app.js - the prunerd dashboard: jobs table, job page, submit form (no dependencies, no build) */
+/*
+ * DESIGN
+ * One page, three views chosen by the location hash: #/jobs (default),
+ * #/jobs/ID and #/submit.  Every API call goes through api(), which adds
+ * "Authorization: Bearer <token>" from sessionStorage; downloads use fetch
+ * and a blob for the same reason (a plain link cannot send the header).
+ * One poller at a time: the jobs view polls GET /v1/jobs (one call per
+ * tick), the job view polls GET /v1/jobs/ID until the job ends.  Polling
+ * stops while the tab is hidden (visibilitychange) and resumes at once
+ * when it shows again.  Rows are kept in a Map by job id and only cells
+ * whose text changed are touched, so hundreds of jobs cost little.
+ * User text only ever reaches the DOM as text nodes or attributes:
+ * there is no innerHTML anywhere.
+ */
+(function () {
+  'use strict';
+
+  const TOKEN_KEY = 'prunerd.token';
+  const POLL_KEY = 'prunerd.poll_ms';
+  const LIST_LIMIT = 200;
+  const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  /* ---- DOM helpers: text only, never markup ---- */
+
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    setProps(e, props);
+    for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+    return e;
+  }
+
+  function svg(tag, props, ...children) {
+    const e = document.createElementNS(SVG_NS, tag);
+    setProps(e, props);
+    for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+    return e;
+  }
+
+  function setProps(e, props) {
+    if (!props) return;
+    for (const [k, v] of Object.entries(props)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'text') e.textContent = String(v);
+      else if (k === 'class') e.setAttribute('class', v);
+      else if (k.startsWith('on') && typeof v === 'function') e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+
+  function setText(node, text) {
+    text = text === null || text === undefined ? '' : String(text);
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.firstChild.remove();
+  }
+
+  /* ---- formatting ---- */
+
+  const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+  const fmt = (x, d = 3) => (isNum(x) ? x.toFixed(d) : '–');
+  const pct = (x, d = 1) => (isNum(x) ? (x * 100).toFixed(d) + '%' : '–');
+
+  function signed(x, d = 3) {
+    if (!isNum(x)) return '';
+    const s = x.toFixed(d);
+    return x > 0 ? '+' + s : s === (-0).toFixed(d) ? (0).toFixed(d) : s;
+  }
+
+  function seconds(v) {
+    if (isNum(v)) return v;
+    if (typeof v === 'string' && v) {
+      const t = Date.parse(v);
+      return Number.isNaN(t) ? null : t / 1000;
+    }
+    return null;
+  }
+
+  function fmtDuration(s) {
+    if (!isNum(s)) return '–';
+    if (s < 1) return Math.round(s * 1000) + ' ms';
+    if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + Math.round(s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.round((s % 3600) / 60) + ' min';
+  }
+
+  function fmtAge(t) {
+    const s = seconds(t);
+    if (s === null) return '';
+    const d = Math.max(0, Date.now() / 1000 - s);
+    if (d < 60) return Math.floor(d) + ' s';
+    if (d < 3600) return Math.floor(d / 60) + ' min';
+    if (d < 86400) return Math.floor(d / 3600) + ' h';
+    return Math.floor(d / 86400) + ' d';
+  }
+
+  function fmtBytes(n) {
+    if (!isNum(n)) return '–';
+    if (n < 1024) return n + ' B';
+    const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+    let i = -1;
+    do {
+      n /= 1024;
+      i++;
+    } while (n >= 1024 && i < u.length - 1);
+    return n.toFixed(n < 10 ? 2 : 1) + ' ' + u[i];
+  }
+
+  function fmtAmount(req) {
+    if (!req || req.amount === null || req.amount === undefined) return '–';
+    if (req.amount_kind === 'count') return String(req.amount) + ' (count)';
+    return isNum(req.amount) ? +(req.amount * 100).toFixed(4) + '%' : String(req.amount);
+  }
+
+  function isoLocal(t) {
+    const s = seconds(t);
+    return s === null ? '' : new Date(s * 1000).toLocaleString();
+  }
+
+  /* ---- the API ---- */
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = (body && body.error) || {};
+      super(e.message || (status ? 'HTTP ' + status : 'request failed'));
+      this.status = status;
+      this.code = e.code || '';
+      this.field = e.field || '';
+    }
+  }
+
+  function token() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function authHeaders(extra) {
+    const h = Object.assign({}, extra || {});
+    const t = token();
+    if (t) h.Authorization = 'Bearer ' + t;
+    return h;
+  }
+
+  /* Calls the API; resolves {status, data, headers}, rejects with an ApiError. */
+  async function api(method, path, body) {
+    const init = { method, cache: 'no-store', headers: authHeaders(body === undefined ? null : { 'Content-Type': 'application/json' }) };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, { error: { code: 'network', message: 'cannot reach prunerd: ' + e.message } });
+    }
+    const text = await resp.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (e) {
+        data = text;
+      }
+    }
+    if (!resp.ok) {
+      const err = new ApiError(resp.status, data && typeof data === 'object' ? data : null);
+      if (resp.status === 401) needToken(err.message);
+      throw err;
+    }
+    if (banner.kind === 'auth') hideBanner();
+    return { status: resp.status, data, headers: resp.headers };
+  }
+
+  /* ---- banner and token ---- */
+
+  const banner = { kind: '' };
+
+  function showBanner(text, kind) {
+    const b = $('#banner');
+    banner.kind = kind || 'error';
+    b.className = 'banner banner-' + banner.kind;
+    setText(b, text);
+    b.hidden = false;
+  }
+
+  function hideBanner() {
+    banner.kind = '';
+    $('#banner').hidden = true;
+  }
+
+  function needToken(message) {
+    showBanner((token() ? 'The token was refused: ' : 'This daemon needs a token: enter it at the top right. ') + (message || ''), 'auth');
+    $('#token').classList.add('attention');
+  }
+
+  function showTokenState() {
+    setText($('#token-state'), token() ? 'set for this tab' : 'none');
+    $('#token').classList.remove('attention');
+  }
+
+  function initToken() {
+    $('#token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = $('#token').value.trim();
+      if (v) sessionStorage.setItem(TOKEN_KEY, v);
+      $('#token').value = '';
+      showTokenState();
+      hideBanner();
+      refreshNow();
+    });
+    $('#token-clear').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('#token').value = '';
+      showTokenState();
+      refreshNow();
+    });
+    showTokenState();
+  }
+
+  /* ---- the poller: one at a time, paused while the tab is hidden ---- */
+
+  const poll = { fn: null, gen: 0, timer: null, busy: false, interval: 2000, last: null, done: false, error: '' };
+
+  function setPoller(fn) {
+    poll.fn = fn;
+    poll.gen++;
+    poll.done = false;
+    poll.last = null;
+    refreshNow();
+  }
+
+  function refreshNow() {
+    clearTimeout(poll.timer);
+    poll.timer = null;
+    if (poll.fn) tick();
+  }
+
+  function schedule() {
+    clearTimeout(poll.timer);
+    poll.timer = null;
+    if (poll.fn && !poll.done && poll.interval > 0 && !document.hidden) poll.timer = setTimeout(tick, poll.interval);
+    showPollState();
+  }
+
+  async function tick() {
+    poll.timer = null;
+    if (!poll.fn || document.hidden) return showPollState();
+    if (poll.busy) {
+      poll.again = true; /* a refresh asked for during a call: one more after it */
+      return;
+    }
+    const gen = poll.gen;
+    poll.busy = true;
+    try {
+      const r = await poll.fn();
+      if (gen === poll.gen) {
+        poll.done = r === 'done';
+        poll.last = new Date();
+        poll.error = '';
+      }
+    } catch (e) {
+      if (gen === poll.gen) {
+        poll.error = e.message;
+        if (e.status !== 401) showBanner(e.message, 'error');
+      }
+    } finally {
+      poll.busy = false;
+    }
+    if (poll.again) {
+      poll.again = false;
+      return tick();
+    }
+    schedule();
+  }
+
+  function showPollState() {
+    const s = $('#poll-state');
+    let text;
+    if (document.hidden) text = 'paused while the tab is hidden';
+    else if (poll.interval <= 0) text = 'auto refresh off';
+    else text = 'every ' + poll.interval / 1000 + ' s';
+    if (poll.last) text += ' · updated ' + poll.last.toLocaleTimeString();
+    if (poll.error) text += ' · last call failed';
+    setText(s, text);
+    s.dataset.state = document.hidden ? 'paused' : poll.interval > 0 ? 'polling' : 'off';
+  }
+
+  function initPoll() {
+    const sel = $('#poll-interval');
+    const saved = sessionStorage.getItem(POLL_KEY);
+    if (saved !== null && $$('option', sel).some((o) => o.value === saved)) sel.value = saved;
+    poll.interval = Number(sel.value);
+    sel.addEventListener('change', () => {
+      poll.interval = Number(sel.value);
+      sessionStorage.setItem(POLL_KEY, sel.value);
+      schedule();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden) {
+        clearTimeout(poll.timer);
+        poll.timer = null;
+        showPollState();
+      } else {
+        refreshNow();
+      }
+    });
+  }
+
+  /* ---- views and routing ---- */
+
+  function showView(name) {
+    for (const v of $$('.view')) v.hidden = v.id !== 'view-' + name;
+    for (const a of $$('nav a')) a.classList.toggle('on', a.dataset.nav === name);
+  }
+
+  function route() {
+    hideBannerUnlessAuth();
+    const h = location.hash || '#/jobs';
+    const m = /^#\/jobs\/([0-9a-fA-F-]{36})$/.exec(h);
+    if (m) {
+      showView('job');
+      openJob(m[1].toLowerCase());
+    } else if (h === '#/submit') {
+      showView('submit');
+      jobView.id = null;
+      setPoller(null);
+      showPollState();
+    } else {
+      showView('jobs');
+      jobView.id = null;
+      setPoller(pollJobs);
+    }
+  }
+
+  function hideBannerUnlessAuth() {
+    if (banner.kind !== 'auth') hideBanner();
+  }
+
+  /* ---- jobs table ---- */
+
+  const jobs = { status: '', search: '', first: [], older: [], next: null, olderLoaded: false, rows: new Map() };
+
+  async function pollJobs() {
+    const q = new URLSearchParams({ limit: String(LIST_LIMIT) });
+    if (jobs.status) q.set('status', jobs.status);
+    const status = jobs.status;
+    const { data } = await api('GET', '/v1/jobs?' + q);
+    if (status !== jobs.status) return; /* the filter changed meanwhile */
+    jobs.first = data.jobs || [];
+    if (!jobs.olderLoaded) jobs.next = data.next_cursor || null;
+    renderJobs();
+  }
+
+  async function loadOlder() {
+    if (!jobs.next) return;
+    const q = new URLSearchParams({ limit: String(LIST_LIMIT), cursor: jobs.next });
+    if (jobs.status) q.set('status', jobs.status);
+    try {
+      const { data } = await api('GET', '/v1/jobs?' + q);
+      jobs.older = jobs.older.concat(data.jobs || []);
+      jobs.next = data.next_cursor || null;
+      jobs.olderLoaded = true;
+      renderJobs();
+    } catch (e) {
+      showBanner(e.message, 'error');
+    }
+  }
+
+  function jobMatches(job, words) {
+    if (!words.length) return true;
+    const r = job.request || {};
+    const hay = [job.name, job.id, r.method, ...(Array.isArray(r.targets) ? r.targets : [])].join(' ').toLowerCase();
+    return words.every((w) => hay.includes(w));
+  }
+
+  function renderJobs() {
+    const tbody = $('#jobs tbody');
+    const words = jobs.search.toLowerCase().split(/\s+/).filter(Boolean);
+    const ids = new Set();
+    const list = [];
+    for (const j of jobs.first.concat(jobs.older)) {
+      if (ids.has(j.id)) continue;
+      ids.add(j.id);
+      if (jobMatches(j, words)) list.push(j);
+    }
+    const shown = new Set();
+    let prev = null;
+    for (const j of list) {
+      shown.add(j.id);
+      let row = jobs.rows.get(j.id);
+      if (!row) {
+        row = makeRow(j.id);
+        jobs.rows.set(j.id, row);
+      }
+      updateRow(row, j);
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (want !== row.tr) tbody.insertBefore(row.tr, want);
+      prev = row.tr;
+    }
+    for (const [id, row] of jobs.rows) {
+      if (!shown.has(id)) {
+        row.tr.remove();
+        jobs.rows.delete(id);
+      }
+    }
+    $('#jobs-empty').hidden = list.length > 0;
+    setText($('#jobs-count'), list.length + (list.length === 1 ? ' job' : ' jobs') + (jobs.next ? ' shown; older ones exist' : ''));
+    $('#jobs-more').hidden = !jobs.next;
+  }
+
+  function beforeAfterCell() {
+    const td = el('td', { class: 'ba num' });
+    const before = el('span', { class: 'before' });
+    const after = el('span', { class: 'after' });
+    const delta = el('span', { class: 'delta' });
+    td.append(before, el('span', { class: 'arrow', text: ' → ' }), after, ' ', delta);
+    return { td, before, after, delta };
+  }
+
+  function setBeforeAfter(c, b, a) {
+    setText(c.before, fmt(b));
+    setText(c.after, fmt(a));
+    const d = isNum(a) && isNum(b) ? a - b : null;
+    setText(c.delta, d === null ? '' : '(' + signed(d) + ')');
+    c.delta.className = 'delta ' + (d === null || Math.abs(d) < 5e-4 ? '' : d > 0 ? 'up' : 'down');
+  }
+
+  function makeRow(id) {
+    const link = el('a', { href: '#/jobs/' + id });
+    const status = el('span', { class: 'status' });
+    const fill = el('div', { class: 'pfill' });
+    const ptext = el('span', { class: 'ptext' });
+    const pbar = el('div', { class: 'pbar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }, fill);
+    const acc = beforeAfterCell();
+    const f1 = beforeAfterCell();
+    const cells = {
+      name: el('td', { class: 'name' }, link),
+      status: el('td', null, status),
+      stage: el('td', { class: 'stage' }),
+      progress: el('td', { class: 'progress' }, pbar, ptext),
+      method: el('td', { class: 'method' }, el('span'), ' ', el('span', { class: 'scope' })),
+      amount: el('td', { class: 'num' }),
+      targets: el('td', { class: 'targets' }),
+      age: el('td', { class: 'age num' }),
+    };
+    const tr = el('tr', { 'data-id': id }, cells.name, cells.status, cells.stage, cells.progress, cells.method, cells.amount, cells.targets, acc.td, f1.td, cells.age);
+    return { tr, link, status, fill, ptext, pbar, acc, f1, cells, key: '' };
+  }
+
+  function updateRow(row, j) {
+    const r = j.request || {};
+    const targets = Array.isArray(r.targets) ? r.targets.join(', ') : '';
+    const key = JSON.stringify([j.name, j.status, j.stage, j.progress, j.accuracy_before, j.accuracy_after, j.macro_f1_before, j.macro_f1_after, r.method, r.scope, r.amount, r.amount_kind, targets]);
+    setText(row.cells.age, fmtAge(j.created_at));
+    if (key === row.key) return; /* nothing but the age changed */
+    row.key = key;
+    row.tr.dataset.status = j.status;
+    setText(row.link, j.name || j.id.slice(0, 8));
+    row.link.title = j.id;
+    setText(row.status, j.status);
+    row.status.className = 'status status-' + j.status;
+    setText(row.cells.stage, j.status === 'running' || j.status === 'queued' ? j.stage : j.status === 'succeeded' ? '' : j.stage);
+    const p = isNum(j.progress) ? Math.max(0, Math.min(1, j.progress)) : 0;
+    row.fill.style.width = (p * 100).toFixed(1) + '%';
+    row.fill.className = 'pfill pfill-' + j.status;
+    row.pbar.setAttribute('aria-valuenow', String(Math.round(p * 100)));
+    setText(row.ptext, Math.round(p * 100) + '%');
+    setText(row.cells.method.firstChild, r.method || '');
+    setText(row.cells.method.lastChild, r.scope || '');
+    setText(row.cells.amount, fmtAmount(r));
+    setText(row.cells.targets, targets);
+    row.cells.targets.title = targets;
+    setBeforeAfter(row.acc, j.accuracy_before, j.accuracy_after);
+    setBeforeAfter(row.f1, j.macro_f1_before, j.macro_f1_after);
+    row.cells.age.title = 'created ' + isoLocal(j.created_at);
+  }
+
+  function initJobs() {
+    for (const b of $$('.filters button')) {
+      b.addEventListener('click', () => {
+        for (const o of $$('.filters button')) o.classList.toggle('on', o === b);
+        jobs.status = b.dataset.status;
+        jobs.first = [];
+        jobs.older = [];
+        jobs.next = null;
+        jobs.olderLoaded = false;
+        renderJobs();
+        refreshNow();
+      });
+    }
+    let t = null;
+    $('#jobs-search').addEventListener('input', (ev) => {
+      clearTimeout(t);
+      t = setTimeout(() => {
+        jobs.search = ev.target.value;
+        renderJobs();
+      }, 120);
+    });
+    $('#jobs-more').addEventListener('click', loadOlder);
+  }
+
+  /* ---- one job ---- */
+
+  const jobView = { id: null, job: null, result: null };
+
+  function openJob(id) {
+    if (jobView.id !== id) {
+      jobView.id = id;
+      jobView.job = null;
+      jobView.result = null;
+      resetJobPage();
+    }
+    setPoller(pollJob);
+  }
+
+  function resetJobPage() {
+    setText($('#job-name'), 'loading…');
+    setText($('#job-id'), jobView.id);
+    setText($('#job-status'), '');
+    setText($('#job-download-state'), '');
+    clear($('#job-progress'));
+    clear($('#job-timeline tbody'));
+    setText($('#job-request'), '');
+    $('#job-error').hidden = true;
+    $('#job-results').hidden = true;
+    for (const b of $$('[data-download]')) b.disabled = true;
+    $('#job-cancel').disabled = true;
+    $('#job-delete').disabled = true;
+  }
+
+  async function pollJob() {
+    const id = jobView.id;
+    let job;
+    try {
+      job = (await api('GET', '/v1/jobs/' + id)).data;
+    } catch (e) {
+      if (e.status === 404 && jobView.id === id) {
+        setText($('#job-name'), 'no such job');
+        showBanner('Job ' + id + ' does not exist (deleted?).', 'error');
+        return 'done';
+      }
+      throw e;
+    }
+    if (jobView.id !== id) return;
+    jobView.job = job;
+    renderJobHead(job);
+    renderTimeline(job);
+    if (job.status === 'succeeded' && !jobView.result) {
+      const res = (await api('GET', '/v1/jobs/' + id + '/result')).data;
+      if (jobView.id !== id) return;
+      jobView.result = res;
+      renderResult(res, job);
+    }
+    return TERMINAL.has(job.status) ? 'done' : undefined;
+  }
+
+  function renderJobHead(job) {
+    setText($('#job-name'), job.name || 'job ' + job.id.slice(0, 8));
+    const st = $('#job-status');
+    setText(st, job.status);
+    st.className = 'status status-' + job.status;
+    document.title = (job.name || job.id.slice(0, 8)) + ' · ' + job.status + ' · prunerd';
+
+    const box = $('#job-progress');
+    clear(box);
+    const p = isNum(job.progress) ? Math.max(0, Math.min(1, job.progress)) : 0;
+    const fill = el('div', { class: 'pfill pfill-' + job.status });
+    fill.style.width = (p * 100).toFixed(1) + '%';
+    box.append(
+      el('div', { class: 'pbar big', role: 'progressbar', 'aria-valuenow': String(Math.round(p * 100)), 'aria-valuemin': '0', 'aria-valuemax': '100' }, fill),
+      el('span', { class: 'muted', text: (job.stage && job.status !== 'succeeded' ? job.stage + ' · ' : '') + Math.round(p * 100) + '%' + (job.attempts > 1 ? ' · attempt ' + job.attempts : '') + (job.cancel_requested && !TERMINAL.has(job.status) ? ' · cancelling' : '') })
+    );
+
+    const err = $('#job-error');
+    if (job.error) {
+      clear(err);
+      err.append(el('strong', { text: 'Error' + (job.stage ? ' in ' + job.stage : '') + ': ' }), job.error);
+      err.hidden = false;
+    } else {
+      err.hidden = true;
+    }
+    setText($('#job-request'), JSON.stringify(job.request, null, 2));
+    const done = job.status === 'succeeded' && !job.files_deleted;
+    for (const b of $$('[data-download]')) b.disabled = !done;
+    $('#job-cancel').disabled = TERMINAL.has(job.status) || !!job.cancel_requested;
+    $('#job-delete').disabled = !TERMINAL.has(job.status);
+  }
+
+  function renderTimeline(job) {
+    const tbody = $('#job-timeline tbody');
+    clear(tbody);
+    const stages = Array.isArray(job.stages) ? job.stages : [];
+    const now = Date.now() / 1000;
+    const rows = stages.map((s) => {
+      const a = seconds(s.started_at);
+      const b = seconds(s.finished_at);
+      return { stage: s.stage, a, b, open: b === null, d: a === null ? null : (b === null ? (TERMINAL.has(job.status) ? a : now) : b) - a };
+    });
+    const t0 = rows.length && rows[0].a !== null ? rows[0].a : null;
+    let t1 = t0;
+    for (const r of rows) if (r.a !== null) t1 = Math.max(t1, r.a + (r.d || 0));
+    const span = t0 !== null && t1 > t0 ? t1 - t0 : 1;
+    for (const r of rows) {
+      const bar = el('div', { class: 'tl-bar' + (r.open && !TERMINAL.has(job.status) ? ' open' : '') });
+      if (r.a !== null) {
+        bar.style.left = (((r.a - t0) / span) * 100).toFixed(2) + '%';
+        bar.style.width = Math.max(0.5, ((r.d || 0) / span) * 100).toFixed(2) + '%';
+      }
+      tbody.append(el('tr', { 'data-stage': r.stage },
+        el('td', { text: r.stage }),
+        el('td', { class: 'muted', text: r.a === null ? '' : new Date(r.a * 1000).toLocaleTimeString() }),
+        el('td', { class: 'num', text: fmtDuration(r.d) + (r.open && !TERMINAL.has(job.status) ? ' …' : '') }),
+        el('td', { class: 'w-bar' }, el('div', { class: 'tl' }, bar))));
+    }
+    if (!rows.length) tbody.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: job.status === 'queued' ? 'waiting for a worker' : 'no stages recorded' })));
+    const total = rows.length && t0 !== null ? t1 - t0 : null;
+    if (total !== null) tbody.append(el('tr', { class: 'total' }, el('td', { text: 'total' }), el('td'), el('td', { class: 'num', text: fmtDuration(total) }), el('td')));
+  }
+
+  const METRICS = [
+    ['accuracy', 'accuracy', 3],
+    ['macro_precision', 'macro precision', 3],
+    ['macro_recall', 'macro recall', 3],
+    ['macro_f1', 'macro F1', 3],
+    ['weighted_precision', 'weighted precision', 3],
+    ['weighted_recall', 'weighted recall', 3],
+    ['weighted_f1', 'weighted F1', 3],
+    ['samples', 'samples', 0],
+    ['samples_per_s', 'samples / s', 1],
+  ];
+
+  function deltaCell(d, digits) {
+    const td = el('td', { class: 'num delta ' + (!isNum(d) || Math.abs(d) < Math.pow(10, -digits) / 2 ? '' : d > 0 ? 'up' : 'down'), text: signed(d, digits) });
+    return td;
+  }
+
+  function renderResult(res, job) {
+    $('#job-results').hidden = false;
+    const m = res.metrics || {};
+    const before = m.before || null;
+    const after = m.after || null;
+
+    const mt = $('#job-metrics tbody');
+    clear(mt);
+    for (const [key, label, d] of METRICS) {
+      const b = before ? before[key] : null;
+      const a = after ? after[key] : null;
+      if (!isNum(b) && !isNum(a)) continue;
+      mt.append(el('tr', { 'data-metric': key }, el('th', { text: label }), el('td', { text: fmt(b, d) }), el('td', { text: fmt(a, d) }), deltaCell(isNum(a) && isNum(b) ? a - b : null, d)));
+    }
+    if (!before && !after) mt.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: 'no evaluation was asked for' })));
+
+    const ct = $('#job-classes tbody');
+    clear(ct);
+    const pb = (before && before.per_class) || [];
+    const pa = (after && after.per_class) || [];
+    for (let i = 0; i < Math.max(pb.length, pa.length); i++) {
+      const cb = pb[i] || {};
+      const ca = pa[i] || {};
+      ct.append(el('tr', null, el('th', { text: ca.name || cb.name || String(i) }), el('td', { text: String(ca.support !== undefined ? ca.support : cb.support !== undefined ? cb.support : '') }), el('td', { text: fmt(cb.f1) }), el('td', { text: fmt(ca.f1) }), deltaCell(isNum(ca.f1) && isNum(cb.f1) ? ca.f1 - cb.f1 : null, 3)));
+    }
+
+    renderConfusion(before, after);
+    renderSparsity(res.sparsity || {}, job.request || {});
+
+    const tt = $('#job-timings tbody');
+    clear(tt);
+    const tm = res.timings || {};
+    for (const [k, v] of Object.entries(tm)) tt.append(el('tr', null, el('th', { text: k.replace(/_s$/, '') }), el('td', { text: fmtDuration(v) })));
+
+    const at = $('#job-artifacts tbody');
+    clear(at);
+    const arts = Array.isArray(res.artifacts) ? res.artifacts : [];
+    const formats = new Set(arts.map((a) => a.format));
+    for (const a of arts) at.append(el('tr', null, el('td', { text: a.format }), el('td', { class: 'num', text: fmtBytes(a.bytes), title: String(a.bytes) + ' bytes' }), el('td', { class: 'mono small', text: a.sha256 || '' })));
+    for (const b of $$('[data-download]')) if (b.dataset.download !== 'result') b.disabled = job.files_deleted || !formats.has(b.dataset.download);
+    setText($('#job-provenance'), JSON.stringify(res.provenance || {}, null, 2));
+  }
+
+  function renderConfusion(before, after) {
+    const box = $('#job-confusion');
+    clear(box);
+    const cb = before && before.confusion;
+    const ca = after && after.confusion;
+    if (!Array.isArray(cb) || !Array.isArray(ca) || cb.length !== ca.length) {
+      box.append(el('p', { class: 'muted', text: 'needs the before and after evaluations' }));
+      return;
+    }
+    const names = ((after.per_class || before.per_class || []).map((c) => c.name));
+    const n = ca.length;
+    let max = 0;
+    const diff = [];
+    for (let i = 0; i < n; i++) {
+      diff.push([]);
+      for (let j = 0; j < n; j++) {
+        const d = (ca[i][j] || 0) - (cb[i][j] || 0);
+        diff[i].push(d);
+        max = Math.max(max, Math.abs(d));
+      }
+    }
+    const table = el('table', { class: 'heat' });
+    const head = el('tr', null, el('th', { class: 'corner', text: 'true \\ pred' }));
+    for (let j = 0; j < n; j++) head.append(el('th', { class: 'col', text: names[j] || String(j) }));
+    table.append(el('thead', null, head));
+    const body = el('tbody');
+    for (let i = 0; i < n; i++) {
+      const tr = el('tr', null, el('th', { text: names[i] || String(i) }));
+      for (let j = 0; j < n; j++) {
+        const d = diff[i][j];
+        const good = i === j ? d : -d;
+        const td = el('td', {
+          class: 'cell' + (i === j ? ' diag' : '') + (d === 0 ? ' zero' : good > 0 ? ' good' : ' bad'),
+          'data-row': String(i), 'data-col': String(j), 'data-diff': String(d),
+          title: (names[i] || i) + ' predicted as ' + (names[j] || j) + ': ' + cb[i][j] + ' before, ' + ca[i][j] + ' after',
+          text: d === 0 ? '0' : d > 0 ? '+' + d : String(d),
+        });
+        if (d !== 0 && max > 0) {
+          const alpha = (0.15 + 0.75 * (Math.abs(d) / max)).toFixed(3);
+          td.style.backgroundColor = good > 0 ? 'rgba(22, 163, 74, ' + alpha + ')' : 'rgba(220, 38, 38, ' + alpha + ')';
+        }
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+    table.append(body);
+    box.append(table);
+  }
+
+  /* Horizontal bar chart of fractions (0..1), one rect.bar per item, as inline SVG. */
+  function barChart(cls, items, marker) {
+    const labelW = Math.min(340, 40 + 7 * items.reduce((m, it) => Math.max(m, it.label.length), 0));
+    const barW = 420;
+    const rowH = 22;
+    const top = 22;
+    const W = labelW + barW + 70;
+    const H = top + items.length * rowH + 8;
+    const s = svg('svg', { class: 'chart ' + cls, viewBox: '0 0 ' + W + ' ' + H, width: String(W), height: String(H), role: 'img', 'aria-label': cls });
+    for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+      const x = labelW + t * barW;
+      s.append(svg('line', { class: 'grid', x1: x, x2: x, y1: top - 4, y2: H - 6 }), svg('text', { class: 'tick', x, y: 12, 'text-anchor': 'middle', text: t * 100 + '%' }));
+    }
+    items.forEach((it, i) => {
+      const y = top + i * rowH;
+      const v = isNum(it.value) ? Math.max(0, Math.min(1, it.value)) : 0;
+      s.append(
+        svg('text', { class: 'label', x: labelW - 8, y: y + 15, 'text-anchor': 'end', text: it.label }),
+        svg('rect', { class: 'track', x: labelW, y: y + 3, width: barW, height: rowH - 6 }),
+        svg('rect', { class: 'bar', x: labelW, y: y + 3, width: (v * barW).toFixed(2), height: rowH - 6, 'data-name': it.name, 'data-value': String(it.value) }, svg('title', { text: it.title })),
+        svg('text', { class: 'value', x: labelW + barW + 6, y: y + 15, text: pct(it.value) })
+      );
+    });
+    if (isNum(marker)) {
+      const x = labelW + Math.max(0, Math.min(1, marker)) * barW;
+      s.append(svg('line', { class: 'marker', x1: x, x2: x, y1: top - 6, y2: H - 4 }, svg('title', { text: 'requested amount ' + pct(marker) })));
+    }
+    return s;
+  }
+
+  function commonPrefix(names) {
+    if (names.length < 2) return '';
+    let p = names[0];
+    for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+    return p.slice(0, p.lastIndexOf('.') + 1);
+  }
+
+  function renderSparsity(sp, req) {
+    const params = Array.isArray(sp.parameters) ? sp.parameters : [];
+    const layers = Array.isArray(sp.layers) ? sp.layers : [];
+    const prefix = commonPrefix(params.map((p) => p.name));
+    const marker = req.amount_kind === 'fraction' && isNum(req.amount) ? req.amount : null;
+    const box = $('#job-sparsity');
+    clear(box);
+    box.append(barChart('sparsity', params.map((p) => ({
+      name: p.name,
+      label: p.name.slice(prefix.length),
+      value: p.sparsity,
+      title: p.name + ' ' + (Array.isArray(p.shape) ? '[' + p.shape.join('×') + '] ' : '') + p.zeros + ' / ' + p.numel + ' zero (' + pct(p.sparsity, 2) + ')',
+    })), marker));
+    const lb = $('#job-layers');
+    clear(lb);
+    lb.append(layers.length ? barChart('layer-sparsity', layers.map((l) => ({
+      name: String(l.layer),
+      label: typeof l.layer === 'number' ? 'layer ' + l.layer : String(l.layer),
+      value: l.sparsity,
+      title: 'layer ' + l.layer + ': ' + l.zeros + ' / ' + l.numel + ' zero (' + pct(l.sparsity, 2) + ')',
+    })), null) : el('p', { class: 'muted', text: 'no per-layer numbers' }));
+    const parts = [];
+    if (isNum(sp.targets)) parts.push('targets: ' + pct(sp.targets, 2) + ' zero');
+    if (isNum(sp.global)) parts.push('whole model: ' + pct(sp.global, 2) + ' zero');
+    parts.push(params.length + ' pruned parameter' + (params.length === 1 ? '' : 's') + (prefix ? ' (under ' + prefix + ')' : ''));
+    if (marker !== null) parts.push('dashed line: requested amount');
+    setText($('#job-sparsity-summary'), parts.join(' · '));
+  }
+
+  /* ---- downloads: fetch + blob, so the Authorization header goes along ---- */
+
+  function filenameOf(disposition) {
+    const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition || '');
+    return m ? decodeURIComponent(m[1]).replace(/[\/\\]/g, '_') : '';
+  }
+
+  async function sha256Hex(blob) {
+    if (!window.crypto || !crypto.subtle) return null; /* only in secure contexts */
+    const h = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+    return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  async function download(kind) {
+    const id = jobView.id;
+    const state = $('#job-download-state');
+    const path = kind === 'result' ? '/v1/jobs/' + id + '/result' : '/v1/jobs/' + id + '/checkpoint?format=' + encodeURIComponent(kind);
+    setText(state, 'downloading ' + kind + '…');
+    let resp;
+    try {
+      resp = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+    } catch (e) {
+      setText(state, '');
+      showBanner('download failed: ' + e.message, 'error');
+      return;
+    }
+    if (!resp.ok) {
+      let body = null;
+      try {
+        body = await resp.json();
+      } catch (e) {
+        body = null;
+      }
+      const err = new ApiError(resp.status, body);
+      if (resp.status === 401) needToken(err.message);
+      else showBanner('download failed: ' + err.message, 'error');
+      setText(state, '');
+      return;
+    }
+    const blob = await resp.blob();
+    const name = filenameOf(resp.headers.get('Content-Disposition')) || (kind === 'result' ? id + '-result.json' : id + '-' + kind + '.pt');
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: name });
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    let note = 'saved ' + name + ' (' + fmtBytes(blob.size) + ')';
+    const art = kind === 'result' || !jobView.result ? null : (jobView.result.artifacts || []).find((x) => x.format === kind);
+    if (art && art.sha256) {
+      const got = await sha256Hex(blob);
+      if (got === null) note += ', sha256 not checked (needs https or localhost)';
+      else if (got === art.sha256) note += ', sha256 verified';
+      else note += ', sha256 MISMATCH: got ' + got + ', expected ' + art.sha256;
+    }
+    setText(state, note);
+    state.dataset.kind = kind;
+  }
+
+  async function cancelJob() {
+    const id = jobView.id;
+    try {
+      await api('POST', '/v1/jobs/' + id + '/cancel');
+      setPoller(pollJob);
+    } catch (e) {
+      showBanner('cancel failed: ' + e.message, 'error');
+    }
+  }
+
+  async function deleteJob() {
+    const id = jobView.id;
+    if (!window.confirm('Delete job ' + id + ' and its files?')) return;
+    try {
+      await api('DELETE', '/v1/jobs/' + id);
+      jobs.rows.get(id)?.tr.remove();
+      jobs.rows.delete(id);
+      location.hash = '#/jobs';
+    } catch (e) {
+      showBanner('delete failed: ' + e.message, 'error');
+    }
+  }
+
+  function initJob() {
+    for (const b of $$('[data-download]')) b.addEventListener('click', () => download(b.dataset.download));
+    $('#job-cancel').addEventListener('click', cancelJob);
+    $('#job-delete').addEventListener('click', deleteJob);
+  }
+
+  /* ---- submit form ---- */
+
+  const form = { params: [] };
+
+  function fieldBox(field) {
+    const f = $('#submit-form');
+    for (let name = field; name; name = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '') {
+      const box = $$('[data-field]', f).find((e) => e.dataset.field === name);
+      if (box) return box;
+    }
+    return null;
+  }
+
+  function clearFieldErrors() {
+    for (const e of $$('#submit-form .field-error')) e.remove();
+    for (const e of $$('#submit-form [aria-invalid]')) e.removeAttribute('aria-invalid');
+    for (const e of $$('#submit-form .field.invalid')) e.classList.remove('invalid');
+    const top = $('#submit-error');
+    top.hidden = true;
+    clear(top);
+  }
+
+  /* Shows message next to the form field the API named; the top box when none matches. */
+  function showFieldError(field, message) {
+    const box = field ? fieldBox(field) : null;
+    if (!box || box.id === 'submit-error') {
+      const top = $('#submit-error');
+      clear(top);
+      top.append(field ? el('strong', { text: field + ': ' }) : '', message);
+      top.dataset.field = field || '';
+      top.hidden = false;
+      top.scrollIntoView({ block: 'nearest' });
+      return;
+    }
+    box.classList.add('invalid');
+    box.append(el('p', { class: 'field-error', role: 'alert', 'data-for': field, text: (box.dataset.field !== field ? field + ': ' : '') + message }));
+    const input = $('input:not([type=radio]):not([type=checkbox]), select, textarea', box) || $('input', box);
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus({ preventScroll: true });
+    }
+    box.scrollIntoView({ block: 'center' });
+  }
+
+  const val = (id) => $('#' + id).value.trim();
+
+  /* A number typed into a text box: a number when it reads as one, else the text itself
+   * (the API names what is wrong with it). */
+  function numberOrText(s) {
+    if (s === '') return undefined;
+    const x = Number(s);
+    return Number.isFinite(x) ? x : s;
+  }
+
+  /* The job JSON from the form; throws {field, message} for what cannot be sent at all. */
+  function buildRequest() {
+    const req = {};
+    if (val('f-name')) req.name = val('f-name');
+    if (val('f-model')) req.model = val('f-model');
+    const targets = $('#f-targets').value.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (targets.length) req.targets = targets;
+    req.method = $('#f-method').value;
+    const amount = numberOrText(val('f-amount'));
+    if (amount !== undefined) req.amount = amount;
+    /* JSON.stringify writes 1.0 as 1: the kind is sent, so a fraction of 1 stays a fraction. */
+    req.amount_kind = $('input[name=amount_kind]:checked').value;
+    req.scope = $('#f-scope').value;
+
+    const o = {};
+    const n = val('f-n');
+    if (n) o.n = numberOrText(n);
+    for (const [id, key] of [['f-dim', 'dim'], ['f-seed', 'seed'], ['f-threshold', 'threshold']]) {
+      const v = numberOrText(val(id));
+      if (v !== undefined) o[key] = v;
+    }
+    if (val('f-mask')) o.mask = val('f-mask');
+    if (val('f-plugin')) o.plugin = val('f-plugin');
+    const pp = val('f-plugin-params');
+    if (pp) {
+      try {
+        o.plugin_params = JSON.parse(pp);
+      } catch (e) {
+        throw { field: 'options.plugin_params', message: 'is not valid JSON: ' + e.message };
+      }
+    }
+    o.iterative = $('#f-iterative').checked;
+    req.options = o;
+
+    if ($('#f-eval-on').checked) {
+      const ev = {};
+      for (const [id, key] of [['f-eval-data', 'data'], ['f-eval-vocab', 'vocab'], ['f-eval-classes', 'classes']]) if (val(id)) ev[key] = val(id);
+      for (const [id, key] of [['f-eval-limit', 'limit'], ['f-eval-batch', 'batch_size'], ['f-eval-maxlen', 'max_length']]) {
+        const v = numberOrText(val(id));
+        if (v !== undefined) ev[key] = v;
+      }
+      ev.lowercase = $('#f-eval-lowercase').checked;
+      ev.padding = $('#f-eval-padding').value;
+      req.eval = ev;
+    } else {
+      req.eval = null;
+    }
+    req.outputs = $$('input[name=outputs]:checked').map((c) => c.value);
+    req.device = $('#f-device').value;
+    return req;
+  }
+
+  async function submitJob(ev) {
+    ev.preventDefault();
+    clearFieldErrors();
+    const state = $('#submit-state');
+    let req;
+    try {
+      req = buildRequest();
+    } catch (e) {
+      showFieldError(e.field, e.message);
+      return;
+    }
+    const button = $('#f-submit');
+    button.disabled = true;
+    setText(state, 'submitting…');
+    try {
+      const { data } = await api('POST', '/v1/jobs', req);
+      setText(state, 'submitted ' + data.id);
+      location.hash = '#/jobs/' + data.id;
+    } catch (e) {
+      setText(state, e.status ? 'refused (' + e.status + ')' : '');
+      if (e.status === 401) return;
+      showFieldError(e.field, e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function targetLines() {
+    return $('#f-targets').value.split('\n').map((s) => s.trim()).filter(Boolean);
+  }
+
+  function toggleTarget(name, on) {
+    const lines = targetLines().filter((l) => l !== name);
+    if (on) lines.push(name);
+    $('#f-targets').value = lines.join('\n');
+  }
+
+  async function inspectModel() {
+    clearFieldErrors();
+    const path = val('f-model');
+    const info = $('#f-params-info');
+    if (!path) {
+      showFieldError('model', 'give a model path first');
+      return;
+    }
+    setText(info, 'loading…');
+    $('#f-params').hidden = false;
+    try {
+      const { data } = await api('GET', '/v1/models/inspect?path=' + encodeURIComponent(path));
+      form.params = (data.tensors || []).filter((t) => t.kind === 'parameter');
+      setText(info, form.params.length + ' parameters, ' + (isNum(data.numel) ? data.numel.toLocaleString() : '?') + ' weights, ' + pct(data.sparsity, 2) + ' zero now');
+      renderParams();
+    } catch (e) {
+      setText(info, '');
+      $('#f-params').hidden = true;
+      if (e.status !== 401) showFieldError(e.field === 'path' || !e.field ? 'model' : e.field, e.message);
+    }
+  }
+
+  function renderParams() {
+    const body = $('#f-params-body');
+    clear(body);
+    const words = val('f-params-filter').toLowerCase().split(/\s+/).filter(Boolean);
+    const chosen = new Set(targetLines());
+    const frag = document.createDocumentFragment();
+    for (const p of form.params) {
+      if (words.length && !words.every((w) => p.name.toLowerCase().includes(w))) continue;
+      const box = el('input', { type: 'checkbox', value: p.name, 'aria-label': p.name });
+      box.checked = chosen.has(p.name);
+      box.addEventListener('change', () => toggleTarget(p.name, box.checked));
+      frag.append(el('tr', { 'data-param': p.name },
+        el('td', null, box),
+        el('td', { class: 'mono', text: p.name }),
+        el('td', { class: 'mono', text: Array.isArray(p.shape) ? p.shape.join('×') : '' }),
+        el('td', { class: 'num', text: isNum(p.numel) ? p.numel.toLocaleString() : '' }),
+        el('td', { class: 'num', text: pct(p.sparsity) })));
+    }
+    body.append(frag);
+  }
+
+  function initSubmit() {
+    $('#submit-form').addEventListener('submit', submitJob);
+    $('#f-inspect').addEventListener('click', inspectModel);
+    $('#f-model').addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        inspectModel();
+      }
+    });
+    let t = null;
+    $('#f-params-filter').addEventListener('input', () => {
+      clearTimeout(t);
+      t = setTimeout(renderParams, 100);
+    });
+    $('#f-targets').addEventListener('change', renderParams);
+    $('#f-eval-on').addEventListener('change', (ev) => {
+      for (const i of $$('#f-eval input, #f-eval select')) i.disabled = !ev.target.checked;
+    });
+    /* Editing a field takes its error away. */
+    $('#submit-form').addEventListener('input', (ev) => {
+      const box = ev.target.closest('[data-field]');
+      if (!box) return;
+      box.classList.remove('invalid');
+      for (const e of $$('.field-error', box)) e.remove();
+      for (const e of $$('[aria-invalid]', box)) e.removeAttribute('aria-invalid');
+    });
+  }
+
+  /* ---- start ---- */
+
+  function start() {
+    initToken();
+    initPoll();
+    initJobs();
+    initJob();
+    initSubmit();
+    window.addEventListener('hashchange', route);
+    route();
+    /* Ages tick on even when nothing else changes. */
+    setInterval(() => {
+      if (!document.hidden && !$('#view-jobs').hidden) for (const j of jobs.first.concat(jobs.older)) {
+        const row = jobs.rows.get(j.id);
+        if (row) setText(row.cells.age, fmtAge(j.created_at));
+      }
+    }, 10000);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
