@@ -116,6 +116,5 @@ void api_health_live(struct api_request *rq, struct api_response *rs);
 void api_health_ready(struct api_request *rq, struct api_response *rs);
 void api_health_metrics(struct api_request *rq, struct api_response *rs);
 void api_openapi_get(struct api_request *rq, struct api_response *rs);
-void api_index_get(struct api_request *rq, struct api_response *rs);
 
 #endif

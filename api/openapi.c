@@ -25,15 +25,3 @@ void api_openapi_get(struct api_request *rq, struct api_response *rs)
     (void)rq;
     reply_static(rs, api_openapi_json, api_openapi_json_len, "application/json");
 }
-
-void api_index_get(struct api_request *rq, struct api_response *rs)
-{
-    static const char page[] =
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prunerd</title></head>\n"
-        "<body><h1>prunerd</h1>\n<p>Pruning service for BERT text classifiers.</p>\n"
-        "<ul><li><a href=\"/v1/openapi.json\">OpenAPI document</a></li>\n"
-        "<li><a href=\"/v1/jobs\">jobs</a></li>\n<li><a href=\"/healthz\">healthz</a></li>\n"
-        "<li><a href=\"/metrics\">metrics</a></li></ul></body></html>\n";
-    (void)rq;
-    reply_static(rs, page, sizeof page - 1, "text/html; charset=utf-8");
-}

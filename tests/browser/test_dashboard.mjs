@@ -8,7 +8,8 @@
 // chart: one bar per pruned parameter; confusion difference; timeline),
 // downloads a checkpoint and result.json and compares them with the API,
 // cancels and deletes jobs, and checks polling pauses while the tab is hidden.
-// Saves docs/screenshot-jobs.png and docs/screenshot-job.png.
+// Saves screenshot-jobs.png and screenshot-job.png into PRUNERD_SCREENSHOTS
+// (default: the build folder); `PRUNERD_SCREENSHOTS=docs` refreshes the README's.
 //
 // Needs PRUNERD_BIN, PRUNERD_SHARED, /usr/bin/chromium (or PRUNERD_CHROMIUM)
 // and node_modules/playwright-core (`npm ci` at the repository root).
@@ -25,7 +26,7 @@ const BIN = process.env.PRUNERD_BIN || '';
 /* Resolved: the daemon refuses request paths with ".." in them. */
 const SHARED = process.env.PRUNERD_SHARED && fs.existsSync(process.env.PRUNERD_SHARED) ? fs.realpathSync(process.env.PRUNERD_SHARED) : process.env.PRUNERD_SHARED || '';
 const CHROMIUM = process.env.PRUNERD_CHROMIUM || '/usr/bin/chromium';
-const DOCS = path.join(ROOT, 'docs');
+const DOCS = path.resolve(ROOT, process.env.PRUNERD_SCREENSHOTS || process.env.PRUNERD_BUILD || 'build');
 const MODEL = 'thucnews-bert-l4-h256.pt';
 const TOKEN = 'browser-test-secret';
 const SEED_TARGET = 'bert.encoder.layer.*.attention.self.query';
