@@ -109,6 +109,33 @@ def test_local_methods():
             t.check(same, f"{' '.join(args)} on {n}: pruned {int((osd[n] == 0).sum())}, PyTorch {int((rsd[n] == 0).sum())}")
 
 
+def test_float16():
+    """float16 weights are pruned through a float32 copy and stay float16 (PyTorch's
+    topk has no CPU float16 kernel: the oracle prunes float32 copies)."""
+    import subprocess
+    half, out = os.path.join(tmp, "half.pt"), os.path.join(tmp, "half-pruned.pt")
+    tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "make_bert.py")
+    subprocess.run(["/usr/bin/python3", tools, half, "--dtype", "float16"], check=True, capture_output=True)
+    prunerd("prune", half, "--out", out, "--method", "l1_unstructured", "--amount", "0.3",
+            "--scope", "global", "--target", QUERY)
+    before, after = torch.jit.load(half).state_dict(), torch.jit.load(out).state_dict()
+    names = [n for n in before if n.endswith("attention.self.query.weight")]
+    t.check(all(after[n].dtype == torch.float16 for n in names), "float16 parameters stay float16")
+    holders = []
+    for n in names:
+        h = torch.nn.Module()
+        h.weight = torch.nn.Parameter(before[n].float())
+        holders.append(h)
+    scores = torch.cat([h.weight.detach().abs().flatten() for h in holders])
+    prune.global_unstructured([(h, "weight") for h in holders], pruning_method=prune.L1Unstructured, amount=0.3)
+    for h in holders:
+        prune.remove(h, "weight")
+    mine = torch.cat([after[n].float().flatten() for n in names])
+    theirs = torch.cat([h.weight.detach().flatten() for h in holders])
+    ties = tie_aware_compare(t, "float16 global l1 30%", mine, theirs, scores, round(0.3 * scores.numel()))
+    print(f"float16 global l1 30%: {int((mine == 0).sum())} pruned, {ties} tie positions differ")
+
+
 def test_bad_input():
     out = os.path.join(tmp, "bad.pt")
     cases = [
@@ -211,7 +238,7 @@ def test_run_seed_job():
 
 
 try:
-    for test in (test_global_l1_query, test_local_methods, test_bad_input, test_eval, test_run_seed_job):
+    for test in (test_global_l1_query, test_local_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
         try:
             test()
         except Exception as e:  # a crash is a failure, with its reason
