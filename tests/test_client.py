@@ -39,17 +39,8 @@ FILES = {  # path under the root -> path under PRUNERD_SHARED
     "data/vocab/bert-base-chinese-vocab.txt": "data/vocab/bert-base-chinese-vocab.txt",
 }
 ADMIN, READER = "admin-secret-1", "reader-secret-2"
-passed = failed = 0
-
-
-def check(cond, what, got=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": got {got!r}" if got is not None else ""), flush=True)
-    return cond
+import test_daemon as td  # noqa: E402  (one tally for the integration tests)
+from test_daemon import check  # noqa: E402
 
 
 def raises(fn, what, status=None, code=None, field=None):
@@ -452,11 +443,11 @@ def main():
         if d:
             rc = d.stop()
             check(rc == 0, "daemon exits 0 on SIGTERM", rc)
-            if failed:
+            if td.failed:
                 print(d.tail())
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"{td.passed} passed, {td.failed} failed")
+    return 1 if td.failed or not td.passed else 0
 
 
 if __name__ == "__main__":

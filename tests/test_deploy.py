@@ -23,17 +23,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 BIN = os.environ.get("PRUNERD_BIN", "")
-passed = failed = 0
-
-
-def check(cond, what, got=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": got {got!r}" if got is not None else ""), flush=True)
-    return cond
+import test_daemon as td  # noqa: E402  (one tally for the integration tests)
+from test_daemon import check  # noqa: E402
 
 
 def read(rel):
@@ -248,8 +239,8 @@ def main():
         test_docs()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"{td.passed} passed, {td.failed} failed")
+    return 1 if td.failed or not td.passed else 0
 
 
 if __name__ == "__main__":
