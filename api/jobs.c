@@ -211,7 +211,7 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     struct queue_submission sub = {.request_json = text, .name = name ? name : "",
                                    .owner = rq->token_name, .idem_key = idem};
     if ((rc = committer_submit(rq->env->committer, &sub))) {
-        api_reply_err_code(rs, rc, NULL, sub.err);
+        api_reply_err_code(rs, rc, rc == ERR_CONFLICT ? "Idempotency-Key" : NULL, sub.err);
         goto out;
     }
     existed = sub.existed;

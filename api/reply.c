@@ -90,6 +90,8 @@ int api_status_for(int err_code)
         return 507;
     case ERR_CANCELLED:
         return 409;
+    case ERR_CONFLICT:
+        return 422;
     default:
         return 500;
     }

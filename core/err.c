@@ -30,6 +30,7 @@ const char *err_name(int code)
     case ERR_INTERNAL: return "internal";
     case ERR_DB: return "database";
     case ERR_NOSPACE: return "no_space";
+    case ERR_CONFLICT: return "conflict";
     }
     return "unknown";
 }

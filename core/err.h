@@ -25,6 +25,7 @@ enum {
     ERR_INTERNAL = -10, /* a bug or an impossible state */
     ERR_DB = -11,       /* SQLite */
     ERR_NOSPACE = -12,  /* disk full or quota reached */
+    ERR_CONFLICT = -13, /* clashes with what is already there */
 };
 
 /* Writes a printf-style message into err (if err and errlen are set) and

@@ -316,13 +316,23 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
     const char *idem = sub->idem_key && *sub->idem_key ? sub->idem_key : NULL;
     int rc = 0;
     if (idem) {
-        if ((rc = db_prepare(q->db, "SELECT id FROM jobs WHERE owner = ? AND idem_key = ?", &st,
+        if ((rc = db_prepare(q->db,
+                             "SELECT id, request FROM jobs WHERE owner = ? AND idem_key = ?", &st,
                              err, errlen)))
             goto out;
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
         int s = db_step(q->db, st);
         if (s == SQLITE_ROW) {
+            const char *earlier = (const char *)sqlite3_column_text(st, 1);
+            /* A retry sends the same request; another one under the same key
+             * is the caller's mistake, not a replay. */
+            if (!earlier || strcmp(earlier, sub->request_json)) {
+                sub->rc = err_set(sub->err, sizeof sub->err, ERR_CONFLICT,
+                                  "idempotency key '%s' was used for a different request (job %s)",
+                                  idem, (const char *)sqlite3_column_text(st, 0));
+                goto out;
+            }
             snprintf(sub->id, sizeof sub->id, "%s", (const char *)sqlite3_column_text(st, 0));
             sub->existed = 1;
             goto out;

@@ -388,6 +388,8 @@ def test_idempotency(d):
     check(st2 == 200 and b["id"] == a["id"], "replayed POST gives the same job", (st2, b.get("id"), a.get("id")))
     check(h2.get("Location") == f"/v1/jobs/{a['id']}", "replay Location", h2.get("Location"))
     check(st3 == 201 and c["id"] != a["id"], "another key, another job", (st3, c.get("id")))
+    st, _, e = d.json("POST", "/v1/jobs", dict(r, name="not the same"), headers={"Idempotency-Key": "k-123"})
+    check_error(st, e, 422, "the same key with another request", field="Idempotency-Key")
     st, _, e = d.json("POST", "/v1/jobs", r, headers={"Idempotency-Key": "x" * 300})
     check_error(st, e, 400, "over-long Idempotency-Key", field="Idempotency-Key")
     for j in (a, c):
