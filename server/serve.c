@@ -2,6 +2,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -51,7 +53,8 @@ int serve_main(int argc, char **argv)
     struct workers *workers = NULL;
     struct http_server *http = NULL;
     char err[1024], data_dir[PATH_MAX], db_path[PATH_MAX + 16], jobs_dir[PATH_MAX + 16];
-    int help = 0, rc = 1, requeued = 0, failed = 0;
+    char lock_path[PATH_MAX + 16];
+    int help = 0, rc = 1, requeued = 0, failed = 0, lock_fd = -1;
     sigset_t sigs;
 
     /* 1. Options and config. */
@@ -100,6 +103,16 @@ int serve_main(int argc, char **argv)
     }
     snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", data_dir);
     snprintf(db_path, sizeof db_path, "%s/prunerd.db", data_dir);
+    /* One daemon per data dir: recovery re-queues every running job, which
+     * would take a live daemon's jobs.  The lock goes with the process. */
+    snprintf(lock_path, sizeof lock_path, "%s/prunerd.lock", data_dir);
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        log_err(NULL, "data dir %s: %s", data_dir,
+                lock_fd >= 0 && errno == EWOULDBLOCK ? "another prunerd serve is using it"
+                                                     : strerror(errno));
+        goto out;
+    }
     if (make_dir(jobs_dir, err, sizeof err)) {
         log_err(NULL, "%s", err);
         goto out;
@@ -219,6 +232,7 @@ out:
     roots_destroy(roots);
     auth_destroy(auth);
     config_free(&cfg);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
 

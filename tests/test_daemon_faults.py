@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""test_daemon_faults.py - the daemon killed mid-job, and a disk that fills up while saving.
+"""test_daemon_faults.py - the daemon killed mid-job, a disk that fills up while saving, and
+a second daemon on the same data dir.
 
 kill -9 during evaluation: the job comes back with attempts + 1 and succeeds,
 the jobs queued behind it are all still there and succeed, and SQLite's
@@ -60,6 +61,27 @@ def test_kill_during_eval(tmp, roots):
     db.close()
 
 
+def test_one_daemon_per_data_dir(tmp, roots):
+    data = os.path.join(tmp, "var-lock")
+    d = Daemon(tmp, roots, data_dir=data, name="lock-1")
+    try:
+        second = None
+        try:
+            second = Daemon(tmp, roots, data_dir=data, name="lock-2")
+        except RuntimeError as e:
+            check("another prunerd serve is using it" in str(e), "a second daemon on the data dir is refused", str(e)[-300:])
+        if second:
+            check(False, "a second daemon on the same data dir started")
+            second.stop()
+        st, _, _ = d.req("GET", "/healthz")
+        check(st == 200, "the first daemon carries on", st)
+    finally:
+        d.stop()
+    d = Daemon(tmp, roots, data_dir=data, name="lock-3")
+    check(d.proc.poll() is None, "the data dir is free again once the daemon stopped")
+    d.stop()
+
+
 def small_files():
     """In the daemon's child: files may not grow past 8 MiB (the checkpoint is ~35 MB)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
@@ -108,6 +130,7 @@ def main():
     roots = ["--model-root", os.path.join(td.SHARED, "models"), "--model-root", tiny,
              "--data-root", os.path.join(td.SHARED, "data")]
     try:
+        test_one_daemon_per_data_dir(tmp, roots)
         test_kill_during_eval(tmp, roots)
         test_disk_full(tmp, roots, os.path.join(tiny, "tiny.pt"))
     finally:
