@@ -46,6 +46,7 @@ struct api_request {
     void *conn;
     const char *body; /* NUL-terminated, body_len bytes; NULL when none */
     size_t body_len;
+    int body_not_json; /* a body came with another Content-Type (and was dropped) */
     struct queue *q; /* this thread's queue */
     const struct api_env *env;
     char params[API_MAX_PARAMS][API_PARAM_MAX]; /* {id} captures, in order */

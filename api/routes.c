@@ -126,5 +126,10 @@ void api_dispatch(struct api_request *rq, struct api_response *rs)
             return;
         }
     }
+    if (rq->body_not_json) {
+        api_reply_error(rs, 415, "unsupported_media_type", NULL,
+                        "send the body as Content-Type: application/json");
+        return;
+    }
     r->handler(rq, rs);
 }

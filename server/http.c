@@ -40,7 +40,7 @@ struct http_req {
     char *body;
     size_t len, cap;
     int too_large;     /* a chunked body went over the limit: 413 once read */
-    int bad_type;      /* a body that is not JSON: 415 once read */
+    int bad_type;      /* a body that is not JSON: discarded; 415 after auth */
     int status;        /* what was answered (0: nothing yet) */
     const char *route; /* static pattern, for /metrics */
     char method[8];
@@ -209,9 +209,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", s->cfg.body_limit);
         return send_error(conn, r, 413, "payload_too_large", msg);
     }
-    if (r->bad_type)
-        return send_error(conn, r, 415, "unsupported_media_type",
-                          "send the body as Content-Type: application/json");
 
     struct queue *q = thread_queue(s);
     if (!q) return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
@@ -223,6 +220,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .conn = conn,
         .body = r->body,
         .body_len = r->len,
+        .body_not_json = r->bad_type,
         .q = q,
         .env = s->cfg.env,
         .token_name = "",

@@ -539,6 +539,8 @@ def test_auth(tmp, roots):
         check_error(st, b, 401, "no token")
         st, _, b = d.json("GET", "/v1/jobs", token="wrong")
         check_error(st, b, 401, "unknown token")
+        st, _, b = d.json("POST", "/v1/jobs", raw=b"{}", headers={"Content-Type": "text/plain"})
+        check_error(st, b, 401, "no token comes before a wrong Content-Type")
         st, _, b = d.json("GET", "/healthz")
         check(st == 200, "healthz needs no token", st)
         st, _, b = d.json("GET", "/v1/openapi.json")
