@@ -109,6 +109,65 @@ def test_local_methods():
             t.check(same, f"{' '.join(args)} on {n}: pruned {int((osd[n] == 0).sum())}, PyTorch {int((rsd[n] == 0).sum())}")
 
 
+def test_other_methods():
+    """threshold, custom_from_mask, the foobar plugin, random_unstructured and
+    iterative pruning on the shared model, each against PyTorch."""
+    fc = "fc.weight"
+    orig = eager().state_dict()
+    w = orig[fc]
+
+    def pruned(name, *args):
+        out = os.path.join(tmp, f"{name}.pt")
+        prunerd("prune", MODEL, "--out", out, "--target", "fc", *args)
+        return torch.jit.load(out).state_dict()[fc]
+
+    def same(name, ours, mask):
+        ref = w * mask
+        t.check(torch.equal(ours == 0, ref == 0) and torch.equal(ours[ours != 0], ref[ref != 0]),
+                f"{name}: pruned {int((ours == 0).sum())}, PyTorch {int((ref == 0).sum())}")
+
+    thr = float(w.abs().median())
+    same("threshold", pruned("thr", "--method", "threshold", "--threshold", repr(thr)), (w.abs() >= thr).float())
+
+    gen = torch.Generator().manual_seed(7)
+    mask = (torch.rand(w.shape, generator=gen) > 0.4)
+    maskfile = os.path.join(tmp, "masks.pth")
+    torch.save({fc: mask}, maskfile)
+    ref = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        ref.weight.copy_(w)
+    prune.custom_from_mask(ref, "weight", mask)
+    prune.remove(ref, "weight")
+    same("custom_from_mask", pruned("mask", "--method", "custom_from_mask", "--mask", maskfile),
+         (ref.weight.detach() != 0).float())
+
+    plugin_dir = os.path.join(os.environ.get("PRUNERD_BUILD", os.path.join(os.path.dirname(__file__), "..", "build")), "plugins")
+    foobar = torch.ones_like(w).flatten()
+    foobar[::2] = 0  # the tutorial's FooBarPruningMethod
+    same("plugin foobar", pruned("foobar", "--method", "plugin", "--plugin", "foobar", "--plugin-dir", plugin_dir),
+         foobar.view_as(w))
+
+    a = pruned("rand-a", "--method", "random_unstructured", "--amount", "100", "--seed", "5")
+    b = pruned("rand-b", "--method", "random_unstructured", "--amount", "100", "--seed", "5")
+    c = pruned("rand-c", "--method", "random_unstructured", "--amount", "100", "--seed", "6")
+    t.check(int((a == 0).sum()) == 100 and torch.equal(a, b) and not torch.equal(a, c),
+            f"random_unstructured: {int((a == 0).sum())} pruned; the same seed {'reproduces' if torch.equal(a, b) else 'differs'}")
+
+    # Iterative: 50% then 50% of what remains = PyTorch pruning the module twice.
+    once = os.path.join(tmp, "once.pt")
+    twice = os.path.join(tmp, "twice.pt")
+    prunerd("prune", MODEL, "--out", once, "--target", "fc", "--method", "l1_unstructured", "--amount", "0.5")
+    prunerd("prune", once, "--out", twice, "--target", "fc", "--method", "l1_unstructured", "--amount", "0.5",
+            "--iterative")
+    ref = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        ref.weight.copy_(w)
+    prune.l1_unstructured(ref, "weight", amount=0.5)
+    prune.l1_unstructured(ref, "weight", amount=0.5)
+    prune.remove(ref, "weight")
+    same("iterative l1 50% twice", torch.jit.load(twice).state_dict()[fc], (ref.weight.detach() != 0).float())
+
+
 def test_float16():
     """float16 weights are pruned through a float32 copy and stay float16 (PyTorch's
     topk has no CPU float16 kernel: the oracle prunes float32 copies)."""
@@ -238,7 +297,7 @@ def test_run_seed_job():
 
 
 try:
-    for test in (test_global_l1_query, test_local_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
+    for test in (test_global_l1_query, test_local_methods, test_other_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
         try:
             test()
         except Exception as e:  # a crash is a failure, with its reason
