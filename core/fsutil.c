@@ -116,6 +116,69 @@ int fs_write_atomic(const char *path, const void *data, size_t n, char *err, siz
     return fs_commit(tmp, path, err, errlen);
 }
 
+/* Reads path into a new NUL-terminated buffer (caller frees): all of it in
+ * one read when max_lines is 0, else in chunks until it holds max_lines
+ * newlines, so a small limit does not read a big file. */
+int fs_read_file(const char *path, size_t max_lines, char **buf_out, size_t *len_out, char *err,
+                 size_t errlen)
+{
+    int rc = 0;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, lines = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        return err_set(err, errlen, e == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s", path,
+                       strerror(e));
+    }
+    struct stat st;
+    int have_st = fstat(fileno(f), &st) == 0;
+    if (have_st && S_ISDIR(st.st_mode)) {
+        rc = err_set(err, errlen, ERR_IO, "%s: is a directory", path);
+        goto out;
+    }
+    /* Room for the whole file, its NUL, and one byte more so the read that
+     * meets EOF needs no regrowth. */
+    if (max_lines == 0 && have_st && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uintmax_t)st.st_size < SIZE_MAX - 2)
+        cap = (size_t)st.st_size + 2;
+    if (cap < 65536) cap = 65536;
+    for (;;) {
+        if (!buf || len + 1 >= cap) {
+            if (buf) cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                rc = err_set(err, errlen, ERR_NOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        if (got == 0) {
+            if (ferror(f)) {
+                rc = err_set(err, errlen, ERR_IO, "%s: read error: %s", path, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (max_lines) {
+            for (const char *q = buf + len, *e = buf + len + got;
+                 (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+                lines++;
+        }
+        len += got;
+        if (max_lines && lines >= max_lines) break;
+    }
+    buf[len] = '\0';
+    *buf_out = buf;
+    *len_out = len;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 int fs_sha256_file(const char *path, char hex[65], int64_t *bytes, char *err, size_t errlen)
 {
     int rc = 0;

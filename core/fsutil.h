@@ -31,6 +31,12 @@ int fs_remove_stale_tmp(const char *dir, char *err, size_t errlen);
 /* Writes data to path through a temporary name and fs_commit. */
 int fs_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 
+/* Reads path into a new NUL-terminated buffer (caller frees *buf), all of
+ * it when max_lines is 0, else until it holds max_lines newlines.  A
+ * missing file is ERR_NOTFOUND, a folder ERR_IO. */
+int fs_read_file(const char *path, size_t max_lines, char **buf, size_t *len, char *err,
+                 size_t errlen);
+
 /* sha256 of a file as 64 lowercase hex digits, and its size. */
 int fs_sha256_file(const char *path, char hex[65], int64_t *bytes, char *err, size_t errlen);
 

@@ -10,6 +10,7 @@
 #include <utf8proc.h>
 
 #include "err.h"
+#include "fsutil.h"
 
 /*
  * DESIGN
@@ -441,45 +442,6 @@ static void vocab_insert(struct tokenizer *t, int32_t id)
     }
 }
 
-static int read_file(const char *path, char **data, size_t *size, char *err, size_t errlen)
-{
-    int rc = 0;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(err, errlen, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "vocab %s: %s", path,
-                       strerror(errno));
-    for (;;) {
-        if (cap - n < 65536) {
-            cap = cap ? cap * 2 : 262144;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                rc = err_set(err, errlen, ERR_NOMEM, "vocab %s: out of memory", path);
-                goto out;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                rc = err_set(err, errlen, ERR_IO, "vocab %s: read error", path);
-                goto out;
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    buf = NULL;
-out:
-    free(buf);
-    fclose(f);
-    return rc;
-}
-
 /* ---- the fast-path table ---- */
 
 /* Marks in second[] (a BMP bitmap) every code point that appears after the
@@ -596,7 +558,7 @@ struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, s
         rc = err_set(err, errlen, ERR_INVALID, "tokenizer: no vocab path");
         goto out;
     }
-    if ((rc = read_file(vocab_path, &t->pool, &size, err, errlen))) goto out;
+    if ((rc = fs_read_file(vocab_path, 0, &t->pool, &size, err, errlen))) goto out;
     if (size >= UINT32_MAX) {
         rc = err_set(err, errlen, ERR_FORMAT, "vocab %s: too large", vocab_path);
         goto out;
