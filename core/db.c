@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "fsutil.h"
 
 /*
  * DESIGN
@@ -62,13 +63,6 @@ struct db {
     struct fault_vfs *vfs;        /* NULL without an io hook */
     int injected;                 /* the last step's code, if the step hook gave it */
 };
-
-static double db_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- the fault-injecting VFS (only with an io hook) ---- */
 
@@ -461,7 +455,7 @@ static int migration_apply(struct db *db, const struct db_migration *m, char *er
         goto out;
     sqlite3_bind_int(st, 1, m->version);
     sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, db_now());
+    sqlite3_bind_double(st, 3, fs_now());
     if ((s = db_step(db, st)) != SQLITE_DONE) {
         rc = db_fail(db, s, "record migration", err, errlen);
         goto out;

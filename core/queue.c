@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "fsutil.h"
 
 /*
  * DESIGN
@@ -110,13 +111,6 @@ static int uuid_v4(char out[JOB_ID_LEN + 1], char *err, size_t errlen)
     }
     *p = '\0';
     return 0;
-}
-
-static double now_unix(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int check_id(const char *id, char *err, size_t errlen)
@@ -352,7 +346,7 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
                          "request, idem_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
                          &st, err, errlen)))
         goto out;
-    double now = now_unix();
+    double now = fs_now();
     sqlite3_bind_text(st, 1, nid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
@@ -577,7 +571,7 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
                          "RETURNING id",
                          &st, err, errlen)))
         goto out;
-    sqlite3_bind_double(st, 1, now_unix());
+    sqlite3_bind_double(st, 1, fs_now());
     s = db_step(q->db, st);
     if (s == SQLITE_ROW) {
         snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -639,7 +633,7 @@ int queue_set_stage(struct queue *q, const char *id, const char *stage, char *er
                      job_status_name(status));
         goto out;
     }
-    double now = now_unix();
+    double now = fs_now();
     if ((rc = stages_edit(stages, stage, now, &edited, err, errlen)))
         goto out;
     if ((rc = db_prepare(q->db,
@@ -694,7 +688,7 @@ int queue_set_progress(struct queue *q, const char *id, double progress, char *e
                          &st, err, errlen)))
         return rc;
     sqlite3_bind_double(st, 1, progress);
-    sqlite3_bind_double(st, 2, now_unix());
+    sqlite3_bind_double(st, 2, fs_now());
     sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
     if (!(rc = step_done(q, st, "set progress", err, errlen)) && !sqlite3_changes(db_handle(q->db)))
         rc = why_unchanged(q, id, "running", err, errlen);
@@ -732,7 +726,7 @@ int queue_finish(struct queue *q, const char *id, enum job_status status, const 
                      job_status_name(now_status));
         goto out;
     }
-    double now = now_unix();
+    double now = fs_now();
     if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
         goto out;
     if ((rc = db_prepare(q->db,
@@ -792,7 +786,7 @@ int queue_cancel(struct queue *q, const char *id, char *err, size_t errlen)
     }
     if ((rc = db_prepare(q->db, sql, &st, err, errlen)))
         goto out;
-    sqlite3_bind_double(st, 1, now_unix());
+    sqlite3_bind_double(st, 1, fs_now());
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     if ((rc = step_done(q, st, "cancel job", err, errlen)))
         goto out;
@@ -836,7 +830,7 @@ int queue_requeue(struct queue *q, const char *id, int count_attempt, char *err,
                      job_status_name(status));
         goto out;
     }
-    double now = now_unix();
+    double now = fs_now();
     if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
         goto out;
     if ((rc = db_prepare(q->db,
@@ -922,7 +916,7 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
     sqlite3_finalize(st);
     st = NULL;
 
-    double now = now_unix();
+    double now = fs_now();
     for (size_t i = 0; i < n; i++) {
         int attempts = jobs[i].attempts + 1;
         int give_up = attempts >= max_attempts;
@@ -1107,7 +1101,7 @@ int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t 
                          "WHERE id = ? AND status IN " FINISHED_SQL,
                          &st, err, errlen)))
         return rc;
-    sqlite3_bind_double(st, 1, now_unix());
+    sqlite3_bind_double(st, 1, fs_now());
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     if (!(rc = step_done(q, st, "mark files deleted", err, errlen)) &&
         !sqlite3_changes(db_handle(q->db)))

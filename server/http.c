@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "fsutil.h"
 #include "log.h"
 #include "queue.h"
 #include "routes.h"
@@ -45,13 +46,6 @@ struct http_req {
     const char *route; /* static pattern, for /metrics */
     char method[8];
 };
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void queue_key_destroy(void *q)
 {
@@ -193,7 +187,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        r->start = now_mono();
+        r->start = fs_monotonic();
         r->route = "(none)";
         snprintf(r->method, sizeof r->method, "%s", method);
         *req_cls = r;
@@ -243,7 +237,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
     if (!r) return;
     if (r->status)
-        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status, now_mono() - r->start);
+        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status, fs_monotonic() - r->start);
     free(r->body);
     free(r);
     *req_cls = NULL;

@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "fsutil.h"
 #include "job.h"
 #include "log.h"
 #include "queue.h"
@@ -78,24 +79,10 @@ struct run_ctx {
     int shutdown;       /* stopped because the daemon stops */
 };
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double now_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void end_stage(struct run_ctx *c)
 {
     if (c->stage[0])
-        api_stats_stage(c->wk->pool->cfg.stats, c->stage, now_mono() - c->stage_started);
+        api_stats_stage(c->wk->pool->cfg.stats, c->stage, fs_monotonic() - c->stage_started);
     c->stage[0] = '\0';
 }
 
@@ -105,7 +92,7 @@ static void hook_stage(void *ud, const char *stage)
     char err[256];
     end_stage(c);
     snprintf(c->stage, sizeof c->stage, "%s", stage);
-    c->stage_started = now_mono();
+    c->stage_started = fs_monotonic();
     if (queue_set_stage(c->q, c->id, stage, err, sizeof err))
         log_warn(c->id, "recording stage %s: %s", stage, err);
     log_info(c->id, "stage %s", stage);
@@ -115,7 +102,7 @@ static void hook_progress(void *ud, double progress)
 {
     struct run_ctx *c = ud;
     char err[256];
-    double t = now_mono();
+    double t = fs_monotonic();
     /* Batches are frequent: write at most 4 times a second, and always the end. */
     if (progress < 1.0 && t - c->last_progress_at < PROGRESS_EVERY_S) return;
     c->last_progress_at = t;
@@ -133,7 +120,7 @@ static int hook_cancelled(void *ud)
         c->shutdown = 1;
         return 1;
     }
-    double t = now_mono();
+    double t = fs_monotonic();
     if (t - c->last_cancel_poll < CANCEL_POLL_S) return c->user_cancelled;
     c->last_cancel_poll = t;
     if (queue_cancel_requested(c->q, c->id, &requested, err, sizeof err))
@@ -181,7 +168,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     json_t *req = NULL, *result = NULL;
     char err[1024] = "", dir[PATH_MAX], qerr[256];
     char *result_text = NULL;
-    double t0 = now_mono();
+    double t0 = fs_monotonic();
     int rc;
 
     log_info(row->id, "running (attempt %d)", row->attempts + 1);
@@ -215,11 +202,11 @@ finish:
     if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
     if (queue_finish(q, row->id, st, result_text, rc ? err : NULL, qerr, sizeof qerr))
         log_err(row->id, "recording the end (%s): %s", job_status_name(st), qerr);
-    api_stats_job(pool->cfg.stats, job_status_name(st), now_mono() - t0);
+    api_stats_job(pool->cfg.stats, job_status_name(st), fs_monotonic() - t0);
     if (rc && rc != ERR_CANCELLED)
         log_warn(row->id, "failed (%s): %s", err_name(rc), err);
     else
-        log_info(row->id, "%s in %.1f s", job_status_name(st), now_mono() - t0);
+        log_info(row->id, "%s in %.1f s", job_status_name(st), fs_monotonic() - t0);
 out:
     free(result_text);
     json_decref(result);
@@ -235,7 +222,7 @@ static void sweep(struct workers *pool, struct queue *q)
     int removed = 0;
 
     if (pool->cfg.retention_days <= 0) return;
-    double cutoff = now_wall() - (double)pool->cfg.retention_days * 86400.0;
+    double cutoff = fs_now() - (double)pool->cfg.retention_days * 86400.0;
     if (queue_expired(q, cutoff, &ids, &n, err, sizeof err)) {
         log_warn(NULL, "retention sweep: %s", err);
         return;
@@ -285,9 +272,9 @@ static void *worker_main(void *arg)
             continue;
         }
         if (rc != ERR_NOTFOUND) log_warn(NULL, "worker %d: claiming: %s", wk->index, err);
-        if (wk->index == 0 && now_mono() - last_sweep >= SWEEP_EVERY_S) {
+        if (wk->index == 0 && fs_monotonic() - last_sweep >= SWEEP_EVERY_S) {
             sweep(pool, q);
-            last_sweep = now_mono();
+            last_sweep = fs_monotonic();
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
