@@ -72,20 +72,6 @@ static int resolve_local(void *ud, const char *field, const char *path, char *ou
     return 0;
 }
 
-/* Normalizes and resolves a request, printing the field error. */
-static int prepare(json_t *raw, const char *base, json_t **req)
-{
-    struct job_field_error fe;
-    if (job_request_normalize(raw, req, &fe) != 0)
-        return fail(EXIT_USAGE, "%s%s%s", fe.field, fe.field[0] ? ": " : "", fe.message);
-    if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
-        json_decref(*req);
-        *req = NULL;
-        return fail(EXIT_USAGE, "%s: %s", fe.field, fe.message);
-    }
-    return 0;
-}
-
 static int write_json(const char *path, json_t *j)
 {
     char err[512];
@@ -160,6 +146,28 @@ static const char *flag_of(const char *field)
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], field)) return map[i][1];
+    return field;
+}
+
+/* Normalizes and resolves a request (relative paths against base), printing
+ * the field error under the name label gives it (a flag for prunerd prune). */
+static int prepare(json_t *raw, const char *base, const char *(*label)(const char *field),
+                   json_t **req)
+{
+    struct job_field_error fe;
+    if (job_request_normalize(raw, req, &fe) != 0)
+        return fail(EXIT_USAGE, "%s%s%s", label(fe.field), fe.field[0] ? ": " : "", fe.message);
+    if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
+        json_decref(*req);
+        *req = NULL;
+        return fail(EXIT_USAGE, "%s: %s", label(fe.field), fe.message);
+    }
+    return 0;
+}
+
+/* A request field under its own name, for job files. */
+static const char *field_name(const char *field)
+{
     return field;
 }
 
@@ -257,15 +265,7 @@ int cli_prune(int argc, char **argv)
     json_object_set_new(raw, "model", json_string(argv[optind]));
     json_object_set_new(raw, "outputs", state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
                                                    : json_pack("[s]", "torchscript"));
-    struct job_field_error fe;
-    if (job_request_normalize(raw, &req, &fe) != 0) {
-        rc = fail(EXIT_USAGE, "%s: %s", flag_of(fe.field), fe.message);
-        goto out;
-    }
-    if (job_request_resolve_paths(req, resolve_local, NULL, &fe) != 0) {
-        rc = fail(EXIT_USAGE, "%s: %s", flag_of(fe.field), fe.message);
-        goto out;
-    }
+    if ((rc = prepare(raw, NULL, flag_of, &req))) goto out;
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads};
     int jrc = job_execute_to(req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
     if (jrc) {
@@ -428,7 +428,7 @@ int cli_run(int argc, char **argv)
     if (!raw) return fail(EXIT_USAGE, "%s:%d: %s", path, je.line, je.text);
     snprintf(base, sizeof base, "%s", path);
     char *dir = dirname(base);
-    if ((rc = prepare(raw, dir, &req))) goto out;
+    if ((rc = prepare(raw, dir, field_name, &req))) goto out;
     if (!out_dir) {
         char name[PATH_MAX];
         snprintf(name, sizeof name, "%s", path);
