@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """bench_eval.py - evaluation throughput of prunerd against a Python loop, on the 10,000 dev titles.
 
-    /usr/bin/python3 bench/bench_eval.py [--prunerd build/server/prunerd] [--threads 2] [--batch-size 256]
+    .venv/bin/python bench/bench_eval.py [--prunerd build/server/prunerd] [--threads 2] [--batch-size 256]
 
 Python side: torch.jit.load of the shared model, the reference tokenizer's
 pure-Python algorithm (bench/py_bert_tokenizer.py), batches of the same size

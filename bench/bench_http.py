@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """bench_http.py - the daemon's API under load while a job runs on the other core.
 
-    /usr/bin/python3 bench/bench_http.py [--build build] [--seconds 5] [--connections 8] [--posts 1000]
+    .venv/bin/python bench/bench_http.py [--build build] [--seconds 5] [--connections 8] [--posts 1000]
 
 Starts `prunerd serve` (defaults: one worker, the job leaves one core to the
 API) on a free port with a temporary data dir, submits a long evaluation job

@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """bench_prune.py - prunerd prune against torch.nn.utils.prune on a bert-base-shaped classifier.
 
-    /usr/bin/python3 bench/bench_prune.py [--prunerd build/server/prunerd] [--threads 2] [--keep]
+    .venv/bin/python bench/bench_prune.py [--prunerd build/server/prunerd] [--threads 2] [--keep]
 
 Makes a bert-base-chinese-shaped TorchScript classifier (12 layers, hidden 768,
 12 heads, FFN 3072, vocab 21128, random weights) with tools/make_bert.py, then,
@@ -28,7 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PY = "/usr/bin/python3"
+PY = sys.executable
 
 TORCH_SIDE = r'''
 import sys, time, json, resource

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """bench_prune_core.py - prunerd's pruning core vs PyTorch's global_unstructured on the
 72 encoder Linear weights of bert-base (a micro benchmark, not a test).
 

@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """crash_loop.py - kill -9 the daemon at random moments, restart it, and check nothing is lost.
 
-    /usr/bin/python3 bench/crash_loop.py [--build build] [--kills 10] [--seed 1]
+    .venv/bin/python bench/crash_loop.py [--build build] [--kills 10] [--seed 1]
 
 Each round submits one fresh job (the seed job on the shared model, a small
 eval), waits a random 0.2-4 s (queued, loading, evaluating, pruning or

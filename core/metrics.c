@@ -7,14 +7,15 @@
 #include "err.h"
 
 /*
- * DESIGN: the numbers are meant to be bit-identical to sklearn 1.2.1 on
- * numpy 1.24, not merely close, so the arithmetic follows theirs step by
- * step:
+ * DESIGN: the numbers are meant to be bit-identical to sklearn 1.9 on
+ * numpy 2 (the venv's pins, tools/requirements.txt), not merely close, so
+ * the arithmetic follows theirs step by step:
  *  - precision = tp / pred_sum, recall = tp / true_sum, both 0 where the
  *    denominator is 0 (_prf_divide, zero_division=0), dividing the counts
  *    as doubles;
- *  - f1 = (2 * p) * r / (p + r), the denominator replaced by 1 where it is
- *    0 (so f1 is 0 there), evaluated left to right as numpy does;
+ *  - f1 from the counts, as sklearn has since 1.4: 2 * tp / (true_sum +
+ *    pred_sum) in doubles, 0 where the denominator is 0 (sklearn 1.2's
+ *    2 * p * r / (p + r) differs from it in the last bit);
  *  - averages are np.average: numpy's pairwise sum (pairwise_sum below)
  *    divided by the count (macro) or by the total support (weighted, after
  *    multiplying each score by its support as a double);
@@ -58,12 +59,11 @@ static double prf_divide(int64_t num, int64_t den)
     return den == 0 ? 0.0 : (double)num / (double)den;
 }
 
-/* sklearn's F-beta with beta = 1. */
-static double f1_of(double p, double r)
+/* sklearn's F-beta with beta = 1: (1 + b2) * tp / (b2 * true_sum + pred_sum). */
+static double f1_of(int64_t tp, int64_t true_sum, int64_t pred_sum)
 {
-    double denom = p + r;
-    if (denom == 0.0) denom = 1.0;
-    return 2.0 * p * r / denom;
+    double denom = 1.0 * (double)true_sum + (double)pred_sum;
+    return denom == 0.0 ? 0.0 : 2.0 * (double)tp / denom;
 }
 
 int metrics_compute(const int *y_true, const int *y_pred, size_t n, int nclasses, struct metrics *m,
@@ -114,7 +114,7 @@ int metrics_compute(const int *y_true, const int *y_pred, size_t n, int nclasses
         }
         t.precision[c] = prf_divide(tp, pred_sum);
         t.recall[c] = prf_divide(tp, true_sum);
-        t.f1[c] = f1_of(t.precision[c], t.recall[c]);
+        t.f1[c] = f1_of(tp, true_sum, pred_sum);
         t.support[c] = true_sum;
         correct += tp;
         total_support += true_sum;
@@ -263,12 +263,10 @@ void metrics_print_report(const struct metrics *m, char *const *class_names, int
     put_right(out, "", width);
     fprintf(out, "  %9s %9s %9s %9s\n\n", "precision", "recall", "f1-score", "support");
     int64_t total = 0, correct = 0, pred_total = 0;
-    int every_label_seen = 1; /* each class is in y_true or y_pred */
     for (size_t c = 0; c < k; c++) {
         int64_t pred_sum = 0;
         for (size_t j = 0; j < k; j++)
             pred_sum += m->confusion[j * k + c];
-        if (!m->support[c] && !pred_sum) every_label_seen = 0;
         total += m->support[c];
         correct += m->confusion[c * k + c];
         pred_total += pred_sum;
@@ -279,17 +277,12 @@ void metrics_print_report(const struct metrics *m, char *const *class_names, int
                 m->precision[c], m->recall[c], m->f1[c], m->support[c], float_support);
     fputc('\n', out);
 
-    /* The micro average: sklearn names its row "accuracy" and shows only
-     * its F1 when the labels asked for are exactly the labels seen. */
-    double micro_p = prf_divide(correct, pred_total), micro_r = prf_divide(correct, total);
-    double micro_f = f1_of(micro_p, micro_r);
-    if (every_label_seen) {
-        put_right(out, "accuracy", width);
-        fprintf(out, "  %9s %9s %9.*f", "", "", digits, micro_f);
-        put_support(out, total, float_support);
-    } else {
-        put_row(out, "micro avg", width, digits, micro_p, micro_r, micro_f, total, float_support);
-    }
+    /* The micro average: sklearn (since 1.4) names its row "accuracy" and
+     * shows only its F1 when the labels asked for include every label seen,
+     * which always holds here (labels are 0..k-1). */
+    put_right(out, "accuracy", width);
+    fprintf(out, "  %9s %9s %9.*f", "", "", digits, f1_of(correct, total, pred_total));
+    put_support(out, total, float_support);
     put_row(out, "macro avg", width, digits, m->macro_precision, m->macro_recall, m->macro_f1,
             total, float_support);
     put_row(out, "weighted avg", width, digits, m->weighted_precision, m->weighted_recall,

@@ -51,6 +51,13 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
+#ifdef PRUNERD_TORCH_CUDA
+#include <ATen/detail/CUDAHooksInterface.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+#include <c10/core/CachingDeviceAllocator.h>
+#define TS_HAVE_DEVICE_ALLOCATOR 1
+#endif
+#endif
 
 extern "C" {
 #include "err.h"
@@ -91,6 +98,12 @@ template <class F> int ts_catch(char *err, size_t errlen, int code_torch, const 
         return f();
     } catch (const ts_format_error &e) {
         return err_set(err, errlen, ERR_FORMAT, "%s: %s", ctx, e.what());
+    } catch (const c10::OutOfMemoryError &e) {
+        /* CUDA's caching allocator ran out: give back what it caches so the
+         * daemon's next job starts clean, and say so plainly. */
+        ts_cuda_empty_cache();
+        return err_set(err, errlen, ERR_NOMEM, "%s: device out of memory: %s", ctx,
+                       one_line(e.what_without_backtrace()).c_str());
     } catch (const c10::Error &e) {
         return err_set(err, errlen, code_torch, "%s: %s", ctx,
                        one_line(e.what_without_backtrace()).c_str());
@@ -232,7 +245,9 @@ extern "C" {
 
 const char *ts_libtorch_version(void)
 {
-#if defined(TORCH_VERSION_MAJOR) && defined(TORCH_VERSION_MINOR) && defined(TORCH_VERSION_PATCH)
+#if defined(PRUNERD_TORCH_VERSION) /* the build knows better than the header (meson.build) */
+    return PRUNERD_TORCH_VERSION;
+#elif defined(TORCH_VERSION_MAJOR) && defined(TORCH_VERSION_MINOR) && defined(TORCH_VERSION_PATCH)
 #define TS_STR2(x) #x
 #define TS_STR(x) TS_STR2(x)
     return TS_STR(TORCH_VERSION_MAJOR) "." TS_STR(TORCH_VERSION_MINOR) "." TS_STR(
@@ -251,6 +266,48 @@ int ts_cuda_available(void)
     } catch (...) {
         return 0;
     }
+}
+
+int ts_cuda_compiled(char *version, size_t len)
+{
+    if (version && len) version[0] = '\0';
+#ifdef PRUNERD_TORCH_CUDA
+    try {
+        /* CUDART_VERSION as libtorch_cuda was built: 13000 is 13.0.  It needs
+         * no device, only the hooks libtorch_cuda registers when linked. */
+        long v = at::detail::getCUDAHooks().versionCUDART();
+        if (version && len) snprintf(version, len, "%ld.%ld", v / 1000, (v % 1000) / 10);
+        return 1;
+    } catch (...) {
+        return 0;
+    }
+#else
+    return 0;
+#endif
+}
+
+int ts_cuda_device_count(void)
+{
+#ifdef PRUNERD_TORCH_CUDA
+    try {
+        return (int)torch::cuda::device_count();
+    } catch (...) {
+        return 0;
+    }
+#else
+    return 0;
+#endif
+}
+
+void ts_cuda_empty_cache(void)
+{
+#ifdef TS_HAVE_DEVICE_ALLOCATOR
+    try {
+        if (ts_cuda_device_count() > 0)
+            c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
+    } catch (...) {
+    }
+#endif
 }
 
 int ts_dtype_is_float(enum ts_dtype dt)
@@ -353,9 +410,11 @@ int ts_model_open(const char *path, const char *device, struct ts_model **out, c
                                "or no GPU)",
                                device, ts_libtorch_version());
             if (!dev.has_index()) dev = at::Device(at::kCUDA, 0);
-            if ((size_t)dev.index() >= torch::cuda::device_count())
-                return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only %zu CUDA devices",
-                               device, (size_t)torch::cuda::device_count());
+            /* device_count() is size_t in 1.13 and DeviceIndex in 2.x */
+            long ndev = (long)torch::cuda::device_count();
+            if ((long)dev.index() >= ndev)
+                return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only %ld CUDA devices",
+                               device, ndev);
         } else if (!dev.is_cpu()) {
             return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only cpu and cuda", device);
         }

@@ -32,23 +32,30 @@ enum ts_dtype {
 };
 
 struct ts_tensor_info {
-    const char *name;             /* owned by the model or dict, valid until destroy */
-    int ndim;                     /* 0..TS_MAX_DIMS */
+    const char *name; /* owned by the model or dict, valid until destroy */
+    int ndim;         /* 0..TS_MAX_DIMS */
     int64_t shape[TS_MAX_DIMS];
     int64_t numel;
     enum ts_dtype dtype;
-    int is_parameter;             /* 1 parameter, 0 buffer (models); 1 for dict entries */
-    int is_cuda;                  /* lives on a CUDA device */
+    int is_parameter; /* 1 parameter, 0 buffer (models); 1 for dict entries */
+    int is_cuda;      /* lives on a CUDA device */
 };
 
-struct ts_model;                  /* a loaded TorchScript module */
-struct ts_dict;                   /* a loaded state_dict-style file: name -> tensor */
+struct ts_model; /* a loaded TorchScript module */
+struct ts_dict;  /* a loaded state_dict-style file: name -> tensor */
 
 /* Library facts. Strings are static. */
-const char *ts_libtorch_version(void);  /* e.g. "1.13.1" */
-int ts_cuda_available(void);            /* 1 when libtorch has CUDA and a device is there */
+const char *ts_libtorch_version(void); /* e.g. "1.13.1" */
+int ts_cuda_available(void);           /* 1 when libtorch has CUDA and a device is there */
+/* 1 when CUDA is compiled into the linked libtorch, writing its CUDA runtime
+ * version ("13.0") into version; 0 (version "") when not. */
+int ts_cuda_compiled(char *version, size_t len);
+int ts_cuda_device_count(void); /* CUDA devices the driver shows; 0 without CUDA */
+/* Returns the CUDA caching allocator's unused blocks to the driver (after a
+ * job, after out-of-memory); a no-op without CUDA devices. */
+void ts_cuda_empty_cache(void);
 int ts_dtype_is_float(enum ts_dtype dt);
-const char *ts_dtype_name(enum ts_dtype dt);  /* "float32", "float16", ... */
+const char *ts_dtype_name(enum ts_dtype dt); /* "float32", "float16", ... */
 
 /* Intra-op threads for this process (at::set_num_threads); n <= 0 leaves it. */
 void ts_set_threads(int n);
@@ -99,8 +106,8 @@ int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, cha
  * floats) and the class count into *ncls.
  */
 int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t *attention_mask,
-                     int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls,
-                     char *err, size_t errlen);
+                     int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls, char *err,
+                     size_t errlen);
 
 /* The device the model lives on ("cpu", "cuda:0"). Static or model-owned. */
 const char *ts_model_device(const struct ts_model *m);

@@ -23,7 +23,8 @@ static const struct command {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: prunerd <command> [options]\ncommands:\n");
-    for (const struct command *c = commands; c->name; c++) fprintf(out, "  %-9s %s\n", c->name, c->help);
+    for (const struct command *c = commands; c->name; c++)
+        fprintf(out, "  %-9s %s\n", c->name, c->help);
     fprintf(out, "  %-9s %s\n", "version", "print versions");
 }
 
@@ -36,7 +37,15 @@ int main(int argc, char **argv)
     for (const struct command *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version")) {
-        printf("prunerd %s (libtorch %s)\n", PRUNERD_VERSION, ts_libtorch_version());
+        char cuda[32];
+        if (ts_cuda_compiled(cuda, sizeof cuda)) {
+            int n = ts_cuda_device_count();
+            printf("prunerd %s (libtorch %s, CUDA %s compiled in, %d CUDA device%s)\n",
+                   PRUNERD_VERSION, ts_libtorch_version(), cuda, n, n == 1 ? "" : "s");
+        } else {
+            printf("prunerd %s (libtorch %s, CUDA not compiled in)\n", PRUNERD_VERSION,
+                   ts_libtorch_version());
+        }
         return 0;
     }
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {

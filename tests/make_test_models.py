@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """make_test_models.py - small TorchScript models and torch.save files for the torch_shim tests.
 
-Usage: /usr/bin/python3 make_test_models.py OUTDIR
+Usage: .venv/bin/python make_test_models.py OUTDIR
 
 Writes into OUTDIR:
   tiny_bert.pt     scripted BERT-like classifier, Hugging Face names (bert.encoder.layer.0...),

@@ -1,8 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_cli.py - prunerd prune / eval / run on the shared model, PyTorch as the oracle."""
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 from oracle import (Tally, dev_labels, encode, golden_ids, logits_of, prunerd, shared,
@@ -13,7 +14,7 @@ try:
     import torch.nn.utils.prune as prune
     from make_bert import BertClassifier
 except ImportError as e:
-    print(f"FAIL PyTorch is not importable ({e}): run with /usr/bin/python3 and python3-torch")
+    print(f"FAIL PyTorch is not importable ({e}): run under meson test, whose Python (.venv) has torch")
     raise SystemExit(1)
 
 t = Tally("test_cli")
@@ -174,7 +175,7 @@ def test_float16():
     import subprocess
     half, out = os.path.join(tmp, "half.pt"), os.path.join(tmp, "half-pruned.pt")
     tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "make_bert.py")
-    subprocess.run(["/usr/bin/python3", tools, half, "--dtype", "float16"], check=True, capture_output=True)
+    subprocess.run([sys.executable, tools, half, "--dtype", "float16"], check=True, capture_output=True)
     prunerd("prune", half, "--out", out, "--method", "l1_unstructured", "--amount", "0.3",
             "--scope", "global", "--target", QUERY)
     before, after = torch.jit.load(half).state_dict(), torch.jit.load(out).state_dict()
@@ -296,8 +297,27 @@ def test_run_seed_job():
             f"bad job: {p.returncode} {p.stderr!r}")
 
 
+def test_version():
+    """One line naming the libtorch linked and whether CUDA is compiled in: the
+    main build is the venv's torch (CUDA), -Dtorch=system is Debian's 1.13.1."""
+    import re
+    p = prunerd("version")
+    line = p.stdout.strip()
+    t.check(p.returncode == 0 and "\n" not in line, f"version: {p.returncode} {p.stdout!r}")
+    if os.environ.get("PRUNERD_TORCH") == "system":
+        want = "prunerd 0.2.0 (libtorch 1.13.1, CUDA not compiled in)"
+        t.check(line == want, f"version {line!r}, want {want!r}")
+        return
+    n = torch.cuda.device_count()
+    want = (f"prunerd 0.2.0 (libtorch {torch.__version__.split('+')[0]}, CUDA {torch.version.cuda} "
+            f"compiled in, {n} CUDA device{'' if n == 1 else 's'})")
+    t.check(line == want, f"version {line!r}, want {want!r}")
+    t.check(re.fullmatch(r"prunerd 0\.2\.0 \(libtorch 2\.11\.\d+, CUDA \d+\.\d+ compiled in, \d+ CUDA devices?\)", line),
+            f"version {line!r} is not the torch 2.11 with CUDA build")
+
+
 try:
-    for test in (test_global_l1_query, test_local_methods, test_other_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
+    for test in (test_version, test_global_l1_query, test_local_methods, test_other_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
         try:
             test()
         except Exception as e:  # a crash is a failure, with its reason

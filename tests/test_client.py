@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_client.py - clients/python/prunerd_client.py against the real daemon, and the example notebook.
 
 Starts `prunerd serve` (PRUNERD_BIN) on a free port with a temporary data dir,
@@ -30,7 +30,7 @@ from prunerd_client import Client, PrunerdError  # noqa: E402
 
 BIN = os.environ.get("PRUNERD_BIN", "")
 SHARED = os.environ.get("PRUNERD_SHARED", "")
-PY = "/usr/bin/python3"
+PY = sys.executable
 MODEL = "models/thucnews-bert-l4-h256.pt"
 FILES = {  # path under the root -> path under PRUNERD_SHARED
     MODEL: "models/thucnews-bert-l4-h256.pt",

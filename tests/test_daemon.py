@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_daemon.py - start the real prunerd daemon on a free port and speak HTTP to it.
 
 Every failure prints what it expected and what it got.  Needs PRUNERD_BIN and

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_daemon_faults.py - the daemon killed mid-job, a disk that fills up while saving, and
 a second daemon on the same data dir.
 
@@ -122,10 +122,10 @@ def main():
     tiny = os.path.join(tmp, "tiny")
     os.makedirs(tiny)
     tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
-    if subprocess.run(["/usr/bin/python3", os.path.join(tools, "make_bert.py"), os.path.join(tiny, "tiny.pt"),
+    if subprocess.run([sys.executable, os.path.join(tools, "make_bert.py"), os.path.join(tiny, "tiny.pt"),
                        "--layers", "1", "--hidden", "32", "--heads", "2", "--ffn", "64"],
                       capture_output=True).returncode != 0:
-        print("FAIL could not make a model with /usr/bin/python3 (python3-torch)\n0 passed, 1 failed")
+        print("FAIL could not make a model with " + sys.executable + " (torch)\n0 passed, 1 failed")
         return 1
     roots = ["--model-root", os.path.join(td.SHARED, "models"), "--model-root", tiny,
              "--data-root", os.path.join(td.SHARED, "data")]

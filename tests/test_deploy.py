@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_deploy.py - the Dockerfile, deploy/ and docs/ checked against what they describe.
 
 Docker cannot run here, so the Dockerfile is parsed: its apt packages must be

@@ -72,10 +72,13 @@ int main(void)
         return ct_done("test_job_faults");
     }
     snprintf(model, sizeof model, "%s/tiny.pt", tmp);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/../tools/make_bert.py %s --layers 1 --hidden 32 --heads 2 --ffn 64 --vocab 200 >/dev/null 2>&1",
-             tests, model);
-    if (system(cmd) != 0) {
-        CHECK(0, "could not make a model with /usr/bin/python3 (python3-torch): %s", cmd);
+    const char *py = getenv("PRUNERD_PYTHON");
+    snprintf(cmd, sizeof cmd,
+             "'%s' %s/../tools/make_bert.py %s --layers 1 --hidden 32 --heads 2 --ffn 64 --vocab "
+             "200 >/dev/null 2>&1",
+             py ? py : "(PRUNERD_PYTHON unset)", tests, model);
+    if (!py || system(cmd) != 0) {
+        CHECK(0, "could not make a model with PRUNERD_PYTHON (a Python with torch): %s", cmd);
         return ct_done("test_job_faults");
     }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """test_prune_oracle.py - prunerd's pruning core (via tests/prune_driver) against
 PyTorch 1.13's torch.nn.utils.prune: same zero pattern, kept weights bit-identical.
 
@@ -18,7 +18,7 @@ try:
     import torch.nn as nn
     from torch.nn.utils import prune
 except Exception as e:  # the oracle is mandatory
-    print(f"FAIL: torch is not importable ({e}); run with /usr/bin/python3")
+    print(f"FAIL: torch is not importable ({e}); run under meson test, whose Python (.venv) has torch")
     print("0 passed, 1 failed")
     sys.exit(1)
 

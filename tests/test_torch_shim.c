@@ -45,11 +45,16 @@ static int make_models(void)
         perror("mkdtemp");
         return -1;
     }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/make_test_models.py' '%s'", src, dir);
+    const char *py = getenv("PRUNERD_PYTHON");
+    if (!py || !*py) {
+        fprintf(stderr, "PRUNERD_PYTHON is not set: run under meson test (a Python with torch)\n");
+        return -1;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' '%s/make_test_models.py' '%s'", py, src, dir);
     int rc = system(cmd);
     if (rc != 0) {
-        fprintf(stderr, "'%s' failed (%d): /usr/bin/python3 with torch is required\n", cmd, rc);
+        fprintf(stderr, "'%s' failed (%d): a Python with torch is required\n", cmd, rc);
         return -1;
     }
     return 0;

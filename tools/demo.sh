@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # demo.sh - the main job, end to end: generate a small BERT classifier with
-# python3-torch, inspect it, prune 30% of its query weights globally (L1) and
+# the torch of .venv (tools/deps.sh), inspect it, prune 30% of its query weights globally (L1) and
 # evaluate before and after on the shared THUCNews dev titles when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/server/prunerd
 out=${DEMO_DIR:-var/demo}
 mkdir -p "$out"
-/usr/bin/python3 tools/make_bert.py "$out/bert-tiny.pt" --layers 2 --hidden 64
+"${PYTHON:-.venv/bin/python}" tools/make_bert.py "$out/bert-tiny.pt" --layers 2 --hidden 64
 "$bin" inspect "$out/bert-tiny.pt" | tail -n 3
 "$bin" prune "$out/bert-tiny.pt" --out "$out/bert-tiny-pruned.pt" --state-dict "$out/bert-tiny-pruned.pth" \
   --method l1_unstructured --amount 0.3 --scope global \

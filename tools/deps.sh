@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# deps.sh - install prunerd's build and test dependencies from Debian 12's apt.
+# deps.sh - install prunerd's build and test dependencies: Debian 12's apt
+# packages, and the project venv (.venv, or $PRUNERD_VENV) with the pinned
+# PyPI packages of tools/requirements.txt (torch 2.11, the main build's
+# libtorch, and the oracles).  Safe to run again: it installs only what is
+# missing or out of date.
 set -euo pipefail
-# Build, run and oracle tests (the Dockerfile installs the same list).
+cd "$(dirname "$0")/.."
+# Build and run (the Dockerfile installs the same list); libtorch-dev is the
+# second build (-Dtorch=system) and needs libopenblas0-pthread or it runs 10x
+# slower; chromium is for the browser tests (Playwright drives it).
 pkgs=(
   meson ninja-build pkg-config gcc g++
   libtorch-dev libopenblas0-pthread
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev
-  python3-torch python3-sklearn
+  python3-venv chromium
 )
-# Browser tests: Debian's Chromium, driven by playwright-core from npm.
-pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-# Node.js and npm: whichever the machine has; Debian's when it has none.
-command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
   $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The venv: made with the python3 first on PATH (or $PYTHON), refreshed when
+# requirements.txt changes (its hash is kept in the venv).
+venv=${PRUNERD_VENV:-.venv}
+req=tools/requirements.txt
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" > "$venv/.requirements.sha256"
 fi

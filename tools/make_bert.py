@@ -1,9 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """make_bert.py - write a BERT classifier as TorchScript, with Hugging Face
 parameter names (bert.encoder.layer.N.attention.self.query.weight, ...) and
 the tutorial's linear head `fc` on the pooled output.
 
-    /usr/bin/python3 tools/make_bert.py OUT.pt [--layers 2] [--hidden 64]
+    .venv/bin/python tools/make_bert.py OUT.pt [--layers 2] [--hidden 64]
         [--heads 4] [--ffn 256] [--vocab 21128] [--classes 10] [--max-pos 64]
         [--seed 0] [--dtype float32|float16]
 
