@@ -27,7 +27,7 @@ struct run {
     const json_t *req;
     const struct job_hooks *hooks;
     const double *weight;
-    int stage;                    /* index in job_stages */
+    int stage; /* index in job_stages */
     struct ts_model *model;
     struct tokenizer *tok;
     struct dataset *data;
@@ -37,7 +37,7 @@ struct run {
     uint64_t seed;
     json_t *result;
     json_t *timings;
-    FILE *out;                    /* the seed's printout, or NULL */
+    FILE *out; /* the seed's printout, or NULL */
 };
 
 static const char *req_str(const json_t *obj, const char *key)
@@ -64,7 +64,8 @@ static void progress(void *ud, double done)
     struct run *r = ud;
     if (!r->hooks || !r->hooks->progress) return;
     double p = 0;
-    for (int s = 0; s < r->stage; s++) p += r->weight[s];
+    for (int s = 0; s < r->stage; s++)
+        p += r->weight[s];
     r->hooks->progress(r->hooks->ud, p + r->weight[r->stage] * done);
 }
 
@@ -98,7 +99,11 @@ static void print_corner(struct run *r, size_t idx, const char *when)
 static int load(struct run *r, char *err, size_t errlen)
 {
     const char *device = req_str(r->req, "device");
-    if (!strcmp(device, "auto")) device = ts_cuda_available() ? "cuda" : "cpu";
+    const char *pinned = r->hooks ? r->hooks->gpu_device : NULL;
+    if (pinned && (!strcmp(device, "auto") || !strcmp(device, "cuda")))
+        device = pinned;
+    else if (!strcmp(device, "auto"))
+        device = ts_cuda_available() ? "cuda" : "cpu";
     ts_set_threads(threads_of(r->hooks));
     int rc = ts_model_open(req_str(r->req, "model"), device, &r->model, err, errlen);
     if (rc) return rc;
@@ -107,7 +112,8 @@ static int load(struct run *r, char *err, size_t errlen)
     size_t n = json_array_size(globs);
     char **g = calloc(n ? n : 1, sizeof *g);
     if (!g) return err_set(err, errlen, ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) g[i] = (char *)json_string_value(json_array_get(globs, i));
+    for (size_t i = 0; i < n; i++)
+        g[i] = (char *)json_string_value(json_array_get(globs, i));
     long bad = -1;
     rc = targets_resolve(r->model, g, n, &r->targets, &r->ntargets, &bad, err, errlen);
     free(g);
@@ -121,9 +127,9 @@ static int load(struct run *r, char *err, size_t errlen)
     const json_t *ev = json_object_get(r->req, "eval");
     if (json_is_object(ev)) {
         json_t *limit = json_object_get(ev, "limit");
-        r->data = dataset_load(req_str(ev, "data"), req_str(ev, "classes"),
-                               json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err,
-                               errlen);
+        r->data =
+            dataset_load(req_str(ev, "data"), req_str(ev, "classes"),
+                         json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err, errlen);
         if (!r->data) return ERR_FORMAT;
         r->tok = tok_create(req_str(ev, "vocab"), json_is_true(json_object_get(ev, "lowercase")),
                             err, errlen);
@@ -140,14 +146,15 @@ static int load(struct run *r, char *err, size_t errlen)
             struct ts_tensor_info ti;
             if (ts_model_info(r->model, i, &ti) == 0 && ti.is_parameter) numel += ti.numel;
         }
-        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n", req_str(r->req, "model"),
-                (long long)numel, count, ts_model_device(r->model));
+        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n",
+                req_str(r->req, "model"), (long long)numel, count, ts_model_device(r->model));
         fprintf(r->out, "targets: %zu parameters\n", r->ntargets);
         for (size_t t = 0; t < r->ntargets; t++) {
             struct ts_tensor_info ti;
             if (ts_model_info(r->model, r->targets[t], &ti) != 0) continue;
             fprintf(r->out, "  %s [", ti.name);
-            for (int d = 0; d < ti.ndim; d++) fprintf(r->out, "%s%lld", d ? ", " : "", (long long)ti.shape[d]);
+            for (int d = 0; d < ti.ndim; d++)
+                fprintf(r->out, "%s%lld", d ? ", " : "", (long long)ti.shape[d]);
             fprintf(r->out, "] %s\n", ts_dtype_name(ti.dtype));
         }
     }
@@ -159,7 +166,8 @@ static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
 {
     const json_t *ev = json_object_get(r->req, "eval");
     struct eval_hooks eh = {r, progress, cancelled};
-    enum eval_padding pad = !strcmp(req_str(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
+    enum eval_padding pad =
+        !strcmp(req_str(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
     int rc;
     json_t *mj = eval_score(r->model, r->inputs, r->data,
                             (int)json_integer_value(json_object_get(ev, "batch_size")), pad, &eh,
@@ -193,14 +201,17 @@ static int prune(struct run *r, char *err, size_t errlen)
     int rc = 0;
 
     if (!t || !ti || !masks || !pm) {
-        rc = err_set(err, errlen, pm ? ERR_NOMEM : ERR_INTERNAL, "pruning: %s", pm ? "out of memory" : "no method");
+        rc = err_set(err, errlen, pm ? ERR_NOMEM : ERR_INTERNAL, "pruning: %s",
+                     pm ? "out of memory" : "no method");
         goto out;
     }
     p.method = pm->id;
     p.scope = !strcmp(req_str(r->req, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
     p.amount.is_count = !strcmp(req_str(r->req, "amount_kind"), "count");
-    if (p.amount.is_count) p.amount.count = (int64_t)json_integer_value(amount);
-    else p.amount.fraction = json_number_value(amount);
+    if (p.amount.is_count)
+        p.amount.count = (int64_t)json_integer_value(amount);
+    else
+        p.amount.fraction = json_number_value(amount);
     p.n = norm_of(json_object_get(opts, "n"));
     p.dim = (int)json_integer_value(json_object_get(opts, "dim"));
     p.seed = r->seed;
@@ -210,7 +221,8 @@ static int prune(struct run *r, char *err, size_t errlen)
 
     if (pm->id == PRUNE_PLUGIN) {
         if (!r->hooks || !r->hooks->plugin_dir) {
-            rc = err_set(err, errlen, ERR_INVALID, "options.plugin: plugins are off (no plugin dir configured)");
+            rc = err_set(err, errlen, ERR_INVALID,
+                         "options.plugin: plugins are off (no plugin dir configured)");
             goto out;
         }
         plugin = plugin_open(r->hooks->plugin_dir, req_str(opts, "plugin"), err, errlen);
@@ -219,7 +231,8 @@ static int prune(struct run *r, char *err, size_t errlen)
             goto out;
         }
         p.plugin = plugin_api(plugin);
-        plugin_params = json_dumps(json_object_get(opts, "plugin_params"), JSON_ENCODE_ANY | JSON_COMPACT);
+        plugin_params =
+            json_dumps(json_object_get(opts, "plugin_params"), JSON_ENCODE_ANY | JSON_COMPACT);
         p.plugin_params = plugin_params;
     }
     if (pm->id == PRUNE_CUSTOM_FROM_MASK) {
@@ -241,7 +254,8 @@ static int prune(struct run *r, char *err, size_t errlen)
                 goto out;
             }
             if (mti.numel != ti[i].numel) {
-                rc = err_set(err, errlen, ERR_INVALID, "options.mask: the mask for %s has %lld entries, the parameter %lld",
+                rc = err_set(err, errlen, ERR_INVALID,
+                             "options.mask: the mask for %s has %lld entries, the parameter %lld",
                              ti[i].name, (long long)mti.numel, (long long)ti[i].numel);
                 goto out;
             }
@@ -250,7 +264,8 @@ static int prune(struct run *r, char *err, size_t errlen)
                 rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
                 goto out;
             }
-            if ((rc = ts_dict_read_u8(maskfile, (size_t)mi, masks[i], (size_t)ti[i].numel, err, errlen)))
+            if ((rc = ts_dict_read_u8(maskfile, (size_t)mi, masks[i], (size_t)ti[i].numel, err,
+                                      errlen)))
                 goto out;
         }
     }
@@ -270,7 +285,8 @@ out:
         int rc2 = ts_model_unmap_f32(r->model, r->targets[i], rc == 0, e2, sizeof e2);
         if (rc2 && !rc) rc = err_set(err, errlen, rc2, "%s", e2);
     }
-    for (size_t i = 0; masks && i < r->ntargets; i++) free(masks[i]);
+    for (size_t i = 0; masks && i < r->ntargets; i++)
+        free(masks[i]);
     free(masks);
     free(t);
     free(ti);
@@ -281,9 +297,9 @@ out:
 }
 
 struct job_outputs {
-    const char *torchscript;      /* NULL: not wanted */
+    const char *torchscript; /* NULL: not wanted */
     const char *state_dict;
-    const char *result;           /* NULL: not written */
+    const char *result; /* NULL: not written */
 };
 
 /* Saves one artifact through a temporary name; appends it to artifacts. */
@@ -304,7 +320,9 @@ static int save_one(struct run *r, const char *format, const char *path, char *e
     json_array_append_new(json_object_get(r->result, "artifacts"),
                           json_pack("{s:s, s:s, s:I, s:s}", "format", format, "path", path, "bytes",
                                     (json_int_t)bytes, "sha256", hex));
-    if (r->out) fprintf(r->out, "saved %s: %s (%lld bytes, sha256 %s)\n", format, path, (long long)bytes, hex);
+    if (r->out)
+        fprintf(r->out, "saved %s: %s (%lld bytes, sha256 %s)\n", format, path, (long long)bytes,
+                hex);
     return 0;
 }
 
@@ -331,10 +349,11 @@ static int provenance(struct run *r, char *err, size_t errlen)
     }
     json_object_set_new(json_object_get(req, "options"), "seed", json_integer((json_int_t)r->seed));
     json_object_set_new(r->result, "provenance",
-                        json_pack("{s:o, s:o, s:I, s:{s:s, s:s}, s:s, s:i}", "inputs", inputs, "request", req,
-                                  "seed", (json_int_t)r->seed, "versions", "prunerd", PRUNERD_VERSION,
-                                  "libtorch", ts_libtorch_version(), "device", ts_model_device(r->model),
-                                  "threads", threads_of(r->hooks)));
+                        json_pack("{s:o, s:o, s:I, s:{s:s, s:s}, s:s, s:i}", "inputs", inputs,
+                                  "request", req, "seed", (json_int_t)r->seed, "versions",
+                                  "prunerd", PRUNERD_VERSION, "libtorch", ts_libtorch_version(),
+                                  "device", ts_model_device(r->model), "threads",
+                                  threads_of(r->hooks)));
     return 0;
 fail:
     json_decref(inputs);
@@ -358,8 +377,9 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     if (json_is_integer(seed)) {
         r->seed = (uint64_t)json_integer_value(seed);
     } else {
-        if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed) r->seed = (uint64_t)getpid();
-        r->seed &= (1ull << 53) - 1;      /* exact in a JSON number anywhere */
+        if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed)
+            r->seed = (uint64_t)getpid();
+        r->seed &= (1ull << 53) - 1; /* exact in a JSON number anywhere */
     }
     r->result = json_pack("{s:{}, s:[]}", "metrics", "artifacts");
     r->timings = json_object();
@@ -389,7 +409,8 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     if (r->ntargets) print_corner(r, r->targets[0], "after");
     if (r->out)
         fprintf(r->out, "sparsity: targets %.4f, model %.4f\n",
-                json_real_value(json_object_get(sp, "targets")), json_real_value(json_object_get(sp, "global")));
+                json_real_value(json_object_get(sp, "targets")),
+                json_real_value(json_object_get(sp, "global")));
 
     if (has_eval) {
         if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
@@ -433,6 +454,10 @@ int job_execute_to(const json_t *req, const char *torchscript, const char *state
     tok_destroy(r.tok);
     free(r.targets);
     ts_model_destroy(r.model);
+    /* whatever the job left in CUDA's caching allocator (after an
+     * out-of-memory too) goes back, so the next job and other processes on
+     * the GPU get it; a no-op without CUDA devices */
+    ts_cuda_empty_cache();
     return rc;
 }
 
@@ -443,7 +468,8 @@ int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *
     int want_ts = 0, want_sd = 0;
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(req, "outputs"), i, e) {
+    json_array_foreach(json_object_get(req, "outputs"), i, e)
+    {
         want_ts |= !strcmp(json_string_value(e), "torchscript");
         want_sd |= !strcmp(json_string_value(e), "state_dict");
     }

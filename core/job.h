@@ -53,12 +53,14 @@ int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
 
 struct job_hooks {
     void *ud;
-    void (*stage)(void *ud, const char *stage);   /* a stage begins */
-    void (*progress)(void *ud, double progress);  /* 0..1 over the whole job */
-    int (*cancelled)(void *ud);                   /* non-zero: stop at the next batch or stage */
-    const char *plugin_dir;       /* where plugins load from; NULL: plugins refused */
-    int threads;                  /* libtorch and pruning threads; <= 0: default */
-    int verbose;                  /* print the seed's output (module, 5x5 corner, metrics) on stdout */
+    void (*stage)(void *ud, const char *stage);  /* a stage begins */
+    void (*progress)(void *ud, double progress); /* 0..1 over the whole job */
+    int (*cancelled)(void *ud);                  /* non-zero: stop at the next batch or stage */
+    const char *plugin_dir; /* where plugins load from; NULL: plugins refused */
+    int threads;            /* libtorch and pruning threads; <= 0: default */
+    const char *gpu_device; /* "cuda:N": what "auto" and "cuda" mean (a worker's GPU);
+                               NULL: cuda when a device is there, else cpu */
+    int verbose;            /* print the seed's output (module, 5x5 corner, metrics) on stdout */
 };
 
 /*

@@ -158,6 +158,40 @@ int config_host_is_loopback(const char *host)
     return !strncmp(host, "127.", 4) || !strcmp(host, "localhost") || !strcmp(host, "::1");
 }
 
+/* [server] gpus: "" or "none" (no list), "all", or device indices "0,1,3"
+ * (each 0..63, no repeats). */
+static int config_parse_gpus(struct config *c, const char *val, char *msg, size_t msglen)
+{
+    c->n_gpus = 0;
+    c->gpus_all = 0;
+    if (!*val || !strcmp(val, "none")) return 0;
+    if (!strcmp(val, "all")) {
+        c->gpus_all = 1;
+        return 0;
+    }
+    const char *p = val;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= CONFIG_MAX_GPUS || (*end && *end != ',') ||
+            c->n_gpus == CONFIG_MAX_GPUS)
+            goto bad;
+        for (int i = 0; i < c->n_gpus; i++)
+            if (c->gpus[i] == (int)v) goto bad;
+        c->gpus[c->n_gpus++] = (int)v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) goto bad;
+    }
+    return 0;
+bad:
+    c->n_gpus = 0;
+    return err_set(msg, msglen, ERR_INVALID,
+                   "gpus must be none, all, or CUDA device indices 0..%d separated by commas, "
+                   "each once (got \"%s\")",
+                   CONFIG_MAX_GPUS - 1, val);
+}
+
 /* Sets one key of one section; msg gets the reason on failure. */
 static int config_set(struct config *c, const char *section, const char *key, const char *val,
                       int from_file, char *msg, size_t msglen)
@@ -171,6 +205,8 @@ static int config_set(struct config *c, const char *section, const char *key, co
     } else if (KEY("server", "workers")) {
         if (parse_int(val, 1, 64, &c->workers))
             return err_set(msg, msglen, ERR_INVALID, "workers must be 1 to 64");
+    } else if (KEY("server", "gpus")) {
+        return config_parse_gpus(c, val, msg, msglen);
     } else if (KEY("server", "http_threads")) {
         if (parse_int(val, 1, 256, &c->http_threads))
             return err_set(msg, msglen, ERR_INVALID, "http_threads must be 1 to 256");
@@ -334,6 +370,7 @@ static const struct {
 } flags[] = {
     {"--listen", "server", "listen"},
     {"--workers", "server", "workers"},
+    {"--gpus", "server", "gpus"},
     {"--http-threads", "server", "http_threads"},
     {"--job-threads", "server", "job_threads"},
     {"--log-format", "server", "log_format"},
@@ -350,14 +387,14 @@ static const struct {
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
-            "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
-            "                     [--http-threads N] [--job-threads N] [--log-format text|json]\n"
-            "                     [--plugin-dir DIR]\n"
-            "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
-            "                     [--retention-days D] [--quota SIZE]\n"
-            "Flags override the config file (see deploy/prunerd.conf.example).\n");
+    fprintf(out, "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
+                 "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
+                 "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads "
+                 "N] [--log-format text|json]\n"
+                 "                     [--plugin-dir DIR]\n"
+                 "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
+                 "                     [--retention-days D] [--quota SIZE]\n"
+                 "Flags override the config file (see deploy/prunerd.conf.example).\n");
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen)

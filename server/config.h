@@ -12,6 +12,7 @@
  * file's list.  The file format is documented in deploy/prunerd.conf.example:
  *
  *   [server]  listen = 127.0.0.1:8080   workers = 1   http_threads = 4
+ *             gpus = none|all|0,1,... (one worker per GPU, replacing workers)
  *             job_threads = 0 (libtorch default)
  *             log_format = text|json    plugin_dir = DIR
  *   [paths]   data_dir = ./var          model_root = DIR (repeatable)
@@ -27,6 +28,8 @@ struct config_token {
     char *spec; /* "role:sha256hex", checked by auth_add */
 };
 
+#define CONFIG_MAX_GPUS 64
+
 struct config {
     char host[128]; /* listen address, without brackets */
     unsigned port;
@@ -35,17 +38,20 @@ struct config {
     size_t n_model_roots;
     char **data_roots;
     size_t n_data_roots;
-    int workers;              /* job worker threads */
-    int http_threads;         /* libmicrohttpd thread pool size */
-    int job_threads;          /* libtorch threads per job; 0: libtorch's default */
-    size_t body_limit;        /* request bodies, bytes */
-    int max_attempts;         /* a job fails after this many interrupted runs */
-    int stop_timeout_s;       /* bound on shutdown */
-    int retention_days;       /* finished jobs older than this are deleted; 0 keeps */
-    double free_space_factor; /* free space needed before a job: factor x model size */
-    uint64_t quota_bytes;     /* size cap of the data dir; 0 = none */
-    int log_json;             /* --log-format json */
-    char *plugin_dir;         /* NULL: plugins refused */
+    int workers;               /* job worker threads */
+    int gpus[CONFIG_MAX_GPUS]; /* [server] gpus: one worker per listed CUDA device */
+    int n_gpus;                /* 0: no GPU list (workers as configured) */
+    int gpus_all;              /* gpus = all: every device the driver shows at start */
+    int http_threads;          /* libmicrohttpd thread pool size */
+    int job_threads;           /* libtorch threads per job; 0: libtorch's default */
+    size_t body_limit;         /* request bodies, bytes */
+    int max_attempts;          /* a job fails after this many interrupted runs */
+    int stop_timeout_s;        /* bound on shutdown */
+    int retention_days;        /* finished jobs older than this are deleted; 0 keeps */
+    double free_space_factor;  /* free space needed before a job: factor x model size */
+    uint64_t quota_bytes;      /* size cap of the data dir; 0 = none */
+    int log_json;              /* --log-format json */
+    char *plugin_dir;          /* NULL: plugins refused */
     struct config_token *tokens;
     size_t n_tokens;
 };

@@ -23,6 +23,7 @@
 #include "queue.h"
 #include "roots.h"
 #include "stats.h"
+#include "torch_shim.h"
 #include "workers.h"
 
 static void notify_workers(void *ud)
@@ -145,8 +146,31 @@ int serve_main(int argc, char **argv)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.job_threads = cores > 1 ? (int)cores - 1 : 1;
     }
+    /* [server] gpus: one worker per GPU, each checked against the driver now
+     * rather than failing every job later. */
+    int ndev = ts_cuda_device_count();
+    if (cfg.gpus_all) {
+        if (ndev == 0) {
+            log_err(NULL, "gpus = all, but %s",
+                    ts_cuda_compiled(NULL, 0) ? "the driver shows no CUDA device"
+                                              : "this build has no CUDA");
+            goto out;
+        }
+        cfg.n_gpus = ndev < CONFIG_MAX_GPUS ? ndev : CONFIG_MAX_GPUS;
+        for (int i = 0; i < cfg.n_gpus; i++)
+            cfg.gpus[i] = i;
+    }
+    for (int i = 0; i < cfg.n_gpus; i++) {
+        if (cfg.gpus[i] >= ndev) {
+            log_err(NULL, "gpus: CUDA device %d is not there (%d device%s)", cfg.gpus[i], ndev,
+                    ndev == 1 ? "" : "s");
+            goto out;
+        }
+    }
+    if (cfg.n_gpus) cfg.workers = cfg.n_gpus;
     struct workers_config wc = {
         .count = cfg.workers,
+        .gpus = cfg.n_gpus ? cfg.gpus : NULL,
         .db_path = db_path,
         .data_dir = data_dir,
         .roots = roots,

@@ -37,7 +37,9 @@
  * Shutdown: workers_stop sets stopping; a running job's cancelled() hook
  * then answers 1 at its next batch boundary, job_execute returns
  * ERR_CANCELLED, and the worker re-queues the job without counting an
- * attempt (queue_requeue(..., 0)).  Worker 0 also sweeps finished jobs past
+ * attempt (queue_requeue(..., 0)).  With [server] gpus each worker owns
+ * one CUDA device: a job's "auto" or "cuda" runs there (job_hooks'
+ * gpu_device), so N GPUs run N jobs at once, one each.  Worker 0 also sweeps finished jobs past
  * the retention period, at start and hourly.
  */
 
@@ -53,6 +55,7 @@ struct worker {
     int started;
     atomic_int alive;
     char current[JOB_ID_LEN + 1]; /* the running job, under pool->lock; "" when idle */
+    char gpu_device[16];          /* "cuda:N" with [server] gpus; "" otherwise */
 };
 
 struct workers {
@@ -163,6 +166,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         .cancelled = hook_cancelled,
         .plugin_dir = pool->cfg.plugin_dir,
         .threads = pool->cfg.job_threads,
+        .gpu_device = wk->gpu_device[0] ? wk->gpu_device : NULL,
         .verbose = 0,
     };
     json_t *req = NULL, *result = NULL;
@@ -304,6 +308,7 @@ struct workers *workers_start(const struct workers_config *wc, char *err, size_t
         return NULL;
     }
     pool->cfg = *wc;
+    pool->cfg.gpus = NULL; /* copied into each worker below */
     pthread_mutex_init(&pool->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -314,6 +319,7 @@ struct workers *workers_start(const struct workers_config *wc, char *err, size_t
         struct worker *wk = &pool->w[i];
         wk->pool = pool;
         wk->index = i;
+        if (wc->gpus) snprintf(wk->gpu_device, sizeof wk->gpu_device, "cuda:%d", wc->gpus[i]);
         pthread_mutex_lock(&pool->lock);
         pool->running++;
         pthread_mutex_unlock(&pool->lock);

@@ -8,7 +8,8 @@ struct roots;
 struct api_stats;
 
 struct workers_config {
-    int count; /* worker threads (>= 1) */
+    int count;       /* worker threads (>= 1) */
+    const int *gpus; /* NULL, or count CUDA device indices: worker i runs on gpus[i] */
     const char *db_path;
     const char *data_dir;      /* jobs write into data_dir/jobs/<id>/ */
     const struct roots *roots; /* paths are resolved again before a run */

@@ -107,6 +107,26 @@ int main(void)
     config_free(&c);
     unlink(path);
 
+    /* [server] gpus: none (default), all, or a list of device indices. */
+    config_init(&c, err, sizeof err);
+    CHECK(c.n_gpus == 0 && !c.gpus_all, "default gpus: %d %d", c.n_gpus, c.gpus_all);
+    CHECK_INT(config_parse_text(&c, "[server]\ngpus = 0,2,1\n", "g.conf", err, sizeof err), 0);
+    CHECK(c.n_gpus == 3 && c.gpus[0] == 0 && c.gpus[1] == 2 && c.gpus[2] == 1 && !c.gpus_all,
+          "gpus list: %d", c.n_gpus);
+    CHECK_INT(config_parse_text(&c, "[server]\ngpus = all\n", "g.conf", err, sizeof err), 0);
+    CHECK(c.n_gpus == 0 && c.gpus_all, "gpus all: %d %d", c.n_gpus, c.gpus_all);
+    CHECK_INT(config_parse_text(&c, "[server]\ngpus = none\n", "g.conf", err, sizeof err), 0);
+    CHECK(c.n_gpus == 0 && !c.gpus_all, "gpus none: %d %d", c.n_gpus, c.gpus_all);
+    const char *bad_gpus[] = {"0,0", "-1", "64", "1,", ",1", "a", "1 2", "0,,1"};
+    for (size_t i = 0; i < sizeof bad_gpus / sizeof *bad_gpus; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[server]\ngpus = %s\n", bad_gpus[i]);
+        CHECK_INT(config_parse_text(&c, text, "g.conf", err, sizeof err), ERR_INVALID);
+        CHECK(strstr(err, "g.conf:2") && strstr(err, "gpus must be"), "gpus %s: %s", bad_gpus[i],
+              err);
+    }
+    config_free(&c);
+
     /* Refusals, with the place. */
     config_init(&c, err, sizeof err);
     CHECK_INT(config_parse_text(&c, "[server]\nworkers = 0\n", "a.conf", err, sizeof err),
