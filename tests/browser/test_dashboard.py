@@ -1,0 +1,704 @@
+#!/usr/bin/env python3
+"""test_dashboard.py - headless Chromium drives the dashboard served by the real prunerd daemon.
+
+Starts `prunerd serve` on a free port with a temporary data dir, the shared
+model and data as roots and one admin token; then, in the browser: enters
+the token, loads the model's parameters, submits the seed job through the
+form (first with a bad amount, whose 400 must land next to the amount
+field), watches its row reach `succeeded`, opens the job page (sparsity
+chart: one bar per pruned parameter; confusion difference; timeline),
+downloads a checkpoint and result.json and compares them with the API,
+cancels and deletes jobs, and checks polling pauses while the tab is hidden.
+Saves screenshot-jobs.png and screenshot-job.png into PRUNERD_SCREENSHOTS
+(default: the build folder); `PRUNERD_SCREENSHOTS=docs` refreshes the README's.
+
+Needs PRUNERD_BIN, PRUNERD_SHARED, /usr/bin/chromium (or PRUNERD_CHROMIUM)
+and Playwright for Python (the repository's .venv, which meson runs this
+with).  Missing any of them is a failure, never a skip.  Every failure prints
+what it expected and what it got; the last line is "N passed, N failed".
+
+Playwright's sync API hands events (requests, route handlers) to Python only
+while Python waits on Playwright, so every pause is page.wait_for_timeout,
+never time.sleep.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import quote, urlsplit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+import test_daemon as td  # noqa: E402  (one tally and one check for the integration tests)
+from test_daemon import check, error_of, hash_token  # noqa: E402
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+    PLAYWRIGHT_MISSING = None
+except ImportError as e:  # reported as a failure in main(), after the other preconditions
+    PlaywrightError = sync_playwright = None
+    PLAYWRIGHT_MISSING = str(e)
+
+BIN = os.environ.get("PRUNERD_BIN", "")
+# Resolved: the daemon refuses request paths with ".." in them.
+SHARED = os.environ.get("PRUNERD_SHARED", "")
+if SHARED and os.path.exists(SHARED):
+    SHARED = os.path.realpath(SHARED)
+CHROMIUM = os.environ.get("PRUNERD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+DOCS = os.path.normpath(os.path.join(
+    ROOT, os.environ.get("PRUNERD_SCREENSHOTS") or os.environ.get("PRUNERD_BUILD") or "build"))
+MODEL = "thucnews-bert-l4-h256.pt"
+TOKEN = "browser-test-secret"
+BEARER = "Bearer " + TOKEN
+SEED_TARGET = "bert.encoder.layer.*.attention.self.query"
+
+MODEL_PATH = os.path.join(SHARED, "models", MODEL)
+DATA_DIR = os.path.join(SHARED, "data")
+EVAL_FILES = {
+    "data": os.path.join(DATA_DIR, "thucnews", "dev.txt"),
+    "vocab": os.path.join(DATA_DIR, "vocab", "bert-base-chinese-vocab.txt"),
+    "classes": os.path.join(DATA_DIR, "thucnews", "class.txt"),
+}
+
+
+def finish(extra_failure=None):
+    if extra_failure:
+        check(False, extra_failure)
+    print(f"{td.passed} passed, {td.failed} failed", flush=True)
+    sys.exit(1 if td.failed else 0)
+
+
+def now_ms():
+    return time.monotonic() * 1000
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def to_fixed(x, digits):
+    """JavaScript's x.toFixed(digits), which the dashboard uses: the exact value, ties away from 0."""
+    return f"{Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP):f}"
+
+
+def is_number(x, want):
+    """x is the JSON number want (not a string, not a boolean), like JavaScript's x === want."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == want
+
+
+def squash(text):
+    return re.sub(r"\s+", " ", text or "")
+
+
+# ---------------------------------------------------------------- the daemon
+
+
+class Daemon:
+    """prunerd serve on 127.0.0.1 with a port it picks itself, one admin token, one worker."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        conf = os.path.join(tmp, "prunerd.conf")
+        with open(conf, "w") as f:
+            f.write(f"[tokens]\nbrowser = admin:{hash_token(TOKEN)}\n")
+        self.log_path = os.path.join(tmp, "daemon.log")
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var"),
+                 "--model-root", os.path.join(SHARED, "models"), "--data-root", DATA_DIR,
+                 "--config", conf, "--workers", "1"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.port = None
+        for _ in range(400):
+            if self.proc.poll() is not None:
+                break
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log())
+            if m:
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM, 30 s to exit, then SIGKILL; checks the exit status, which ASan makes non-zero on a leak."""
+        if self.proc.poll() is not None:
+            # It was not asked to stop: a crash, or it never started (reported already).
+            if self.port is not None:
+                check(False, "the daemon is still running when the test ends", self.proc.returncode)
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        # Under ASan a leak turns into a non-zero exit status.
+        check(self.proc.returncode == 0, "the daemon stops cleanly on SIGTERM", self.proc.returncode)
+
+
+def http(d, method, path, headers=None, token=None):
+    """(status, headers, body bytes) of one request to the daemon; never raises on 4xx/5xx."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    r = urllib.request.Request(d.base + path, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(r, timeout=60) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def api_call(d, method, path, body=None):
+    """(status, JSON body or text) of an API call with the admin token."""
+    h = {"Authorization": BEARER}
+    data = None
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    r = urllib.request.Request(d.base + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(r, timeout=60) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
+def header_int(h, name):
+    v = h.get(name)
+    return int(v) if v is not None and v.isdigit() else v
+
+
+def wait_for(page, fn, what, timeout_ms=20000, step_ms=100):
+    """Polls fn() until it returns something true and returns that; a failed check on timeout."""
+    t0 = now_ms()
+    last = None
+    while now_ms() - t0 < timeout_ms:
+        last = fn()
+        if last:
+            return last
+        page.wait_for_timeout(step_ms)
+    check(False, "timed out waiting for " + what, last)
+    return None
+
+
+# ---------------------------------------------------------------- the static files, without a browser
+
+
+def test_static(d):
+    st, h, raw = http(d, "GET", "/")
+    body = raw.decode("utf-8", errors="replace")
+    check(st == 200, "GET / is 200", st)
+    check((h.get("Content-Type") or "").startswith("text/html"), "GET / is HTML", h.get("Content-Type"))
+    check(h.get("Cache-Control") == "no-cache", "GET / Cache-Control: no-cache", h.get("Cache-Control"))
+    etag = h.get("ETag") or ""
+    check(bool(re.fullmatch(r'"[0-9a-f]{32}"', etag)), "GET / has a strong ETag", etag)
+    foreign = re.findall(r"https?://(?!127)[^\s\"'<>]*", re.sub(r'http://www\.w3\.org[^"]*', "", body))
+    own = 'src="/app.js"' in body and 'href="/style.css"' in body
+    check(own and not foreign, "index.html loads its own files only (no CDN)",
+          {"src=/app.js and href=/style.css": own, "other hosts": foreign})
+    st, h, _ = http(d, "GET", "/index.html")
+    check(st == 200 and h.get("ETag") == etag, "/index.html is / with the same ETag", (st, h.get("ETag")))
+    for p, ctype in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+        st, h, raw = http(d, "GET", p)
+        text = raw.decode("utf-8", errors="replace")
+        check(st == 200 and (h.get("Content-Type") or "").startswith(ctype), f"{p} is {ctype}",
+              (st, h.get("Content-Type")))
+        check(len(text) > 1000 and header_int(h, "Content-Length") == len(raw), f"{p} Content-Length",
+              (h.get("Content-Length"), len(raw)))
+        st, _, _ = http(d, "GET", p, headers={"If-None-Match": h.get("ETag") or ""})
+        check(st == 304, f"{p} If-None-Match -> 304", st)
+        st, _, _ = http(d, "GET", p, headers={"If-None-Match": '"0000"'})
+        check(st == 200, f"{p} other ETag -> 200", st)
+    with open(os.path.join(ROOT, "web", "app.js"), encoding="utf-8") as f:
+        markup = re.findall(r"\.innerHTML\s*=|insertAdjacentHTML|document\.write", f.read())
+    check(not markup, "app.js never writes markup (no innerHTML)", markup)
+    st, _, _ = http(d, "GET", "/nothing.js")
+    check(st == 404, "an unknown file is 404", st)
+    st, _, _ = http(d, "GET", "/v1/jobs")
+    check(st == 401, "the API itself still wants the token", st)
+
+
+# ---------------------------------------------------------------- hundreds of jobs, DOM changes counted
+
+
+def fake_jobs(n, changed):
+    """The list the test answers for /v1/jobs: n jobs; job 7 running, or succeeded once changed."""
+    created = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat(timespec="milliseconds")
+    created = created.replace("+00:00", "Z")
+    jobs = []
+    for i in range(n):
+        done = i == 7 and changed
+        jobs.append({
+            "id": f"00000000-0000-4000-8000-{i:012d}", "name": f"fake job {i}",
+            "status": ("succeeded" if done else "running") if i == 7 else "succeeded" if i % 3 else "failed",
+            "stage": "evaluating_after" if i == 7 and not done else "saving",
+            "progress": 0.6 if i == 7 and not done else 1, "owner": "browser",
+            "created_at": created, "started_at": created, "finished_at": created,
+            "request": {"model": "/m.pt", "targets": ["bert.encoder.layer.*.attention.self.query"],
+                        "method": "l1_unstructured", "amount": 0.3, "amount_kind": "fraction",
+                        "scope": "global"},
+            "accuracy_before": 0.9, "accuracy_after": 0.85 if done or i != 7 else None,
+            "macro_f1_before": 0.88, "macro_f1_after": 0.8 if done or i != 7 else None,
+        })
+    return {"jobs": jobs, "next_cursor": None}
+
+
+def test_many_jobs(page):
+    n = 300
+    state = {"changed": False, "served": 0}
+
+    def is_list(url):
+        return urlsplit(url).path == "/v1/jobs"
+
+    def serve(route):
+        state["served"] += 1
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps(fake_jobs(n, state["changed"])))
+
+    rows = page.locator("#jobs tbody tr")
+    page.route(is_list, serve)
+    wait_for(page, lambda: rows.count() == n, f"{n} rows", 10000)
+    check(rows.count() == n, f"{n} jobs make {n} rows", rows.count())
+    page.evaluate("""() => {
+        window.__mutations = [];
+        window.__observer = new MutationObserver((ms) => {
+          for (const m of ms) {
+            const node = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+            const tr = node && node.closest('tr');
+            window.__mutations.push(tr ? tr.dataset.id || 'row?' : m.type + ' on tbody');
+          }
+        });
+        window.__observer.observe(document.querySelector('#jobs tbody'),
+          { subtree: true, childList: true, characterData: true, attributes: true });
+      }""")
+    before = state["served"]
+    wait_for(page, lambda: state["served"] >= before + 2, "two more polls", 5000, 50)
+    page.wait_for_timeout(100)
+    quiet = page.evaluate("() => window.__mutations.splice(0)")
+    check(len(quiet) == 0, "an unchanged list of 300 jobs changes nothing in the DOM", quiet[:5])
+    state["changed"] = True
+    id7 = "00000000-0000-4000-8000-000000000007"
+    page.wait_for_selector(f'#jobs tbody tr[data-id="{id7}"][data-status=succeeded]')
+    page.wait_for_timeout(100)
+    touched = page.evaluate("() => window.__mutations.splice(0)")
+    check(len(touched) > 0 and all(i == id7 for i in touched), "one job changing touches only its row",
+          list(dict.fromkeys(touched))[:5])
+    t = now_ms()
+    polls = state["served"]
+    page.wait_for_timeout(1500)
+    ms = page.evaluate("() => { window.__observer.disconnect(); return window.__mutations.length; }")
+    check(ms == 0 and state["served"] > polls, "later polls of the same list change nothing",
+          {"mutations": ms, "polls": state["served"] - polls, "ms": round(now_ms() - t)})
+    page.unroute(is_list)
+    wait_for(page, lambda: rows.count() == 3, "the real jobs again", 10000)
+
+
+# ---------------------------------------------------------------- the browser
+
+
+def submit(page):
+    """Clicks Submit; returns the POST /v1/jobs response it caused."""
+    with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as info:
+        page.click("#f-submit")
+    return info.value
+
+
+def json_of(response):
+    try:
+        return response.json()
+    except Exception:  # not JSON: the check that reads it fails and prints it
+        return None
+
+
+def run(pw, d, run_state):
+    test_static(d)
+    st, inspect = api_call(d, "GET", "/v1/models/inspect?path=" + quote(MODEL, safe=""))
+    if not check(st == 200, "inspect the shared model through the API", (st, inspect)):
+        return
+    param_names = [t["name"] for t in inspect["tensors"] if t["kind"] == "parameter"]
+    query_weights = [n for n in param_names
+                     if re.fullmatch(r"bert\.encoder\.layer\.\d+\.attention\.self\.query\.weight", n)]
+
+    run_state["user_dir"] = tempfile.mkdtemp(prefix="prunerd-chromium-")
+    context = pw.chromium.launch_persistent_context(
+        run_state["user_dir"], executable_path=CHROMIUM, headless=True, accept_downloads=True,
+        viewport={"width": 1440, "height": 900}, args=CHROMIUM_ARGS)
+    run_state["context"] = context
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(20000)
+    page_errors = []
+    page.on("pageerror", lambda e: page_errors.append(e.message))
+    page.on("console", lambda m: page_errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    api_requests = []  # every request the page makes to the API
+
+    def on_request(r):
+        u = urlsplit(r.url)
+        if u.path.startswith("/v1/"):
+            api_requests.append({"t": now_ms(), "method": r.method, "path": u.path,
+                                 "search": "?" + u.query if u.query else "",
+                                 "auth": r.headers.get("authorization", "")})
+
+    page.on("request", on_request)
+
+    # 1. No token yet: the page says so.
+    page.goto(d.base + "/")
+    page.wait_for_selector("#banner:not([hidden])")
+    banner = page.text_content("#banner")
+    check(bool(re.search("token", banner or "", re.I)), "without a token the page asks for one", banner)
+    token_set_at = len(api_requests)
+
+    # 2. Token in the page (sessionStorage), then the empty jobs table.
+    page.fill("#token", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#jobs-empty:not([hidden])")
+    check(page.is_hidden("#banner"), "the banner goes once the token works", page.text_content("#banner"))
+    stored = page.evaluate("() => sessionStorage.getItem('prunerd.token')")
+    check(stored == TOKEN, "the token is kept in sessionStorage", stored)
+
+    # 3. Submit form: load the parameters, pick a target, bad amount first.
+    page.click("nav a[data-nav=submit]")
+    page.wait_for_selector("#view-submit:not([hidden])")
+    page.fill("#f-model", MODEL)
+    page.click("#f-inspect")
+    page.wait_for_selector("#f-params-body tr")
+    shown = page.locator("#f-params-body tr").count()
+    check(shown == len(param_names), "the parameter list shows every parameter", (shown, len(param_names)))
+    box = page.locator(f'#f-params-body tr[data-param="{query_weights[0]}"] input[type=checkbox]')
+    box.check()
+    targets = page.input_value("#f-targets")
+    check(targets.strip() == query_weights[0], "ticking a parameter adds it to the targets", targets)
+    box.uncheck()
+    targets = page.input_value("#f-targets")
+    check(targets.strip() == "", "unticking takes it away", targets)
+    page.fill("#f-targets", SEED_TARGET)
+    page.fill("#f-name", "seed: global L1 30% on query")
+    page.select_option("#f-method", "l1_unstructured")
+    page.check("input[name=amount_kind][value=fraction]")
+    page.select_option("#f-scope", "global")
+    page.fill("#f-eval-data", EVAL_FILES["data"])
+    page.fill("#f-eval-vocab", EVAL_FILES["vocab"])
+    page.fill("#f-eval-classes", EVAL_FILES["classes"])
+    # A fraction of 1 goes out as the JSON number 1: amount_kind keeps it a fraction.
+    # limit 0 is refused, and the error for a nested field lands next to it.
+    page.fill("#f-eval-limit", "0")
+    page.fill("#f-amount", "1")
+    nested = submit(page)
+    sent_nested = nested.request.post_data_json or {}
+    check(is_number(sent_nested.get("amount"), 1) and sent_nested.get("amount_kind") == "fraction",
+          "amount 1 is sent with amount_kind fraction", sent_nested)
+    nested_body = json_of(nested)
+    check(nested.status == 400 and error_of(nested_body).get("field") == "eval.limit",
+          "limit 0 is refused as eval.limit", (nested.status, nested_body))
+    limit_error = page.locator('.field[data-field="eval.limit"] .field-error')
+    limit_error.wait_for()
+    shown = limit_error.text_content()
+    check(shown == error_of(nested_body).get("message"), "the eval.limit error is shown next to the limit field",
+          (shown, error_of(nested_body).get("message")))
+    page.fill("#f-eval-limit", "200")
+
+    page.fill("#f-amount", "1.5")
+    bad = submit(page)
+    check(bad.status == 400, "amount 1.5 (fraction) is refused by the API", bad.status)
+    bad_body = json_of(bad)
+    check(error_of(bad_body).get("field") == "amount", "the API names the amount field", bad_body)
+    err = page.locator('.field[data-field="amount"] .field-error')
+    err.wait_for()
+    err_text = err.text_content()
+    check(err_text == error_of(bad_body).get("message"), "the API's message is shown next to the amount field",
+          (err_text, error_of(bad_body).get("message")))
+    invalid = page.get_attribute("#f-amount", "aria-invalid")
+    check(invalid == "true", "the amount input is marked invalid (aria-invalid)", invalid)
+    errors = page.locator(".field-error").count()
+    check(errors == 1, "only that field shows an error", errors)
+    sent_bad = bad.request.post_data_json or {}
+    check(is_number(sent_bad.get("amount"), 1.5) and sent_bad.get("amount_kind") == "fraction",
+          "the bad request carried amount and amount_kind", sent_bad)
+
+    page.fill("#f-amount", "0.3")
+    errors = page.locator(".field-error").count()
+    check(errors == 0, "editing the field clears its error", errors)
+    good = submit(page)
+    check(good.status == 201, "the seed job is accepted", good.status)
+    sent = good.request.post_data_json or {}
+    check(is_number(sent.get("amount"), 0.3) and sent.get("amount_kind") == "fraction"
+          and sent.get("scope") == "global" and sent.get("method") == "l1_unstructured"
+          and sent.get("targets") == [SEED_TARGET] and is_number((sent.get("eval") or {}).get("limit"), 200),
+          "the form sent the seed request", sent)
+    seed_id = good.json()["id"]
+    page.wait_for_function("(id) => location.hash === '#/jobs/' + id", arg=seed_id)
+    check(True, "after submitting, the page shows the new job")
+
+    # Two more jobs through the API: one that fails (with markup in its name), one to cancel.
+    eval_small = dict(EVAL_FILES, limit=64)
+    xss_name = '<img src=x onerror="window.__xss=1"><b>bad</b> targets'
+    st, failing = api_call(d, "POST", "/v1/jobs", {
+        "name": xss_name, "model": MODEL, "targets": ["no.such.parameter"], "method": "l1_unstructured",
+        "amount": 0.5, "eval": eval_small})
+    check(st == 201, "a job that will fail is accepted", (st, failing))
+    st, cancel_me = api_call(d, "POST", "/v1/jobs", {
+        "name": "to cancel", "model": MODEL, "targets": ["bert.encoder.layer.*.output.dense"],
+        "method": "random_unstructured", "amount": 0.5, "options": {"seed": 1}, "eval": dict(EVAL_FILES)})
+    check(st == 201, "a job to cancel is accepted", (st, cancel_me))
+
+    # 4. The jobs table follows the seed job to the end.
+    page.click("nav a[data-nav=jobs]")
+    row = page.locator(f'#jobs tbody tr[data-id="{seed_id}"]')
+    row.wait_for()
+    seen = []
+
+    def seed_finished():
+        st = row.get_attribute("data-status")
+        if st not in seen:
+            seen.append(st)
+        return st if st in ("succeeded", "failed", "cancelled") else None
+
+    final_status = wait_for(page, seed_finished, "the seed row to finish", 180000, 150)
+    check(final_status == "succeeded", "the seed row reaches succeeded", (final_status, seen))
+    check(len(seen) >= 2, "the row changed status while polling", seen)
+    _, seed_job = api_call(d, "GET", "/v1/jobs/" + seed_id)
+    row_text = squash(row.inner_text())
+    check(all(s in row_text for s in ("100%", "l1_unstructured", "30%", SEED_TARGET)),
+          "the row shows progress, method, amount and targets", row_text)
+    check(to_fixed(seed_job["accuracy_before"], 3) in row_text and to_fixed(seed_job["macro_f1_after"], 3) in row_text,
+          "the row shows accuracy and F1 from the API",
+          (row_text, seed_job["accuracy_before"], seed_job["macro_f1_after"]))
+
+    # The failing job: shown as text, never as markup.
+    fail_row = page.locator(f'#jobs tbody tr[data-id="{failing["id"]}"]')
+
+    def fail_status():
+        try:
+            return fail_row.get_attribute("data-status")
+        except PlaywrightError:
+            return None
+
+    wait_for(page, lambda: fail_status() == "failed", "the failing job to fail", 60000, 200)
+    name_shown = fail_row.locator("td.name a").text_content()
+    check(name_shown == xss_name, "a name with markup is shown as text", name_shown)
+    ran = page.evaluate("() => [typeof window.__xss, document.querySelectorAll('#jobs img, #jobs b').length]")
+    check(ran == ["undefined", 0], "no markup from job names runs or renders ([typeof __xss, elements])", ran)
+
+    # Status filter: one list call with ?status=failed.
+    page.click('.filters button[data-status=failed]')
+    rows = page.locator("#jobs tbody tr")
+    wait_for(page, lambda: rows.evaluate_all("(rs) => rs.map((r) => r.dataset.status)") == ["failed"],
+             "the failed filter to show only the failed job", 10000)
+    lists = [r["search"] for r in api_requests if r["path"] == "/v1/jobs"]
+    check(any("status=failed" in s for s in lists), "the filter asks the API with ?status=failed", lists[-5:])
+    page.click('.filters button[data-status=""]')
+    wait_for(page, lambda: rows.count() == 3, "all three jobs to be listed again", 10000)
+
+    # Cancel the third job from its page.
+    page.goto(d.base + "/#/jobs/" + cancel_me["id"])
+    page.wait_for_selector("#job-cancel:not([disabled])")
+    page.click("#job-cancel")
+    page.wait_for_function("() => document.querySelector('#job-status')?.textContent === 'cancelled'",
+                           timeout=60000)
+    _, cancelled = api_call(d, "GET", "/v1/jobs/" + cancel_me["id"])
+    check(cancelled["status"] == "cancelled", "Cancel cancels the job", cancelled["status"])
+    buttons = {"delete enabled": page.is_enabled("#job-delete"), "cancel disabled": page.is_disabled("#job-cancel")}
+    check(all(buttons.values()), "a cancelled job can be deleted, not cancelled again", buttons)
+
+    # 5. Polling: one list call per tick, none while the tab is hidden.
+    page.click("nav a[data-nav=jobs]")
+    page.select_option("#poll-interval", "1000")
+    page.wait_for_timeout(300)
+    t0 = now_ms()
+    page.wait_for_timeout(2600)
+    in_window = [r for r in api_requests if t0 <= r["t"] < t0 + 2600]
+    lists = [r for r in in_window if r["method"] == "GET" and r["path"] == "/v1/jobs"]
+    check(2 <= len(lists) <= 4 and len(in_window) == len(lists), "the jobs view polls with one list call per tick",
+          [r["path"] + r["search"] for r in in_window])
+    poll_state = page.text_content("#poll-state")
+    check(bool(re.search(r"every 1 s", poll_state or "")), "the interval is shown", poll_state)
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }""")
+    check(page.get_attribute("#poll-state", "data-state") == "paused", "hidden tab: polling shown as paused",
+          (page.get_attribute("#poll-state", "data-state"), page.text_content("#poll-state")))
+    page.wait_for_timeout(300)
+    t1 = now_ms()
+    page.wait_for_timeout(2200)
+    hidden_calls = [r["path"] + r["search"] for r in api_requests if r["t"] >= t1]
+    check(len(hidden_calls) == 0, "hidden tab: no API calls", hidden_calls)
+    t2 = now_ms()
+    page.evaluate("""() => {
+        delete document.hidden;
+        delete document.visibilityState;
+        document.dispatchEvent(new Event('visibilitychange'));
+      }""")
+    wait_for(page, lambda: any(r["t"] >= t2 and r["path"] == "/v1/jobs" for r in api_requests),
+             "a list call once the tab shows again", 3000, 50)
+    test_many_jobs(page)
+    page.select_option("#poll-interval", "2000")
+    page.wait_for_selector(f'#jobs tbody tr[data-id="{cancel_me["id"]}"][data-status=cancelled]')
+    os.makedirs(DOCS, exist_ok=True)
+    page.screenshot(path=os.path.join(DOCS, "screenshot-jobs.png"))
+
+    # 6. The job page.
+    page.click(f'#jobs tbody tr[data-id="{seed_id}"] td.name a')
+    page.wait_for_selector("svg.sparsity rect.bar")
+    _, result = api_call(d, "GET", f"/v1/jobs/{seed_id}/result")
+    bars = page.locator("svg.sparsity rect.bar").evaluate_all(
+        "(rs) => rs.map((r) => ({ name: r.dataset.name, w: Number(r.getAttribute('width')) }))")
+    tracks = page.locator("svg.sparsity rect.track").evaluate_all(
+        "(rs) => rs.map((r) => Number(r.getAttribute('width')))")
+    check(len(bars) == len(query_weights) and len(bars) == 4, "one sparsity bar per target parameter (4)",
+          (len(bars), len(query_weights)))
+    check(sorted(b["name"] for b in bars) == sorted(query_weights), "the bars are the query weights",
+          [b["name"] for b in bars])
+    sparsity = {p["name"]: p["sparsity"] for p in result["sparsity"]["parameters"]}
+    ratios = [b["w"] / tracks[i] if i < len(tracks) and tracks[i] else None for i, b in enumerate(bars)]
+    check(all(r is not None and b["name"] in sparsity and abs(r - sparsity[b["name"]]) < 0.005
+              for r, b in zip(ratios, bars)),
+          "bar lengths are the sparsities from result.json",
+          {"bars": ratios, "result.json": [sparsity.get(b["name"]) for b in bars]})
+    layer_bars = page.locator("svg.layer-sparsity rect.bar").count()
+    check(layer_bars == len(result["sparsity"]["layers"]), "one bar per layer",
+          (layer_bars, len(result["sparsity"]["layers"])))
+    stages = page.locator("#job-timeline tr[data-stage]").evaluate_all("(rs) => rs.map((r) => r.dataset.stage)")
+    want_stages = [s["stage"] for s in seed_job["stages"]]
+    check(stages == want_stages, "the timeline lists the stages", (stages, want_stages))
+    acc_row = squash(page.locator("#job-metrics tr[data-metric=accuracy]").inner_text())
+    before, after = result["metrics"]["before"], result["metrics"]["after"]
+    check(to_fixed(before["accuracy"], 3) in acc_row and to_fixed(after["accuracy"], 3) in acc_row,
+          "before/after accuracy side by side", (acc_row, before["accuracy"], after["accuracy"]))
+    n_classes = len(before["per_class"])
+    class_rows = page.locator("#job-classes tbody tr").count()
+    check(class_rows == n_classes, "one per-class F1 row per class", (class_rows, n_classes))
+    cells = page.locator("#job-confusion td.cell").evaluate_all(
+        "(cs) => cs.map((c) => [Number(c.dataset.row), Number(c.dataset.col), Number(c.dataset.diff)])")
+    cb, ca = before["confusion"], after["confusion"]
+
+    def diff_ok(cell):
+        i, j, diff = cell
+        try:
+            return diff == ca[int(i)][int(j)] - cb[int(i)][int(j)]
+        except (IndexError, TypeError, ValueError):
+            return False
+
+    wrong = [c for c in cells if not diff_ok(c)]
+    check(len(cells) == n_classes * n_classes and not wrong, "the heat map is after - before of the confusion matrices",
+          {"cells": len(cells), "want": n_classes * n_classes, "wrong": wrong[:5]})
+    check(page.is_hidden("#job-error"), "no error box on a job that succeeded", page.text_content("#job-error"))
+    page.screenshot(path=os.path.join(DOCS, "screenshot-job.png"), full_page=True)
+
+    # 7. Downloads through fetch + blob, with the token.
+    art = next(a for a in result["artifacts"] if a["format"] == "torchscript")
+    with page.expect_download(timeout=60000) as info:
+        page.click("[data-download=torchscript]")
+    dl = info.value
+    with open(dl.path(), "rb") as f:
+        data = f.read()
+    _, head, _ = http(d, "HEAD", f"/v1/jobs/{seed_id}/checkpoint?format=torchscript", token=TOKEN)
+    check(len(data) == art["bytes"] and len(data) == header_int(head, "Content-Length"),
+          "the checkpoint has the bytes the API announces", (len(data), art["bytes"], head.get("Content-Length")))
+    check(sha256(data) == art["sha256"] and head.get("ETag") == f'"{art["sha256"]}"',
+          "the checkpoint sha256 matches result.json and the ETag", (sha256(data), art["sha256"], head.get("ETag")))
+    check(dl.suggested_filename.startswith(seed_id), "the file is named after Content-Disposition",
+          dl.suggested_filename)
+    page.wait_for_function("() => /sha256 verified/.test(document.querySelector('#job-download-state').textContent)")
+    check(True, "the page checks the sha256 itself")
+    with page.expect_download() as info:
+        page.click("[data-download=result]")
+    with open(info.value.path(), encoding="utf-8") as f:
+        res_text = f.read()
+    check(json.dumps(json.loads(res_text)) == json.dumps(result), "result.json downloads as the API serves it",
+          res_text[:300])
+    dl_reqs = [r for r in api_requests if r["path"].endswith("/checkpoint") or r["path"].endswith("/result")]
+    check(len(dl_reqs) >= 2 and all(r["auth"] == BEARER for r in dl_reqs), "downloads send the bearer token",
+          dl_reqs)
+
+    # 8. The failed job's page shows the error; Delete removes it.
+    page.goto(d.base + "/#/jobs/" + failing["id"])
+    page.wait_for_selector("#job-error:not([hidden])")
+    _, fail_job = api_call(d, "GET", "/v1/jobs/" + failing["id"])
+    shown = page.text_content("#job-error")
+    check(fail_job["error"] in (shown or ""), "the job page shows the error", (shown, fail_job["error"]))
+    check(page.is_disabled("[data-download=torchscript]"), "no download for a failed job (button disabled)",
+          page.is_disabled("[data-download=torchscript]"))
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#job-delete")
+    page.wait_for_function("() => location.hash === '#/jobs'")
+    st, _ = api_call(d, "GET", "/v1/jobs/" + failing["id"])
+    check(st == 404, "Delete deletes the job (then GET is 404)", st)
+
+    # Every API call after the token was set carried it.
+    after = api_requests[token_set_at:]
+    without = [r for r in after if r["auth"] != BEARER]
+    check(len(after) > 10 and not without, "every API call sends Authorization: Bearer",
+          {"calls": len(after), "without the token": without[:5]})
+    check(len(page_errors) == 0, "no script errors in the page", page_errors)
+
+
+def main():
+    # Preconditions: fail loudly, never skip.
+    if not BIN or not os.path.exists(BIN):
+        finish(f"PRUNERD_BIN is not a prunerd binary: {BIN!r} (run through meson test)")
+    for f in [MODEL_PATH] + list(EVAL_FILES.values()):
+        if not os.path.exists(f):
+            finish(f"shared data missing: {f} (PRUNERD_SHARED={SHARED!r})")
+    if not os.path.exists(CHROMIUM):
+        finish(f"{CHROMIUM} is missing: install Debian's chromium (tools/deps.sh)")
+    if PLAYWRIGHT_MISSING:
+        finish(f"cannot load Playwright for Python ({PLAYWRIGHT_MISSING}): run this with "
+               f"{ROOT}/.venv/bin/python, the venv that has it (this is {sys.executable})")
+
+    tmp = tempfile.mkdtemp(prefix="prunerd-browser-")
+    d = Daemon(tmp)
+    run_state = {"context": None, "user_dir": None}
+    try:
+        if d.port is None:
+            check(False, "prunerd did not start listening", d.log()[-2000:])
+        else:
+            with sync_playwright() as pw:
+                try:
+                    run(pw, d, run_state)
+                except Exception:
+                    check(False, "unexpected exception: " + traceback.format_exc())
+                if run_state["context"]:
+                    try:
+                        run_state["context"].close()
+                    except Exception:
+                        pass
+    except Exception:  # Playwright's driver failed to start or stop
+        check(False, "unexpected exception: " + traceback.format_exc())
+    finally:
+        d.stop()
+        if td.failed:
+            print("--- daemon log (tail) ---\n" + d.log()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+        if run_state["user_dir"]:
+            shutil.rmtree(run_state["user_dir"], ignore_errors=True)
+    finish()
+
+if __name__ == "__main__":
+    main()
