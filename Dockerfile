@@ -1,11 +1,12 @@
 # Dockerfile - prunerd on Debian 12 (bookworm): build with meson (release), run as user prunerd.
 #
-# CPU (Debian's libtorch 1.13):
+# Main build: PyPI's torch 2.11 (CUDA compiled in) in the venv /opt/prunerd/venv,
+# which the image ships: the binary's rpath points into it, and the torch
+# libraries find their nvidia-* libraries through their own RPATH there.
 #   docker build -t prunerd .
-# GPU (an upstream CUDA libtorch, cxx11 ABI, unpacked into the build context):
-#   unzip libtorch-cxx11-abi-shared-with-deps-*.zip      # gives ./libtorch/
-#   docker build -t prunerd:cuda --build-arg TORCH_DIR=/src/libtorch .
-#   docker run --gpus all ...
+#   docker run --gpus all ...          (the NVIDIA container toolkit; CPU without it)
+# Debian's libtorch 1.13 (CPU only, a smaller image, no venv):
+#   docker build -t prunerd:cpu --build-arg TORCH=system .
 # Run (see docs/operations.md): the server listens on 0.0.0.0:8080, which
 # prunerd refuses without tokens, so mount a config that has a [tokens] section:
 #   docker run -p 8080:8080 -v prunerd-data:/var/lib/prunerd \
@@ -13,10 +14,9 @@
 #     -v /srv/models:/srv/models:ro -v /srv/data:/srv/data:ro prunerd
 FROM debian:bookworm
 
-# The libtorch prefix given to meson as -Dtorch_dir: /usr is Debian's
-# libtorch-dev (CPU); a path under /src is an upstream libtorch copied in
-# with the build context (its lib/ is put in the binary's rpath).
-ARG TORCH_DIR=/usr
+# meson's -Dtorch: python (the venv's torch, the main build) or system.
+ARG TORCH=python
+ARG VENV=/opt/prunerd/venv
 
 # The packages of tools/deps.sh, in the same order (tests/test_deploy.py keeps
 # the two lists equal), plus curl for the HEALTHCHECK.
@@ -25,13 +25,19 @@ RUN apt-get update \
       meson ninja-build pkg-config gcc g++ \
       libtorch-dev libopenblas0-pthread \
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev \
-      python3-torch python3-sklearn \
+      python3-venv chromium \
       curl \
  && rm -rf /var/lib/apt/lists/*
 
 COPY . /src
 WORKDIR /src
-RUN meson setup /build --buildtype=release --prefix=/usr/local -Dtorch_dir="${TORCH_DIR}" \
+# The run-time venv: torch alone, at the version tools/requirements.txt pins
+# (the oracles and test tools stay out of the image).
+RUN if [ "${TORCH}" = python ]; then \
+      python3 -m venv "${VENV}" \
+      && "${VENV}/bin/pip" install --no-cache-dir "$(grep '^torch==' tools/requirements.txt)"; \
+    fi
+RUN meson setup /build --buildtype=release --prefix=/usr/local -Dtorch="${TORCH}" -Dpython="${VENV}/bin/python" \
  && meson compile -C /build prunerd \
  && meson install -C /build --no-rebuild \
  && /usr/local/bin/prunerd version

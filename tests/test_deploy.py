@@ -94,11 +94,18 @@ def test_dockerfile(tmp):
         i for i, k in enumerate(kinds) if k == "RUN"), "USER prunerd after the last RUN", args.get("USER"))
     check(any(re.search(r"useradd [^&]*\bprunerd\s*(&&|$)", r) for r in args.get("RUN", [])),
           "the prunerd user is created", args.get("RUN"))
-    check(any(a.startswith("TORCH_DIR=") for a in args.get("ARG", [])), "ARG TORCH_DIR",
-          args.get("ARG"))
+    check("TORCH=python" in args.get("ARG", []), "ARG TORCH=python (the main build)", args.get("ARG"))
+    venv = [a.split("=", 1)[1] for a in args.get("ARG", []) if a.startswith("VENV=")]
+    check(venv == ["/opt/prunerd/venv"], "ARG VENV=/opt/prunerd/venv", args.get("ARG"))
     build = " ".join(args.get("RUN", []))
-    check("--buildtype=release" in build and '-Dtorch_dir="${TORCH_DIR}"' in build,
-          "meson setup --buildtype=release -Dtorch_dir=${TORCH_DIR}", build[:300])
+    check("--buildtype=release" in build and '-Dtorch="${TORCH}"' in build
+          and '-Dpython="${VENV}/bin/python"' in build,
+          'meson setup --buildtype=release -Dtorch="${TORCH}" -Dpython="${VENV}/bin/python"', build[:400])
+    # the venv gets exactly the torch that tools/requirements.txt pins
+    check('python3 -m venv "${VENV}"' in build and "grep '^torch==' tools/requirements.txt" in build,
+          "the image's venv installs the pinned torch", build[:400])
+    pins = [l for l in read("tools/requirements.txt").splitlines() if l.startswith("torch==")]
+    check(len(pins) == 1, "tools/requirements.txt pins torch once", pins)
     cmd = args.get("CMD", [""])[-1]
     check(cmd == '["prunerd", "serve", "--config", "/etc/prunerd/prunerd.conf"]', "CMD", cmd)
 
