@@ -102,7 +102,7 @@ template <class F> int ts_catch(char *err, size_t errlen, int code_torch, const 
         /* CUDA's caching allocator ran out: give back what it caches so the
          * daemon's next job starts clean, and say so plainly. */
         ts_cuda_empty_cache();
-        return err_set(err, errlen, ERR_NOMEM, "%s: device out of memory: %s", ctx,
+        return err_set(err, errlen, ERR_NOMEM, "%s: out of memory: %s", ctx,
                        one_line(e.what_without_backtrace()).c_str());
     } catch (const c10::Error &e) {
         return err_set(err, errlen, code_torch, "%s: %s", ctx,
