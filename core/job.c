@@ -125,8 +125,8 @@ static int load(struct run *r, char *err, size_t errlen)
                                json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err,
                                errlen);
         if (!r->data) return ERR_FORMAT;
-        r->tok = tok_create(req_str(ev, "vocab"), json_is_true(json_object_get(ev, "lowercase")),
-                            err, errlen);
+        r->tok = tok_create(req_str(ev, "vocab"), TOK_BERT_LEGACY,
+                            json_is_true(json_object_get(ev, "lowercase")), err, errlen);
         if (!r->tok) return ERR_FORMAT;
         r->inputs = eval_inputs_create(r->tok, r->data,
                                        (int)json_integer_value(json_object_get(ev, "max_length")),

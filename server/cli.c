@@ -356,7 +356,7 @@ int cli_eval(int argc, char **argv)
     if (threads > 0) ts_set_threads((int)threads);
     double t0 = fs_monotonic();
     if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
-        !(tok = tok_create(vocab, lowercase, err, sizeof err)) ||
+        !(tok = tok_create(vocab, TOK_BERT_LEGACY, lowercase, err, sizeof err)) ||
         !(m = ts_model_load(argv[optind], device, err, sizeof err)) ||
         !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
         rc = fail(EXIT_USAGE, "%s", err);
