@@ -64,14 +64,15 @@
  *   unicode_categories crate (0.1.1, Unicode 8.0) for control (Cc Cf Co,
  *   not Cn), punctuation and Mn: rs_delta lists the 568 code points where
  *   that differs from utf8proc (nearly all assigned after 8.0, which the
- *   crate does not know).  unicode-normalization-alignments (Unicode 9.0
- *   data) for NFD: it lacks U+11938's decomposition (13.0), special-cased
- *   below; it also gives combining class 0 to 108 marks newer than 9.0, so
- *   it does not reorder them where utf8proc would (here utf8proc's classes
- *   are used: only the order of two such marks within one word can differ,
- *   and bert-base-chinese's vocab holds no combining mark at all).  Rust's
- *   std (Unicode 16.0) for White_Space, derived here from utf8proc as Zs,
- *   Zl, Zp, U+0009-000D and U+0085 (equal over every code point), and for
+ *   crate does not know, hence ordinary letters to it).
+ *   unicode-normalization-alignments (Unicode 9.0 data) for NFD: it lacks
+ *   U+11938's decomposition (13.0), special-cased below; it also gives
+ *   combining class 0 to 108 marks newer than 9.0, so it does not reorder
+ *   them where utf8proc would (here utf8proc's classes are used: only the
+ *   order of two such marks within one word can differ, and
+ *   bert-base-chinese's vocab holds no combining mark at all).  Rust's std
+ *   (Unicode 16.0) for White_Space, derived here from utf8proc as Zs, Zl,
+ *   Zp, U+0009-000D and U+0085 (equal over every code point), and for
  *   lowercase: utf8proc's simple mapping plus U+0130 -> i U+0307 equals it
  *   over everything 15.0 assigns; 16.0 adds 55 case pairs utf8proc lacks
  *   (U+1C89, U+A7CB..., U+10D50..., U+16EA0...), left unassigned here.
@@ -109,11 +110,12 @@ enum {
 
 /* Where unicode_categories 0.1.1 (Unicode 8.0), as the tokenizers crate
  * sees it, differs from utf8proc 2.8 (Unicode 15.0) for the classes above:
- * 568 code points, 565 of them assigned after 8.0 and so RS_NONE, plus
- * U+166D (Po in 8.0, So now), U+1734 (Mn in 8.0, Mc now) and U+111C9 (Po in
- * 8.0, Mn now).  A range also covers code points between the differing ones
- * that the crate classes the same.  Printed by tools/gen_tok_tables.py from
- * tokenizers 0.23.3. */
+ * 568 code points.  565 are RS_NONE: nearly all assigned after 8.0, which
+ * the crate does not know, a few recategorized since (U+1885-1886 Lo -> Mn
+ * in 9.0).  Three have another class: U+166D (Po in 8.0, So now), U+1734
+ * (Mn in 8.0, Mc now), U+111C9 (Po in 8.0, Mn now).  A range also covers
+ * code points between the differing ones that the crate classes the same.
+ * Printed by tools/gen_tok_tables.py from tokenizers 0.23.3. */
 static const struct {
     int32_t lo, hi;
     uint8_t cls;
