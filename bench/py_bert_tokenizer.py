@@ -1,6 +1,8 @@
 """py_bert_tokenizer.py - the reference tokenizer's algorithm in pure Python
-(transformers' BertTokenizer semantics, as ../shared/data/golden/README.md
-spells them out), the baseline the evaluation benchmark measures against."""
+(transformers' BertTokenizerLegacy semantics, as ../shared/data/golden/README.md
+spells them out), the baseline the evaluation benchmark measures against.
+On the THUCNews titles it agrees with transformers 5's BertTokenizer too
+(docs/api.md, "Tokenizers")."""
 import unicodedata
 
 CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),

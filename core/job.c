@@ -131,8 +131,13 @@ static int load(struct run *r, char *err, size_t errlen)
             dataset_load(req_str(ev, "data"), req_str(ev, "classes"),
                          json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err, errlen);
         if (!r->data) return ERR_FORMAT;
-        r->tok = tok_create(req_str(ev, "vocab"), json_is_true(json_object_get(ev, "lowercase")),
-                            err, errlen);
+        /* A request queued before eval.tokenizer existed ran with the legacy one. */
+        enum tok_mode mode = TOK_BERT_LEGACY;
+        if (json_object_get(ev, "tokenizer") && tok_mode_parse(req_str(ev, "tokenizer"), &mode))
+            return err_set(err, errlen, ERR_INVALID, "eval.tokenizer: unknown tokenizer \"%s\"",
+                           req_str(ev, "tokenizer"));
+        r->tok = tok_create(req_str(ev, "vocab"), mode,
+                            json_is_true(json_object_get(ev, "lowercase")), err, errlen);
         if (!r->tok) return ERR_FORMAT;
         r->inputs = eval_inputs_create(r->tok, r->data,
                                        (int)json_integer_value(json_object_get(ev, "max_length")),

@@ -13,7 +13,7 @@
  *   {"model", "targets": [glob...], "method", "amount", "amount_kind",
  *    "scope", "options": {n, dim, seed, threshold, mask, plugin,
  *    plugin_params, iterative}, "eval": {data, vocab, classes, max_length,
- *    batch_size, lowercase, padding, limit} | absent, "outputs": [...],
+ *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
  *    "device", "name"}
  *
  * The stages, in order: loading, evaluating_before, pruning,

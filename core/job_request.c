@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "prune.h"
+#include "tokenizer.h"
 
 const char *const job_stages[JOB_STAGE_COUNT] = {
     "loading", "evaluating_before", "pruning", "evaluating_after", "saving",
@@ -234,8 +235,9 @@ out:
 
 static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
 {
-    static const char *const keys[] = {"data", "vocab", "classes", "max_length", "batch_size",
-                                       "lowercase", "padding", "limit", NULL};
+    static const char *const keys[] = {"data",       "vocab",     "classes", "max_length",
+                                       "batch_size", "lowercase", "padding", "limit",
+                                       "tokenizer",  NULL};
     static const char *const paddings[] = {"exact", "dynamic", NULL};
     json_t *ev = json_object_get(in, "eval");
     if (!ev || json_is_null(ev)) {
@@ -253,6 +255,8 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
         (rc = get_int(ev, "batch_size", "eval.batch_size", 1, 4096, 0, 256, o, fe)) ||
         (rc = get_bool(ev, "lowercase", "eval.lowercase", 1, o, fe)) ||
         (rc = get_enum(ev, "padding", "eval.padding", paddings, "exact", o, fe)) ||
+        (rc = get_enum(ev, "tokenizer", "eval.tokenizer", tok_mode_names, tok_mode_names[TOK_BERT],
+                       o, fe)) ||
         (rc = get_int(ev, "limit", "eval.limit", 1, INT32_MAX, 1, 0, o, fe))) {
         json_decref(o);
         return rc;

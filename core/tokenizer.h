@@ -1,4 +1,4 @@
-/* tokenizer.h - transformers' BertTokenizer (basic + WordPiece) over a vocab.txt */
+/* tokenizer.h - transformers' BertTokenizer and BertTokenizerLegacy over a vocab.txt */
 #ifndef PRUNERD_TOKENIZER_H
 #define PRUNERD_TOKENIZER_H
 
@@ -7,16 +7,34 @@
 
 /*
  * A tokenizer is read-only once created, so one may be shared by threads.
- * ../shared/data/golden/README.md spells out the algorithm it follows.
+ * docs/api.md ("Tokenizers") lists where the two modes differ.
  */
 struct tokenizer;
+
+/* Which transformers tokenizer to follow; both read the same vocab.txt. */
+enum tok_mode {
+    TOK_BERT = 0,        /* transformers 5's BertTokenizer: the Rust tokenizers
+                          * pipeline (BertNormalizer, BertPreTokenizer, WordPiece) */
+    TOK_BERT_LEGACY = 1, /* transformers' BertTokenizerLegacy: the Python
+                          * BasicTokenizer + WordpieceTokenizer of transformers 4,
+                          * which ../shared/data/golden/README.md spells out */
+};
+#define TOK_MODE_COUNT 2
+
+/* The modes' names as the job request (eval.tokenizer) and the CLI
+ * (--tokenizer) spell them, indexed by enum tok_mode, NULL-terminated. */
+extern const char *const tok_mode_names[TOK_MODE_COUNT + 1];
+/* Sets *mode to the mode called name; ERR_INVALID (*mode untouched) if none. */
+int tok_mode_parse(const char *name, enum tok_mode *mode);
 
 /* Special ids of bert-base-chinese; tok_create checks the vocab has them. */
 #define TOK_PAD_ID 0
 
-/* Loads vocab_path (one token a line). lowercase: BERT's do_lower_case.
- * Returns NULL with a message on failure; free with tok_destroy. */
-struct tokenizer *tok_create(const char *vocab_path, int lowercase, char *err, size_t errlen);
+/* Loads vocab_path (one token a line) for mode.  lowercase: BERT's
+ * do_lower_case (strip_accents follows it, as both transformers classes
+ * default).  Returns NULL with a message on failure; free with tok_destroy. */
+struct tokenizer *tok_create(const char *vocab_path, enum tok_mode mode, int lowercase, char *err,
+                             size_t errlen);
 void tok_destroy(struct tokenizer *t);
 
 size_t tok_vocab_size(const struct tokenizer *t);
@@ -37,7 +55,10 @@ void tok_ids_free(struct tok_ids *v);
 
 /*
  * Tokenizes text (len bytes of UTF-8) into ids, appended to out after
- * clearing it: no [CLS]/[SEP], no truncation.  Invalid UTF-8 is ERR_INVALID.
+ * clearing it: no [CLS]/[SEP] added, no truncation.  As in transformers, the
+ * special tokens [PAD] [UNK] [CLS] [SEP] [MASK] written in the text (exact
+ * case, anywhere) are kept whole, each as its id, when the vocab has them.
+ * Invalid UTF-8 is ERR_INVALID.
  */
 int tok_tokenize(const struct tokenizer *t, const char *text, size_t len, struct tok_ids *out,
                  char *err, size_t errlen);

@@ -292,25 +292,48 @@ out:
 
 static const char eval_usage[] =
     "usage: prunerd eval MODEL.pt --data FILE --vocab VOCAB --classes CLASSES [--max-length 32] "
-    "[--batch-size 256] [--lowercase|--no-lowercase] [--padding exact|dynamic] [--limit N] "
-    "[--report R.json] [--logits OUT.f32] [--threads N] [--device D]";
+    "[--batch-size 256] [--lowercase|--no-lowercase] [--tokenizer bert|bert_legacy] "
+    "[--padding exact|dynamic] [--limit N] [--report R.json] [--logits OUT.f32] [--threads N] "
+    "[--device D]";
 
 int cli_eval(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_VOCAB, O_CLASSES, O_MAXLEN, O_BATCH, O_LOWER, O_NOLOWER, O_PAD, O_LIMIT,
-           O_REPORT, O_LOGITS, O_THREADS, O_DEVICE };
-    static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA},         {"vocab", required_argument, 0, O_VOCAB},
-        {"classes", required_argument, 0, O_CLASSES},   {"max-length", required_argument, 0, O_MAXLEN},
-        {"batch-size", required_argument, 0, O_BATCH},  {"lowercase", no_argument, 0, O_LOWER},
-        {"no-lowercase", no_argument, 0, O_NOLOWER},    {"padding", required_argument, 0, O_PAD},
-        {"limit", required_argument, 0, O_LIMIT},       {"report", required_argument, 0, O_REPORT},
-        {"logits", required_argument, 0, O_LOGITS},     {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},     {0, 0, 0, 0}};
+    enum {
+        O_DATA = 256,
+        O_VOCAB,
+        O_CLASSES,
+        O_MAXLEN,
+        O_BATCH,
+        O_LOWER,
+        O_NOLOWER,
+        O_PAD,
+        O_LIMIT,
+        O_REPORT,
+        O_LOGITS,
+        O_THREADS,
+        O_DEVICE,
+        O_TOKENIZER
+    };
+    static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
+                                         {"vocab", required_argument, 0, O_VOCAB},
+                                         {"classes", required_argument, 0, O_CLASSES},
+                                         {"max-length", required_argument, 0, O_MAXLEN},
+                                         {"batch-size", required_argument, 0, O_BATCH},
+                                         {"lowercase", no_argument, 0, O_LOWER},
+                                         {"no-lowercase", no_argument, 0, O_NOLOWER},
+                                         {"padding", required_argument, 0, O_PAD},
+                                         {"limit", required_argument, 0, O_LIMIT},
+                                         {"report", required_argument, 0, O_REPORT},
+                                         {"logits", required_argument, 0, O_LOGITS},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"tokenizer", required_argument, 0, O_TOKENIZER},
+                                         {0, 0, 0, 0}};
     const char *data = NULL, *vocab = NULL, *classes = NULL, *report = NULL, *logits_path = NULL;
     const char *device = "cpu";
     long max_length = 32, batch = 256, limit = 0, threads = 0;
     int lowercase = 1, c, rc = 0;
+    enum tok_mode mode = TOK_BERT;
     enum eval_padding pad = EVAL_PAD_EXACT;
     char err[1024];
     struct ts_model *m = NULL;
@@ -332,6 +355,10 @@ int cli_eval(int argc, char **argv)
         case O_DEVICE: device = optarg; break;
         case O_LOWER: lowercase = 1; break;
         case O_NOLOWER: lowercase = 0; break;
+        case O_TOKENIZER:
+            if (tok_mode_parse(optarg, &mode))
+                return fail(EXIT_USAGE, "--tokenizer: must be bert or bert_legacy");
+            break;
         case O_PAD:
             if (!strcmp(optarg, "exact")) pad = EVAL_PAD_EXACT;
             else if (!strcmp(optarg, "dynamic")) pad = EVAL_PAD_DYNAMIC;
@@ -356,7 +383,7 @@ int cli_eval(int argc, char **argv)
     if (threads > 0) ts_set_threads((int)threads);
     double t0 = fs_monotonic();
     if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
-        !(tok = tok_create(vocab, lowercase, err, sizeof err)) ||
+        !(tok = tok_create(vocab, mode, lowercase, err, sizeof err)) ||
         !(m = ts_model_load(argv[optind], device, err, sizeof err)) ||
         !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
         rc = fail(EXIT_USAGE, "%s", err);
@@ -377,11 +404,12 @@ int cli_eval(int argc, char **argv)
         }
     }
     if (report) {
-        json_t *r = json_pack("{s:O, s:{s:f, s:f}, s:{s:s, s:i, s:s, s:i, s:i}}", "metrics", mj, "timings",
-                              "load_s", load_s, "tokenize_s", in->tokenize_s, "settings", "padding",
-                              pad == EVAL_PAD_DYNAMIC ? "dynamic" : "exact", "batch_size", (int)batch,
-                              "device", ts_model_device(m), "max_length", (int)max_length, "threads",
-                              ts_get_threads());
+        json_t *r = json_pack(
+            "{s:O, s:{s:f, s:f}, s:{s:s, s:i, s:s, s:i, s:i, s:s, s:b}}", "metrics", mj, "timings",
+            "load_s", load_s, "tokenize_s", in->tokenize_s, "settings", "padding",
+            pad == EVAL_PAD_DYNAMIC ? "dynamic" : "exact", "batch_size", (int)batch, "device",
+            ts_model_device(m), "max_length", (int)max_length, "threads", ts_get_threads(),
+            "tokenizer", tok_mode_names[mode], "lowercase", lowercase);
         rc = write_json(report, r);
         json_decref(r);
     }

@@ -210,6 +210,12 @@ def test_errors(d, tmp):
     st, _, b = d.json("POST", "/v1/jobs", req)
     check_error(st, b, 400, "amount out of range", field="amount")
     check(error_of(b).get("code") == "invalid_field", "a bad field's code is invalid_field", error_of(b))
+    req = seed_request()
+    req["eval"]["tokenizer"] = "wordpiece"
+    st, _, b = d.json("POST", "/v1/jobs", req)
+    check_error(st, b, 400, "unknown tokenizer", field="eval.tokenizer")
+    check("bert_legacy" in error_of(b).get("message", ""), "the message lists the tokenizers",
+          error_of(b))
     st, _, b = d.json("GET", "/v1/jobs/not-a-uuid")
     check_error(st, b, 400, "bad job id", field="id")
     st, _, b = d.json("GET", "/v1/jobs?limit=0")
@@ -294,6 +300,8 @@ def test_jobs_lifecycle(d):
     check(h.get("Location") == f"/v1/jobs/{jid}", "Location header", h.get("Location"))
     check(job["status"] in ("queued", "running"), "new job queued", job["status"])
     check(job["request"]["model"].endswith(MODEL_NAME), "request model resolved", job["request"]["model"])
+    check(job["request"]["eval"].get("tokenizer") == "bert", "eval.tokenizer defaults to bert",
+          job["request"]["eval"])
     # 409 until succeeded (the job cannot be done this fast... unless it is; then skip)
     st, _, b = d.json("GET", f"/v1/jobs/{jid}/checkpoint")
     st2, _, b2 = d.json("GET", f"/v1/jobs/{jid}/result")

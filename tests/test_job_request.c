@@ -53,6 +53,8 @@ static void test_defaults(void)
     CHECK_INT(json_integer_value(json_object_get(ev, "batch_size")), 256);
     CHECK(json_is_true(json_object_get(ev, "lowercase")), "lowercase default");
     CHECK(!strcmp(json_string_value(json_object_get(ev, "padding")), "exact"), "padding default");
+    CHECK(!strcmp(json_string_value(json_object_get(ev, "tokenizer")), "bert"),
+          "tokenizer default '%s'", json_string_value(json_object_get(ev, "tokenizer")));
     CHECK(json_is_null(json_object_get(ev, "limit")), "limit default");
     CHECK(!strcmp(json_string_value(json_object_get(out, "amount_kind")), "fraction"), "amount kind");
     CHECK(json_is_real(json_object_get(out, "amount")), "amount real");
@@ -66,6 +68,19 @@ static void test_defaults(void)
     CHECK_INT(job_request_normalize(out, &again, &fe), 0);
     CHECK(json_equal(out, again), "normalize is not idempotent");
     json_decref(again);
+    json_decref(out);
+}
+
+static void test_tokenizer(void)
+{
+    static const char legacy[] = "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1, "
+                                 "\"eval\": {\"data\": \"d\", \"vocab\": \"v\","
+                                 " \"classes\": \"c\", \"tokenizer\": \"bert_legacy\"}}";
+    json_t *out = NULL;
+    struct job_field_error fe;
+    CHECK(norm(legacy, &out, &fe) == 0, "%s: %s", fe.field, fe.message);
+    const char *tk = json_string_value(json_object_get(json_object_get(out, "eval"), "tokenizer"));
+    CHECK(tk && !strcmp(tk, "bert_legacy"), "tokenizer '%s'", tk ? tk : "(none)");
     json_decref(out);
 }
 
@@ -129,6 +144,12 @@ static void test_bad_fields(void)
                "eval.padding", "exact");
     expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"limit\": 0}}",
                "eval.limit", "integer");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"tokenizer\": "
+               "\"wordpiece\"}}",
+               "eval.tokenizer", "must be one of \"bert\", \"bert_legacy\"");
+    expect_bad(
+        "{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"tokenizer\": 1}}",
+        "eval.tokenizer", "one of");
     expect_bad("{\"eval\": 5}", "eval", "object");
     expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "torchscript");
     expect_bad("{\"outputs\": [\"torchscript\", \"torchscript\"]}", "outputs", "once");
@@ -169,6 +190,7 @@ static void test_resolve(void)
 int main(void)
 {
     test_defaults();
+    test_tokenizer();
     test_amounts();
     test_bad_fields();
     test_resolve();

@@ -12,10 +12,12 @@
 
 /* One token a line; its id is the line number from 0. */
 static const char *const vocab_lines[] = {
-    "[PAD]",  "[UNK]", "[CLS]", "[SEP]", "hello", "he", "##llo", "un",  "##aff",
-    "##able", "a",     "##a",   "b",     "ab",    "中", "文",    "!",   ",",
-    ".",      "e",     "i",     "σ",     "##ς",   "ς",  "dup",   "dup", "##b",
+    "[PAD]",  "[UNK]", "[CLS]",      "[SEP]",  "hello", "he", "##llo", "un",  "##aff",
+    "##able", "a",     "##a",        "b",      "ab",    "中", "文",    "!",   ",",
+    ".",      "e",     "i",          "σ",      "##ς",   "ς",  "dup",   "dup", "##b",
+    "##σ",    "é",     "##\xcc\x81", "[MASK]", "[",     "]",  "unk",
 };
+#define NVOCAB (sizeof vocab_lines / sizeof vocab_lines[0])
 enum {
     HELLO = 4,
     UN = 7,
@@ -34,7 +36,16 @@ enum {
     I = 20,
     SIGMA = 21,
     CFINAL = 22,
-    UNK = 1
+    CSIGMA = 27, /* ##σ */
+    EACUTE = 28, /* é, U+00E9 */
+    CACUTE = 29, /* ##U+0301 */
+    MASK = 30,
+    LBR = 31,
+    RBR = 32,
+    UNKWORD = 33, /* unk */
+    UNK = 1,
+    CLS = 2,
+    SEP = 3,
 };
 
 #define TOK_TEST_MAX 16
@@ -134,24 +145,7 @@ static void test_both(struct tokenizer *lo, struct tokenizer *cs)
         IDS(t,
             "a\xee\x80\x80"
             "b",
-            1, AB); /* U+E000: Co, dropped */
-        IDS(t,
-            "a\xcd\xb8"
-            "b",
-            1, AB); /* U+0378: unassigned */
-        /* Assigned in Unicode 15.0, unassigned (so dropped) in 14.0: */
-        IDS(t,
-            "a\xf0\x9f\xab\xa8"
-            "b",
-            1, AB); /* U+1FAE8 (So in 15.0) */
-        IDS(t,
-            "a\xe0\xb3\xb3"
-            "b",
-            1, AB); /* U+0CF3 (Mc in 15.0) */
-        IDS(t,
-            "a\xf0\xb1\x8d\x90"
-            "b",
-            1, AB);           /* U+31350 CJK ext. H (Lo) */
+            1, AB);           /* U+E000: Co, dropped */
         IDS(t, "dup", 1, 25); /* a repeated token: its last id */
     }
     /* 100 code points is a word, 101 is [UNK]. */
@@ -177,18 +171,132 @@ static void test_lower(struct tokenizer *lo, struct tokenizer *cs)
     IDS(cs, "Hello!", 2, UNK, BANG);
     IDS(lo, "\xc3\x89", 1, E); /* É -> é -> e + U+0301 -> e */
     IDS(cs, "\xc3\x89", 1, UNK);
-    IDS(lo, "e\xcc\x81", 1, E);   /* e + U+0301 (slow path) */
-    IDS(cs, "e\xcc\x81", 1, UNK); /* NFC: é, not in the vocab */
-    IDS(lo, "\xc4\xb0", 1, I);    /* İ -> i + U+0307 -> i */
+    IDS(lo, "e\xcc\x81", 1, E); /* e + U+0301 (slow path); cased: test_legacy, test_bert */
+    IDS(lo, "\xc4\xb0", 1, I);  /* İ -> i (legacy: lower, then strip; bert: the reverse) */
     IDS(cs, "\xc4\xb0", 1, UNK);
-    IDS(lo, "\xce\xa3", 1, SIGMA);                       /* a lone Σ is not final */
+    IDS(lo, "\xce\xa3", 1, SIGMA); /* a lone Σ is not final */
+    IDS(cs, "\xce\xa3", 1, UNK);
+    IDS(lo, "\xc3\xa9", 1, E); /* é */
+    IDS(cs, "\xc3\xa9", 1, EACUTE);
+}
+
+/* Where BertTokenizerLegacy's Python (Unicode 14.0) semantics show. */
+static void test_legacy(struct tokenizer *lo, struct tokenizer *cs)
+{
+    struct tokenizer *both[2] = {lo, cs};
+    for (int k = 0; k < 2; k++) {
+        struct tokenizer *t = both[k];
+        IDS(t,
+            "a\xcd\xb8"
+            "b",
+            1, AB); /* U+0378: unassigned (Cn), dropped */
+        /* Assigned in Unicode 15.0, unassigned (so dropped) in 14.0: */
+        IDS(t,
+            "a\xf0\x9f\xab\xa8"
+            "b",
+            1, AB); /* U+1FAE8 (So in 15.0) */
+        IDS(t,
+            "a\xe0\xb3\xb3"
+            "b",
+            1, AB); /* U+0CF3 (Mc in 15.0) */
+        IDS(t,
+            "a\xf0\xb1\x8d\x90"
+            "b",
+            1, AB); /* U+31350 CJK ext. H (Lo) */
+        IDS(t,
+            "a\xf0\xab\xa0\xa0"
+            "b",
+            3, A, UNK, B); /* U+2B820: a CJK ideograph to BERT */
+        IDS(t,
+            "a\xe1\x99\xad"
+            "b",
+            1, UNK); /* U+166D: So, no punctuation */
+        IDS(t,
+            "a\xf0\x9e\xa5\x9e"
+            "b",
+            3, A, UNK, B); /* U+1E95E: Po (Adlam, Unicode 9.0) */
+        IDS(t,
+            "a\xe0\xa2\x90"
+            "b",
+            1, AB); /* U+0890: Cf (Unicode 14.0), dropped */
+    }
     IDS(lo, "\xce\xa3\xce\xa3", 2, SIGMA, CFINAL);       /* ΣΣ -> σς */
     IDS(lo, "\xce\xa3\xce\xa3.", 3, SIGMA, CFINAL, DOT); /* '.' is case-ignorable */
     IDS(lo,
         "\xce\xa3\xce\xa3"
         "a",
-        1, UNK); /* σσa: not final, no ##σ */
-    IDS(cs, "\xce\xa3", 1, UNK);
+        3, SIGMA, CSIGMA, CA);       /* σσa: not final */
+    IDS(cs, "e\xcc\x81", 1, EACUTE); /* NFC: é */
+    IDS(cs, "e\xcc\x81[CLS]a", 3, EACUTE, CLS, A);
+    IDS(lo,
+        "a\xe1\xab\x81"
+        "b",
+        1, AB); /* U+1AC1: Mn (Unicode 13.0), stripped */
+}
+
+/* Where BertTokenizer's Rust semantics show (see core/tokenizer.c, DESIGN). */
+static void test_bert(struct tokenizer *lo, struct tokenizer *cs)
+{
+    struct tokenizer *both[2] = {lo, cs};
+    for (int k = 0; k < 2; k++) {
+        struct tokenizer *t = both[k];
+        IDS(t,
+            "a\xcd\xb8"
+            "b",
+            1, UNK); /* U+0378: unassigned, kept */
+        IDS(t,
+            "a\xf0\x9f\xab\xa8"
+            "b",
+            1, UNK); /* U+1FAE8: kept */
+        IDS(t,
+            "a\xf0\xab\xa0\xa0"
+            "b",
+            1, UNK); /* U+2B820: the crate's CJK ranges start at U+2B920 */
+        IDS(t,
+            "a\xe1\x99\xad"
+            "b",
+            3, A, UNK, B); /* U+166D: Po in Unicode 8.0 */
+        IDS(t,
+            "a\xf0\x9e\xa5\x9e"
+            "b",
+            1, UNK); /* U+1E95E: unknown to Unicode 8.0 */
+        IDS(t,
+            "a\xe0\xa2\x90"
+            "b",
+            1, UNK); /* U+0890: unknown to Unicode 8.0, kept */
+    }
+    IDS(lo, "\xce\xa3\xce\xa3", 2, SIGMA, CSIGMA);       /* ΣΣ -> σσ: no final sigma */
+    IDS(lo, "\xce\xa3\xce\xa3.", 3, SIGMA, CSIGMA, DOT); /* likewise */
+    IDS(cs, "e\xcc\x81", 2, E, CACUTE);                  /* no NFC */
+    IDS(cs, "e\xcc\x81[CLS]a", 4, E, CACUTE, CLS, A);
+    IDS(lo,
+        "a\xe1\xab\x81"
+        "b",
+        1, UNK); /* U+1AC1: no Mn to Unicode 8.0, kept */
+    IDS(lo,
+        "a\xf0\x91\xa4\xb8"
+        "b",
+        1, UNK);                        /* U+11938: no decomposition, one [UNK] */
+    IDS(lo, "\xc4\xb0", 1, I);          /* İ: NFD, strip, then lower */
+    IDS(lo, "e\xcc\x81\xcc\x81", 1, E); /* two marks, both stripped */
+}
+
+/* Special tokens in the text: kept whole in both modes. */
+static void test_special(struct tokenizer *lo, struct tokenizer *cs)
+{
+    struct tokenizer *both[2] = {lo, cs};
+    for (int k = 0; k < 2; k++) {
+        struct tokenizer *t = both[k];
+        IDS(t, "[CLS]", 1, CLS);
+        IDS(t, "a[SEP]b", 3, A, SEP, B);
+        IDS(t, "a [MASK] b", 3, A, MASK, B);
+        IDS(t, "[UNK][PAD]", 2, UNK, 0);
+        IDS(t, "[unk]", 3, LBR, UNKWORD, RBR); /* exact case only */
+        IDS(t, "[SEP", 2, LBR, UNK);
+        IDS(t, "[ab", 2, LBR, AB);
+        IDS(t, "\xc3\xa9[SEP]\xc3\xa9", 3, t == lo ? E : EACUTE, SEP, t == lo ? E : EACUTE);
+    }
+    IDS(lo, "e\xcc\x81[CLS]a", 3, E, CLS, A); /* slow path, cut at [CLS] */
 }
 
 static void test_encode(struct tokenizer *t)
@@ -250,37 +358,58 @@ static void test_invalid(struct tokenizer *t)
     tok_ids_free(&ids);
 }
 
-static void test_vocab(struct tokenizer *t)
+static void test_vocab(struct tokenizer *t, enum tok_mode mode)
 {
     char err[256];
-    CHECK_INT(tok_vocab_size(t), sizeof vocab_lines / sizeof vocab_lines[0]);
+    CHECK_INT(tok_vocab_size(t), NVOCAB);
     CHECK_INT(tok_cls_id(t), 2);
     CHECK_INT(tok_sep_id(t), 3);
     CHECK_INT(tok_unk_id(t), 1);
     CHECK(tok_id_to_token(t, HELLO) && !strcmp(tok_id_to_token(t, HELLO), "hello"), "token");
     CHECK(tok_id_to_token(t, -1) == NULL, "id -1");
-    CHECK(tok_id_to_token(t, 27) == NULL, "id 27");
+    CHECK(tok_id_to_token(t, NVOCAB) == NULL, "id %zu", NVOCAB);
     CHECK_INT(tok_token_to_id(t, "##llo", 5), 6);
     CHECK_INT(tok_token_to_id(t, "hellox", 5), HELLO);
     CHECK_INT(tok_token_to_id(t, "nope", 4), -1);
 
-    /* CRLF and CR line ends, no final newline */
-    const char *crlf = write_vocab("crlf.txt", vocab_lines, 27, "\r\n");
-    struct tokenizer *c = tok_create(crlf, 1, err, sizeof err);
+    /* CRLF line ends, no final newline: the same tokens in both modes */
+    const char *crlf = write_vocab("crlf.txt", vocab_lines, NVOCAB, "\r\n");
+    struct tokenizer *c = tok_create(crlf, mode, 1, err, sizeof err);
     CHECK(c != NULL, "%s", err);
     if (c) {
-        CHECK_INT(tok_vocab_size(c), 27);
+        CHECK_INT(tok_vocab_size(c), NVOCAB);
         CHECK_INT(tok_token_to_id(c, "hello", 5), HELLO);
         IDS(c, "unaffable", 3, UN, AFF, ABLE);
         tok_destroy(c);
     }
+    /* A lone CR ends a line for Python, not for Rust's lines() */
     const char *cr_lines[] = {"[PAD]\r[UNK]\r[CLS]\r[SEP]\rlast"};
     const char *cr = write_vocab("cr.txt", cr_lines, 1, "");
-    c = tok_create(cr, 0, err, sizeof err);
+    err[0] = '\0';
+    c = tok_create(cr, mode, 0, err, sizeof err);
+    if (mode == TOK_BERT_LEGACY) {
+        CHECK(c != NULL, "%s", err);
+        if (c) {
+            CHECK_INT(tok_vocab_size(c), 5);
+            CHECK_INT(tok_token_to_id(c, "last", 4), 4);
+        }
+    } else {
+        CHECK(c == NULL && strstr(err, "[UNK]") != NULL, "CR-only vocab: '%s'", err);
+    }
+    tok_destroy(c);
+    /* Trailing whitespace: BertTokenizer's WordPiece::read_file trims it */
+    const char *ws_lines[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "ab \t", "cd\xe3\x80\x80", "e f"};
+    c = tok_create(write_vocab("ws.txt", ws_lines, 7, "\n"), mode, 0, err, sizeof err);
     CHECK(c != NULL, "%s", err);
     if (c) {
-        CHECK_INT(tok_vocab_size(c), 5);
-        CHECK_INT(tok_token_to_id(c, "last", 4), 4);
+        int trim = mode == TOK_BERT;
+        CHECK_INT(tok_token_to_id(c, "ab", 2), trim ? 4 : -1);
+        CHECK_INT(tok_token_to_id(c, "ab \t", 4), trim ? -1 : 4);
+        CHECK_INT(tok_token_to_id(c, "cd", 2), trim ? 5 : -1); /* U+3000 is White_Space */
+        CHECK_INT(tok_token_to_id(c, "e f", 3), 6);
+        CHECK(!strcmp(tok_id_to_token(c, 4), trim ? "ab" : "ab \t"), "token 4 '%s'",
+              tok_id_to_token(c, 4));
+        IDS(c, "ab", 1, trim ? 4 : UNK);
         tok_destroy(c);
     }
 
@@ -288,26 +417,44 @@ static void test_vocab(struct tokenizer *t)
     char missing[128];
     snprintf(missing, sizeof missing, "%s/missing.txt", dir);
     err[0] = '\0';
-    CHECK(tok_create(missing, 1, err, sizeof err) == NULL, "missing vocab");
+    CHECK(tok_create(missing, mode, 1, err, sizeof err) == NULL, "missing vocab");
     CHECK(strstr(err, "missing.txt") != NULL, "message '%s'", err);
     const char *nounk_lines[] = {"[PAD]", "[CLS]", "[SEP]", "a"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("nounk.txt", nounk_lines, 4, "\n"), 1, err, sizeof err) == NULL,
+    CHECK(tok_create(write_vocab("nounk.txt", nounk_lines, 4, "\n"), mode, 1, err, sizeof err) ==
+              NULL,
           "no [UNK]");
     CHECK(strstr(err, "[UNK]") != NULL, "message '%s'", err);
     const char *pad_lines[] = {"a", "[PAD]", "[UNK]", "[CLS]", "[SEP]"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("pad.txt", pad_lines, 5, "\n"), 1, err, sizeof err) == NULL,
+    CHECK(tok_create(write_vocab("pad.txt", pad_lines, 5, "\n"), mode, 1, err, sizeof err) == NULL,
           "[PAD] at 1");
     CHECK(err[0] != '\0', "no message");
     const char *bin_lines[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xff"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("bin.txt", bin_lines, 5, "\n"), 1, err, sizeof err) == NULL,
+    CHECK(tok_create(write_vocab("bin.txt", bin_lines, 5, "\n"), mode, 1, err, sizeof err) == NULL,
           "not UTF-8");
     CHECK(strstr(err, "line 5") != NULL, "message '%s'", err);
-    CHECK(tok_create(NULL, 1, err, sizeof err) == NULL, "NULL path");
+    CHECK(tok_create(NULL, mode, 1, err, sizeof err) == NULL, "NULL path");
+    err[0] = '\0';
+    CHECK(tok_create(crlf, (enum tok_mode)7, 1, err, sizeof err) == NULL, "mode 7");
+    CHECK(strstr(err, "mode") != NULL, "message '%s'", err);
     tok_destroy(NULL);
     tok_ids_free(NULL);
+}
+
+static void test_mode_names(void)
+{
+    enum tok_mode m = TOK_BERT_LEGACY;
+    CHECK_INT(tok_mode_parse("bert", &m), 0);
+    CHECK_INT(m, TOK_BERT);
+    CHECK_INT(tok_mode_parse("bert_legacy", &m), 0);
+    CHECK_INT(m, TOK_BERT_LEGACY);
+    CHECK_INT(tok_mode_parse("BERT", &m), ERR_INVALID);
+    CHECK_INT(tok_mode_parse(NULL, &m), ERR_INVALID);
+    CHECK_INT(m, TOK_BERT_LEGACY);
+    CHECK(!strcmp(tok_mode_names[TOK_BERT], "bert"), "%s", tok_mode_names[TOK_BERT]);
+    CHECK(tok_mode_names[TOK_MODE_COUNT] == NULL, "names end with NULL");
 }
 
 int main(void)
@@ -318,25 +465,35 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    const char *path =
-        write_vocab("vocab.txt", vocab_lines, sizeof vocab_lines / sizeof vocab_lines[0], "\n");
+    const char *path = write_vocab("vocab.txt", vocab_lines, NVOCAB, "\n");
     char vocab[128];
     snprintf(vocab, sizeof vocab, "%s", path);
-    struct tokenizer *lo = tok_create(vocab, 1, err, sizeof err);
-    CHECK(lo != NULL, "tok_create lower: %s", err);
-    struct tokenizer *cs = tok_create(vocab, 0, err, sizeof err);
-    CHECK(cs != NULL, "tok_create cased: %s", err);
-    if (lo && cs) {
-        test_both(lo, cs);
-        test_lower(lo, cs);
-        test_encode(lo);
-        test_invalid(lo);
-        test_invalid(cs);
-        test_vocab(lo);
+    test_mode_names();
+    for (int mode = 0; mode < TOK_MODE_COUNT; mode++) {
+        struct tokenizer *lo = tok_create(vocab, (enum tok_mode)mode, 1, err, sizeof err);
+        CHECK(lo != NULL, "tok_create %s lower: %s", tok_mode_names[mode], err);
+        struct tokenizer *cs = tok_create(vocab, (enum tok_mode)mode, 0, err, sizeof err);
+        CHECK(cs != NULL, "tok_create %s cased: %s", tok_mode_names[mode], err);
+        if (lo && cs) {
+            int before = ct_fail;
+            test_both(lo, cs);
+            test_lower(lo, cs);
+            test_special(lo, cs);
+            if (mode == TOK_BERT_LEGACY)
+                test_legacy(lo, cs);
+            else
+                test_bert(lo, cs);
+            test_encode(lo);
+            test_invalid(lo);
+            test_invalid(cs);
+            test_vocab(lo, (enum tok_mode)mode);
+            if (ct_fail != before)
+                fprintf(stderr, "(those failures: mode %s)\n", tok_mode_names[mode]);
+        }
+        tok_destroy(lo);
+        tok_destroy(cs);
     }
-    tok_destroy(lo);
-    tok_destroy(cs);
-    static const char *const files[] = {"vocab.txt", "crlf.txt", "cr.txt",
+    static const char *const files[] = {"vocab.txt", "crlf.txt", "cr.txt", "ws.txt",
                                         "nounk.txt", "pad.txt",  "bin.txt"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[128];

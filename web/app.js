@@ -985,6 +985,7 @@
       }
       ev.lowercase = $('#f-eval-lowercase').checked;
       ev.padding = $('#f-eval-padding').value;
+      ev.tokenizer = $('#f-eval-tokenizer').value;
       req.eval = ev;
     } else {
       req.eval = null;
