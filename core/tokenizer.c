@@ -236,21 +236,34 @@ static int is_py_space(int32_t cp)
            p->bidi_class == UTF8PROC_BIDI_CLASS_B || p->bidi_class == UTF8PROC_BIDI_CLASS_S;
 }
 
-/* BERT's _is_chinese_char: the CJK ideograph blocks it names. */
-static int is_cjk(int32_t cp)
+/* The CJK ideograph blocks BERT names, with Extension E starting at
+ * ext_e: U+2B820 for BERT's _is_chinese_char, U+2B920 for the Rust
+ * BertNormalizer's is_chinese_char. */
+static int cjk_blocks(int32_t cp, int32_t ext_e)
 {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
            (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
-           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= ext_e && cp <= 0x2CEAF) ||
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+}
+
+/* BERT's _is_chinese_char. */
+static int is_cjk(int32_t cp)
+{
+    return cjk_blocks(cp, 0x2B820);
+}
+
+/* The ASCII non-alphanumerics both tokenizers count as punctuation. */
+static int is_ascii_punct(int32_t cp)
+{
+    return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
+           (cp >= 123 && cp <= 126);
 }
 
 /* BERT's _is_punctuation: ASCII non-alphanumerics and every P* category. */
 static int is_punct(int32_t cp)
 {
-    if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
-        (cp >= 123 && cp <= 126))
-        return 1;
+    if (is_ascii_punct(cp)) return 1;
     switch (cat14(cp)) {
     case UTF8PROC_CATEGORY_PC:
     case UTF8PROC_CATEGORY_PD:
@@ -403,19 +416,13 @@ static int rs_is_space(int32_t cp)
  * ideographs to it. */
 static int rs_is_cjk(int32_t cp)
 {
-    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
-           (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
-           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
-           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+    return cjk_blocks(cp, 0x2B920);
 }
 
 /* BertPreTokenizer's is_bert_punc: ASCII punctuation or is_punctuation. */
 static int rs_is_punct(int32_t cp)
 {
-    if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
-        (cp >= 123 && cp <= 126))
-        return 1;
-    return rs_class(cp) == RS_PUNCT;
+    return is_ascii_punct(cp) || rs_class(cp) == RS_PUNCT;
 }
 
 /* Rust's char::to_lowercase: writes 1 or 2 code points, returns how many.
@@ -691,6 +698,14 @@ static void mark_seconds(uint8_t *second)
     }
 }
 
+/* A simple code point's INFO_* word: its class (a word alone, a space, or
+ * part of a word) and what it becomes (m). */
+static uint32_t simple_info(int alone, int space, int32_t m)
+{
+    int cl = alone ? CL_ALONE : space ? CL_SPACE : CL_OTHER;
+    return INFO_SIMPLE | ((uint32_t)cl << INFO_CLASS_SHIFT) | (uint32_t)m;
+}
+
 /* The INFO_* word of BMP code point cp in legacy mode (see DESIGN). */
 static uint32_t classify_legacy(int32_t cp, int lowercase, const uint8_t *second, struct cpbuf *tmp,
                                 struct cpbuf *u8, struct cpbuf *out)
@@ -713,14 +728,7 @@ static uint32_t classify_legacy(int32_t cp, int lowercase, const uint8_t *second
         if (out->n != 1 || utf8proc_get_property(out->v[0])->combining_class != 0) return 0;
         m = out->v[0];
     }
-    int cl;
-    if (is_cjk(cp) || is_punct(m))
-        cl = CL_ALONE;
-    else if (is_py_space(m))
-        cl = CL_SPACE;
-    else
-        cl = CL_OTHER;
-    return INFO_SIMPLE | ((uint32_t)cl << INFO_CLASS_SHIFT) | (uint32_t)m;
+    return simple_info(is_cjk(cp) || is_punct(m), is_py_space(m), m);
 }
 
 /* The INFO_* word of BMP code point cp in bert mode (see DESIGN). */
@@ -741,14 +749,7 @@ static uint32_t classify_bert(int32_t cp, int lowercase, struct cpbuf *tmp, stru
         if (out->n != 1) return 0;
         m = out->v[0];
     }
-    int cl;
-    if (rs_is_cjk(cp) || rs_is_punct(m))
-        cl = CL_ALONE;
-    else if (rs_is_space(m))
-        cl = CL_SPACE;
-    else
-        cl = CL_OTHER;
-    return INFO_SIMPLE | ((uint32_t)cl << INFO_CLASS_SHIFT) | (uint32_t)m;
+    return simple_info(rs_is_cjk(cp) || rs_is_punct(m), rs_is_space(m), m);
 }
 
 /* For a CL_ALONE code point the table holds its id (it is a whole word:
@@ -1066,6 +1067,30 @@ static int word_alone(const struct tokenizer *t, struct word *w, struct sink *k,
 /* ---- the slow paths ---- */
 
 /*
+ * Both modes' first steps: drop U+0000, U+FFFD and what is_drop says (the
+ * controls), turn what is_space says into ' ', and put spaces around what
+ * is_cjk says, appending to a (reserved for 3 * len code points).
+ */
+static void clean_space_cjk(const unsigned char *s, size_t len, struct cpbuf *a,
+                            int (*is_drop)(int32_t), int (*is_space)(int32_t),
+                            int (*is_cjk_cp)(int32_t))
+{
+    for (size_t i = 0; i < len;) {
+        int32_t cp = utf8_next(s, len, &i);
+        if (cp == 0 || cp == 0xFFFD || is_drop(cp)) continue;
+        if (is_space(cp)) {
+            a->v[a->n++] = ' ';
+        } else if (is_cjk_cp(cp)) {
+            a->v[a->n++] = ' ';
+            a->v[a->n++] = cp;
+            a->v[a->n++] = ' ';
+        } else {
+            a->v[a->n++] = cp;
+        }
+    }
+}
+
+/*
  * Legacy, on one segment: README steps 1-7 on code point arrays.  The text
  * is valid UTF-8 (checked by the caller).
  */
@@ -1077,19 +1102,7 @@ static int legacy_segment(const struct tokenizer *t, const unsigned char *s, siz
     struct word w = {0};
     /* 1-2: clean, space out CJK */
     if ((rc = cpbuf_reserve(&a, 3 * len + 1))) goto out;
-    for (size_t i = 0; i < len;) {
-        int32_t cp = utf8_next(s, len, &i);
-        if (cp == 0 || cp == 0xFFFD || is_control(cp)) continue;
-        if (is_bert_space(cp)) {
-            a.v[a.n++] = ' ';
-        } else if (is_cjk(cp)) {
-            a.v[a.n++] = ' ';
-            a.v[a.n++] = cp;
-            a.v[a.n++] = ' ';
-        } else {
-            a.v[a.n++] = cp;
-        }
-    }
+    clean_space_cjk(s, len, &a, is_control, is_bert_space, is_cjk);
     /* 3: NFC of the whole text */
     if ((rc = normalize(a.v, a.n, UTF8PROC_STABLE | UTF8PROC_COMPOSE, &u8, &b))) goto out;
     /* 4-7 per whitespace-separated word */
@@ -1140,19 +1153,7 @@ static int bert_segment(const struct tokenizer *t, const unsigned char *s, size_
     struct cpbuf a = {0}, b = {0}, c = {0};
     struct word w = {0};
     if ((rc = cpbuf_reserve(&a, 3 * len + 1))) goto out;
-    for (size_t i = 0; i < len;) {
-        int32_t cp = utf8_next(s, len, &i);
-        if (cp == 0 || cp == 0xFFFD || rs_is_control(cp)) continue;
-        if (rs_is_space(cp)) {
-            a.v[a.n++] = ' ';
-        } else if (rs_is_cjk(cp)) {
-            a.v[a.n++] = ' ';
-            a.v[a.n++] = cp;
-            a.v[a.n++] = ' ';
-        } else {
-            a.v[a.n++] = cp;
-        }
-    }
+    clean_space_cjk(s, len, &a, rs_is_control, rs_is_space, rs_is_cjk);
     const struct cpbuf *v = &a;
     if (t->lowercase) {
         if ((rc = rs_nfd(a.v, a.n, &b))) goto out;
