@@ -75,12 +75,10 @@ static int is_lower_hex(char c)
 
 int job_id_valid(const char *id)
 {
-    if (!id || strlen(id) != JOB_ID_LEN)
-        return 0;
+    if (!id || strlen(id) != JOB_ID_LEN) return 0;
     for (int i = 0; i < JOB_ID_LEN; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (id[i] != '-')
-                return 0;
+            if (id[i] != '-') return 0;
         } else if (!is_lower_hex(id[i])) {
             return 0;
         }
@@ -95,17 +93,15 @@ static int uuid_v4(char out[JOB_ID_LEN + 1], char *err, size_t errlen)
     size_t got = 0;
     while (got < sizeof b) {
         ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r < 0)
-            return err_set(err, errlen, ERR_IO, "getrandom failed");
+        if (r < 0) return err_set(err, errlen, ERR_IO, "getrandom failed");
         got += (size_t)r;
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* variant 10 */
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
     static const char hex[] = "0123456789abcdef";
     char *p = out;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
         *p++ = hex[b[i] >> 4];
         *p++ = hex[b[i] & 15];
     }
@@ -122,8 +118,7 @@ static int check_id(const char *id, char *err, size_t errlen)
 
 void job_row_free(struct job_row *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->name);
     free(r->stage);
     free(r->owner);
@@ -139,8 +134,7 @@ static int col_dup(sqlite3_stmt *st, int i, int nullable, char **out)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     *out = NULL;
-    if (!t && nullable)
-        return 0;
+    if (!t && nullable) return 0;
     *out = strdup(t ? (const char *)t : "");
     return *out ? 0 : ERR_NOMEM;
 }
@@ -159,7 +153,7 @@ static int row_read(sqlite3_stmt *st, struct job_row *out, char *err, size_t err
     out->attempts = sqlite3_column_int(st, 6);
     out->cancel_requested = sqlite3_column_int(st, 7);
     out->created_at = sqlite3_column_double(st, 8);
-    out->started_at = sqlite3_column_double(st, 9);    /* NULL reads as 0 */
+    out->started_at = sqlite3_column_double(st, 9); /* NULL reads as 0 */
     out->finished_at = sqlite3_column_double(st, 10);
     out->files_deleted = sqlite3_column_int(st, 15);
     if (col_dup(st, 1, 0, &out->name) || col_dup(st, 3, 0, &out->stage) ||
@@ -197,11 +191,9 @@ static int stages_edit(const char *text, const char *next, double now, char **ou
     }
     if (next) {
         json_t *e = json_pack("{s:s, s:f, s:n}", "stage", next, "started_at", now, "finished_at");
-        if (!e || json_array_append_new(a, e))
-            goto nomem;
+        if (!e || json_array_append_new(a, e)) goto nomem;
     }
-    if (!(*out = json_dumps(a, JSON_COMPACT)))
-        goto nomem;
+    if (!(*out = json_dumps(a, JSON_COMPACT))) goto nomem;
     goto out;
 nomem:
     rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -234,8 +226,7 @@ struct queue *queue_open(const char *path, char *err, size_t errlen)
 
 void queue_close(struct queue *q)
 {
-    if (!q)
-        return;
+    if (!q) return;
     db_close(q->db);
     free(q);
 }
@@ -250,8 +241,7 @@ static int job_state(struct queue *q, const char *id, enum job_status *status, i
     sqlite3_stmt *st = NULL;
     int rc = db_prepare(q->db, "SELECT status, cancel_requested, stages FROM jobs WHERE id = ?",
                         &st, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int s = db_step(q->db, st);
     if (s == SQLITE_DONE) {
@@ -261,8 +251,7 @@ static int job_state(struct queue *q, const char *id, enum job_status *status, i
     } else if (job_status_parse((const char *)sqlite3_column_text(st, 0), status)) {
         rc = err_set(err, errlen, ERR_INTERNAL, "job %s has an unknown status", id);
     } else {
-        if (cancel)
-            *cancel = sqlite3_column_int(st, 1);
+        if (cancel) *cancel = sqlite3_column_int(st, 1);
         if (stages && col_dup(st, 2, 0, stages))
             rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
@@ -276,11 +265,94 @@ static int is_finished(enum job_status s)
 }
 
 /* Steps a write statement to its end: 0 or ERR_DB. */
-static int step_done(struct queue *q, sqlite3_stmt *st, const char *what, char *err,
-                     size_t errlen)
+static int step_done(struct queue *q, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
 {
     int s = db_step(q->db, st);
     return s == SQLITE_DONE ? 0 : db_fail(q->db, s, what, err, errlen);
+}
+
+/* A value bound to a statement parameter by exec_write (?1, ?2... in order). */
+struct bind {
+    enum { BIND_END_, BIND_TEXT_, BIND_REAL_, BIND_INT_ } kind;
+    const char *text; /* NULL binds SQL NULL */
+    double real;
+    int64_t i;
+};
+#define BIND_TEXT(v)                                                                               \
+    {                                                                                              \
+        .kind = BIND_TEXT_, .text = (v)                                                            \
+    }
+#define BIND_REAL(v)                                                                               \
+    {                                                                                              \
+        .kind = BIND_REAL_, .real = (v)                                                            \
+    }
+#define BIND_INT(v)                                                                                \
+    {                                                                                              \
+        .kind = BIND_INT_, .i = (v)                                                                \
+    }
+#define BIND_END                                                                                   \
+    {                                                                                              \
+        .kind = BIND_END_                                                                          \
+    }
+
+/* Prepares sql, binds the list (ending in BIND_END), steps it to its end
+ * and finalizes it: 0 or ERR_DB naming what. */
+static int exec_write(struct queue *q, const char *sql, const char *what, const struct bind *b,
+                      char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_prepare(q->db, sql, &st, err, errlen);
+    if (rc) return rc;
+    for (int i = 0; b[i].kind != BIND_END_; i++) {
+        if (b[i].kind == BIND_TEXT_ && b[i].text)
+            sqlite3_bind_text(st, i + 1, b[i].text, -1, SQLITE_STATIC);
+        else if (b[i].kind == BIND_REAL_)
+            sqlite3_bind_double(st, i + 1, b[i].real);
+        else if (b[i].kind == BIND_INT_)
+            sqlite3_bind_int64(st, i + 1, b[i].i);
+    }
+    rc = step_done(q, st, what, err, errlen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* What a one-job transition reads of its job, inside its transaction. */
+struct job_state {
+    enum job_status status;
+    int cancel_requested;
+    char *stages; /* the stages JSON text */
+};
+
+/* One transition, given the job's state: checks it and writes (ERR_INVALID
+ * when the state forbids it).  Runs inside queue_txn's transaction. */
+typedef int (*txn_step_fn)(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                           char *err, size_t errlen);
+
+/*
+ * The one transaction of every one-job transition: BEGIN IMMEDIATE (the
+ * write lock from the first read), load the job's state (ERR_NOTFOUND when
+ * there is none), step, COMMIT.  Any failure rolls back: nothing changes.
+ */
+static int queue_txn(struct queue *q, const char *id, txn_step_fn step, void *arg, char *err,
+                     size_t errlen)
+{
+    struct job_state js = {JOB_QUEUED, 0, NULL};
+    int rc = db_begin(q->db, err, errlen);
+    if (rc) return rc;
+    if (!(rc = job_state(q, id, &js.status, &js.cancel_requested, &js.stages, err, errlen)) &&
+        !(rc = step(q, id, &js, arg, err, errlen)))
+        rc = db_commit(q->db, err, errlen);
+    if (rc) db_rollback(q->db);
+    free(js.stages);
+    return rc;
+}
+
+static int must_be_running(const char *id, const struct job_state *js, char *err, size_t errlen)
+{
+    if (js->status != JOB_RUNNING)
+        return err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
+                       job_status_name(js->status));
+    return 0;
 }
 
 /* ---- submit, get, list ---- */
@@ -310,9 +382,8 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
     const char *idem = sub->idem_key && *sub->idem_key ? sub->idem_key : NULL;
     int rc = 0;
     if (idem) {
-        if ((rc = db_prepare(q->db,
-                             "SELECT id, request FROM jobs WHERE owner = ? AND idem_key = ?", &st,
-                             err, errlen)))
+        if ((rc = db_prepare(q->db, "SELECT id, request FROM jobs WHERE owner = ? AND idem_key = ?",
+                             &st, err, errlen)))
             goto out;
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
@@ -339,8 +410,7 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
         st = NULL;
     }
     char nid[JOB_ID_LEN + 1];
-    if ((rc = uuid_v4(nid, err, errlen)))
-        goto out;
+    if ((rc = uuid_v4(nid, err, errlen))) goto out;
     if ((rc = db_prepare(q->db,
                          "INSERT INTO jobs (id, name, status, owner, created_at, updated_at, "
                          "request, idem_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
@@ -353,10 +423,8 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
     sqlite3_bind_double(st, 4, now);
     sqlite3_bind_double(st, 5, now);
     sqlite3_bind_text(st, 6, sub->request_json, -1, SQLITE_STATIC);
-    if (idem)
-        sqlite3_bind_text(st, 7, idem, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "insert job", err, errlen)))
-        goto out;
+    if (idem) sqlite3_bind_text(st, 7, idem, -1, SQLITE_STATIC);
+    if ((rc = step_done(q, st, "insert job", err, errlen))) goto out;
     memcpy(sub->id, nid, sizeof nid);
 out:
     sqlite3_finalize(st);
@@ -373,27 +441,20 @@ int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, 
         subs[i].existed = 0;
         subs[i].err[0] = '\0';
         subs[i].rc = 0;
-        if (submission_check(&subs[i]) == 0)
-            valid++;
+        if (submission_check(&subs[i]) == 0) valid++;
     }
-    if (!valid)
-        return 0;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
+    if (!valid) return 0;
+    if ((rc = db_begin(q->db, err, errlen))) goto out;
     in_txn = 1;
     for (size_t i = 0; i < n; i++)
-        if (!subs[i].rc && (rc = submission_insert(q, &subs[i], err, errlen)))
-            goto out;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
+        if (!subs[i].rc && (rc = submission_insert(q, &subs[i], err, errlen))) goto out;
+    if ((rc = db_commit(q->db, err, errlen))) goto out;
     in_txn = 0;
 out:
-    if (in_txn)
-        db_rollback(q->db);
+    if (in_txn) db_rollback(q->db);
     if (rc) {
         for (size_t i = 0; i < n; i++) {
-            if (subs[i].rc)
-                continue;
+            if (subs[i].rc) continue;
             subs[i].rc = rc;
             subs[i].id[0] = '\0';
             subs[i].existed = 0;
@@ -407,14 +468,12 @@ int queue_submit(struct queue *q, const char *request_json, const char *name, co
                  const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
                  size_t errlen)
 {
-    struct queue_submission sub = {.request_json = request_json, .name = name, .owner = owner,
-                                   .idem_key = idem_key};
+    struct queue_submission sub = {
+        .request_json = request_json, .name = name, .owner = owner, .idem_key = idem_key};
     queue_submit_many(q, &sub, 1, err, errlen);
-    if (sub.rc && err && errlen)
-        snprintf(err, errlen, "%s", sub.err);
+    if (sub.rc && err && errlen) snprintf(err, errlen, "%s", sub.err);
     snprintf(id, JOB_ID_LEN + 1, "%s", sub.id);
-    if (existed)
-        *existed = sub.existed;
+    if (existed) *existed = sub.existed;
     return sub.rc;
 }
 
@@ -423,10 +482,8 @@ int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, s
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err,
-                         errlen)))
+    if (rc) return rc;
+    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err, errlen)))
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int s = db_step(q->db, st);
@@ -450,13 +507,11 @@ static void cursor_make(double created_at, int64_t rowid, char out[64])
 
 static int cursor_parse(const char *c, double *created_at, int64_t *rowid)
 {
-    if (strlen(c) != 32)
-        return ERR_INVALID;
+    if (strlen(c) != 32) return ERR_INVALID;
     uint64_t v[2] = {0, 0};
     for (int i = 0; i < 32; i++) {
         char ch = c[i];
-        if (!is_lower_hex(ch))
-            return ERR_INVALID;
+        if (!is_lower_hex(ch)) return ERR_INVALID;
         v[i / 16] = v[i / 16] << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
     }
     memcpy(created_at, &v[0], sizeof *created_at);
@@ -491,15 +546,13 @@ int queue_list(struct queue *q, int status, int limit, const char *cursor, struc
              "ORDER BY created_at DESC, rowid DESC LIMIT ?3",
              status >= 0 ? "status = ?1" : "?1 IS NULL",
              has_cursor ? "(created_at < ?2 OR (created_at = ?2 AND rowid < ?4))" : "?2 IS NULL");
-    if ((rc = db_prepare(q->db, sql, &st, err, errlen)))
-        return rc;
-    if (status >= 0)
-        sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
+    if ((rc = db_prepare(q->db, sql, &st, err, errlen))) return rc;
+    if (status >= 0) sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
     if (has_cursor) {
         sqlite3_bind_double(st, 2, c_at);
         sqlite3_bind_int64(st, 4, c_rowid);
     }
-    sqlite3_bind_int(st, 3, limit + 1);   /* one more: is there a next page? */
+    sqlite3_bind_int(st, 3, limit + 1); /* one more: is there a next page? */
     if (!(out = calloc((size_t)limit, sizeof *out))) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
@@ -510,9 +563,8 @@ int queue_list(struct queue *q, int status, int limit, const char *cursor, struc
             cursor_make(out[got - 1].created_at, last_rowid, next_cursor);
             break;
         }
-        if ((rc = row_read(st, &out[got], err, errlen)))
-            goto out;
-        last_rowid = sqlite3_column_int64(st, COL_ROWID);   /* for the next cursor */
+        if ((rc = row_read(st, &out[got], err, errlen))) goto out;
+        last_rowid = sqlite3_column_int64(st, COL_ROWID); /* for the next cursor */
         got++;
     }
     if (s != SQLITE_ROW && s != SQLITE_DONE) {
@@ -546,10 +598,9 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
     char id[JOB_ID_LEN + 1] = "";
     memset(out, 0, sizeof *out);
     /* Idle workers poll: answer "none" from a read, without the write lock. */
-    int rc = db_prepare(q->db, "SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1", &st, err,
-                        errlen);
-    if (rc)
-        goto out;
+    int rc =
+        db_prepare(q->db, "SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1", &st, err, errlen);
+    if (rc) goto out;
     int s = db_step(q->db, st);
     if (s == SQLITE_DONE) {
         rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");
@@ -560,8 +611,7 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
     }
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
+    if ((rc = db_begin(q->db, err, errlen))) goto out;
     in_txn = 1;
     if ((rc = db_prepare(q->db,
                          "UPDATE jobs SET status = 'running', started_at = ?1, updated_at = ?1, "
@@ -584,11 +634,10 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
     sqlite3_finalize(st);
     st = NULL;
     if (!id[0]) {
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");   /* another took it */
-        goto out;   /* rolls back the empty transaction */
+        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job"); /* another took it */
+        goto out; /* rolls back the empty transaction */
     }
-    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err,
-                         errlen)))
+    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err, errlen)))
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if ((s = db_step(q->db, st)) != SQLITE_ROW) {
@@ -596,68 +645,44 @@ int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
                               : db_fail(q->db, s, "read the claimed job", err, errlen);
         goto out;
     }
-    if ((rc = row_read(st, out, err, errlen)))
-        goto out;
+    if ((rc = row_read(st, out, err, errlen))) goto out;
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
+    if ((rc = db_commit(q->db, err, errlen))) goto out;
     in_txn = 0;
 out:
     sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    if (rc)
-        job_row_free(out);
+    if (in_txn) db_rollback(q->db);
+    if (rc) job_row_free(out);
+    return rc;
+}
+
+/* queue_set_stage's step: appends the new stage to the running job's stages. */
+static int set_stage_step(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                          char *err, size_t errlen)
+{
+    const char *stage = arg;
+    char *edited = NULL;
+    double now = fs_now();
+    int rc = must_be_running(id, js, err, errlen);
+    if (!rc) rc = stages_edit(js->stages, stage, now, &edited, err, errlen);
+    if (!rc)
+        rc = exec_write(q, "UPDATE jobs SET stage = ?1, stages = ?2, updated_at = ?3 WHERE id = ?4",
+                        "set stage",
+                        (const struct bind[]){BIND_TEXT(stage), BIND_TEXT(edited), BIND_REAL(now),
+                                              BIND_TEXT(id), BIND_END},
+                        err, errlen);
+    free(edited);
     return rc;
 }
 
 int queue_set_stage(struct queue *q, const char *id, const char *stage, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (!stage || !*stage || strlen(stage) > 64)
         return err_set(err, errlen, ERR_INVALID, "a stage is a name of 1 to 64 bytes");
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, &stages, err, errlen)))
-        goto out;
-    if (status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(status));
-        goto out;
-    }
-    double now = fs_now();
-    if ((rc = stages_edit(stages, stage, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET stage = ?, stages = ?, updated_at = ? WHERE id = ?", &st,
-                         err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, now);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "set stage", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
-    free(edited);
-    return rc;
+    return queue_txn(q, id, set_stage_step, (void *)stage, err, errlen);
 }
 
 /* After an UPDATE ... WHERE id = ? AND status = ... changed nothing: why. */
@@ -666,21 +691,17 @@ static int why_unchanged(struct queue *q, const char *id, const char *want, char
 {
     enum job_status status;
     int rc = job_state(q, id, &status, NULL, NULL, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     return err_set(err, errlen, ERR_INVALID, "job %s is %s, not %s", id, job_status_name(status),
                    want);
 }
 
-int queue_set_progress(struct queue *q, const char *id, double progress, char *err,
-                       size_t errlen)
+int queue_set_progress(struct queue *q, const char *id, double progress, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if (isnan(progress))
-        return err_set(err, errlen, ERR_INVALID, "progress is NaN");
+    if (rc) return rc;
+    if (isnan(progress)) return err_set(err, errlen, ERR_INVALID, "progress is NaN");
     progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
     if ((rc = db_prepare(q->db,
                          "UPDATE jobs SET progress = ?, updated_at = ? "
@@ -696,110 +717,78 @@ int queue_set_progress(struct queue *q, const char *id, double progress, char *e
     return rc;
 }
 
-int queue_finish(struct queue *q, const char *id, enum job_status status, const char *result_json,
-                 const char *error, char *err, size_t errlen)
+struct finish_arg {
+    enum job_status status;
+    const char *result_json, *error;
+};
+
+/* queue_finish's step: running -> status, closing the last stage. */
+static int finish_step(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                       char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status now_status;
-    int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if (!is_finished(status))
-        return err_set(err, errlen, ERR_INVALID, "a job finishes as succeeded, failed or "
-                                                 "cancelled, not %s", job_status_name(status));
-    if (result_json) {
-        json_error_t je;
-        json_t *r = json_loads(result_json, JSON_DECODE_ANY, &je);
-        json_decref(r);
-        if (!r)
-            return err_set(err, errlen, ERR_INVALID, "the result is not JSON: %s", je.text);
-    }
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &now_status, NULL, &stages, err, errlen)))
-        goto out;
-    if (now_status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(now_status));
-        goto out;
-    }
+    const struct finish_arg *a = arg;
+    char *edited = NULL;
     double now = fs_now();
-    if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET status = ?1, finished_at = ?2, updated_at = ?2, "
-                         "result = ?3, error = ?4, stages = ?5, "
-                         "progress = CASE WHEN ?1 = 'succeeded' THEN 1 ELSE progress END "
-                         "WHERE id = ?6",
-                         &st, err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, now);
-    if (result_json)
-        sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC);
-    if (error)
-        sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "finish job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
+    int rc = must_be_running(id, js, err, errlen);
+    if (!rc) rc = stages_edit(js->stages, NULL, now, &edited, err, errlen);
+    if (!rc)
+        rc = exec_write(q,
+                        "UPDATE jobs SET status = ?1, finished_at = ?2, updated_at = ?2, "
+                        "result = ?3, error = ?4, stages = ?5, "
+                        "progress = CASE WHEN ?1 = 'succeeded' THEN 1 ELSE progress END "
+                        "WHERE id = ?6",
+                        "finish job",
+                        (const struct bind[]){BIND_TEXT(status_names[a->status]), BIND_REAL(now),
+                                              BIND_TEXT(a->result_json), BIND_TEXT(a->error),
+                                              BIND_TEXT(edited), BIND_TEXT(id), BIND_END},
+                        err, errlen);
     free(edited);
     return rc;
 }
 
-int queue_cancel(struct queue *q, const char *id, char *err, size_t errlen)
+int queue_finish(struct queue *q, const char *id, enum job_status status, const char *result_json,
+                 const char *error, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0;
-    enum job_status status;
+    struct finish_arg a = {status, result_json, error};
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, NULL, err, errlen)))
-        goto out;
+    if (rc) return rc;
+    if (!is_finished(status))
+        return err_set(err, errlen, ERR_INVALID,
+                       "a job finishes as succeeded, failed or "
+                       "cancelled, not %s",
+                       job_status_name(status));
+    if (result_json) {
+        json_error_t je;
+        json_t *r = json_loads(result_json, JSON_DECODE_ANY, &je);
+        json_decref(r);
+        if (!r) return err_set(err, errlen, ERR_INVALID, "the result is not JSON: %s", je.text);
+    }
+    return queue_txn(q, id, finish_step, &a, err, errlen);
+}
+
+/* queue_cancel's step: queued -> cancelled at once; running: cancel_requested. */
+static int cancel_step(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                       char *err, size_t errlen)
+{
+    (void)arg;
     const char *sql;
-    if (status == JOB_QUEUED)
+    if (js->status == JOB_QUEUED)
         sql = "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?1, "
               "updated_at = ?1 WHERE id = ?2";
-    else if (status == JOB_RUNNING)
+    else if (js->status == JOB_RUNNING)
         sql = "UPDATE jobs SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2";
-    else {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is already %s", id,
-                     job_status_name(status));
-        goto out;
-    }
-    if ((rc = db_prepare(q->db, sql, &st, err, errlen)))
-        goto out;
-    sqlite3_bind_double(st, 1, fs_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "cancel job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    return rc;
+    else
+        return err_set(err, errlen, ERR_INVALID, "job %s is already %s", id,
+                       job_status_name(js->status));
+    return exec_write(q, sql, "cancel job",
+                      (const struct bind[]){BIND_REAL(fs_now()), BIND_TEXT(id), BIND_END}, err,
+                      errlen);
+}
+
+int queue_cancel(struct queue *q, const char *id, char *err, size_t errlen)
+{
+    int rc = check_id(id, err, errlen);
+    return rc ? rc : queue_txn(q, id, cancel_step, NULL, err, errlen);
 }
 
 int queue_cancel_requested(struct queue *q, const char *id, int *requested, char *err,
@@ -811,52 +800,33 @@ int queue_cancel_requested(struct queue *q, const char *id, int *requested, char
     return rc ? rc : job_state(q, id, &status, requested, NULL, err, errlen);
 }
 
-int queue_requeue(struct queue *q, const char *id, int count_attempt, char *err, size_t errlen)
+/* queue_requeue's step: running -> queued, closing the last stage. */
+static int requeue_step(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                        char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status status;
-    int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, &stages, err, errlen)))
-        goto out;
-    if (status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(status));
-        goto out;
-    }
+    int count_attempt = *(const int *)arg;
+    char *edited = NULL;
     double now = fs_now();
-    if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET status = 'queued', stage = '', progress = 0, "
-                         "started_at = NULL, updated_at = ?1, stages = ?2, "
-                         "attempts = attempts + ?3 WHERE id = ?4",
-                         &st, err, errlen)))
-        goto out;
-    sqlite3_bind_double(st, 1, now);
-    sqlite3_bind_text(st, 2, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, count_attempt ? 1 : 0);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "requeue job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
+    int rc = must_be_running(id, js, err, errlen);
+    if (!rc) rc = stages_edit(js->stages, NULL, now, &edited, err, errlen);
+    if (!rc)
+        rc = exec_write(q,
+                        "UPDATE jobs SET status = 'queued', stage = '', progress = 0, "
+                        "started_at = NULL, updated_at = ?1, stages = ?2, "
+                        "attempts = attempts + ?3 WHERE id = ?4",
+                        "requeue job",
+                        (const struct bind[]){BIND_REAL(now), BIND_TEXT(edited),
+                                              BIND_INT(count_attempt ? 1 : 0), BIND_TEXT(id),
+                                              BIND_END},
+                        err, errlen);
     free(edited);
     return rc;
+}
+
+int queue_requeue(struct queue *q, const char *id, int count_attempt, char *err, size_t errlen)
+{
+    int rc = check_id(id, err, errlen);
+    return rc ? rc : queue_txn(q, id, requeue_step, &count_attempt, err, errlen);
 }
 
 struct running_job {
@@ -874,15 +844,12 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
     int in_txn = 0, n_requeued = 0, n_failed = 0;
     char *edited = NULL;
     int rc = 0;
-    if (requeued)
-        *requeued = 0;
-    if (failed)
-        *failed = 0;
+    if (requeued) *requeued = 0;
+    if (failed) *failed = 0;
     if (max_attempts < 1)
         return err_set(err, errlen, ERR_INVALID, "max_attempts must be at least 1, not %d",
                        max_attempts);
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
+    if ((rc = db_begin(q->db, err, errlen))) goto out;
     in_txn = 1;
     /* Read them all first: no UPDATE while a scan of the same table is open. */
     if ((rc = db_prepare(q->db, "SELECT id, attempts, stages FROM jobs WHERE status = 'running'",
@@ -925,8 +892,7 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
                  attempts);
         free(edited);
         edited = NULL;
-        if ((rc = stages_edit(jobs[i].stages, NULL, now, &edited, err, errlen)))
-            goto out;
+        if ((rc = stages_edit(jobs[i].stages, NULL, now, &edited, err, errlen))) goto out;
         if ((rc = db_prepare(q->db,
                              give_up ? "UPDATE jobs SET status = 'failed', attempts = ?1, "
                                        "finished_at = ?2, updated_at = ?2, stages = ?3, "
@@ -939,11 +905,9 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
         sqlite3_bind_int(st, 1, attempts);
         sqlite3_bind_double(st, 2, now);
         sqlite3_bind_text(st, 3, edited, -1, SQLITE_STATIC);
-        if (give_up)
-            sqlite3_bind_text(st, 4, msg, -1, SQLITE_STATIC);
+        if (give_up) sqlite3_bind_text(st, 4, msg, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, jobs[i].id, -1, SQLITE_STATIC);
-        if ((rc = step_done(q, st, "recover job", err, errlen)))
-            goto out;
+        if ((rc = step_done(q, st, "recover job", err, errlen))) goto out;
         sqlite3_finalize(st);
         st = NULL;
         if (give_up)
@@ -951,17 +915,13 @@ int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed,
         else
             n_requeued++;
     }
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
+    if ((rc = db_commit(q->db, err, errlen))) goto out;
     in_txn = 0;
-    if (requeued)
-        *requeued = n_requeued;
-    if (failed)
-        *failed = n_failed;
+    if (requeued) *requeued = n_requeued;
+    if (failed) *failed = n_failed;
 out:
     sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
+    if (in_txn) db_rollback(q->db);
     for (size_t i = 0; i < n; i++)
         free(jobs[i].stages);
     free(jobs);
@@ -971,49 +931,31 @@ out:
 
 /* ---- removal, counts, retention ---- */
 
+/* queue_delete's step: removes a finished job's row. */
+static int delete_step(struct queue *q, const char *id, const struct job_state *js, void *arg,
+                       char *err, size_t errlen)
+{
+    (void)arg;
+    if (!is_finished(js->status))
+        return err_set(err, errlen, ERR_INVALID, "job %s is %s: only a finished job can be deleted",
+                       id, job_status_name(js->status));
+    return exec_write(q, "DELETE FROM jobs WHERE id = ?1", "delete job",
+                      (const struct bind[]){BIND_TEXT(id), BIND_END}, err, errlen);
+}
+
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, NULL, err, errlen)))
-        goto out;
-    if (!is_finished(status)) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s: only a finished job can be deleted",
-                     id, job_status_name(status));
-        goto out;
-    }
-    if ((rc = db_prepare(q->db, "DELETE FROM jobs WHERE id = ?", &st, err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "delete job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    return rc;
+    return rc ? rc : queue_txn(q, id, delete_step, NULL, err, errlen);
 }
 
 int queue_counts(struct queue *q, int64_t counts[JOB_STATUS_COUNT], char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int64_t c[JOB_STATUS_COUNT] = {0};
-    int rc = db_prepare(q->db, "SELECT status, count(*) FROM jobs GROUP BY status", &st, err,
-                        errlen);
-    if (rc)
-        return rc;
+    int rc =
+        db_prepare(q->db, "SELECT status, count(*) FROM jobs GROUP BY status", &st, err, errlen);
+    if (rc) return rc;
     int s;
     while ((s = db_step(q->db, st)) == SQLITE_ROW) {
         enum job_status status;
@@ -1035,8 +977,7 @@ out:
 
 void queue_ids_free(char **ids, size_t n)
 {
-    if (!ids)
-        return;
+    if (!ids) return;
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
@@ -1055,21 +996,18 @@ int queue_expired(struct queue *q, double older_than, char ***ids, size_t *n, ch
                         "AND status IN " FINISHED_SQL " AND files_deleted = 0 "
                         "ORDER BY finished_at, rowid",
                         &st, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     sqlite3_bind_double(st, 1, older_than);
     int s;
     while ((s = db_step(q->db, st)) == SQLITE_ROW) {
         if (got == cap) {
             size_t ncap = cap ? 2 * cap : 16;
             char **no = realloc(out, ncap * sizeof *no);
-            if (!no)
-                goto nomem;
+            if (!no) goto nomem;
             out = no;
             cap = ncap;
         }
-        if (col_dup(st, 0, 0, &out[got]))
-            goto nomem;
+        if (col_dup(st, 0, 0, &out[got])) goto nomem;
         got++;
     }
     if (s != SQLITE_DONE) {
@@ -1094,8 +1032,7 @@ int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t 
 {
     sqlite3_stmt *st = NULL;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if ((rc = db_prepare(q->db,
                          "UPDATE jobs SET files_deleted = 1, updated_at = ? "
                          "WHERE id = ? AND status IN " FINISHED_SQL,
@@ -1114,8 +1051,7 @@ int queue_integrity_check(struct queue *q, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = db_prepare(q->db, "PRAGMA integrity_check", &st, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int s = db_step(q->db, st);
     if (s != SQLITE_ROW) {
         rc = db_fail(q->db, s, "integrity_check", err, errlen);
