@@ -155,6 +155,7 @@ int serve_main(int argc, char **argv)
         .free_space_factor = cfg.free_space_factor,
         .retention_days = cfg.retention_days,
         .stats = stats,
+        .lease_seconds = 30,
     };
     if (!(workers = workers_start(&wc, err, sizeof err))) {
         log_err(NULL, "workers: %s", err);

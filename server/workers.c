@@ -53,6 +53,7 @@ struct worker {
     int started;
     atomic_int alive;
     char current[JOB_ID_LEN + 1]; /* the running job, under pool->lock; "" when idle */
+    int64_t current_fence;        /* its claim's fence, under pool->lock */
 };
 
 struct workers {
@@ -71,6 +72,7 @@ struct run_ctx {
     struct worker *wk;
     struct queue *q;
     const char *id;
+    int64_t fence; /* the claim's fencing token */
     char stage[32];
     double stage_started; /* monotonic */
     double last_progress_at, last_cancel_poll;
@@ -93,7 +95,7 @@ static void hook_stage(void *ud, const char *stage)
     end_stage(c);
     snprintf(c->stage, sizeof c->stage, "%s", stage);
     c->stage_started = fs_monotonic();
-    if (queue_set_stage(c->q, c->id, stage, err, sizeof err))
+    if (queue_set_stage(c->q, c->id, c->fence, stage, err, sizeof err))
         log_warn(c->id, "recording stage %s: %s", stage, err);
     log_info(c->id, "stage %s", stage);
 }
@@ -107,7 +109,7 @@ static void hook_progress(void *ud, double progress)
     if (progress < 1.0 && t - c->last_progress_at < PROGRESS_EVERY_S) return;
     c->last_progress_at = t;
     c->last_progress = progress;
-    if (queue_set_progress(c->q, c->id, progress, err, sizeof err))
+    if (queue_set_progress(c->q, c->id, c->fence, progress, err, sizeof err))
         log_warn(c->id, "recording progress: %s", err);
 }
 
@@ -154,7 +156,8 @@ static int check_space(const struct workers_config *cfg, const json_t *req, char
 static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
 {
     struct workers *pool = wk->pool;
-    struct run_ctx c = {.wk = wk, .q = q, .id = row->id, .last_cancel_poll = -1};
+    struct run_ctx c = {
+        .wk = wk, .q = q, .id = row->id, .fence = row->fence, .last_cancel_poll = -1};
     struct job_field_error fe = {{0}, {0}};
     struct job_hooks hooks = {
         .ud = &c,
@@ -191,7 +194,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     end_stage(&c);
 finish:
     if (rc == ERR_CANCELLED && c.shutdown) {
-        if (queue_requeue(q, row->id, 0, qerr, sizeof qerr))
+        if (queue_requeue(q, row->id, row->fence, 0, qerr, sizeof qerr))
             log_err(row->id, "re-queueing at shutdown: %s", qerr);
         else
             log_info(row->id, "stopped at a batch boundary for shutdown; re-queued");
@@ -200,7 +203,7 @@ finish:
     enum job_status st = !rc ? JOB_SUCCEEDED : rc == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
     if (!rc) result_text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
-    if (queue_finish(q, row->id, st, result_text, rc ? err : NULL, qerr, sizeof qerr))
+    if (queue_finish(q, row->id, row->fence, st, result_text, rc ? err : NULL, qerr, sizeof qerr))
         log_err(row->id, "recording the end (%s): %s", job_status_name(st), qerr);
     api_stats_job(pool->cfg.stats, job_status_name(st), fs_monotonic() - t0);
     if (rc && rc != ERR_CANCELLED)
@@ -259,10 +262,11 @@ static void *worker_main(void *arg)
         unsigned long seen = pool->generation;
         pthread_mutex_unlock(&pool->lock);
 
-        int rc = queue_claim(q, &row, err, sizeof err);
+        int rc = queue_claim(q, pool->cfg.lease_seconds, &row, err, sizeof err);
         if (!rc) {
             pthread_mutex_lock(&pool->lock);
             memcpy(wk->current, row.id, sizeof wk->current);
+            wk->current_fence = row.fence;
             pthread_mutex_unlock(&pool->lock);
             run_job(wk, q, &row);
             pthread_mutex_lock(&pool->lock);
@@ -374,9 +378,10 @@ int workers_stop(struct workers *w, double timeout_s)
             char id[JOB_ID_LEN + 1];
             pthread_mutex_lock(&w->lock);
             memcpy(id, w->w[i].current, sizeof id);
+            int64_t fence = w->w[i].current_fence;
             pthread_mutex_unlock(&w->lock);
             if (!id[0]) continue;
-            if (!q || queue_requeue(q, id, 0, err, sizeof err))
+            if (!q || queue_requeue(q, id, fence, 0, err, sizeof err))
                 log_err(id, "re-queueing after the stop timeout: %s", err);
             else
                 log_warn(id, "still running after %.0f s: re-queued; exiting anyway", timeout_s);

@@ -17,6 +17,7 @@ struct workers_config {
     double free_space_factor;  /* needs factor x model size free before a job */
     int retention_days;        /* 0: keep finished jobs */
     struct api_stats *stats;   /* may be NULL */
+    int lease_seconds;         /* claims' lease (PostgreSQL); >= 1 */
 };
 
 struct workers;
