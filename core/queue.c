@@ -449,6 +449,19 @@ int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t 
     return rc ? rc : q->ops->mark_files_deleted(q, id, err, errlen);
 }
 
+int queue_listen(struct queue *q, char *err, size_t errlen)
+{
+    return q->ops->listen(q, err, errlen);
+}
+
+int queue_wait(struct queue *q, double timeout_s, enum queue_event *event, char id[JOB_ID_LEN + 1],
+               char *err, size_t errlen)
+{
+    *event = QUEUE_EVENT_NONE;
+    id[0] = '\0';
+    return q->ops->wait(q, timeout_s < 0 ? 0 : timeout_s, event, id, err, errlen);
+}
+
 int queue_integrity_check(struct queue *q, char *err, size_t errlen)
 {
     return q->ops->integrity_check(q, err, errlen);

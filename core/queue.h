@@ -171,6 +171,20 @@ int queue_requeue(struct queue *q, const char *id, int64_t fence, int count_atte
  * only the jobs whose lease expired (queue_rescue). */
 int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed, char *err,
                   size_t errlen);
+/*
+ * Wake-ups (PostgreSQL: LISTEN/NOTIFY).  queue_listen subscribes this
+ * connection to submissions (sent by queue_submit_many's commit) and to
+ * cancellations of running jobs (queue_cancel); queue_wait waits up to
+ * timeout_s for the next: *event is QUEUE_EVENT_SUBMIT, QUEUE_EVENT_CANCEL
+ * (id set), or QUEUE_EVENT_NONE when the time ran out.  Notifications are
+ * hints, never the only path (callers still poll): a reconnect listens
+ * again, but what was sent while the connection was down is lost.  SQLite:
+ * ERR_UNSUPPORTED.
+ */
+enum queue_event { QUEUE_EVENT_NONE, QUEUE_EVENT_SUBMIT, QUEUE_EVENT_CANCEL };
+int queue_listen(struct queue *q, char *err, size_t errlen);
+int queue_wait(struct queue *q, double timeout_s, enum queue_event *event, char id[JOB_ID_LEN + 1],
+               char *err, size_t errlen);
 /* Finished jobs only (else ERR_INVALID); ERR_NOTFOUND when missing. */
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen);
 int queue_counts(struct queue *q, int64_t counts[JOB_STATUS_COUNT], char *err, size_t errlen);

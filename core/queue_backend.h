@@ -48,6 +48,9 @@ struct queue_ops {
                    size_t errlen);
     int (*mark_files_deleted)(struct queue *q, const char *id, char *err, size_t errlen);
     int (*integrity_check)(struct queue *q, char *err, size_t errlen);
+    int (*listen)(struct queue *q, char *err, size_t errlen);
+    int (*wait)(struct queue *q, double timeout_s, enum queue_event *event, char id[JOB_ID_LEN + 1],
+                char *err, size_t errlen);
 };
 
 /* The first member of each backend's own struct. */

@@ -2,6 +2,7 @@
 #include "queue_backend.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,14 @@
  * not have landed: callers retry with what makes a retry harmless
  * (idempotency keys for submissions, the fence for a finish).
  *
+ * Wake-ups.  A submission's transaction sends NOTIFY prunerd_submit and
+ * the cancellation of a running job NOTIFY prunerd_cancel with its id
+ * (delivered at COMMIT, folded when repeated); a daemon's listener thread
+ * (queue_listen, queue_wait) wakes its idle workers, or tells the worker
+ * running that job to look at cancel_requested now.  Workers still poll
+ * (1 s idle, 0.2 s for cancel): a notification lost while the connection
+ * was down costs at most a poll period.
+ *
  * Migrations.  migrations/postgres/NNNN_name.sql (the rule in core/db.c),
  * embedded as pg_migrations, are applied like SQLite's, each with its
  * record in one transaction, while holding a session advisory lock, so two
@@ -74,6 +83,7 @@ struct pg_queue {
     struct queue base;
     PGconn *conn;
     char daemon_id[128];
+    int listening; /* queue_listen was called: LISTEN again after a reconnect */
 };
 
 #define PQ(q) ((struct pg_queue *)(q))
@@ -165,8 +175,14 @@ static int pg_ready(struct pg_queue *pq, char *err, size_t errlen)
         if (PQstatus(pq->conn) == CONNECTION_OK) return 0;
     }
     PQreset(pq->conn);
-    if (PQstatus(pq->conn) == CONNECTION_OK) return 0;
-    return pg_fail(pq, NULL, "connect", err, errlen);
+    if (PQstatus(pq->conn) != CONNECTION_OK) return pg_fail(pq, NULL, "connect", err, errlen);
+    if (pq->listening) {
+        PGresult *r = PQexec(pq->conn, "LISTEN prunerd_submit; LISTEN prunerd_cancel");
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) return pg_fail(pq, NULL, "listen again", err, errlen);
+    }
+    return 0;
 }
 
 static int pg_begin(struct pg_queue *pq, char *err, size_t errlen)
@@ -524,6 +540,10 @@ static int pg_submit_many(struct queue *q, struct queue_submission *subs, size_t
     if (rc) return rc;
     for (size_t i = 0; i < n && !rc; i++)
         if (!subs[i].rc) rc = submission_insert(pq, &subs[i], err, errlen);
+    /* Wakes the listening daemons' idle workers, at COMMIT. */
+    if (!rc)
+        rc = pg_exec(pq, "SELECT pg_notify('prunerd_submit', '')", NULL, "notify", NULL, err,
+                     errlen);
     if (!rc) rc = pg_commit(pq, err, errlen);
     if (rc) pg_rollback(pq);
     return rc;
@@ -751,10 +771,15 @@ static int cancel_step(struct pg_queue *pq, const char *id, const struct job_sta
     else
         return err_set(err, errlen, ERR_INVALID, "job %s is already %s", id,
                        job_status_name(js->status));
-    struct pg_params p = {0};
+    struct pg_params p = {0}, n = {0};
     p_real(&p, fs_now());
     p_text(&p, id);
-    return pg_exec(pq, sql, &p, "cancel job", NULL, err, errlen);
+    p_text(&n, id);
+    int rc = pg_exec(pq, sql, &p, "cancel job", NULL, err, errlen);
+    /* Reaches the daemon running it, at COMMIT. */
+    if (!rc && js->status == JOB_RUNNING)
+        rc = pg_exec(pq, "SELECT pg_notify('prunerd_cancel', $1)", &n, "notify", NULL, err, errlen);
+    return rc;
 }
 
 static int pg_cancel(struct queue *q, const char *id, char *err, size_t errlen)
@@ -969,6 +994,47 @@ static int pg_integrity_check(struct queue *q, char *err, size_t errlen)
     return rc ? rc : pg_exec(PQ(q), "SELECT 1", NULL, "check the database", NULL, err, errlen);
 }
 
+static int pg_listen(struct queue *q, char *err, size_t errlen)
+{
+    struct pg_queue *pq = PQ(q);
+    int rc = pg_ready(pq, err, errlen);
+    if (!rc) rc = pg_exec(pq, "LISTEN prunerd_submit", NULL, "listen", NULL, err, errlen);
+    if (!rc) rc = pg_exec(pq, "LISTEN prunerd_cancel", NULL, "listen", NULL, err, errlen);
+    if (!rc) pq->listening = 1;
+    return rc;
+}
+
+/* The next notification already read, if any. */
+static int take_notify(struct pg_queue *pq, enum queue_event *event, char id[JOB_ID_LEN + 1])
+{
+    PGnotify *n = PQnotifies(pq->conn);
+    if (!n) return 0;
+    if (!strcmp(n->relname, "prunerd_cancel") && job_id_valid(n->extra)) {
+        *event = QUEUE_EVENT_CANCEL;
+        snprintf(id, JOB_ID_LEN + 1, "%s", n->extra);
+    } else {
+        *event = QUEUE_EVENT_SUBMIT;
+    }
+    PQfreemem(n);
+    return 1;
+}
+
+static int pg_wait(struct queue *q, double timeout_s, enum queue_event *event,
+                   char id[JOB_ID_LEN + 1], char *err, size_t errlen)
+{
+    struct pg_queue *pq = PQ(q);
+    if (!pq->listening) return err_set(err, errlen, ERR_INVALID, "queue_wait before queue_listen");
+    int rc = pg_ready(pq, err, errlen);
+    if (rc) return rc;
+    if (take_notify(pq, event, id)) return 0;
+    struct pollfd pfd = {.fd = PQsocket(pq->conn), .events = POLLIN};
+    if (pfd.fd < 0) return pg_fail(pq, NULL, "wait", err, errlen);
+    if (poll(&pfd, 1, (int)(timeout_s * 1000)) > 0 && !PQconsumeInput(pq->conn))
+        return pg_fail(pq, NULL, "wait", err, errlen);
+    take_notify(pq, event, id);
+    return 0;
+}
+
 static const struct queue_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -990,4 +1056,6 @@ static const struct queue_ops pg_ops = {
     .expired = pg_expired,
     .mark_files_deleted = pg_mark_files_deleted,
     .integrity_check = pg_integrity_check,
+    .listen = pg_listen,
+    .wait = pg_wait,
 };

@@ -847,6 +847,20 @@ static int sq_rescue(struct queue *q, int max_attempts, int *requeued, int *fail
     return 0;
 }
 
+/* No notifications in SQLite: the workers poll. */
+static int sq_listen(struct queue *q, char *err, size_t errlen)
+{
+    (void)q;
+    return err_set(err, errlen, ERR_UNSUPPORTED, "SQLite has no notifications");
+}
+
+static int sq_wait(struct queue *q, double timeout_s, enum queue_event *event,
+                   char id[JOB_ID_LEN + 1], char *err, size_t errlen)
+{
+    (void)q, (void)timeout_s, (void)event, (void)id;
+    return err_set(err, errlen, ERR_UNSUPPORTED, "SQLite has no notifications");
+}
+
 static const struct queue_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -868,4 +882,6 @@ static const struct queue_ops sqlite_ops = {
     .expired = sq_expired,
     .mark_files_deleted = sq_mark_files_deleted,
     .integrity_check = sq_integrity_check,
+    .listen = sq_listen,
+    .wait = sq_wait,
 };

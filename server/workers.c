@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -52,6 +53,10 @@
  * fence).  A database error (the server restarting) is not a refusal: the
  * job keeps going, a stage write is retried for a while and the final
  * write until it lands (a lost COMMIT answer is recognised by the fence).
+ * A listener thread (PostgreSQL) waits on LISTEN/NOTIFY: a submission on
+ * any daemon wakes the idle workers here, a cancellation makes the worker
+ * running that job poll cancel_requested at once; both keep their polls as
+ * the fallback.
  */
 
 #define IDLE_WAIT_S 1
@@ -70,6 +75,7 @@ struct worker {
     char current[JOB_ID_LEN + 1]; /* the running job, under pool->lock; "" when idle */
     int64_t current_fence;        /* its claim's fence, under pool->lock */
     atomic_int lost;              /* the current job was rescued by another daemon: abandon it */
+    atomic_int cancel_hint;       /* a NOTIFY said its job was cancelled: poll now */
 };
 
 struct workers {
@@ -83,6 +89,8 @@ struct workers {
     struct worker *w;
     pthread_t keeper; /* the lease keeper (cfg.leases) */
     int keeper_started;
+    pthread_t listener; /* LISTEN/NOTIFY wake-ups (cfg.leases) */
+    int listener_started;
 };
 
 /* Sleeps before the next try of a write the database refused for now;
@@ -167,7 +175,8 @@ static int hook_cancelled(void *ud)
         return 1;
     }
     double t = fs_monotonic();
-    if (t - c->last_cancel_poll < CANCEL_POLL_S) return c->user_cancelled;
+    int hinted = atomic_exchange(&c->wk->cancel_hint, 0);
+    if (!hinted && t - c->last_cancel_poll < CANCEL_POLL_S) return c->user_cancelled;
     c->last_cancel_poll = t;
     if (queue_cancel_requested(c->q, c->id, &requested, err, sizeof err))
         log_warn(c->id, "polling cancel: %s", err);
@@ -415,6 +424,43 @@ out:
     return NULL;
 }
 
+/* The listener: submissions wake idle workers, cancellations reach the running job. */
+static void *listener_main(void *arg)
+{
+    struct workers *pool = arg;
+    char err[256], id[JOB_ID_LEN + 1];
+    struct queue *q = NULL;
+    int listening = 0;
+
+    while (!atomic_load(&pool->stopping)) {
+        enum queue_event ev = QUEUE_EVENT_NONE;
+        if (!q && !(q = queue_open(pool->cfg.db_path, err, sizeof err))) {
+            sleep(1);
+            continue;
+        }
+        if (!listening && queue_listen(q, err, sizeof err)) {
+            log_warn(NULL, "listener: %s", err);
+            sleep(1);
+            continue;
+        }
+        listening = 1;
+        if (queue_wait(q, 0.5, &ev, id, err, sizeof err)) {
+            sleep(1); /* the server is away: queue_wait reconnects and listens again */
+            continue;
+        }
+        if (ev == QUEUE_EVENT_SUBMIT) {
+            workers_notify(pool);
+        } else if (ev == QUEUE_EVENT_CANCEL) {
+            pthread_mutex_lock(&pool->lock);
+            for (int i = 0; i < pool->cfg.count; i++)
+                if (!strcmp(pool->w[i].current, id)) atomic_store(&pool->w[i].cancel_hint, 1);
+            pthread_mutex_unlock(&pool->lock);
+        }
+    }
+    queue_close(q);
+    return NULL;
+}
+
 /* The lease keeper: renews this daemon's leases, rescues everyone's expired ones. */
 static void *keeper_main(void *arg)
 {
@@ -517,6 +563,12 @@ struct workers *workers_start(const struct workers_config *wc, char *err, size_t
             return NULL;
         }
         pool->keeper_started = 1;
+        if (pthread_create(&pool->listener, NULL, listener_main, pool)) {
+            err_set(err, errlen, ERR_INTERNAL, "cannot start the listener");
+            workers_stop(pool, 5);
+            return NULL;
+        }
+        pool->listener_started = 1;
     }
     return pool;
 }
@@ -580,6 +632,7 @@ int workers_stop(struct workers *w, double timeout_s)
     for (int i = 0; i < w->cfg.count; i++)
         if (w->w[i].started) pthread_join(w->w[i].thread, NULL);
     if (w->keeper_started) pthread_join(w->keeper, NULL);
+    if (w->listener_started) pthread_join(w->listener, NULL);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->lock);

@@ -170,6 +170,16 @@ static void check_consistent(struct queue *q, const char *path, const char *when
 
 static void test_names_and_ids(void)
 {
+    if (!pg_base) { /* SQLite has no notifications: the workers poll */
+        char path[256], id[JOB_ID_LEN + 1];
+        enum queue_event ev;
+        db_path(path, sizeof path, "nonotify");
+        struct queue *q = open_q(path);
+        CHECK_INT(queue_listen(q, err, sizeof err), ERR_UNSUPPORTED);
+        CHECK_INT(queue_wait(q, 0, &ev, id, err, sizeof err), ERR_UNSUPPORTED);
+        CHECK(!strcmp(queue_backend(q), "sqlite"), "backend %s", queue_backend(q));
+        queue_close(q);
+    }
     enum job_status s;
     for (int i = 0; i < JOB_STATUS_COUNT; i++) {
         CHECK_INT(job_status_parse(job_status_name((enum job_status)i), &s), 0);
@@ -1231,6 +1241,45 @@ static void test_pg_heartbeat(void)
     queue_close(q);
 }
 
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* LISTEN/NOTIFY: a submission and a cancellation reach another connection at once. */
+static void test_pg_notify(void)
+{
+    char path[256], a[JOB_ID_LEN + 1], id[JOB_ID_LEN + 1];
+    db_path(path, sizeof path, "notify");
+    struct queue *listener = open_q(path), *q = open_q(path);
+    enum queue_event ev = QUEUE_EVENT_SUBMIT;
+    struct job_row r;
+    CHECK_INT(queue_wait(listener, 0.1, &ev, id, err, sizeof err), ERR_INVALID); /* not listening */
+    CHECK_INT(queue_listen(listener, err, sizeof err), 0);
+    CHECK_INT(queue_wait(listener, 0.2, &ev, id, err, sizeof err), 0);
+    CHECK_INT(ev, QUEUE_EVENT_NONE);
+    submit(q, "a", a);
+    double t0 = mono();
+    CHECK_INT(queue_wait(listener, 5, &ev, id, err, sizeof err), 0);
+    double waited = mono() - t0;
+    CHECK(ev == QUEUE_EVENT_SUBMIT && waited < 1.0,
+          "a submission wakes the listener: %d after %.3f s", ev, waited);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
+    job_row_free(&r);
+    CHECK_INT(queue_cancel(q, a, err, sizeof err), 0);
+    t0 = mono();
+    CHECK_INT(queue_wait(listener, 5, &ev, id, err, sizeof err), 0);
+    waited = mono() - t0;
+    CHECK(ev == QUEUE_EVENT_CANCEL && !strcmp(id, a) && waited < 1.0,
+          "a cancellation names the job: %d '%s' after %.3f s", ev, id, waited);
+    CHECK_INT(queue_wait(listener, 0.2, &ev, id, err, sizeof err), 0);
+    CHECK_INT(ev, QUEUE_EVENT_NONE);
+    queue_close(q);
+    queue_close(listener);
+}
+
 struct opener {
     const char *path;
     pthread_barrier_t *start;
@@ -1306,6 +1355,7 @@ int main(void)
         RUN(test_pg_lease_fencing);
         RUN(test_pg_heartbeat);
         RUN(test_pg_migrate_at_once);
+        RUN(test_pg_notify);
         cleanup_tmpdir();
         return ct_done("test_queue (postgres)");
     }
