@@ -1,18 +1,18 @@
 #!/usr/bin/python3
 """bench_queue.py - durable POSTs/s and claims/s: SQLite vs PostgreSQL with one and three daemons.
 
-    /usr/bin/python3 bench/bench_queue.py [--build build] [--posts 3000] [--post-threads 8]
+    /usr/bin/python3 bench/bench_queue.py [--build build] [--seconds 5] [--connections 8]
                                           [--claims 3000]
 
 In one run, on this machine:
   - starts a PostgreSQL of its own (tests/pg_server.py: initdb as the
     postgres user, a free loopback port, fsync on: commits are durable);
   - POST /v1/jobs: one daemon on SQLite, one daemon on PostgreSQL, three
-    daemons on one PostgreSQL database; --post-threads Python threads with
-    keep-alive connections, spread evenly over the daemons.  Each 201 comes
-    after the commit (group commit per daemon).  The daemons' workers claim
-    the jobs meanwhile, and each fails at once (free_space_factor = 1e6: no
-    model is loaded), so claims load the database as in a busy group;
+    daemons on one PostgreSQL database, each daemon with one worker busy on
+    a long evaluation job (one libtorch thread) as in a working group;
+    bench/http_load (C) POSTs for --seconds over --connections keep-alive
+    connections to each daemon at once.  Each 201 comes after the commit
+    (group commit per daemon);
   - claims/s without HTTP (bench/queue_claims: claim + finish with the
     fence, back to back): SQLite with one process; PostgreSQL with one and
     with three processes (each standing for a daemon) on one database.
@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,13 +36,11 @@ import pg_server  # noqa: E402
 
 
 def start_daemon(a, tmp, name, shared, extra):
-    conf = os.path.join(tmp, name + ".conf")
-    with open(conf, "w") as f:
-        f.write("[limits]\nfree_space_factor = 1000000\nretention_days = 0\n")
     log = open(os.path.join(tmp, name + ".log"), "w+")
-    cmd = [os.path.join(a.build, "server", "prunerd"), "serve", "--config", conf, "--listen", "127.0.0.1:0",
+    cmd = [os.path.join(a.build, "server", "prunerd"), "serve", "--listen", "127.0.0.1:0",
            "--data-dir", os.path.join(tmp, name + "-var"), "--model-root", os.path.join(shared, "models"),
-           "--data-root", os.path.join(shared, "data"), "--workers", "2", "--http-threads", "4"] + extra
+           "--data-root", os.path.join(shared, "data"), "--workers", "1", "--job-threads", "1",
+           "--http-threads", "4"] + extra
     p = subprocess.Popen(cmd, stdout=log, stderr=log)
     for _ in range(400):
         log.seek(0)
@@ -57,29 +54,19 @@ def start_daemon(a, tmp, name, shared, extra):
     sys.exit(f"{name} did not start: {log.read()[-2000:]}")
 
 
-def post_load(ports, posts, nthreads, body):
-    codes = []
-    lock = threading.Lock()
-    per = posts // nthreads
-
-    def poster(port):
-        conn = http.client.HTTPConnection("127.0.0.1", port)
-        mine = []
-        for _ in range(per):
-            conn.request("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            r.read()
-            mine.append(r.status)
-        with lock:
-            codes.extend(mine)
-
-    threads = [threading.Thread(target=poster, args=(ports[i % len(ports)],)) for i in range(nthreads)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return codes, time.monotonic() - t0
+def post_load(a, ports, body_path):
+    """bench/http_load POSTs to every daemon at once: (req/s per daemon, output lines)."""
+    exe = os.path.join(a.build, "bench", "http_load")
+    ps = [subprocess.Popen([exe, str(p), "/v1/jobs", str(a.connections), str(a.seconds), body_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in ports]
+    outs = [p.communicate() for p in ps]
+    rates = []
+    for out, errs in outs:
+        m = re.search(r"([\d.]+) req/s, non-201 (\d+)", out)
+        if not m:
+            sys.exit("http_load: " + out + errs)
+        rates.append((float(m.group(1)), int(m.group(2)), out.strip()))
+    return rates
 
 
 def metric(port, name):
@@ -89,31 +76,50 @@ def metric(port, name):
     return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{"))
 
 
+def get_json(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("GET", path)
+    return json.loads(c.getresponse().read())
+
+
 def run_posts(a, tmp, shared, label, n_daemons, queue_args):
-    procs = [start_daemon(a, tmp, f"{label}-{i}", shared, queue_args) for i in range(n_daemons)]
+    procs = [start_daemon(a, tmp, f"{label.replace(' ', '').replace(',', '-')}-{i}", shared, queue_args)
+             for i in range(n_daemons)]
     ports = [p[1] for p in procs]
-    body = json.dumps({"model": "thucnews-bert-l4-h256.pt", "targets": ["bert.encoder.layer.*.attention.self.query"],
-                       "method": "l1_unstructured", "amount": 0.3, "name": "post-bench"}).encode()
+    data = os.path.join(shared, "data")
+    job = {"model": "thucnews-bert-l4-h256.pt", "targets": ["bert.encoder.layer.*.attention.self.query"],
+           "method": "l1_unstructured", "amount": 0.3}
+    long_job = dict(job, name="long", eval={"data": os.path.join(data, "thucnews", "dev.txt"),
+                                            "vocab": os.path.join(data, "vocab", "bert-base-chinese-vocab.txt"),
+                                            "classes": os.path.join(data, "thucnews", "class.txt")})
+    body = json.dumps(dict(job, name="post-bench")).encode()
     try:
-        post_load(ports, 8 * a.post_threads, a.post_threads, body)  # warm-up: connections, caches
-        codes, took = post_load(ports, a.posts, a.post_threads, body)
-        ok = codes.count(201)
-        rate = len(codes) / took
-        print(f"{label}: POST /v1/jobs x{len(codes)} from {a.post_threads} threads over {n_daemons} daemon(s) in "
-              f"{took:.2f} s: {rate:.0f}/s in all, {rate / n_daemons:.0f}/s per daemon; {ok} answered 201"
-              + (f", others {sorted(set(codes) - {201})}" if ok != len(codes) else ""), flush=True)
-        # The workers drain the queue (each job fails at once): claims, per daemon.
+        # One long job per daemon keeps its worker busy (as in a working group): the POSTed
+        # jobs stay queued, and the POSTs share the machine with the running jobs.
+        for p in ports:
+            c = http.client.HTTPConnection("127.0.0.1", p)
+            c.request("POST", "/v1/jobs", json.dumps(long_job), {"Content-Type": "application/json"})
+            c.getresponse().read()
         deadline = time.time() + 120
-        total = len(codes) + 8 * a.post_threads
-        while time.time() < deadline and sum(metric(p, "prunerd_claims_total") for p in ports) < total:
-            time.sleep(0.2)
-        claims = [int(metric(p, "prunerd_claims_total")) for p in ports]
-        print(f"{label}: claims per daemon {claims} (of {total} jobs)", flush=True)
+        while time.time() < deadline and get_json(ports[0], "/v1/jobs?status=running")["jobs"].__len__() < n_daemons:
+            time.sleep(0.1)
+        body_path = os.path.join(tmp, "post.json")
+        with open(body_path, "wb") as f:
+            f.write(body)
+        rates = post_load(a, ports, body_path)
+        total = sum(r[0] for r in rates)
+        bad = sum(r[1] for r in rates)
+        rate = total
+        print(f"{label}: POST /v1/jobs for {a.seconds} s, {a.connections} keep-alive connections per daemon, "
+              f"{n_daemons} job(s) running: {total:.0f}/s in all, per daemon "
+              f"{[round(r[0]) for r in rates]}; non-201 answers {bad}", flush=True)
+        for r in rates:
+            print("    " + r[2], flush=True)
         return rate
     finally:
         for p, _, log in procs:
             p.terminate()
-            p.wait(30)
+            p.wait(60)
             log.close()
 
 
@@ -121,8 +127,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--shared", default=os.environ.get("PRUNERD_SHARED", os.path.join(ROOT, "..", "shared")))
-    ap.add_argument("--posts", type=int, default=3000)
-    ap.add_argument("--post-threads", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--claims", type=int, default=3000)
     a = ap.parse_args()
     why = pg_server.missing()
