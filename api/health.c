@@ -226,8 +226,10 @@ void api_health_ready(struct api_request *rq, struct api_response *rs)
 {
     int64_t counts[JOB_STATUS_COUNT];
     char err[256] = "";
-    const char *backend = queue_backend(rq->q);
-    int db = !queue_counts(rq->q, counts, err, sizeof err);
+    /* rq->q is NULL when this thread could not open the database. */
+    const char *backend = rq->q ? queue_backend(rq->q) : "unknown";
+    int db = rq->q && !queue_counts(rq->q, counts, err, sizeof err);
+    if (!rq->q) snprintf(err, sizeof err, "the database cannot be opened");
     /* SQLite's file lives in the data dir; PostgreSQL is checked by the query. */
     int storage = !access(rq->env->artifact_dir, W_OK) &&
                   (strcmp(backend, "sqlite") || !access(rq->env->db_path, W_OK));
@@ -252,7 +254,7 @@ void api_health_metrics(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 500, "internal", NULL, "out of memory");
         return;
     }
-    int rc = queue_counts(rq->q, counts, err, sizeof err);
+    int rc = rq->q ? queue_counts(rq->q, counts, err, sizeof err) : ERR_DB;
     fprintf(out, "# HELP prunerd_jobs Jobs in the queue by status.\n# TYPE prunerd_jobs gauge\n");
     for (int i = 0; !rc && i < JOB_STATUS_COUNT; i++)
         fprintf(out, "prunerd_jobs{status=\"%s\"} %lld\n", job_status_name((enum job_status)i),

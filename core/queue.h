@@ -9,12 +9,14 @@
  * Job state machine (the function behind each transition):
  *
  *   queue_submit -> queued --queue_claim--> running --queue_finish--> succeeded | failed
- *                     |                       |  \--queue_requeue (SIGTERM, crash recovery)-->
- * queued
- *                     '--queue_cancel--> cancelled <--queue_finish(cancelled)--'
+ *                   ^  |                      |  |
+ *                   |  |                      |  '--queue_requeue (SIGTERM)--> queued
+ *                   |  |                      '--queue_recover, queue_rescue--> queued | failed
+ *                   |  '--queue_cancel--> cancelled <--queue_finish(cancelled)--'
  *
  * queue_recover (start-up) re-queues jobs left running by a dead process
- * with attempts + 1, and fails them once attempts reaches the maximum.
+ * with attempts + 1, and fails them once attempts reaches the maximum;
+ * queue_rescue does the same, any time, for PostgreSQL leases that expired.
  * Each thread opens its own struct queue (its own sqlite3 * or PGconn *).
  *
  * Two backends (core/queue_sqlite.c, core/queue_pg.c) keep this contract.

@@ -205,7 +205,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     struct queue *q = thread_queue(s);
-    if (!q) return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
+    /* The probes answer without a database (/readyz then says why it is
+     * not ready); everything else needs one. */
+    int probe = !strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics");
+    if (!q && !probe)
+        return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
     struct api_request rq = {
         .method = method,
         .path = url,
@@ -237,7 +241,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
     if (!r) return;
     if (r->status)
-        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status, fs_monotonic() - r->start);
+        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status,
+                       fs_monotonic() - r->start);
     free(r->body);
     free(r);
     *req_cls = NULL;
