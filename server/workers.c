@@ -95,13 +95,12 @@ struct workers {
 
 /* Sleeps before the next try of a write the database refused for now;
  * 0 while the deadline (monotonic) allows another try. */
-static int retry_wait(struct workers *pool, double deadline, double *delay)
+static int retry_wait(double deadline, double *delay)
 {
     if (fs_monotonic() + *delay > deadline) return -1;
     struct timespec ts = {(time_t)*delay, (long)((*delay - (double)(time_t)*delay) * 1e9)};
     nanosleep(&ts, NULL);
     *delay = *delay < 2.0 ? *delay * 2 : 2.0;
-    (void)pool;
     return 0;
 }
 
@@ -142,7 +141,7 @@ static void hook_stage(void *ud, const char *stage)
     double deadline = fs_monotonic() + STAGE_RETRY_S, delay = 0.25;
     int rc;
     while ((rc = queue_set_stage(c->q, c->id, c->fence, stage, err, sizeof err)) == ERR_DB &&
-           !atomic_load(&c->wk->lost) && !retry_wait(c->wk->pool, deadline, &delay))
+           !atomic_load(&c->wk->lost) && !retry_wait(deadline, &delay))
         ;
     if (rc == ERR_CONFLICT) atomic_store(&c->wk->lost, 1);
     if (rc) log_warn(c->id, "recording stage %s: %s", stage, err);
@@ -231,7 +230,7 @@ static int finish(struct worker *wk, struct queue *q, const struct job_row *row,
     double deadline = fs_monotonic() + FINISH_RETRY_S, delay = 0.25;
     int rc, tries = 0;
     while ((rc = queue_finish(q, row->id, row->fence, st, result, error, err, errlen)) == ERR_DB &&
-           !atomic_load(&wk->lost) && !retry_wait(wk->pool, deadline, &delay)) {
+           !atomic_load(&wk->lost) && !retry_wait(deadline, &delay)) {
         if (!tries++) log_warn(row->id, "recording the end: %s; retrying", err);
     }
     if (rc == ERR_INVALID && tries) {
@@ -321,7 +320,9 @@ finish:
     if (!rc) result_text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
     int frc = finish(wk, q, row, st, result_text, rc ? err : NULL, qerr, sizeof qerr);
-    if (frc && is_refusal(frc)) {
+    /* Not recorded, and refused (or the lease keeper saw the job taken
+     * over while the database was away): the rescuer's run counts. */
+    if (frc && (is_refusal(frc) || atomic_load(&wk->lost))) {
         log_warn(row->id, "recording the end (%s) was refused: %s", job_status_name(st), qerr);
         abandon(wk, row, dir[0] ? dir : NULL);
         goto out;
