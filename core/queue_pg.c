@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -532,10 +533,79 @@ static int submission_insert(struct pg_queue *pq, struct queue_submission *sub, 
     return found ? 0 : err_set(err, errlen, ERR_INTERNAL, "insert job: a conflict, then no job");
 }
 
+/*
+ * A batch without idempotency keys in one statement, so one round trip and
+ * one commit: the rows go in as a JSON array (jansson does the quoting),
+ * and the statement also sends the wake-up.  Ids are set only once it
+ * committed.
+ */
+static int submit_batch(struct pg_queue *pq, struct queue_submission *subs, size_t n, char *err,
+                        size_t errlen)
+{
+    char(*ids)[JOB_ID_LEN + 1] = calloc(n, sizeof *ids);
+    json_t *rows = json_array();
+    char *text = NULL;
+    PGresult *r = NULL;
+    long want = 0;
+    int rc = 0;
+    if (!ids || !rows) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (subs[i].rc) continue;
+        if ((rc = queue_uuid_v4(ids[i], err, errlen))) break;
+        json_t *row = json_pack(
+            "{s:s, s:s, s:s, s:s}", "id", ids[i], "name", subs[i].name ? subs[i].name : "", "owner",
+            subs[i].owner ? subs[i].owner : "", "request", subs[i].request_json);
+        if (!row) { /* name or owner not UTF-8: this submission fails alone */
+            subs[i].rc = err_set(subs[i].err, sizeof subs[i].err, ERR_INVALID,
+                                 "the name or owner is not UTF-8 text");
+            continue;
+        }
+        if (json_array_append_new(rows, row)) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        want++;
+    }
+    if (rc) goto out;
+    if (!(text = json_dumps(rows, JSON_COMPACT))) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    struct pg_params p = {0};
+    p_text(&p, text);
+    p_real(&p, fs_now());
+    if ((rc = pg_ready(pq, err, errlen)) ||
+        (rc = pg_exec(pq,
+                      "WITH ins AS (INSERT INTO jobs (id, name, status, owner, created_at, "
+                      "updated_at, request) SELECT x->>'id', x->>'name', 'queued', x->>'owner', "
+                      "$2, $2, x->>'request' FROM json_array_elements($1::json) AS x RETURNING 1) "
+                      "SELECT count(*), pg_notify('prunerd_submit', '') FROM ins",
+                      &p, "insert jobs", &r, err, errlen)))
+        goto out;
+    if (col_int(r, 0, 0) != want) {
+        rc = err_set(err, errlen, ERR_INTERNAL, "inserted %lld jobs of %ld",
+                     (long long)col_int(r, 0, 0), want);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!subs[i].rc) memcpy(subs[i].id, ids[i], sizeof ids[i]);
+out:
+    PQclear(r);
+    free(text);
+    json_decref(rows);
+    free(ids);
+    return rc;
+}
+
 static int pg_submit_many(struct queue *q, struct queue_submission *subs, size_t n, char *err,
                           size_t errlen)
 {
     struct pg_queue *pq = PQ(q);
+    int keys = 0;
+    for (size_t i = 0; i < n; i++)
+        keys |= !subs[i].rc && subs[i].idem_key && *subs[i].idem_key;
+    if (!keys) return submit_batch(pq, subs, n, err, errlen);
+    /* Idempotency keys: one statement each, in one transaction. */
     int rc = pg_begin(pq, err, errlen);
     if (rc) return rc;
     for (size_t i = 0; i < n && !rc; i++)
