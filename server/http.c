@@ -23,8 +23,10 @@
  * (MHD_OPTION_THREAD_POOL_SIZE).  A request is handled entirely on the pool
  * thread that reads it: its body is gathered into struct http_req (*req_cls),
  * then api_dispatch runs with that thread's own struct queue (one sqlite3 *
- * per thread, created lazily under a pthread key and closed by the key's
- * destructor when the thread ends).  struct http_req is freed in the
+ * or PGconn * per thread, created lazily under a pthread key and closed by
+ * the key's destructor when the thread ends; a thread that cannot open it
+ * answers 503, except the probes, and tries again at its next request).
+ * struct http_req is freed in the
  * MHD_OPTION_NOTIFY_COMPLETED callback, which also counts the request for
  * /metrics.
  */
