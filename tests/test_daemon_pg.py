@@ -16,6 +16,8 @@ data dir, all with the same --queue-dsn and --artifact-dir:
              once another daemon has taken the job: its writes are
              refused, it abandons the job and removes its own files; the
              one result and artifact are the rescuer's.
+  cancel     a cancel sent to one daemon stops the job another runs; SIGTERM
+             re-queues a running job and another daemon finishes it.
   restart    PostgreSQL restarts while jobs run: requests answer 503 with
              a JSON error while it is down, no daemon exits, every job
              succeeds exactly once.
@@ -279,6 +281,47 @@ def test_sigstop(tmp, srv, roots):
         check(all(rc == 0 for rc in rcs), "the daemons exit 0", rcs)
 
 
+# ---------------------------------------------------------------- cancel, SIGTERM
+
+
+def test_cancel_sigterm(tmp, srv, roots):
+    """A cancel sent to another daemon reaches the one running the job; SIGTERM re-queues
+    a running job (no attempt counted) and another daemon finishes it."""
+    g = Group(tmp, srv, "term", roots)
+    try:
+        a = g.start("term-a")
+        b = g.start("term-b")
+        st, _, j = a.json("POST", "/v1/jobs", job_request("cancel-me", limit=1500, batch_size=16))
+        run = wait_for(lambda: running_on(a, j["id"]) or running_on(b, j["id"]), 120)
+        check(run is not None, "the job runs on one daemon", run)
+        runner = a if run and pid_of(run["claimed_by"]) == a.proc.pid else b
+        other = b if runner is a else a
+        t0 = time.time()
+        st, _, _ = other.json("POST", f"/v1/jobs/{j['id']}/cancel")
+        check(st == 202, "the other daemon accepts the cancel", st)
+        done = wait_status(other, j["id"], ("cancelled", "succeeded", "failed"), timeout=60)
+        took = time.time() - t0
+        print(f"  cancel through the other daemon: {done and done['status']} after {took:.2f} s")
+        check(done and done["status"] == "cancelled", "the running daemon stops the job", done and done["status"])
+        check(took < 10, "within seconds", took)
+
+        st, _, j2 = a.json("POST", "/v1/jobs", job_request("term", limit=600, batch_size=16))
+        run = wait_for(lambda: running_on(a, j2["id"]) or running_on(b, j2["id"]), 120)
+        runner = a if run and pid_of(run["claimed_by"]) == a.proc.pid else b
+        other = b if runner is a else a
+        rc, _ = runner.stop(signal.SIGTERM)
+        check(rc == 0, "SIGTERM: the running daemon exits 0", rc)
+        check("re-queued" in runner.tail(), "it re-queued the job", runner.tail()[-600:])
+        done = wait_status(other, j2["id"], ("succeeded", "failed"), timeout=400)
+        check(done and done["status"] == "succeeded" and done["attempts"] == 0 and
+              pid_of(done["claimed_by"]) == other.proc.pid,
+              "the other daemon finishes it, no attempt counted",
+              done and (done["status"], done["attempts"], done.get("claimed_by")))
+        check(metric(other, "prunerd_rescues_total") == 0, "no rescue was needed")
+    finally:
+        g.stop()
+
+
 # ---------------------------------------------------------------- restart
 
 
@@ -338,11 +381,11 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="prunerd-pg-daemons-")
     roots = ["--model-root", os.path.join(td.SHARED, "models"), "--data-root", os.path.join(td.SHARED, "data")]
-    want = os.environ.get("PRUNERD_PG_TESTS", "group,kill,sigstop,restart").split(",")
+    want = os.environ.get("PRUNERD_PG_TESTS", "group,kill,sigstop,cancel,restart").split(",")
     srv = pg_server.PgServer()
     try:
         for name, t in (("group", test_group), ("kill", test_kill), ("sigstop", test_sigstop),
-                        ("restart", test_restart)):
+                        ("cancel", test_cancel_sigterm), ("restart", test_restart)):
             if name in want:
                 t0 = time.time()
                 t(tmp, srv, roots)
