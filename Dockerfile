@@ -26,6 +26,7 @@ RUN apt-get update \
       libtorch-dev libopenblas0-pthread \
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev \
       python3-venv chromium \
+      libpq-dev postgresql \
       curl \
  && rm -rf /var/lib/apt/lists/*
 

@@ -24,10 +24,10 @@ struct api_stats;
 /* What every request shares; read-only once the server runs. */
 struct api_env {
     struct committer *committer; /* group commit of submissions */
-    const char *data_dir; /* jobs live in data_dir/jobs/<id>/ */
-    const char *db_path;
-    uint64_t quota_bytes;    /* 0: none */
-    const struct auth *auth; /* no tokens: auth is off */
+    const char *artifact_dir;    /* jobs' files: artifact_dir/jobs/<id>/ (shared by a group) */
+    const char *db_path;         /* the queue's location: a SQLite path or "pg:" + dsn */
+    uint64_t quota_bytes;        /* 0: none */
+    const struct auth *auth;     /* no tokens: auth is off */
     const struct roots *roots;
     struct api_stats *stats;         /* thread-safe counters for /metrics */
     void (*job_submitted)(void *ud); /* wakes the workers */
@@ -47,7 +47,7 @@ struct api_request {
     const char *body; /* NUL-terminated, body_len bytes; NULL when none */
     size_t body_len;
     int body_not_json; /* a body came with another Content-Type (and was dropped) */
-    struct queue *q; /* this thread's queue */
+    struct queue *q;   /* this thread's queue */
     const struct api_env *env;
     char params[API_MAX_PARAMS][API_PARAM_MAX]; /* {id} captures, in order */
     const char *token_name;                     /* who asked: a token name, or "" with auth off */
@@ -98,9 +98,16 @@ int api_valid_job_id(const char *s);
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
 json_t *api_time(double unix_seconds);
 
-/* Removes data_dir/jobs/<id>/ and everything in it (id must be valid).
+/* Removes artifact_dir/jobs/<id>/ and everything in it (id must be valid).
  * Returns 0 (also when it was not there) or ERR_IO with a message. */
-int api_job_dir_remove(const char *data_dir, const char *id, char *err, size_t errlen);
+int api_job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen);
+/* The folder one run of a job writes into: artifact_dir/jobs/<id>/ for an
+ * unfenced claim (SQLite, fence 0), artifact_dir/jobs/<id>/run-<fence>/
+ * with PostgreSQL, so a rescued run and its rescuer never share a file.
+ * Downloads read the folder of the run that finished (the row's fence). */
+void api_job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n);
+/* Removes a folder and everything in it: 0 (also when it was not there) or ERR_IO. */
+int api_tree_remove(const char *dir, char *err, size_t errlen);
 /* Bytes used under dir (allocated blocks), for the quota. */
 uint64_t api_dir_usage(const char *dir);
 

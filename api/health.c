@@ -44,6 +44,11 @@ struct api_stats {
         struct hist h;
     } stages[STATS_STAGES];
     size_t nstages;
+    char daemon[128];                   /* queue_daemon_id */
+    unsigned long long claims;          /* jobs this daemon claimed */
+    unsigned long long rescued_requeue; /* expired leases it re-queued */
+    unsigned long long rescued_fail;    /* expired leases it failed at max_attempts */
+    unsigned long long leases_lost;     /* its jobs another daemon rescued */
 };
 
 struct api_stats *api_stats_create(void)
@@ -121,6 +126,39 @@ void api_stats_stage(struct api_stats *s, const char *stage, double seconds)
     pthread_mutex_unlock(&s->lock);
 }
 
+void api_stats_set_daemon(struct api_stats *s, const char *daemon_id)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->daemon, sizeof s->daemon, "%s", daemon_id);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void api_stats_claim(struct api_stats *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->claims++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void api_stats_rescue(struct api_stats *s, int requeued, int failed)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->rescued_requeue += (unsigned long long)(requeued > 0 ? requeued : 0);
+    s->rescued_fail += (unsigned long long)(failed > 0 ? failed : 0);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void api_stats_lease_lost(struct api_stats *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->leases_lost++;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void hist_write(FILE *out, const char *name, const char *label, const char *value,
                        const struct hist *h, const double *bounds, size_t nb)
 {
@@ -162,6 +200,19 @@ void api_stats_write(struct api_stats *s, FILE *out)
     for (size_t i = 0; i < s->nstages; i++)
         hist_write(out, "prunerd_stage_duration_seconds", "stage", s->stages[i].stage,
                    &s->stages[i].h, job_buckets, JOB_NB);
+    fprintf(out,
+            "# HELP prunerd_claims_total Jobs this daemon claimed.\n"
+            "# TYPE prunerd_claims_total counter\n"
+            "prunerd_claims_total{daemon=\"%s\"} %llu\n"
+            "# HELP prunerd_rescues_total Expired leases this daemon took back, by outcome.\n"
+            "# TYPE prunerd_rescues_total counter\n"
+            "prunerd_rescues_total{daemon=\"%s\",outcome=\"requeued\"} %llu\n"
+            "prunerd_rescues_total{daemon=\"%s\",outcome=\"failed\"} %llu\n"
+            "# HELP prunerd_leases_lost_total Jobs of this daemon that another one rescued.\n"
+            "# TYPE prunerd_leases_lost_total counter\n"
+            "prunerd_leases_lost_total{daemon=\"%s\"} %llu\n",
+            s->daemon, s->claims, s->daemon, s->rescued_requeue, s->daemon, s->rescued_fail,
+            s->daemon, s->leases_lost);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -175,13 +226,19 @@ void api_health_ready(struct api_request *rq, struct api_response *rs)
 {
     int64_t counts[JOB_STATUS_COUNT];
     char err[256] = "";
-    int db = !queue_counts(rq->q, counts, err, sizeof err);
-    int storage = !access(rq->env->db_path, W_OK) && !access(rq->env->data_dir, W_OK);
+    /* rq->q is NULL when this thread could not open the database. */
+    const char *backend = rq->q ? queue_backend(rq->q) : "unknown";
+    int db = rq->q && !queue_counts(rq->q, counts, err, sizeof err);
+    if (!rq->q) snprintf(err, sizeof err, "the database cannot be opened");
+    /* SQLite's file lives in the data dir; PostgreSQL is checked by the query. */
+    int storage = !access(rq->env->artifact_dir, W_OK) &&
+                  (strcmp(backend, "sqlite") || !access(rq->env->db_path, W_OK));
     int workers = !rq->env->workers_alive || rq->env->workers_alive(rq->env->ud);
     int ready = db && storage && workers;
 
-    json_t *body = json_pack("{s:s, s:b, s:b, s:b}", "status", ready ? "ready" : "unavailable",
-                             "database", db, "storage", storage, "workers", workers);
+    json_t *body =
+        json_pack("{s:s, s:b, s:b, s:b, s:s}", "status", ready ? "ready" : "unavailable",
+                  "database", db, "storage", storage, "workers", workers, "backend", backend);
     if (!db && body) json_object_set_new(body, "message", json_string(err));
     api_reply_json(rs, ready ? 200 : 503, body);
 }
@@ -197,7 +254,7 @@ void api_health_metrics(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 500, "internal", NULL, "out of memory");
         return;
     }
-    int rc = queue_counts(rq->q, counts, err, sizeof err);
+    int rc = rq->q ? queue_counts(rq->q, counts, err, sizeof err) : ERR_DB;
     fprintf(out, "# HELP prunerd_jobs Jobs in the queue by status.\n# TYPE prunerd_jobs gauge\n");
     for (int i = 0; !rc && i < JOB_STATUS_COUNT; i++)
         fprintf(out, "prunerd_jobs{status=\"%s\"} %lld\n", job_status_name((enum job_status)i),

@@ -32,14 +32,27 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path) && errno != ENOENT ? -1 : 0;
 }
 
-int api_job_dir_remove(const char *data_dir, const char *id, char *err, size_t errlen)
+int api_tree_remove(const char *dir, char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
-    if (!api_valid_job_id(id)) return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
-    snprintf(dir, sizeof dir, "%s/jobs/%s", data_dir, id);
     if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
         return err_set(err, errlen, ERR_IO, "removing %s: %s", dir, strerror(errno));
     return 0;
+}
+
+int api_job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    if (!api_valid_job_id(id)) return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
+    snprintf(dir, sizeof dir, "%s/jobs/%s", artifact_dir, id);
+    return api_tree_remove(dir, err, errlen);
+}
+
+void api_job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)
+{
+    if (fence > 0)
+        snprintf(out, n, "%s/jobs/%s/run-%lld", artifact_dir, id, (long long)fence);
+    else
+        snprintf(out, n, "%s/jobs/%s", artifact_dir, id);
 }
 
 static __thread uint64_t usage_sum; /* nftw has no user pointer */
@@ -70,7 +83,8 @@ static json_t *parse_text(const char *text)
 /* result.metrics[when][metric], or null before it is known. */
 static json_t *result_number(const json_t *res, const char *when, const char *metric)
 {
-    const json_t *v = json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
+    const json_t *v =
+        json_object_get(json_object_get(json_object_get(res, "metrics"), when), metric);
     return json_is_number(v) ? json_real(json_number_value(v)) : json_null();
 }
 
@@ -106,13 +120,17 @@ static json_t *job_view(const struct job_row *r, int full)
         json_object_set_new(o, "cancel_requested", json_boolean(r->cancel_requested));
         json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
         json_object_set_new(o, "files_deleted", json_boolean(r->files_deleted));
+        /* Who ran it last (PostgreSQL: host:pid:start) and under which fence. */
+        json_object_set_new(o, "claimed_by", json_string(r->claimed_by));
+        json_object_set_new(o, "fence", json_integer((json_int_t)r->fence));
         char link[128];
         snprintf(link, sizeof link, "/v1/jobs/%s/result", r->id);
         json_t *links = json_pack("{s:s}", "result", link);
         snprintf(link, sizeof link, "/v1/jobs/%s/checkpoint", r->id);
         json_object_set_new(links, "checkpoint", json_string(link));
         json_object_set_new(o, "links", links);
-        static const char *const parts[] = {"metrics", "sparsity", "timings", "artifacts", "provenance"};
+        static const char *const parts[] = {"metrics", "sparsity", "timings", "artifacts",
+                                            "provenance"};
         for (size_t i = 0; res && i < sizeof parts / sizeof parts[0]; i++) {
             json_t *v = json_object_get(res, parts[i]);
             if (v) json_object_set(o, parts[i], v);
@@ -168,9 +186,9 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     int existed = 0, rc;
     const char *idem = rq->header(rq->conn, "Idempotency-Key");
 
-    if (rq->env->quota_bytes && api_dir_usage(rq->env->data_dir) >= rq->env->quota_bytes) {
+    if (rq->env->quota_bytes && api_dir_usage(rq->env->artifact_dir) >= rq->env->quota_bytes) {
         api_reply_error(rs, 507, "insufficient_storage", NULL,
-                        "the data directory is over its quota of %llu bytes",
+                        "the artifact store is over its quota of %llu bytes",
                         (unsigned long long)rq->env->quota_bytes);
         goto out;
     }
@@ -208,8 +226,8 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     const char *name = json_string_value(json_object_get(req, "name"));
-    struct queue_submission sub = {.request_json = text, .name = name ? name : "",
-                                   .owner = rq->token_name, .idem_key = idem};
+    struct queue_submission sub = {
+        .request_json = text, .name = name ? name : "", .owner = rq->token_name, .idem_key = idem};
     if ((rc = committer_submit(rq->env->committer, &sub))) {
         api_reply_err_code(rs, rc, rc == ERR_CONFLICT ? "Idempotency-Key" : NULL, sub.err);
         goto out;
@@ -338,7 +356,7 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 409, "conflict", NULL, "%s", err);
         goto out;
     }
-    if (!rc) rc = api_job_dir_remove(rq->env->data_dir, row.id, err, sizeof err);
+    if (!rc) rc = api_job_dir_remove(rq->env->artifact_dir, row.id, err, sizeof err);
     if (rc) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
@@ -386,7 +404,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     struct job_row row;
     json_t *res = NULL;
     const char *format = rq->query(rq->conn, "format");
-    char path[PATH_MAX], etag[80];
+    char path[PATH_MAX], dir[PATH_MAX], etag[80];
     struct stat st;
     int fd = -1;
 
@@ -416,7 +434,8 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
                         format);
         goto out;
     }
-    snprintf(path, sizeof path, "%s/jobs/%s/%s", rq->env->data_dir, row.id, file);
+    api_job_run_dir(rq->env->artifact_dir, row.id, row.fence, dir, sizeof dir);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path) path[0] = '\0';
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         api_reply_error(rs, 404, "not_found", "format", "the %s checkpoint of job %s is gone",

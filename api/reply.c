@@ -92,6 +92,8 @@ int api_status_for(int err_code)
         return 409;
     case ERR_CONFLICT:
         return 422;
+    case ERR_DB:
+        return 503; /* the database is unreachable, busy or full: retry later */
     default:
         return 500;
     }

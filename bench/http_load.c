@@ -11,13 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
-/* usage: http_load PORT PATH CONNECTIONS SECONDS
+/* usage: http_load PORT PATH CONNECTIONS SECONDS [BODY_FILE]
  * Each connection is one thread sending GET PATH back to back over one
- * keep-alive connection; prints requests/s, non-200 answers and p50/p99/max. */
+ * keep-alive connection; prints requests/s, non-200 answers and p50/p99/max.
+ * With BODY_FILE: POST PATH with that JSON body instead, and 201 is the
+ * answer counted as good (POST /v1/jobs). */
 
 struct conn {
     int port, seconds;
     const char *path;
+    const char *body; /* NULL: GET */
+    size_t body_len;
     double *lat; /* seconds per request */
     size_t n, cap;
     long bad;
@@ -46,8 +50,18 @@ static int dial(int port)
 static void *run(void *arg)
 {
     struct conn *c = arg;
-    char req[512], buf[65536];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", c->path);
+    char head[512], buf[65536], *req;
+    int hl = c->body
+                 ? snprintf(head, sizeof head,
+                            "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                            "application/json\r\nContent-Length: %zu\r\n\r\n",
+                            c->path, c->body_len)
+                 : snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", c->path);
+    int len = hl + (int)c->body_len;
+    const char *good = c->body ? "HTTP/1.1 201" : "HTTP/1.1 200";
+    if (!(req = malloc((size_t)len))) return NULL;
+    memcpy(req, head, (size_t)hl);
+    if (c->body) memcpy(req + hl, c->body, c->body_len);
     int fd = dial(c->port);
     double end = now() + c->seconds;
 
@@ -68,7 +82,7 @@ static void *run(void *arg)
             }
             if (need >= 0 && (long)got >= need) break;
         }
-        if (strncmp(buf, "HTTP/1.1 200", 12)) c->bad++;
+        if (strncmp(buf, good, 12)) c->bad++;
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 4096;
             c->lat = realloc(c->lat, c->cap * sizeof *c->lat);
@@ -77,6 +91,7 @@ static void *run(void *arg)
     }
 done:
     close(fd);
+    free(req);
     return NULL;
 }
 
@@ -88,16 +103,30 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: http_load PORT PATH CONNECTIONS SECONDS\n");
+    static char body[1 << 16];
+    size_t body_len = 0;
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: http_load PORT PATH CONNECTIONS SECONDS [BODY_FILE]\n");
         return 2;
+    }
+    if (argc == 6) {
+        FILE *f = fopen(argv[5], "rb");
+        if (!f || !(body_len = fread(body, 1, sizeof body, f))) {
+            perror(argv[5]);
+            return 2;
+        }
+        fclose(f);
     }
     int nc = atoi(argv[3]);
     struct conn *c = calloc((size_t)nc, sizeof *c);
     pthread_t *t = calloc((size_t)nc, sizeof *t);
     double t0 = now();
     for (int i = 0; i < nc; i++) {
-        c[i] = (struct conn){.port = atoi(argv[1]), .path = argv[2], .seconds = atoi(argv[4])};
+        c[i] = (struct conn){.port = atoi(argv[1]),
+                             .path = argv[2],
+                             .seconds = atoi(argv[4]),
+                             .body = argc == 6 ? body : NULL,
+                             .body_len = body_len};
         pthread_create(&t[i], NULL, run, &c[i]);
     }
     size_t total = 0;
@@ -117,10 +146,11 @@ int main(int argc, char **argv)
     }
     qsort(all, total, sizeof *all, cmp);
     if (total)
-        printf("%zu requests in %.1f s: %.0f req/s, non-200 %ld, p50 %.2f ms, p99 %.2f ms, "
+        printf("%zu requests in %.1f s: %.0f req/s, non-%s %ld, p50 %.2f ms, p99 %.2f ms, "
                "max %.2f ms\n",
-               total, secs, (double)total / secs, bad, all[total / 2] * 1e3,
-               all[(size_t)((double)total * 0.99)] * 1e3, all[total - 1] * 1e3);
+               total, secs, (double)total / secs, argc == 6 ? "201" : "200", bad,
+               all[total / 2] * 1e3, all[(size_t)((double)total * 0.99)] * 1e3,
+               all[total - 1] * 1e3);
     free(all);
     free(c);
     free(t);

@@ -35,7 +35,11 @@
  * list it in core/meson.build, and write it so it runs inside a
  * transaction (no VACUUM, no BEGIN/COMMIT, no PRAGMA journal_mode).  A
  * database that records a version this binary lacks was written by a newer
- * prunerd: it is refused rather than guessed at.
+ * prunerd: it is refused rather than guessed at.  PostgreSQL's schema
+ * follows the same rule in migrations/postgres/NNNN_name.sql (listed in
+ * core/meson.build's pg_migration_files, applied by core/queue_pg.c under
+ * an advisory lock); a change to the jobs table needs one migration for
+ * each backend.
  *
  * Fault hooks.  Tests pass struct db_hooks: the step hook stands in for
  * sqlite3_step/sqlite3_exec; the io hook sits in a VFS that wraps the

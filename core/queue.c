@@ -1,4 +1,4 @@
-/* queue.c - durable job queue on SQLite */
+/* queue.c - durable job queue: argument checks, then the backend (SQLite or PostgreSQL) */
 #include "queue.h"
 
 #include <math.h>
@@ -6,48 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
-#include "db.h"
 #include "err.h"
-#include "fsutil.h"
+#include "queue_backend.h"
 
 /*
  * DESIGN
  *
- * One row per job in `jobs` (migrations/0001_init.sql); the state machine is
- * drawn in queue.h.  Every transition that reads before it writes runs in a
- * BEGIN IMMEDIATE transaction, so it holds the write lock from its first
- * read and two connections (threads or processes) never act on the same
- * stale state; statements are finalized before COMMIT and any failure rolls
- * the transaction back, so a failed call leaves nothing half-written.
- *
- * Attempts count the runs that were cut short: queue_recover (a daemon
- * died while the job ran) adds one, queue_requeue adds one only when asked
- * (SIGTERM does not).  A claim is not an attempt.  With max_attempts M, the
- * job that has been interrupted M times is failed: it ran at most M times.
- *
- * `stages` describes the current run: queue_claim resets it to [], each
- * queue_set_stage closes the open entry and appends the new one,
- * queue_finish / queue_requeue / queue_recover close the open entry.
- *
- * Times are unix seconds (REAL); NULL in the table, 0 in struct job_row,
- * for "not yet".  Lists page by (created_at, rowid), which new jobs never
- * fall behind, so a cursor pages stably while jobs arrive.
+ * queue.h is the one interface; this file checks every argument (so a
+ * malformed id never reaches SQL and both backends answer the same errors)
+ * and hands the call to the backend behind q->ops: core/queue_sqlite.c
+ * (embedded, one daemon per data dir) or core/queue_pg.c (several daemons
+ * on one PostgreSQL).  What both backends share lives here too: status
+ * names, ids, the stages JSON, list cursors.
  */
-
-struct queue {
-    struct db *db;
-};
-
-#define JOB_COLUMNS                                                                                \
-    "id, name, status, stage, progress, owner, attempts, cancel_requested, created_at, "           \
-    "started_at, finished_at, request, stages, result, error, files_deleted, rowid"
-#define COL_ROWID 16
-
-#define FINISHED_SQL "('succeeded', 'failed', 'cancelled')"
 
 static const char *const status_names[JOB_STATUS_COUNT] = {
     "queued", "running", "succeeded", "failed", "cancelled",
@@ -75,12 +50,10 @@ static int is_lower_hex(char c)
 
 int job_id_valid(const char *id)
 {
-    if (!id || strlen(id) != JOB_ID_LEN)
-        return 0;
+    if (!id || strlen(id) != JOB_ID_LEN) return 0;
     for (int i = 0; i < JOB_ID_LEN; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (id[i] != '-')
-                return 0;
+            if (id[i] != '-') return 0;
         } else if (!is_lower_hex(id[i])) {
             return 0;
         }
@@ -88,24 +61,21 @@ int job_id_valid(const char *id)
     return id[14] == '4' && strchr("89ab", id[19]) != NULL;
 }
 
-/* A fresh UUID v4 from getrandom(2). */
-static int uuid_v4(char out[JOB_ID_LEN + 1], char *err, size_t errlen)
+int queue_uuid_v4(char out[JOB_ID_LEN + 1], char *err, size_t errlen)
 {
     unsigned char b[16];
     size_t got = 0;
     while (got < sizeof b) {
         ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r < 0)
-            return err_set(err, errlen, ERR_IO, "getrandom failed");
+        if (r < 0) return err_set(err, errlen, ERR_IO, "getrandom failed");
         got += (size_t)r;
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* variant 10 */
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
     static const char hex[] = "0123456789abcdef";
     char *p = out;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
         *p++ = hex[b[i] >> 4];
         *p++ = hex[b[i] & 15];
     }
@@ -122,8 +92,7 @@ static int check_id(const char *id, char *err, size_t errlen)
 
 void job_row_free(struct job_row *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->name);
     free(r->stage);
     free(r->owner);
@@ -134,51 +103,13 @@ void job_row_free(struct job_row *r)
     r->name = r->stage = r->owner = r->request = r->stages = r->result = r->error = NULL;
 }
 
-/* A text column copied with malloc; "" for NULL unless nullable. */
-static int col_dup(sqlite3_stmt *st, int i, int nullable, char **out)
+int queue_is_finished(enum job_status s)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    *out = NULL;
-    if (!t && nullable)
-        return 0;
-    *out = strdup(t ? (const char *)t : "");
-    return *out ? 0 : ERR_NOMEM;
+    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
 }
 
-/* Fills out from a row of SELECT JOB_COLUMNS; on failure frees what it set. */
-static int row_read(sqlite3_stmt *st, struct job_row *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    const unsigned char *id = sqlite3_column_text(st, 0);
-    snprintf(out->id, sizeof out->id, "%s", id ? (const char *)id : "");
-    const char *status = (const char *)sqlite3_column_text(st, 2);
-    if (job_status_parse(status, &out->status))
-        return err_set(err, errlen, ERR_INTERNAL, "job %s has status '%s'", out->id,
-                       status ? status : "");
-    out->progress = sqlite3_column_double(st, 4);
-    out->attempts = sqlite3_column_int(st, 6);
-    out->cancel_requested = sqlite3_column_int(st, 7);
-    out->created_at = sqlite3_column_double(st, 8);
-    out->started_at = sqlite3_column_double(st, 9);    /* NULL reads as 0 */
-    out->finished_at = sqlite3_column_double(st, 10);
-    out->files_deleted = sqlite3_column_int(st, 15);
-    if (col_dup(st, 1, 0, &out->name) || col_dup(st, 3, 0, &out->stage) ||
-        col_dup(st, 5, 0, &out->owner) || col_dup(st, 11, 0, &out->request) ||
-        col_dup(st, 12, 0, &out->stages) || col_dup(st, 13, 1, &out->result) ||
-        col_dup(st, 14, 1, &out->error)) {
-        job_row_free(out);
-        return err_set(err, errlen, ERR_NOMEM, "out of memory");
-    }
-    return 0;
-}
-
-/*
- * Edits a stages JSON array: closes the open last entry at now, then appends
- * {"stage": next, "started_at": now, "finished_at": null} when next is set.
- * *out is malloc'd.
- */
-static int stages_edit(const char *text, const char *next, double now, char **out, char *err,
-                       size_t errlen)
+int queue_stages_edit(const char *text, const char *next, double now, char **out, char *err,
+                      size_t errlen)
 {
     json_error_t je;
     int rc = 0;
@@ -197,11 +128,9 @@ static int stages_edit(const char *text, const char *next, double now, char **ou
     }
     if (next) {
         json_t *e = json_pack("{s:s, s:f, s:n}", "stage", next, "started_at", now, "finished_at");
-        if (!e || json_array_append_new(a, e))
-            goto nomem;
+        if (!e || json_array_append_new(a, e)) goto nomem;
     }
-    if (!(*out = json_dumps(a, JSON_COMPACT)))
-        goto nomem;
+    if (!(*out = json_dumps(a, JSON_COMPACT))) goto nomem;
     goto out;
 nomem:
     rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -210,77 +139,95 @@ out:
     return rc;
 }
 
-/* ---- open / close ---- */
-
-struct queue *queue_open_with(const char *path, const struct db_options *opt, char *err,
-                              size_t errlen)
+void queue_gave_up_message(int attempts, char *out, size_t n)
 {
-    struct queue *q = calloc(1, sizeof *q);
-    if (!q) {
-        err_set(err, errlen, ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (!(q->db = db_open(path, opt, err, errlen))) {
-        free(q);
-        return NULL;
-    }
-    return q;
+    snprintf(out, n, "interrupted %d times (daemon died while it ran); giving up", attempts);
 }
 
-struct queue *queue_open(const char *path, char *err, size_t errlen)
+/* The cursor: 16 hex digits of created_at's bits, then 16 of the rowid. */
+void queue_cursor_make(double created_at, int64_t seq, char out[64])
 {
-    return queue_open_with(path, NULL, err, errlen);
+    uint64_t bits;
+    memcpy(&bits, &created_at, sizeof bits);
+    snprintf(out, 64, "%016llx%016llx", (unsigned long long)bits, (unsigned long long)seq);
+}
+
+int queue_cursor_parse(const char *c, double *created_at, int64_t *seq)
+{
+    if (strlen(c) != 32) return ERR_INVALID;
+    uint64_t v[2] = {0, 0};
+    for (int i = 0; i < 32; i++) {
+        char ch = c[i];
+        if (!is_lower_hex(ch)) return ERR_INVALID;
+        v[i / 16] = v[i / 16] << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+    }
+    memcpy(created_at, &v[0], sizeof *created_at);
+    if (!isfinite(*created_at) || *created_at < 0 || v[1] == 0 || v[1] > INT64_MAX)
+        return ERR_INVALID;
+    *seq = (int64_t)v[1];
+    return 0;
+}
+
+void queue_daemon_id(char *out, size_t n)
+{
+    char host[64] = "localhost", stat[1024];
+    unsigned long long start = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    if (f) {
+        /* Field 22, starttime; field 2 (comm) may hold spaces: start after its ')'. */
+        size_t len = fread(stat, 1, sizeof stat - 1, f);
+        stat[len] = '\0';
+        const char *p = strrchr(stat, ')');
+        for (int field = 2; p && field < 22; field++)
+            p = strchr(p + 1, ' ');
+        if (p) start = strtoull(p + 1, NULL, 10);
+        fclose(f);
+    }
+    snprintf(out, n, "%s:%ld:%llu", host, (long)getpid(), start);
+}
+
+/* ---- open / close ---- */
+
+static int is_pg(const char *where, const char **conninfo)
+{
+    if (!strncmp(where, "postgresql://", 13) || !strncmp(where, "postgres://", 11)) {
+        *conninfo = where;
+        return 1;
+    }
+    if (!strncmp(where, "pg:", 3)) {
+        *conninfo = where + 3;
+        return 1;
+    }
+    return 0;
+}
+
+struct queue *queue_open_with(const char *where, const struct db_options *opt, char *err,
+                              size_t errlen)
+{
+    const char *conninfo;
+    if (!where || !*where) {
+        err_set(err, errlen, ERR_INVALID, "no database path or connection string");
+        return NULL;
+    }
+    if (is_pg(where, &conninfo)) return queue_pg_open(conninfo, err, errlen);
+    return queue_sqlite_open(where, opt, err, errlen);
+}
+
+struct queue *queue_open(const char *where, char *err, size_t errlen)
+{
+    return queue_open_with(where, NULL, err, errlen);
 }
 
 void queue_close(struct queue *q)
 {
-    if (!q)
-        return;
-    db_close(q->db);
-    free(q);
+    if (q) q->ops->close(q);
 }
 
-/* ---- helpers for one-job transitions ---- */
-
-/* Reads a job's status and stages inside the caller's transaction.
- * stages may be NULL; *stages is malloc'd. */
-static int job_state(struct queue *q, const char *id, enum job_status *status, int *cancel,
-                     char **stages, char *err, size_t errlen)
+const char *queue_backend(const struct queue *q)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = db_prepare(q->db, "SELECT status, cancel_requested, stages FROM jobs WHERE id = ?",
-                        &st, err, errlen);
-    if (rc)
-        return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int s = db_step(q->db, st);
-    if (s == SQLITE_DONE) {
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no job %s", id);
-    } else if (s != SQLITE_ROW) {
-        rc = db_fail(q->db, s, "read job", err, errlen);
-    } else if (job_status_parse((const char *)sqlite3_column_text(st, 0), status)) {
-        rc = err_set(err, errlen, ERR_INTERNAL, "job %s has an unknown status", id);
-    } else {
-        if (cancel)
-            *cancel = sqlite3_column_int(st, 1);
-        if (stages && col_dup(st, 2, 0, stages))
-            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int is_finished(enum job_status s)
-{
-    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
-}
-
-/* Steps a write statement to its end: 0 or ERR_DB. */
-static int step_done(struct queue *q, sqlite3_stmt *st, const char *what, char *err,
-                     size_t errlen)
-{
-    int s = db_step(q->db, st);
-    return s == SQLITE_DONE ? 0 : db_fail(q->db, s, what, err, errlen);
+    return q->ops->name;
 }
 
 /* ---- submit, get, list ---- */
@@ -301,99 +248,22 @@ static int submission_check(struct queue_submission *sub)
     return 0;
 }
 
-/* Inside a transaction: finds sub's idempotency key or inserts the job. */
-static int submission_insert(struct queue *q, struct queue_submission *sub, char *err,
-                             size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    const char *name = sub->name ? sub->name : "", *owner = sub->owner ? sub->owner : "";
-    const char *idem = sub->idem_key && *sub->idem_key ? sub->idem_key : NULL;
-    int rc = 0;
-    if (idem) {
-        if ((rc = db_prepare(q->db,
-                             "SELECT id, request FROM jobs WHERE owner = ? AND idem_key = ?", &st,
-                             err, errlen)))
-            goto out;
-        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
-        int s = db_step(q->db, st);
-        if (s == SQLITE_ROW) {
-            const char *earlier = (const char *)sqlite3_column_text(st, 1);
-            /* A retry sends the same request; another one under the same key
-             * is the caller's mistake, not a replay. */
-            if (!earlier || strcmp(earlier, sub->request_json)) {
-                sub->rc = err_set(sub->err, sizeof sub->err, ERR_CONFLICT,
-                                  "idempotency key '%s' was used for a different request (job %s)",
-                                  idem, (const char *)sqlite3_column_text(st, 0));
-                goto out;
-            }
-            snprintf(sub->id, sizeof sub->id, "%s", (const char *)sqlite3_column_text(st, 0));
-            sub->existed = 1;
-            goto out;
-        }
-        if (s != SQLITE_DONE) {
-            rc = db_fail(q->db, s, "look up idempotency key", err, errlen);
-            goto out;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    char nid[JOB_ID_LEN + 1];
-    if ((rc = uuid_v4(nid, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "INSERT INTO jobs (id, name, status, owner, created_at, updated_at, "
-                         "request, idem_key) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                         &st, err, errlen)))
-        goto out;
-    double now = fs_now();
-    sqlite3_bind_text(st, 1, nid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 4, now);
-    sqlite3_bind_double(st, 5, now);
-    sqlite3_bind_text(st, 6, sub->request_json, -1, SQLITE_STATIC);
-    if (idem)
-        sqlite3_bind_text(st, 7, idem, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "insert job", err, errlen)))
-        goto out;
-    memcpy(sub->id, nid, sizeof nid);
-out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, char *err,
                       size_t errlen)
 {
-    int rc = 0, in_txn = 0;
     size_t valid = 0;
     for (size_t i = 0; i < n; i++) {
         subs[i].id[0] = '\0';
         subs[i].existed = 0;
         subs[i].err[0] = '\0';
         subs[i].rc = 0;
-        if (submission_check(&subs[i]) == 0)
-            valid++;
+        if (submission_check(&subs[i]) == 0) valid++;
     }
-    if (!valid)
-        return 0;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    for (size_t i = 0; i < n; i++)
-        if (!subs[i].rc && (rc = submission_insert(q, &subs[i], err, errlen)))
-            goto out;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    if (in_txn)
-        db_rollback(q->db);
+    if (!valid) return 0;
+    int rc = q->ops->submit_many(q, subs, n, err, errlen);
     if (rc) {
         for (size_t i = 0; i < n; i++) {
-            if (subs[i].rc)
-                continue;
+            if (subs[i].rc) continue;
             subs[i].rc = rc;
             subs[i].id[0] = '\0';
             subs[i].existed = 0;
@@ -407,636 +277,159 @@ int queue_submit(struct queue *q, const char *request_json, const char *name, co
                  const char *idem_key, char id[JOB_ID_LEN + 1], int *existed, char *err,
                  size_t errlen)
 {
-    struct queue_submission sub = {.request_json = request_json, .name = name, .owner = owner,
-                                   .idem_key = idem_key};
+    struct queue_submission sub = {
+        .request_json = request_json, .name = name, .owner = owner, .idem_key = idem_key};
     queue_submit_many(q, &sub, 1, err, errlen);
-    if (sub.rc && err && errlen)
-        snprintf(err, errlen, "%s", sub.err);
+    if (sub.rc && err && errlen) snprintf(err, errlen, "%s", sub.err);
     snprintf(id, JOB_ID_LEN + 1, "%s", sub.id);
-    if (existed)
-        *existed = sub.existed;
+    if (existed) *existed = sub.existed;
     return sub.rc;
 }
 
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err,
-                         errlen)))
-        return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int s = db_step(q->db, st);
-    if (s == SQLITE_ROW)
-        rc = row_read(st, out, err, errlen);
-    else if (s == SQLITE_DONE)
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no job %s", id);
-    else
-        rc = db_fail(q->db, s, "read job", err, errlen);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* The cursor: 16 hex digits of created_at's bits, then 16 of the rowid. */
-static void cursor_make(double created_at, int64_t rowid, char out[64])
-{
-    uint64_t bits;
-    memcpy(&bits, &created_at, sizeof bits);
-    snprintf(out, 64, "%016llx%016llx", (unsigned long long)bits, (unsigned long long)rowid);
-}
-
-static int cursor_parse(const char *c, double *created_at, int64_t *rowid)
-{
-    if (strlen(c) != 32)
-        return ERR_INVALID;
-    uint64_t v[2] = {0, 0};
-    for (int i = 0; i < 32; i++) {
-        char ch = c[i];
-        if (!is_lower_hex(ch))
-            return ERR_INVALID;
-        v[i / 16] = v[i / 16] << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
-    }
-    memcpy(created_at, &v[0], sizeof *created_at);
-    if (!isfinite(*created_at) || *created_at < 0 || v[1] == 0 || v[1] > INT64_MAX)
-        return ERR_INVALID;
-    *rowid = (int64_t)v[1];
-    return 0;
+    return rc ? rc : q->ops->get(q, id, out, err, errlen);
 }
 
 int queue_list(struct queue *q, int status, int limit, const char *cursor, struct job_row **rows,
                size_t *n, char next_cursor[64], char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    struct job_row *out = NULL;
-    size_t got = 0;
-    int rc = 0;
-    double c_at = 0;
-    int64_t c_rowid = 0, last_rowid = 0;
-    int has_cursor = cursor && *cursor;
+    double c_at;
+    int64_t c_seq;
     *rows = NULL;
     *n = 0;
     next_cursor[0] = '\0';
     if (status >= JOB_STATUS_COUNT)
         return err_set(err, errlen, ERR_INVALID, "unknown status %d", status);
-    if (has_cursor && cursor_parse(cursor, &c_at, &c_rowid))
+    if (cursor && *cursor && queue_cursor_parse(cursor, &c_at, &c_seq))
         return err_set(err, errlen, ERR_INVALID, "invalid cursor '%.64s'", cursor);
     limit = limit < 1 ? 1 : limit > 500 ? 500 : limit;
-
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT " JOB_COLUMNS " FROM jobs WHERE %s AND %s "
-             "ORDER BY created_at DESC, rowid DESC LIMIT ?3",
-             status >= 0 ? "status = ?1" : "?1 IS NULL",
-             has_cursor ? "(created_at < ?2 OR (created_at = ?2 AND rowid < ?4))" : "?2 IS NULL");
-    if ((rc = db_prepare(q->db, sql, &st, err, errlen)))
-        return rc;
-    if (status >= 0)
-        sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
-    if (has_cursor) {
-        sqlite3_bind_double(st, 2, c_at);
-        sqlite3_bind_int64(st, 4, c_rowid);
-    }
-    sqlite3_bind_int(st, 3, limit + 1);   /* one more: is there a next page? */
-    if (!(out = calloc((size_t)limit, sizeof *out))) {
-        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    int s;
-    while ((s = db_step(q->db, st)) == SQLITE_ROW) {
-        if (got == (size_t)limit) {
-            cursor_make(out[got - 1].created_at, last_rowid, next_cursor);
-            break;
-        }
-        if ((rc = row_read(st, &out[got], err, errlen)))
-            goto out;
-        last_rowid = sqlite3_column_int64(st, COL_ROWID);   /* for the next cursor */
-        got++;
-    }
-    if (s != SQLITE_ROW && s != SQLITE_DONE) {
-        rc = db_fail(q->db, s, "list jobs", err, errlen);
-        goto out;
-    }
-out:
-    sqlite3_finalize(st);
-    if (rc) {
-        for (size_t i = 0; i < got; i++)
-            job_row_free(&out[i]);
-        free(out);
-        next_cursor[0] = '\0';
-        return rc;
-    }
-    if (!got) {
-        free(out);
-        out = NULL;
-    }
-    *rows = out;
-    *n = got;
-    return 0;
+    return q->ops->list(q, status, limit, cursor, rows, n, next_cursor, err, errlen);
 }
 
 /* ---- the worker's transitions ---- */
 
-int queue_claim(struct queue *q, struct job_row *out, char *err, size_t errlen)
+int queue_claim(struct queue *q, int lease_seconds, struct job_row *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0;
-    char id[JOB_ID_LEN + 1] = "";
     memset(out, 0, sizeof *out);
-    /* Idle workers poll: answer "none" from a read, without the write lock. */
-    int rc = db_prepare(q->db, "SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1", &st, err,
-                        errlen);
-    if (rc)
-        goto out;
-    int s = db_step(q->db, st);
-    if (s == SQLITE_DONE) {
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");
-        goto out;
-    } else if (s != SQLITE_ROW) {
-        rc = db_fail(q->db, s, "look for a queued job", err, errlen);
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET status = 'running', started_at = ?1, updated_at = ?1, "
-                         "finished_at = NULL, stage = '', progress = 0, stages = '[]' "
-                         "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' "
-                         "ORDER BY created_at, rowid LIMIT 1) AND status = 'queued' "
-                         "RETURNING id",
-                         &st, err, errlen)))
-        goto out;
-    sqlite3_bind_double(st, 1, fs_now());
-    s = db_step(q->db, st);
-    if (s == SQLITE_ROW) {
-        snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
-        s = db_step(q->db, st);
-    }
-    if (s != SQLITE_DONE) {
-        rc = db_fail(q->db, s, "claim a job", err, errlen);
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!id[0]) {
-        rc = err_set(err, errlen, ERR_NOTFOUND, "no queued job");   /* another took it */
-        goto out;   /* rolls back the empty transaction */
-    }
-    if ((rc = db_prepare(q->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err,
-                         errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if ((s = db_step(q->db, st)) != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? err_set(err, errlen, ERR_INTERNAL, "claimed job %s vanished", id)
-                              : db_fail(q->db, s, "read the claimed job", err, errlen);
-        goto out;
-    }
-    if ((rc = row_read(st, out, err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    if (rc)
-        job_row_free(out);
-    return rc;
+    if (lease_seconds < 1)
+        return err_set(err, errlen, ERR_INVALID, "a lease lasts at least 1 second, not %d",
+                       lease_seconds);
+    return q->ops->claim(q, lease_seconds, out, err, errlen);
 }
 
-int queue_set_stage(struct queue *q, const char *id, const char *stage, char *err, size_t errlen)
+int queue_set_stage(struct queue *q, const char *id, int64_t fence, const char *stage, char *err,
+                    size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (!stage || !*stage || strlen(stage) > 64)
         return err_set(err, errlen, ERR_INVALID, "a stage is a name of 1 to 64 bytes");
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, &stages, err, errlen)))
-        goto out;
-    if (status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(status));
-        goto out;
-    }
-    double now = fs_now();
-    if ((rc = stages_edit(stages, stage, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET stage = ?, stages = ?, updated_at = ? WHERE id = ?", &st,
-                         err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, now);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "set stage", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
-    free(edited);
-    return rc;
+    return q->ops->set_stage(q, id, fence, stage, err, errlen);
 }
 
-/* After an UPDATE ... WHERE id = ? AND status = ... changed nothing: why. */
-static int why_unchanged(struct queue *q, const char *id, const char *want, char *err,
-                         size_t errlen)
-{
-    enum job_status status;
-    int rc = job_state(q, id, &status, NULL, NULL, err, errlen);
-    if (rc)
-        return rc;
-    return err_set(err, errlen, ERR_INVALID, "job %s is %s, not %s", id, job_status_name(status),
-                   want);
-}
-
-int queue_set_progress(struct queue *q, const char *id, double progress, char *err,
+int queue_set_progress(struct queue *q, const char *id, int64_t fence, double progress, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if (isnan(progress))
-        return err_set(err, errlen, ERR_INVALID, "progress is NaN");
+    if (rc) return rc;
+    if (isnan(progress)) return err_set(err, errlen, ERR_INVALID, "progress is NaN");
     progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET progress = ?, updated_at = ? "
-                         "WHERE id = ? AND status = 'running'",
-                         &st, err, errlen)))
-        return rc;
-    sqlite3_bind_double(st, 1, progress);
-    sqlite3_bind_double(st, 2, fs_now());
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    if (!(rc = step_done(q, st, "set progress", err, errlen)) && !sqlite3_changes(db_handle(q->db)))
-        rc = why_unchanged(q, id, "running", err, errlen);
-    sqlite3_finalize(st);
-    return rc;
+    return q->ops->set_progress(q, id, fence, progress, err, errlen);
 }
 
-int queue_finish(struct queue *q, const char *id, enum job_status status, const char *result_json,
-                 const char *error, char *err, size_t errlen)
+int queue_finish(struct queue *q, const char *id, int64_t fence, enum job_status status,
+                 const char *result_json, const char *error, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status now_status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if (!is_finished(status))
-        return err_set(err, errlen, ERR_INVALID, "a job finishes as succeeded, failed or "
-                                                 "cancelled, not %s", job_status_name(status));
+    if (rc) return rc;
+    if (!queue_is_finished(status))
+        return err_set(err, errlen, ERR_INVALID,
+                       "a job finishes as succeeded, failed or cancelled, not %s",
+                       job_status_name(status));
     if (result_json) {
         json_error_t je;
         json_t *r = json_loads(result_json, JSON_DECODE_ANY, &je);
         json_decref(r);
-        if (!r)
-            return err_set(err, errlen, ERR_INVALID, "the result is not JSON: %s", je.text);
+        if (!r) return err_set(err, errlen, ERR_INVALID, "the result is not JSON: %s", je.text);
     }
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &now_status, NULL, &stages, err, errlen)))
-        goto out;
-    if (now_status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(now_status));
-        goto out;
-    }
-    double now = fs_now();
-    if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET status = ?1, finished_at = ?2, updated_at = ?2, "
-                         "result = ?3, error = ?4, stages = ?5, "
-                         "progress = CASE WHEN ?1 = 'succeeded' THEN 1 ELSE progress END "
-                         "WHERE id = ?6",
-                         &st, err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, status_names[status], -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, now);
-    if (result_json)
-        sqlite3_bind_text(st, 3, result_json, -1, SQLITE_STATIC);
-    if (error)
-        sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "finish job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
-    free(edited);
-    return rc;
+    return q->ops->finish(q, id, fence, status, result_json, error, err, errlen);
+}
+
+int queue_heartbeat(struct queue *q, const char *id, int64_t fence, int lease_seconds, char *err,
+                    size_t errlen)
+{
+    int rc = check_id(id, err, errlen);
+    if (rc) return rc;
+    if (lease_seconds < 1)
+        return err_set(err, errlen, ERR_INVALID, "a lease lasts at least 1 second, not %d",
+                       lease_seconds);
+    return q->ops->heartbeat(q, id, fence, lease_seconds, err, errlen);
 }
 
 int queue_cancel(struct queue *q, const char *id, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, NULL, err, errlen)))
-        goto out;
-    const char *sql;
-    if (status == JOB_QUEUED)
-        sql = "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?1, "
-              "updated_at = ?1 WHERE id = ?2";
-    else if (status == JOB_RUNNING)
-        sql = "UPDATE jobs SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2";
-    else {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is already %s", id,
-                     job_status_name(status));
-        goto out;
-    }
-    if ((rc = db_prepare(q->db, sql, &st, err, errlen)))
-        goto out;
-    sqlite3_bind_double(st, 1, fs_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "cancel job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    return rc;
+    return rc ? rc : q->ops->cancel(q, id, err, errlen);
 }
 
 int queue_cancel_requested(struct queue *q, const char *id, int *requested, char *err,
                            size_t errlen)
 {
-    enum job_status status;
     *requested = 0;
     int rc = check_id(id, err, errlen);
-    return rc ? rc : job_state(q, id, &status, requested, NULL, err, errlen);
+    return rc ? rc : q->ops->cancel_requested(q, id, requested, err, errlen);
 }
 
-int queue_requeue(struct queue *q, const char *id, int count_attempt, char *err, size_t errlen)
+int queue_requeue(struct queue *q, const char *id, int64_t fence, int count_attempt, char *err,
+                  size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char *stages = NULL, *edited = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, &stages, err, errlen)))
-        goto out;
-    if (status != JOB_RUNNING) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s, not running", id,
-                     job_status_name(status));
-        goto out;
-    }
-    double now = fs_now();
-    if ((rc = stages_edit(stages, NULL, now, &edited, err, errlen)))
-        goto out;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET status = 'queued', stage = '', progress = 0, "
-                         "started_at = NULL, updated_at = ?1, stages = ?2, "
-                         "attempts = attempts + ?3 WHERE id = ?4",
-                         &st, err, errlen)))
-        goto out;
-    sqlite3_bind_double(st, 1, now);
-    sqlite3_bind_text(st, 2, edited, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, count_attempt ? 1 : 0);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "requeue job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    free(stages);
-    free(edited);
-    return rc;
+    return rc ? rc : q->ops->requeue(q, id, fence, count_attempt, err, errlen);
 }
 
-struct running_job {
-    char id[JOB_ID_LEN + 1];
-    int attempts;
-    char *stages;
-};
+static int recovery_args(int max_attempts, int *requeued, int *failed, char *err, size_t errlen)
+{
+    if (requeued) *requeued = 0;
+    if (failed) *failed = 0;
+    if (max_attempts < 1)
+        return err_set(err, errlen, ERR_INVALID, "max_attempts must be at least 1, not %d",
+                       max_attempts);
+    return 0;
+}
 
 int queue_recover(struct queue *q, int max_attempts, int *requeued, int *failed, char *err,
                   size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    struct running_job *jobs = NULL;
-    size_t n = 0, cap = 0;
-    int in_txn = 0, n_requeued = 0, n_failed = 0;
-    char *edited = NULL;
-    int rc = 0;
-    if (requeued)
-        *requeued = 0;
-    if (failed)
-        *failed = 0;
-    if (max_attempts < 1)
-        return err_set(err, errlen, ERR_INVALID, "max_attempts must be at least 1, not %d",
-                       max_attempts);
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    /* Read them all first: no UPDATE while a scan of the same table is open. */
-    if ((rc = db_prepare(q->db, "SELECT id, attempts, stages FROM jobs WHERE status = 'running'",
-                         &st, err, errlen)))
-        goto out;
-    int s;
-    while ((s = db_step(q->db, st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 8;
-            struct running_job *nj = realloc(jobs, ncap * sizeof *nj);
-            if (!nj) {
-                rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-                goto out;
-            }
-            jobs = nj;
-            cap = ncap;
-        }
-        struct running_job *j = &jobs[n];
-        snprintf(j->id, sizeof j->id, "%s", (const char *)sqlite3_column_text(st, 0));
-        j->attempts = sqlite3_column_int(st, 1);
-        if (col_dup(st, 2, 0, &j->stages)) {
-            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        n++;
-    }
-    if (s != SQLITE_DONE) {
-        rc = db_fail(q->db, s, "find running jobs", err, errlen);
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+    int rc = recovery_args(max_attempts, requeued, failed, err, errlen);
+    return rc ? rc : q->ops->recover(q, max_attempts, requeued, failed, err, errlen);
+}
 
-    double now = fs_now();
-    for (size_t i = 0; i < n; i++) {
-        int attempts = jobs[i].attempts + 1;
-        int give_up = attempts >= max_attempts;
-        char msg[128];
-        snprintf(msg, sizeof msg, "interrupted %d times (daemon died while it ran); giving up",
-                 attempts);
-        free(edited);
-        edited = NULL;
-        if ((rc = stages_edit(jobs[i].stages, NULL, now, &edited, err, errlen)))
-            goto out;
-        if ((rc = db_prepare(q->db,
-                             give_up ? "UPDATE jobs SET status = 'failed', attempts = ?1, "
-                                       "finished_at = ?2, updated_at = ?2, stages = ?3, "
-                                       "error = ?4 WHERE id = ?5"
-                                     : "UPDATE jobs SET status = 'queued', attempts = ?1, "
-                                       "stage = '', progress = 0, started_at = NULL, "
-                                       "updated_at = ?2, stages = ?3 WHERE id = ?5",
-                             &st, err, errlen)))
-            goto out;
-        sqlite3_bind_int(st, 1, attempts);
-        sqlite3_bind_double(st, 2, now);
-        sqlite3_bind_text(st, 3, edited, -1, SQLITE_STATIC);
-        if (give_up)
-            sqlite3_bind_text(st, 4, msg, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, jobs[i].id, -1, SQLITE_STATIC);
-        if ((rc = step_done(q, st, "recover job", err, errlen)))
-            goto out;
-        sqlite3_finalize(st);
-        st = NULL;
-        if (give_up)
-            n_failed++;
-        else
-            n_requeued++;
-    }
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-    if (requeued)
-        *requeued = n_requeued;
-    if (failed)
-        *failed = n_failed;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    for (size_t i = 0; i < n; i++)
-        free(jobs[i].stages);
-    free(jobs);
-    free(edited);
-    return rc;
+int queue_rescue(struct queue *q, int max_attempts, int *requeued, int *failed, char *err,
+                 size_t errlen)
+{
+    int rc = recovery_args(max_attempts, requeued, failed, err, errlen);
+    return rc ? rc : q->ops->rescue(q, max_attempts, requeued, failed, err, errlen);
 }
 
 /* ---- removal, counts, retention ---- */
 
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int in_txn = 0;
-    enum job_status status;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_begin(q->db, err, errlen)))
-        goto out;
-    in_txn = 1;
-    if ((rc = job_state(q, id, &status, NULL, NULL, err, errlen)))
-        goto out;
-    if (!is_finished(status)) {
-        rc = err_set(err, errlen, ERR_INVALID, "job %s is %s: only a finished job can be deleted",
-                     id, job_status_name(status));
-        goto out;
-    }
-    if ((rc = db_prepare(q->db, "DELETE FROM jobs WHERE id = ?", &st, err, errlen)))
-        goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if ((rc = step_done(q, st, "delete job", err, errlen)))
-        goto out;
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = db_commit(q->db, err, errlen)))
-        goto out;
-    in_txn = 0;
-out:
-    sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(q->db);
-    return rc;
+    return rc ? rc : q->ops->remove(q, id, err, errlen);
 }
 
 int queue_counts(struct queue *q, int64_t counts[JOB_STATUS_COUNT], char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t c[JOB_STATUS_COUNT] = {0};
-    int rc = db_prepare(q->db, "SELECT status, count(*) FROM jobs GROUP BY status", &st, err,
-                        errlen);
-    if (rc)
-        return rc;
-    int s;
-    while ((s = db_step(q->db, st)) == SQLITE_ROW) {
-        enum job_status status;
-        if (job_status_parse((const char *)sqlite3_column_text(st, 0), &status)) {
-            rc = err_set(err, errlen, ERR_INTERNAL, "a job has an unknown status");
-            goto out;
-        }
-        c[status] = sqlite3_column_int64(st, 1);
-    }
-    if (s != SQLITE_DONE) {
-        rc = db_fail(q->db, s, "count jobs", err, errlen);
-        goto out;
-    }
-    memcpy(counts, c, sizeof c);
-out:
-    sqlite3_finalize(st);
-    return rc;
+    return q->ops->counts(q, counts, err, errlen);
 }
 
 void queue_ids_free(char **ids, size_t n)
 {
-    if (!ids)
-        return;
+    if (!ids) return;
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
@@ -1045,85 +438,31 @@ void queue_ids_free(char **ids, size_t n)
 int queue_expired(struct queue *q, double older_than, char ***ids, size_t *n, char *err,
                   size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char **out = NULL;
-    size_t got = 0, cap = 0;
     *ids = NULL;
     *n = 0;
-    int rc = db_prepare(q->db,
-                        "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? "
-                        "AND status IN " FINISHED_SQL " AND files_deleted = 0 "
-                        "ORDER BY finished_at, rowid",
-                        &st, err, errlen);
-    if (rc)
-        return rc;
-    sqlite3_bind_double(st, 1, older_than);
-    int s;
-    while ((s = db_step(q->db, st)) == SQLITE_ROW) {
-        if (got == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            char **no = realloc(out, ncap * sizeof *no);
-            if (!no)
-                goto nomem;
-            out = no;
-            cap = ncap;
-        }
-        if (col_dup(st, 0, 0, &out[got]))
-            goto nomem;
-        got++;
-    }
-    if (s != SQLITE_DONE) {
-        rc = db_fail(q->db, s, "list expired jobs", err, errlen);
-        goto out;
-    }
-    goto out;
-nomem:
-    rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
-out:
-    sqlite3_finalize(st);
-    if (rc) {
-        queue_ids_free(out, got);
-        return rc;
-    }
-    *ids = out;
-    *n = got;
-    return 0;
+    return q->ops->expired(q, older_than, ids, n, err, errlen);
 }
 
 int queue_mark_files_deleted(struct queue *q, const char *id, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
     int rc = check_id(id, err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = db_prepare(q->db,
-                         "UPDATE jobs SET files_deleted = 1, updated_at = ? "
-                         "WHERE id = ? AND status IN " FINISHED_SQL,
-                         &st, err, errlen)))
-        return rc;
-    sqlite3_bind_double(st, 1, fs_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    if (!(rc = step_done(q, st, "mark files deleted", err, errlen)) &&
-        !sqlite3_changes(db_handle(q->db)))
-        rc = why_unchanged(q, id, "finished", err, errlen);
-    sqlite3_finalize(st);
-    return rc;
+    return rc ? rc : q->ops->mark_files_deleted(q, id, err, errlen);
+}
+
+int queue_listen(struct queue *q, char *err, size_t errlen)
+{
+    return q->ops->listen(q, err, errlen);
+}
+
+int queue_wait(struct queue *q, double timeout_s, enum queue_event *event, char id[JOB_ID_LEN + 1],
+               char *err, size_t errlen)
+{
+    *event = QUEUE_EVENT_NONE;
+    id[0] = '\0';
+    return q->ops->wait(q, timeout_s < 0 ? 0 : timeout_s, event, id, err, errlen);
 }
 
 int queue_integrity_check(struct queue *q, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = db_prepare(q->db, "PRAGMA integrity_check", &st, err, errlen);
-    if (rc)
-        return rc;
-    int s = db_step(q->db, st);
-    if (s != SQLITE_ROW) {
-        rc = db_fail(q->db, s, "integrity_check", err, errlen);
-    } else {
-        const char *r = (const char *)sqlite3_column_text(st, 0);
-        if (!r || strcmp(r, "ok"))
-            rc = err_set(err, errlen, ERR_DB, "integrity_check: %s", r ? r : "(null)");
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return q->ops->integrity_check(q, err, errlen);
 }

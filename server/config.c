@@ -53,6 +53,7 @@ int config_init(struct config *c, char *err, size_t errlen)
     c->stop_timeout_s = 20;
     c->retention_days = 30;
     c->free_space_factor = 2.0;
+    c->lease_seconds = 30;
     if (!(c->data_dir = xstrdup("./var")) || list_add(&c->model_roots, &c->n_model_roots, ".") ||
         list_add(&c->data_roots, &c->n_data_roots, ".")) {
         config_free(c);
@@ -65,6 +66,8 @@ void config_free(struct config *c)
 {
     if (!c) return;
     free(c->data_dir);
+    free(c->artifact_dir);
+    free(c->queue_dsn);
     free(c->plugin_dir);
     list_clear(&c->model_roots, &c->n_model_roots);
     list_clear(&c->data_roots, &c->n_data_roots);
@@ -221,6 +224,17 @@ static int config_set(struct config *c, const char *section, const char *key, co
         rc = set_str(&c->plugin_dir, val);
     } else if (KEY("paths", "data_dir")) {
         rc = set_str(&c->data_dir, val);
+    } else if (KEY("paths", "artifact_dir")) {
+        rc = set_str(&c->artifact_dir, val);
+    } else if (KEY("queue", "backend")) {
+        if (strcmp(val, "sqlite") && strcmp(val, "postgres"))
+            return err_set(msg, msglen, ERR_INVALID, "backend must be sqlite or postgres");
+        c->queue_postgres = !strcmp(val, "postgres");
+    } else if (KEY("queue", "dsn")) {
+        rc = set_str(&c->queue_dsn, val);
+    } else if (KEY("queue", "lease_seconds")) {
+        if (parse_int(val, 2, 86400, &c->lease_seconds))
+            return err_set(msg, msglen, ERR_INVALID, "lease_seconds must be 2 to 86400");
     } else if (KEY("paths", "model_root")) {
         rc = list_add(&c->model_roots, &c->n_model_roots, val);
     } else if (KEY("paths", "data_root")) {
@@ -299,7 +313,8 @@ int config_parse_text(struct config *c, const char *text, const char *source, ch
             *close = '\0';
             snprintf(section, sizeof section, "%s", trim(s + 1));
             if (strcmp(section, "server") && strcmp(section, "paths") &&
-                strcmp(section, "limits") && strcmp(section, "tokens")) {
+                strcmp(section, "limits") && strcmp(section, "tokens") &&
+                strcmp(section, "queue")) {
                 rc = err_set(err, errlen, ERR_INVALID, "%s:%d: unknown section [%s]", source,
                              lineno, section);
                 goto out;
@@ -376,6 +391,10 @@ static const struct {
     {"--log-format", "server", "log_format"},
     {"--plugin-dir", "server", "plugin_dir"},
     {"--data-dir", "paths", "data_dir"},
+    {"--artifact-dir", "paths", "artifact_dir"},
+    {"--queue-backend", "queue", "backend"},
+    {"--queue-dsn", "queue", "dsn"},
+    {"--lease-seconds", "queue", "lease_seconds"},
     {"--model-root", "paths", "model_root"},
     {"--data-root", "paths", "data_root"},
     {"--body-limit", "limits", "body_limit"},
@@ -387,14 +406,16 @@ static const struct {
 
 void config_usage(FILE *out)
 {
-    fprintf(out, "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
-                 "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
-                 "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads "
-                 "N] [--log-format text|json]\n"
-                 "                     [--plugin-dir DIR]\n"
-                 "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
-                 "                     [--retention-days D] [--quota SIZE]\n"
-                 "Flags override the config file (see deploy/prunerd.conf.example).\n");
+    fprintf(out,
+            "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
+            "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
+            "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads N] [--log-format text|json]\n"
+            "                     [--plugin-dir DIR]\n"
+            "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
+            "                     [--retention-days D] [--quota SIZE]\n"
+            "                     [--artifact-dir DIR] [--queue-backend sqlite|postgres]\n"
+            "                     [--queue-dsn DSN] [--lease-seconds S]\n"
+            "Flags override the config file (see deploy/prunerd.conf.example).\n");
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen)
@@ -450,6 +471,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (!c->n_model_roots) return err_set(err, errlen, ERR_INVALID, "no model root");
     if (!c->n_data_roots && !c->n_model_roots)
         return err_set(err, errlen, ERR_INVALID, "no data root");
+    if (c->queue_postgres && (!c->queue_dsn || !*c->queue_dsn))
+        return err_set(err, errlen, ERR_INVALID,
+                       "[queue] backend = postgres needs a dsn (or --queue-dsn)");
+    if (!c->queue_postgres && c->queue_dsn)
+        return err_set(err, errlen, ERR_INVALID,
+                       "a queue dsn is set but [queue] backend is sqlite: set backend = postgres");
     if (!config_host_is_loopback(c->host) && !c->n_tokens)
         return err_set(err, errlen, ERR_INVALID,
                        "refusing to listen on %s without tokens: add a [tokens] section "

@@ -17,6 +17,9 @@
  *             log_format = text|json    plugin_dir = DIR
  *   [paths]   data_dir = ./var          model_root = DIR (repeatable)
  *             data_root = DIR (repeatable)
+ *             artifact_dir = DIR (default: data_dir; shared by a group of boxes)
+ *   [queue]   backend = sqlite|postgres   dsn = libpq connection string
+ *             lease_seconds = 30 (>= 2)
  *   [limits]  body_limit = 1M   max_attempts = 3   stop_timeout = 20
  *             retention_days = 30 (0 keeps)   free_space_factor = 2
  *             quota = 0 (bytes, K/M/G/T suffixes; 0 = none)
@@ -34,6 +37,10 @@ struct config {
     char host[128]; /* listen address, without brackets */
     unsigned port;
     char *data_dir;
+    char *artifact_dir; /* NULL: data_dir (checkpoints, result.json: artifact_dir/jobs/<id>/) */
+    int queue_postgres; /* [queue] backend = postgres */
+    char *queue_dsn;    /* libpq connection string (URI or keyword/value) */
+    int lease_seconds;  /* PostgreSQL claims: a dead box's job waits this long */
     char **model_roots;
     size_t n_model_roots;
     char **data_roots;
@@ -57,7 +64,8 @@ struct config {
 };
 
 /* Fills the defaults: 127.0.0.1:8080, ./var, roots ".", 1 worker, 4 HTTP
- * threads, 1 MiB bodies, 3 attempts, 20 s, 30 days, 2x, no quota. */
+ * threads, 1 MiB bodies, 3 attempts, 20 s, 30 days, 2x, no quota, SQLite,
+ * 30 s leases. */
 int config_init(struct config *c, char *err, size_t errlen);
 void config_free(struct config *c); /* frees what c holds, not c */
 
@@ -71,7 +79,8 @@ int config_parse_file(struct config *c, const char *path, char *err, size_t errl
  * wherever it is.  *help is set when --help was given. */
 int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen);
 
-/* Cross-field checks: a non-loopback listen address needs tokens. */
+/* Cross-field checks: a non-loopback listen address needs tokens; the
+ * postgres backend needs a dsn, a dsn needs the postgres backend. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* "1M" -> 1048576; ERR_INVALID on junk. */

@@ -23,8 +23,10 @@
  * (MHD_OPTION_THREAD_POOL_SIZE).  A request is handled entirely on the pool
  * thread that reads it: its body is gathered into struct http_req (*req_cls),
  * then api_dispatch runs with that thread's own struct queue (one sqlite3 *
- * per thread, created lazily under a pthread key and closed by the key's
- * destructor when the thread ends).  struct http_req is freed in the
+ * or PGconn * per thread, created lazily under a pthread key and closed by
+ * the key's destructor when the thread ends; a thread that cannot open it
+ * answers 503, except the probes, and tries again at its next request).
+ * struct http_req is freed in the
  * MHD_OPTION_NOTIFY_COMPLETED callback, which also counts the request for
  * /metrics.
  */
@@ -205,7 +207,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     struct queue *q = thread_queue(s);
-    if (!q) return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
+    /* The probes answer without a database (/readyz then says why it is
+     * not ready); everything else needs one. */
+    int probe = !strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics");
+    if (!q && !probe)
+        return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
     struct api_request rq = {
         .method = method,
         .path = url,
@@ -237,7 +243,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
     if (!r) return;
     if (r->status)
-        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status, fs_monotonic() - r->start);
+        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status,
+                       fs_monotonic() - r->start);
     free(r->body);
     free(r);
     *req_cls = NULL;

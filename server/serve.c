@@ -54,6 +54,7 @@ int serve_main(int argc, char **argv)
     struct workers *workers = NULL;
     struct http_server *http = NULL;
     char err[1024], data_dir[PATH_MAX], db_path[PATH_MAX + 16], jobs_dir[PATH_MAX + 16];
+    char artifact_dir[PATH_MAX], daemon_id[128], *queue_at = NULL;
     char lock_path[PATH_MAX + 16];
     int help = 0, rc = 1, requeued = 0, failed = 0, lock_fd = -1;
     sigset_t sigs;
@@ -102,8 +103,28 @@ int serve_main(int argc, char **argv)
         log_err(NULL, "data dir %s: %s", cfg.data_dir, err[0] ? err : strerror(errno));
         goto out;
     }
-    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", data_dir);
+    /* Checkpoints and result.json: the shared store of a group of boxes, or the data dir. */
+    const char *store = cfg.artifact_dir ? cfg.artifact_dir : data_dir;
+    if (make_dir(store, err, sizeof err) || !realpath(store, artifact_dir)) {
+        log_err(NULL, "artifact dir %s: %s", store, err[0] ? err : strerror(errno));
+        goto out;
+    }
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", artifact_dir);
     snprintf(db_path, sizeof db_path, "%s/prunerd.db", data_dir);
+    /* The queue: SQLite in the data dir, or PostgreSQL ("pg:" + the dsn, core/queue.h). */
+    if (cfg.queue_postgres) {
+        size_t n = strlen(cfg.queue_dsn) + 4;
+        if (!(queue_at = malloc(n))) {
+            log_err(NULL, "out of memory");
+            goto out;
+        }
+        snprintf(queue_at, n, "pg:%s", cfg.queue_dsn);
+    } else if (!(queue_at = strdup(db_path))) {
+        log_err(NULL, "out of memory");
+        goto out;
+    }
+    queue_daemon_id(daemon_id, sizeof daemon_id);
+    api_stats_set_daemon(stats, daemon_id);
     /* One daemon per data dir: recovery re-queues every running job, which
      * would take a live daemon's jobs.  The lock goes with the process. */
     snprintf(lock_path, sizeof lock_path, "%s/prunerd.lock", data_dir);
@@ -118,12 +139,14 @@ int serve_main(int argc, char **argv)
         log_err(NULL, "%s", err);
         goto out;
     }
-    if (!(q = queue_open(db_path, err, sizeof err))) {
-        log_err(NULL, "database %s: %s", db_path, err);
+    if (!(q = queue_open(queue_at, err, sizeof err))) {
+        log_err(NULL, "database %s: %s", cfg.queue_postgres ? "(postgres)" : db_path, err);
         goto out;
     }
 
-    /* 3. Recovery: jobs a dead process left running go back to the queue. */
+    /* 3. Recovery: jobs a dead process left running go back to the queue
+     * (with PostgreSQL only those whose lease expired: other daemons run the
+     * rest; the lease keeper rescues the others later). */
     if (queue_recover(q, cfg.max_attempts, &requeued, &failed, err, sizeof err)) {
         log_err(NULL, "recovery: %s", err);
         goto out;
@@ -171,14 +194,17 @@ int serve_main(int argc, char **argv)
     struct workers_config wc = {
         .count = cfg.workers,
         .gpus = cfg.n_gpus ? cfg.gpus : NULL,
-        .db_path = db_path,
-        .data_dir = data_dir,
+        .db_path = queue_at,
+        .artifact_dir = artifact_dir,
         .roots = roots,
         .plugin_dir = cfg.plugin_dir,
         .job_threads = cfg.job_threads,
         .free_space_factor = cfg.free_space_factor,
         .retention_days = cfg.retention_days,
         .stats = stats,
+        .lease_seconds = cfg.lease_seconds,
+        .leases = cfg.queue_postgres,
+        .max_attempts = cfg.max_attempts,
     };
     if (!(workers = workers_start(&wc, err, sizeof err))) {
         log_err(NULL, "workers: %s", err);
@@ -187,14 +213,14 @@ int serve_main(int argc, char **argv)
 
     /* 6. HTTP. */
     /* Submissions arriving together share one transaction (group commit). */
-    if (!(committer = committer_create(db_path, err, sizeof err))) {
-        log_err(NULL, "database %s: %s", db_path, err);
+    if (!(committer = committer_create(queue_at, err, sizeof err))) {
+        log_err(NULL, "database: %s", err);
         goto out;
     }
     struct api_env env = {
         .committer = committer,
-        .data_dir = data_dir,
-        .db_path = db_path,
+        .artifact_dir = artifact_dir,
+        .db_path = queue_at,
         .quota_bytes = cfg.quota_bytes,
         .auth = auth,
         .roots = roots,
@@ -214,10 +240,16 @@ int serve_main(int argc, char **argv)
         log_err(NULL, "%s", err);
         goto out;
     }
-    log_info(NULL, "listening on http://%s%s%s:%u (data %s, %d workers, %d HTTP threads, %s)",
+    log_info(NULL,
+             "listening on http://%s%s%s:%u (data %s, artifacts %s, queue %s, daemon %s, %d "
+             "workers, %d HTTP threads, %s)",
              strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
-             http_port(http), data_dir, cfg.workers, cfg.http_threads,
+             http_port(http), data_dir, artifact_dir, cfg.queue_postgres ? "postgres" : "sqlite",
+             daemon_id, cfg.workers, cfg.http_threads,
              auth_count(auth) ? "tokens required" : "no tokens");
+    if (cfg.queue_postgres)
+        log_info(NULL, "leases of %d s: a dead daemon's job is re-queued within %.0f s",
+                 cfg.lease_seconds, cfg.lease_seconds * 4.0 / 3.0);
 
     /* 7. Serve until SIGTERM or SIGINT. */
     for (;;) {
@@ -256,6 +288,7 @@ out:
     roots_destroy(roots);
     auth_destroy(auth);
     config_free(&cfg);
+    free(queue_at);
     if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

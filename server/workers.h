@@ -8,21 +8,25 @@ struct roots;
 struct api_stats;
 
 struct workers_config {
-    int count;       /* worker threads (>= 1) */
-    const int *gpus; /* NULL, or count CUDA device indices: worker i runs on gpus[i] */
-    const char *db_path;
-    const char *data_dir;      /* jobs write into data_dir/jobs/<id>/ */
+    int count;                 /* worker threads (>= 1) */
+    const int *gpus;           /* NULL, or count CUDA device indices: worker i runs on gpus[i] */
+    const char *db_path;       /* the queue's location (queue_open) */
+    const char *artifact_dir;  /* jobs write into artifact_dir/jobs/<id>/ (api_job_run_dir) */
     const struct roots *roots; /* paths are resolved again before a run */
     const char *plugin_dir;    /* NULL: plugins refused */
     int job_threads;           /* libtorch threads per job; <= 0: default */
     double free_space_factor;  /* needs factor x model size free before a job */
     int retention_days;        /* 0: keep finished jobs */
     struct api_stats *stats;   /* may be NULL */
+    int lease_seconds;         /* claims' lease (PostgreSQL); >= 1 */
+    int leases;                /* run the lease keeper (PostgreSQL): renew, rescue */
+    int max_attempts;          /* rescue fails a job interrupted this many times */
 };
 
 struct workers;
 
-/* Starts the threads (each opens its own struct queue).  NULL with a message. */
+/* Starts the threads (each opens its own struct queue), and the lease
+ * keeper with cfg.leases.  NULL with a message. */
 struct workers *workers_start(const struct workers_config *wc, char *err, size_t errlen);
 
 /* A job was submitted: wake one idle worker (they also poll every second). */

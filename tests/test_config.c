@@ -169,6 +169,40 @@ int main(void)
     CHECK_INT(config_validate(&c, err, sizeof err), ERR_INVALID);
     config_free(&c);
 
+    /* The queue: SQLite by default; PostgreSQL from the file, the dsn from the flag. */
+    config_init(&c, err, sizeof err);
+    CHECK(!c.queue_postgres && !c.queue_dsn && c.lease_seconds == 30 && !c.artifact_dir,
+          "queue defaults: postgres %d lease %d", c.queue_postgres, c.lease_seconds);
+    CHECK_INT(config_parse_text(&c,
+                                "[queue]\nbackend = postgres\ndsn = host=db1 dbname=prunerd\n"
+                                "lease_seconds = 12\n[paths]\nartifact_dir = /mnt/store\n",
+                                "q.conf", err, sizeof err),
+              0);
+    CHECK(c.queue_postgres && !strcmp(c.queue_dsn, "host=db1 dbname=prunerd") &&
+              c.lease_seconds == 12 && !strcmp(c.artifact_dir, "/mnt/store"),
+          "queue from the file: %d '%s' %d '%s'", c.queue_postgres, c.queue_dsn, c.lease_seconds,
+          c.artifact_dir);
+    char *argv7[] = {"--queue-dsn", "postgresql://db2/prunerd", "--lease-seconds=5",
+                     "--artifact-dir", "/mnt/other"};
+    CHECK_INT(config_parse_args(&c, 5, argv7, &help, err, sizeof err), 0);
+    CHECK(!strcmp(c.queue_dsn, "postgresql://db2/prunerd") && c.lease_seconds == 5 &&
+              !strcmp(c.artifact_dir, "/mnt/other"),
+          "flags win: '%s' %d '%s'", c.queue_dsn, c.lease_seconds, c.artifact_dir);
+    CHECK_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_INT(config_parse_text(&c, "[queue]\nlease_seconds = 1\n", "q", err, sizeof err),
+              ERR_INVALID);
+    CHECK_INT(config_parse_text(&c, "[queue]\nbackend = mysql\n", "q", err, sizeof err),
+              ERR_INVALID);
+    CHECK_INT(config_parse_text(&c, "[queue]\nbackend = sqlite\n", "q", err, sizeof err), 0);
+    CHECK_INT(config_validate(&c, err, sizeof err), ERR_INVALID); /* a dsn without postgres */
+    CHECK(strstr(err, "backend = postgres") != NULL, "message: %s", err);
+    config_free(&c);
+    config_init(&c, err, sizeof err);
+    CHECK_INT(config_parse_text(&c, "[queue]\nbackend = postgres\n", "q", err, sizeof err), 0);
+    CHECK_INT(config_validate(&c, err, sizeof err), ERR_INVALID); /* postgres without a dsn */
+    CHECK(strstr(err, "needs a dsn") != NULL, "message: %s", err);
+    config_free(&c);
+
     /* Sizes. */
     CHECK(!config_parse_size("1M", &sz) && sz == 1048576, "1M");
     CHECK(!config_parse_size("512", &sz) && sz == 512, "512");

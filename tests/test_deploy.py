@@ -181,10 +181,11 @@ def test_dockerignore():
 
 
 def test_config_example():
-    """prunerd serve parses --config before --help: the example must parse."""
-    r = subprocess.run([BIN, "serve", "--config", os.path.join(SRC, "deploy/prunerd.conf.example"),
-                        "--help"], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, "deploy/prunerd.conf.example parses", (r.returncode, r.stderr))
+    """prunerd serve parses --config before --help: the examples must parse."""
+    for name in ("deploy/prunerd.conf.example", "deploy/prunerd-group.conf.example"):
+        r = subprocess.run([BIN, "serve", "--config", os.path.join(SRC, name), "--help"],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, f"{name} parses", (r.returncode, r.stderr))
 
 
 def test_systemd(tmp):
@@ -192,21 +193,26 @@ def test_systemd(tmp):
     if not exe:
         print("SKIP systemd-analyze verify deploy/prunerd.service: systemd-analyze is not installed")
         return
-    unit = read("deploy/prunerd.service")
+    for name in ("deploy/prunerd.service", "deploy/prunerd-group.service"):
+        verify_unit(tmp, exe, name)
+
+
+def verify_unit(tmp, exe, name):
+    unit = read(name)
     # The unit runs /usr/local/bin/prunerd; verify checks that it is executable,
     # so point it at the binary under test and change nothing else.
     fixed, n = re.subn(r"^ExecStart=/usr/local/bin/prunerd ", f"ExecStart={BIN} ", unit, flags=re.M)
     check(n == 1, "the unit has one ExecStart=/usr/local/bin/prunerd", n)
     check(re.search(r"^ExecStart=.* serve --config /etc/prunerd/prunerd\.conf$", unit, re.M),
           "the unit runs prunerd serve --config /etc/prunerd/prunerd.conf")
-    d = os.path.join(tmp, "unit")
+    d = os.path.join(tmp, "unit-" + os.path.basename(name))
     os.makedirs(d)
-    path = os.path.join(d, "prunerd.service")
+    path = os.path.join(d, os.path.basename(name))
     with open(path, "w") as f:
         f.write(fixed)
     r = subprocess.run([exe, "verify", path], capture_output=True, text=True, timeout=60)
     out = (r.stdout + r.stderr).strip()
-    check(r.returncode == 0 and out == "", "systemd-analyze verify deploy/prunerd.service is clean",
+    check(r.returncode == 0 and out == "", f"systemd-analyze verify {name} is clean",
           (r.returncode, out))
 
 

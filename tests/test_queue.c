@@ -1,4 +1,11 @@
-/* test_queue.c - the SQLite job queue: transitions, paging, claims, recovery, faults, crashes */
+/* test_queue.c - the job queue: transitions, paging, claims, recovery, faults, crashes; leases and
+ * fencing on PostgreSQL
+ *
+ * Runs against SQLite; with PRUNERD_TEST_PG set (a keyword/value connection
+ * string without dbname, as tests/pg_server.py --run gives) against
+ * PostgreSQL instead: the backend-neutral tests, then the lease, fencing
+ * and migration-lock tests.  SQLite's own (migrations, fault hooks, crashes)
+ * run only on SQLite. */
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "ct.h"
@@ -19,19 +27,59 @@
 
 static char tmpdir[64];
 static char err[512];
+static const char *pg_base; /* PRUNERD_TEST_PG: the PostgreSQL run; NULL: SQLite */
 
 #define REQ "{\"model\":\"m.pt\",\"amount\":0.3}"
+#define LEASE_S 30
 
+/* The fence of a job's last claim, as its claimer holds it (0 with SQLite). */
+static int64_t F(struct queue *q, const char *id)
+{
+    struct job_row r;
+    char e[256];
+    int64_t fence = 0;
+    if (!queue_get(q, id, &r, e, sizeof e)) fence = r.fence;
+    job_row_free(&r);
+    return fence;
+}
+
+/* A one-row, one-column answer from a fresh PostgreSQL connection; -1 on failure. */
+static long long pg_int(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    long long v = -1;
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else if (r && PQresultStatus(r) == PGRES_COMMAND_OK)
+        v = 0;
+    else
+        fprintf(stderr, "pg_int %s: %s\n", sql, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* Where the queue of one test lives: a file in tmpdir, or a fresh PostgreSQL database. */
 static void db_path(char *out, size_t n, const char *name)
 {
-    snprintf(out, n, "%s/%s.db", tmpdir, name);
+    if (!pg_base) {
+        snprintf(out, n, "%s/%s.db", tmpdir, name);
+        return;
+    }
+    char admin[512], sql[128];
+    snprintf(admin, sizeof admin, "%s dbname=postgres", pg_base);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS q_%s", name);
+    pg_int(admin, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE q_%s", name);
+    CHECK(pg_int(admin, sql) == 0, "create database q_%s", name);
+    snprintf(out, n, "pg:%s dbname=q_%s", pg_base, name);
 }
 
 static void cleanup_tmpdir(void)
 {
     DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
+    if (!d) return;
     struct dirent *e;
     char p[512];
     while ((e = readdir(d)))
@@ -73,8 +121,7 @@ static int64_t count_of(struct queue *q, enum job_status s)
 static int64_t total(struct queue *q)
 {
     int64_t c[JOB_STATUS_COUNT], t = 0;
-    if (queue_counts(q, c, err, sizeof err))
-        return -1;
+    if (queue_counts(q, c, err, sizeof err)) return -1;
     for (int i = 0; i < JOB_STATUS_COUNT; i++)
         t += c[i];
     return t;
@@ -99,6 +146,17 @@ static void check_consistent(struct queue *q, const char *path, const char *when
 {
     int rc = queue_integrity_check(q, err, sizeof err);
     CHECK(rc == 0, "%s: integrity_check: %s", when, err);
+    if (pg_base) {
+        long long bad = pg_int(path + 3, "SELECT count(*) FROM jobs WHERE "
+                                         "(status IN ('succeeded','failed','cancelled')) != "
+                                         "(finished_at IS NOT NULL) "
+                                         "OR (status = 'running' AND (started_at IS NULL OR "
+                                         "lease_until IS NULL OR fence = 0)) "
+                                         "OR jsonb_typeof(stages::jsonb) != 'array' "
+                                         "OR jsonb_typeof(request::jsonb) != 'object'");
+        CHECK(bad == 0, "%s: %lld rows break an invariant", when, bad);
+        return;
+    }
     long long bad = sql_int(path, "SELECT count(*) FROM jobs WHERE "
                                   "(status IN ('succeeded','failed','cancelled')) != "
                                   "(finished_at IS NOT NULL) "
@@ -112,6 +170,16 @@ static void check_consistent(struct queue *q, const char *path, const char *when
 
 static void test_names_and_ids(void)
 {
+    if (!pg_base) { /* SQLite has no notifications: the workers poll */
+        char path[256], id[JOB_ID_LEN + 1];
+        enum queue_event ev;
+        db_path(path, sizeof path, "nonotify");
+        struct queue *q = open_q(path);
+        CHECK_INT(queue_listen(q, err, sizeof err), ERR_UNSUPPORTED);
+        CHECK_INT(queue_wait(q, 0, &ev, id, err, sizeof err), ERR_UNSUPPORTED);
+        CHECK(!strcmp(queue_backend(q), "sqlite"), "backend %s", queue_backend(q));
+        queue_close(q);
+    }
     enum job_status s;
     for (int i = 0; i < JOB_STATUS_COUNT; i++) {
         CHECK_INT(job_status_parse(job_status_name((enum job_status)i), &s), 0);
@@ -149,8 +217,7 @@ static void test_submit_get_durable(void)
               ERR_INVALID);
     CHECK_INT(queue_submit(q, "{nope", "x", "alice", NULL, bad, NULL, err, sizeof err),
               ERR_INVALID);
-    CHECK_INT(queue_submit(q, NULL, "x", "alice", NULL, bad, NULL, err, sizeof err),
-              ERR_INVALID);
+    CHECK_INT(queue_submit(q, NULL, "x", "alice", NULL, bad, NULL, err, sizeof err), ERR_INVALID);
     CHECK(bad[0] == '\0', "no id on failure");
     queue_close(q);
 
@@ -235,10 +302,8 @@ static void test_list_pages(void)
         pages++;
         for (size_t i = 0; i < n; i++) {
             int k = atoi(rows[i].name + 3);
-            if (k != expect--)
-                order_ok = 0;
-            if (k >= 0 && k < 25)
-                seen[k]++;
+            if (k != expect--) order_ok = 0;
+            if (k >= 0 && k < 25) seen[k]++;
             job_row_free(&rows[i]);
         }
         free(rows);
@@ -289,7 +354,7 @@ static void test_list_pages(void)
 
     /* Status filter. */
     struct job_row r;
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, ids[0]), "claimed the oldest");
     job_row_free(&r);
     CHECK_INT(queue_list(q, JOB_RUNNING, 50, NULL, &rows, &n, next, err, sizeof err), 0);
@@ -308,9 +373,13 @@ static void test_list_pages(void)
     /* Bad input. */
     CHECK_INT(queue_list(q, JOB_STATUS_COUNT, 5, NULL, &rows, &n, next, err, sizeof err),
               ERR_INVALID);
-    const char *bad[] = {"zz", "0123456789abcdef0123456789abcdeg", "0123456789ABCDEF0123456789abcdef",
-                         "7ff0000000000000" "0000000000000001",   /* inf */
-                         "41d9000000000000" "0000000000000000",   /* rowid 0 */
+    const char *bad[] = {"zz",
+                         "0123456789abcdef0123456789abcdeg",
+                         "0123456789ABCDEF0123456789abcdef",
+                         "7ff0000000000000"
+                         "0000000000000001", /* inf */
+                         "41d9000000000000"
+                         "0000000000000000", /* rowid 0 */
                          "41d90000000000000000000000000001x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = queue_list(q, -1, 5, bad[i], &rows, &n, next, err, sizeof err);
@@ -328,15 +397,15 @@ static void test_claim_stages_finish(void)
     db_path(path, sizeof path, "claim");
     struct queue *q = open_q(path);
     struct job_row r;
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), ERR_NOTFOUND);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), ERR_NOTFOUND);
     submit(q, "a", a);
     submit(q, "b", b);
     submit(q, "c", c);
-    CHECK_INT(queue_set_stage(q, a, "loading", err, sizeof err), ERR_INVALID);   /* queued */
-    CHECK_INT(queue_set_progress(q, a, 0.5, err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_finish(q, a, JOB_SUCCEEDED, NULL, NULL, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_set_stage(q, a, F(q, a), "loading", err, sizeof err), ERR_INVALID); /* queued */
+    CHECK_INT(queue_set_progress(q, a, F(q, a), 0.5, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_finish(q, a, F(q, a), JOB_SUCCEEDED, NULL, NULL, err, sizeof err), ERR_INVALID);
 
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, a), "oldest first: %s", r.id);
     CHECK_INT(r.status, JOB_RUNNING);
     CHECK(r.started_at > 0, "started_at set");
@@ -344,12 +413,12 @@ static void test_claim_stages_finish(void)
     CHECK(!strcmp(r.stage, "") && !strcmp(r.stages, "[]"), "no stage yet");
     job_row_free(&r);
 
-    CHECK_INT(queue_set_stage(q, a, "loading", err, sizeof err), 0);
-    CHECK_INT(queue_set_progress(q, a, 0.25, err, sizeof err), 0);
-    CHECK_INT(queue_set_stage(q, a, "pruning", err, sizeof err), 0);
-    CHECK_INT(queue_set_progress(q, a, 7.0, err, sizeof err), 0);   /* clamped */
-    CHECK_INT(queue_set_progress(q, a, 0.0 / 0.0, err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_set_stage(q, a, "", err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_set_stage(q, a, F(q, a), "loading", err, sizeof err), 0);
+    CHECK_INT(queue_set_progress(q, a, F(q, a), 0.25, err, sizeof err), 0);
+    CHECK_INT(queue_set_stage(q, a, F(q, a), "pruning", err, sizeof err), 0);
+    CHECK_INT(queue_set_progress(q, a, F(q, a), 7.0, err, sizeof err), 0); /* clamped */
+    CHECK_INT(queue_set_progress(q, a, F(q, a), 0.0 / 0.0, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_set_stage(q, a, F(q, a), "", err, sizeof err), ERR_INVALID);
     CHECK_INT(queue_get(q, a, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.stage, "pruning"), "stage '%s'", r.stage);
     CHECK(r.progress == 1.0, "progress clamped to 1: %f", r.progress);
@@ -368,9 +437,11 @@ static void test_claim_stages_finish(void)
     json_decref(s);
     job_row_free(&r);
 
-    CHECK_INT(queue_finish(q, a, JOB_QUEUED, NULL, NULL, err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_finish(q, a, JOB_SUCCEEDED, "not json", NULL, err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_finish(q, a, JOB_SUCCEEDED, "{\"ok\":true}", NULL, err, sizeof err), 0);
+    CHECK_INT(queue_finish(q, a, F(q, a), JOB_QUEUED, NULL, NULL, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_finish(q, a, F(q, a), JOB_SUCCEEDED, "not json", NULL, err, sizeof err),
+              ERR_INVALID);
+    CHECK_INT(queue_finish(q, a, F(q, a), JOB_SUCCEEDED, "{\"ok\":true}", NULL, err, sizeof err),
+              0);
     CHECK_INT(queue_get(q, a, &r, err, sizeof err), 0);
     CHECK_INT(r.status, JOB_SUCCEEDED);
     CHECK(r.finished_at >= r.started_at && r.finished_at > 0, "finished_at");
@@ -382,21 +453,21 @@ static void test_claim_stages_finish(void)
           r.stages);
     json_decref(s);
     job_row_free(&r);
-    CHECK_INT(queue_finish(q, a, JOB_FAILED, NULL, "x", err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_set_stage(q, a, "saving", err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_finish(q, a, F(q, a), JOB_FAILED, NULL, "x", err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_set_stage(q, a, F(q, a), "saving", err, sizeof err), ERR_INVALID);
 
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, b), "then b: %s", r.id);
     job_row_free(&r);
-    CHECK_INT(queue_finish(q, b, JOB_FAILED, NULL, "model not found", err, sizeof err), 0);
+    CHECK_INT(queue_finish(q, b, F(q, b), JOB_FAILED, NULL, "model not found", err, sizeof err), 0);
     CHECK_INT(queue_get(q, b, &r, err, sizeof err), 0);
     CHECK(r.status == JOB_FAILED && r.error && !strcmp(r.error, "model not found"), "failed");
     CHECK(r.result == NULL, "no result");
     job_row_free(&r);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, c), "then c: %s", r.id);
     job_row_free(&r);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), ERR_NOTFOUND);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), ERR_NOTFOUND);
     CHECK_INT(count_of(q, JOB_RUNNING), 1);
     CHECK_INT(count_of(q, JOB_SUCCEEDED), 1);
     CHECK_INT(count_of(q, JOB_FAILED), 1);
@@ -426,7 +497,7 @@ static void test_cancel_requeue_delete(void)
     CHECK_INT(queue_cancel(q, "bogus", err, sizeof err), ERR_NOTFOUND);
 
     /* Running: only requested; the worker finishes it as cancelled. */
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, b), "claimed b (a is cancelled)");
     job_row_free(&r);
     CHECK_INT(queue_cancel_requested(q, b, &req, err, sizeof err), 0);
@@ -438,32 +509,32 @@ static void test_cancel_requeue_delete(void)
     CHECK_INT(queue_cancel_requested(q, missing, &req, err, sizeof err), ERR_NOTFOUND);
 
     /* Delete: only finished jobs. */
-    CHECK_INT(queue_delete(q, b, err, sizeof err), ERR_INVALID);   /* running */
-    CHECK_INT(queue_finish(q, b, JOB_CANCELLED, NULL, "cancelled", err, sizeof err), 0);
+    CHECK_INT(queue_delete(q, b, err, sizeof err), ERR_INVALID); /* running */
+    CHECK_INT(queue_finish(q, b, F(q, b), JOB_CANCELLED, NULL, "cancelled", err, sizeof err), 0);
     CHECK_INT(queue_delete(q, b, err, sizeof err), 0);
     CHECK_INT(queue_get(q, b, &r, err, sizeof err), ERR_NOTFOUND);
     CHECK_INT(queue_delete(q, b, err, sizeof err), ERR_NOTFOUND);
     CHECK_INT(queue_delete(q, "bogus", err, sizeof err), ERR_NOTFOUND);
     char c[JOB_ID_LEN + 1];
     submit(q, "c", c);
-    CHECK_INT(queue_delete(q, c, err, sizeof err), ERR_INVALID);   /* queued */
+    CHECK_INT(queue_delete(q, c, err, sizeof err), ERR_INVALID); /* queued */
 
     /* Requeue: running only; attempts counted when asked. */
-    CHECK_INT(queue_requeue(q, c, 0, err, sizeof err), ERR_INVALID);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_requeue(q, c, F(q, c), 0, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     job_row_free(&r);
-    CHECK_INT(queue_set_stage(q, c, "loading", err, sizeof err), 0);
-    CHECK_INT(queue_set_progress(q, c, 0.4, err, sizeof err), 0);
-    CHECK_INT(queue_requeue(q, c, 0, err, sizeof err), 0);
+    CHECK_INT(queue_set_stage(q, c, F(q, c), "loading", err, sizeof err), 0);
+    CHECK_INT(queue_set_progress(q, c, F(q, c), 0.4, err, sizeof err), 0);
+    CHECK_INT(queue_requeue(q, c, F(q, c), 0, err, sizeof err), 0);
     CHECK_INT(queue_get(q, c, &r, err, sizeof err), 0);
     CHECK(r.status == JOB_QUEUED && r.attempts == 0 && r.progress == 0 && r.started_at == 0 &&
               !strcmp(r.stage, ""),
           "SIGTERM requeue: status %d attempts %d progress %f", r.status, r.attempts, r.progress);
     job_row_free(&r);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.stages, "[]"), "a new run starts with no stages: %s", r.stages);
     job_row_free(&r);
-    CHECK_INT(queue_requeue(q, c, 1, err, sizeof err), 0);
+    CHECK_INT(queue_requeue(q, c, F(q, c), 1, err, sizeof err), 0);
     CHECK_INT(queue_get(q, c, &r, err, sizeof err), 0);
     CHECK(r.status == JOB_QUEUED && r.attempts == 1, "counted requeue: attempts %d", r.attempts);
     job_row_free(&r);
@@ -486,18 +557,22 @@ static void test_recover(void)
     /* ids[i] gets i counted attempts, then ids[0..2] run; ids[3] stays queued.
      * Claims take the oldest queued job, so they come back in id order. */
     const int rounds[][3] = {{0, 1, 2}, {1, 2, -1}, {2, -1, -1}};
+    /* PostgreSQL recovers only jobs whose lease expired (other daemons may
+     * run the rest): one-second leases, left to expire. */
+    int lease = pg_base ? 1 : LEASE_S;
     for (int k = 0; k < 3; k++) {
         for (int j = 0; j < 3 && rounds[k][j] >= 0; j++) {
-            CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+            CHECK_INT(queue_claim(q, lease, &r, err, sizeof err), 0);
             CHECK(!strcmp(r.id, ids[rounds[k][j]]), "round %d claims job %d", k, rounds[k][j]);
             job_row_free(&r);
         }
-        for (int i = k + 1; k < 2 && i < 3; i++)   /* interrupted again: counted */
-            CHECK_INT(queue_requeue(q, ids[i], 1, err, sizeof err), 0);
+        for (int i = k + 1; k < 2 && i < 3; i++) /* interrupted again: counted */
+            CHECK_INT(queue_requeue(q, ids[i], F(q, ids[i]), 1, err, sizeof err), 0);
     }
     for (int i = 0; i < 3; i++)
-        CHECK_INT(queue_set_stage(q, ids[i], "pruning", err, sizeof err), 0);
+        CHECK_INT(queue_set_stage(q, ids[i], F(q, ids[i]), "pruning", err, sizeof err), 0);
     CHECK_INT(count_of(q, JOB_RUNNING), 3);
+    if (pg_base) usleep(1500 * 1000);
     CHECK_INT(queue_recover(q, 0, &requeued, &failed, err, sizeof err), ERR_INVALID);
     CHECK_INT(queue_recover(q, 3, &requeued, &failed, err, sizeof err), 0);
     CHECK_INT(requeued, 2);
@@ -539,8 +614,8 @@ static void test_retention(void)
     submit(q, "b", b);
     submit(q, "c", c);
     for (int i = 0; i < 2; i++) {
-        CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
-        CHECK_INT(queue_finish(q, r.id, i ? JOB_FAILED : JOB_SUCCEEDED, NULL, NULL, err,
+        CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
+        CHECK_INT(queue_finish(q, r.id, F(q, r.id), i ? JOB_FAILED : JOB_SUCCEEDED, NULL, NULL, err,
                                sizeof err),
                   0);
         job_row_free(&r);
@@ -552,7 +627,7 @@ static void test_retention(void)
     CHECK_INT(queue_expired(q, 1.0, &ids, &n, err, sizeof err), 0);
     CHECK(n == 0 && ids == NULL, "nothing finished before 1970: %zu", n);
     CHECK_INT(queue_mark_files_deleted(q, a, err, sizeof err), 0);
-    CHECK_INT(queue_mark_files_deleted(q, c, err, sizeof err), ERR_INVALID);   /* queued */
+    CHECK_INT(queue_mark_files_deleted(q, c, err, sizeof err), ERR_INVALID); /* queued */
     CHECK_INT(queue_mark_files_deleted(q, "nope", err, sizeof err), ERR_NOTFOUND);
     CHECK_INT(queue_expired(q, later, &ids, &n, err, sizeof err), 0);
     CHECK(n == 1 && !strcmp(ids[0], b), "only b left: %zu", n);
@@ -581,7 +656,7 @@ static void test_migrations_recorded(void)
               1);
     CHECK_INT(sql_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     usleep(20000);
-    q = open_q(path);   /* nothing re-applied (0002's ALTER TABLE would fail twice) */
+    q = open_q(path); /* nothing re-applied (0002's ALTER TABLE would fail twice) */
     queue_close(q);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM schema_migrations"), db_migration_count);
     CHECK_INT(sql_int(path, "SELECT sum(CAST(applied_at * 1000 AS INTEGER)) "
@@ -626,8 +701,7 @@ static void test_migration_atomic(void)
     struct db_options o = {.migrations = good, .migration_count = 1};
     struct db *db = db_open(path, &o, err, sizeof err);
     CHECK(db != NULL, "db_open: %s", err);
-    if (!db)
-        return;
+    if (!db) return;
     CHECK_INT(sql_int(path, "SELECT count(*) FROM schema_migrations"), 1);
     int rc = db_migrate(db, bad, 2, err, sizeof err);
     CHECK(rc == ERR_DB && strstr(err, "migration 0002_two"), "failing migration: %d %s", rc, err);
@@ -637,10 +711,9 @@ static void test_migration_atomic(void)
     CHECK_INT(sql_int(path, "SELECT count(*) FROM schema_migrations WHERE version = 2"), 0);
     db = db_open(path, &o, err, sizeof err);
     CHECK(db != NULL, "reopen: %s", err);
-    if (!db)
-        return;
+    if (!db) return;
     CHECK_INT(db_migrate(db, fixed, 2, err, sizeof err), 0);
-    CHECK_INT(db_migrate(db, fixed, 2, err, sizeof err), 0);   /* again: nothing to do */
+    CHECK_INT(db_migrate(db, fixed, 2, err, sizeof err), 0); /* again: nothing to do */
     static const struct db_migration unordered[] = {
         {2, "two", ""},
         {1, "one", ""},
@@ -657,7 +730,7 @@ static void test_migration_atomic(void)
 
 struct claimer {
     const char *path;
-    pthread_barrier_t *start;   /* both connections open before either claims */
+    pthread_barrier_t *start; /* both connections open before either claims */
     char (*ids)[JOB_ID_LEN + 1];
     int n, errors;
     char err[256];
@@ -674,9 +747,8 @@ static void *claim_all(void *arg)
     }
     struct job_row r;
     int rc;
-    while ((rc = queue_claim(q, &r, c->err, sizeof c->err)) == 0) {
-        if (c->n < CLAIM_JOBS)
-            memcpy(c->ids[c->n], r.id, sizeof r.id);
+    while ((rc = queue_claim(q, LEASE_S, &r, c->err, sizeof c->err)) == 0) {
+        if (c->n < CLAIM_JOBS) memcpy(c->ids[c->n], r.id, sizeof r.id);
         c->n++;
         job_row_free(&r);
         /* A worker runs the job before it claims again.  Without a pause
@@ -684,8 +756,7 @@ static void *claim_all(void *arg)
          * busy handler wakes, and one thread claims everything. */
         usleep(300);
     }
-    if (rc != ERR_NOTFOUND)
-        c->errors++;
+    if (rc != ERR_NOTFOUND) c->errors++;
     queue_close(q);
     return NULL;
 }
@@ -728,8 +799,7 @@ static void test_claim_concurrent(void)
         qsort(want, CLAIM_JOBS, sizeof want[0], cmp_id);
         int dup = 0, same = 1;
         for (int i = 0; i < CLAIM_JOBS; i++) {
-            if (i && !strcmp(got[i], got[i - 1]))
-                dup++;
+            if (i && !strcmp(got[i], got[i - 1])) dup++;
             same &= !strcmp(got[i], want[i]);
         }
         CHECK_INT(dup, 0);
@@ -744,18 +814,17 @@ static void test_claim_concurrent(void)
 /* ---- fault injection ---- */
 
 struct fault {
-    const char *match;   /* only statements containing this (NULL: all) */
-    int nth;             /* fail the nth matching call (1-based); 0: never */
+    const char *match; /* only statements containing this (NULL: all) */
+    int nth;           /* fail the nth matching call (1-based); 0: never */
     int code;
-    int sticky;          /* keep failing after the nth (a disk that stays full) */
+    int sticky; /* keep failing after the nth (a disk that stays full) */
     int calls, fired;
-    enum db_io_op op;    /* for the io hook */
+    enum db_io_op op; /* for the io hook */
 };
 
 static int fault_fire(struct fault *f)
 {
-    if (!f->nth)
-        return 0;
+    if (!f->nth) return 0;
     f->calls++;
     if (f->calls == f->nth || (f->sticky && f->calls > f->nth)) {
         f->fired++;
@@ -767,16 +836,14 @@ static int fault_fire(struct fault *f)
 static int hook_step(void *ud, const char *sql)
 {
     struct fault *f = ud;
-    if (f->match && !strstr(sql, f->match))
-        return 0;
+    if (f->match && !strstr(sql, f->match)) return 0;
     return fault_fire(f);
 }
 
 static int hook_io(void *ud, enum db_io_op op)
 {
     struct fault *f = ud;
-    if (op != f->op)
-        return 0;
+    if (op != f->op) return 0;
     return fault_fire(f);
 }
 
@@ -813,19 +880,19 @@ static void test_fault_busy(void)
     /* A real SQLITE_BUSY: another connection holds the write lock. */
     struct fault f = {0};
     q = open_faulty(path, &f, 0, 100);
-    if (!q)
-        return;
+    if (!q) return;
     sqlite3 *raw = NULL;
     CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(raw, "BEGIN IMMEDIATE; INSERT INTO jobs (id, status, created_at, "
-                                "updated_at, request) VALUES ('00000000-0000-4000-8000-"
-                                "000000000000', 'queued', 0, 0, '{}')",
+    CHECK_INT(sqlite3_exec(raw,
+                           "BEGIN IMMEDIATE; INSERT INTO jobs (id, status, created_at, "
+                           "updated_at, request) VALUES ('00000000-0000-4000-8000-"
+                           "000000000000', 'queued', 0, 0, '{}')",
                            NULL, NULL, NULL),
               SQLITE_OK);
     int rc = queue_submit(q, REQ, "blocked", "alice", NULL, id, NULL, err, sizeof err);
     CHECK(rc == ERR_DB && strstr(err, "locked"), "busy submit: rc %d: %s", rc, err);
     struct job_row r;
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), ERR_DB);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), ERR_DB);
     CHECK_INT(sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(raw);
     CHECK_INT(total(q), 1);
@@ -838,12 +905,12 @@ static void test_fault_busy(void)
     CHECK_INT(total(q), 1);
     int existed = -1;
     CHECK_INT(queue_submit(q, REQ, "again", "alice", "k1", id, &existed, err, sizeof err), 0);
-    CHECK_INT(existed, 0);   /* the key was not taken by the rolled-back insert */
+    CHECK_INT(existed, 0); /* the key was not taken by the rolled-back insert */
     CHECK_INT(total(q), 2);
 
     /* Injected SQLITE_BUSY at BEGIN of a claim: nothing claimed. */
     arm(&f, "BEGIN", 1, SQLITE_BUSY, 0);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), ERR_DB);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), ERR_DB);
     CHECK_INT(count_of(q, JOB_RUNNING), 0);
     check_consistent(q, path, "busy");
     queue_close(q);
@@ -855,20 +922,19 @@ static void test_fault_steps(void)
     db_path(path, sizeof path, "steps");
     struct fault f = {0};
     struct queue *q = open_faulty(path, &f, 0, 0);
-    if (!q)
-        return;
+    if (!q) return;
     struct job_row r;
     for (int i = 0; i < 3; i++)
         submit(q, "s", ids[i]);
     for (int i = 0; i < 3; i++) {
-        CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+        CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
         job_row_free(&r);
     }
-    CHECK_INT(queue_set_stage(q, ids[0], "loading", err, sizeof err), 0);
+    CHECK_INT(queue_set_stage(q, ids[0], F(q, ids[0]), "loading", err, sizeof err), 0);
 
     /* SQLITE_FULL on the UPDATE inside set_stage: stage and stages unchanged. */
     arm(&f, "UPDATE jobs SET stage", 1, SQLITE_FULL, 0);
-    int rc = queue_set_stage(q, ids[0], "pruning", err, sizeof err);
+    int rc = queue_set_stage(q, ids[0], F(q, ids[0]), "pruning", err, sizeof err);
     CHECK(rc == ERR_DB && strstr(err, "full"), "full: %d %s", rc, err);
     CHECK_INT(queue_get(q, ids[0], &r, err, sizeof err), 0);
     CHECK(!strcmp(r.stage, "loading") && strstr(r.stages, "null"), "unchanged: %s %s", r.stage,
@@ -889,14 +955,16 @@ static void test_fault_steps(void)
     CHECK_INT(sql_int(path, "SELECT sum(attempts) FROM jobs"), 3);
 
     /* A failing finish, delete and cancel change nothing. */
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     arm(&f, "UPDATE jobs SET status = ?1", 1, SQLITE_IOERR, 0);
-    CHECK_INT(queue_finish(q, r.id, JOB_SUCCEEDED, "{}", NULL, err, sizeof err), ERR_DB);
+    CHECK_INT(queue_finish(q, r.id, F(q, r.id), JOB_SUCCEEDED, "{}", NULL, err, sizeof err),
+              ERR_DB);
     CHECK_INT(count_of(q, JOB_RUNNING), 1);
     arm(&f, "COMMIT", 1, SQLITE_FULL, 0);
-    CHECK_INT(queue_finish(q, r.id, JOB_SUCCEEDED, "{}", NULL, err, sizeof err), ERR_DB);
+    CHECK_INT(queue_finish(q, r.id, F(q, r.id), JOB_SUCCEEDED, "{}", NULL, err, sizeof err),
+              ERR_DB);
     CHECK_INT(count_of(q, JOB_SUCCEEDED), 0);
-    CHECK_INT(queue_finish(q, r.id, JOB_SUCCEEDED, "{}", NULL, err, sizeof err), 0);
+    CHECK_INT(queue_finish(q, r.id, F(q, r.id), JOB_SUCCEEDED, "{}", NULL, err, sizeof err), 0);
     arm(&f, "DELETE", 1, SQLITE_BUSY, 0);
     CHECK_INT(queue_delete(q, r.id, err, sizeof err), ERR_DB);
     CHECK_INT(count_of(q, JOB_SUCCEEDED), 1);
@@ -904,7 +972,7 @@ static void test_fault_steps(void)
     arm(&f, "UPDATE jobs SET status = 'cancelled'", 1, SQLITE_IOERR, 0);
     CHECK_INT(queue_cancel(q, ids[1], err, sizeof err), ERR_DB);
     CHECK_INT(count_of(q, JOB_CANCELLED), 0);
-    arm(&f, "SELECT", 1, SQLITE_IOERR, 1);   /* reads fail too */
+    arm(&f, "SELECT", 1, SQLITE_IOERR, 1); /* reads fail too */
     CHECK_INT(queue_get(q, ids[1], &r, err, sizeof err), ERR_DB);
     int64_t counts[JOB_STATUS_COUNT];
     CHECK_INT(queue_counts(q, counts, err, sizeof err), ERR_DB);
@@ -943,8 +1011,7 @@ static void test_fault_io(void)
     db_path(path, sizeof path, "io");
     struct fault f = {0};
     struct queue *q = open_faulty(path, &f, 1, 0);
-    if (!q)
-        return;
+    if (!q) return;
     submit(q, "kept", id);
 
     struct {
@@ -966,7 +1033,7 @@ static void test_fault_io(void)
         arm(&f, NULL, 0, 0, 0);
         CHECK_INT(total(q), before);
         check_consistent(q, path, "io fault");
-        submit(q, "after", id);   /* the connection recovers */
+        submit(q, "after", id); /* the connection recovers */
         CHECK_INT(total(q), before + 1);
     }
 
@@ -974,10 +1041,10 @@ static void test_fault_io(void)
     struct job_row r;
     f.op = DB_IO_WRITE;
     arm(&f, NULL, 1, SQLITE_IOERR_WRITE, 0);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), ERR_DB);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), ERR_DB);
     arm(&f, NULL, 0, 0, 0);
     CHECK_INT(count_of(q, JOB_RUNNING), 0);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     job_row_free(&r);
     int64_t n = total(q);
     queue_close(q);
@@ -1005,31 +1072,28 @@ static void test_crash(void)
         close(fds[0]);
         char e[256], jid[JOB_ID_LEN + 1];
         struct queue *q = queue_open(path, e, sizeof e);
-        if (!q)
-            _exit(2);
+        if (!q) _exit(2);
         for (int i = 0; i < 3; i++)
-            if (queue_submit(q, REQ, "crash", "alice", NULL, jid, NULL, e, sizeof e))
-                _exit(3);
+            if (queue_submit(q, REQ, "crash", "alice", NULL, jid, NULL, e, sizeof e)) _exit(3);
         struct job_row r;
-        if (queue_claim(q, &r, e, sizeof e) || queue_set_stage(q, r.id, "pruning", e, sizeof e))
+        if (queue_claim(q, LEASE_S, &r, e, sizeof e) ||
+            queue_set_stage(q, r.id, F(q, r.id), "pruning", e, sizeof e))
             _exit(4);
-        if (write(fds[1], r.id, JOB_ID_LEN) != JOB_ID_LEN)
-            _exit(5);
-        for (unsigned long i = 0;; i++)   /* until killed */
-            queue_set_progress(q, r.id, (double)(i % 1000) / 1000.0, e, sizeof e);
+        if (write(fds[1], r.id, JOB_ID_LEN) != JOB_ID_LEN) _exit(5);
+        for (unsigned long i = 0;; i++) /* until killed */
+            queue_set_progress(q, r.id, F(q, r.id), (double)(i % 1000) / 1000.0, e, sizeof e);
     }
     close(fds[1]);
     CHECK(pid > 0, "fork");
     ssize_t got = read(fds[0], id, JOB_ID_LEN);
     close(fds[0]);
     CHECK_INT(got, JOB_ID_LEN);
-    usleep(150000);   /* mid-loop: progress commits in flight */
+    usleep(150000); /* mid-loop: progress commits in flight */
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child killed (status %d)", status);
-    if (got != JOB_ID_LEN)
-        return;
+    if (got != JOB_ID_LEN) return;
     id[JOB_ID_LEN] = '\0';
 
     struct queue *q = open_q(path);
@@ -1047,11 +1111,213 @@ static void test_crash(void)
     CHECK_INT(queue_get(q, id, &r, err, sizeof err), 0);
     CHECK(r.status == JOB_QUEUED && r.attempts == 1, "re-queued with attempts %d", r.attempts);
     job_row_free(&r);
-    CHECK_INT(queue_claim(q, &r, err, sizeof err), 0);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
     CHECK(!strcmp(r.id, id), "the interrupted (oldest) job runs first again");
     job_row_free(&r);
     check_consistent(q, path, "after recovery");
     queue_close(q);
+}
+
+/* ---- PostgreSQL: leases, fencing, the migration lock ---- */
+
+static void test_pg_backend(void)
+{
+    char path[256], id[JOB_ID_LEN + 1], me[128];
+    db_path(path, sizeof path, "backend");
+    struct queue *q = open_q(path);
+    struct job_row r;
+    CHECK(!strcmp(queue_backend(q), "postgres"), "backend %s", queue_backend(q));
+    submit(q, "a", id);
+    CHECK_INT(queue_claim(q, 0, &r, err, sizeof err), ERR_INVALID);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
+    queue_daemon_id(me, sizeof me);
+    CHECK(!strcmp(r.claimed_by, me), "claimed_by '%s', want '%s'", r.claimed_by, me);
+    CHECK(r.fence > 0, "a claim draws a fence: %lld", (long long)r.fence);
+    long long lease_left = pg_int(path + 3, "SELECT (lease_until - extract(epoch from "
+                                            "clock_timestamp()))::bigint FROM jobs");
+    CHECK(lease_left >= LEASE_S - 2 && lease_left <= LEASE_S, "lease of %d s: %lld left", LEASE_S,
+          lease_left);
+    job_row_free(&r);
+    CHECK_INT(pg_int(path + 3, "SELECT count(*) FROM schema_migrations"), 1);
+    queue_close(q);
+    /* The daemon's id is host:pid:start. */
+    CHECK(strchr(me, ':') && strchr(strchr(me, ':') + 1, ':'), "daemon id '%s'", me);
+}
+
+static void test_pg_lease_fencing(void)
+{
+    char path[256], a[JOB_ID_LEN + 1];
+    db_path(path, sizeof path, "fencing");
+    struct queue *q = open_q(path), *other = open_q(path);
+    struct job_row r1, r2;
+    int requeued = -1, failed = -1;
+    submit(q, "a", a);
+    CHECK_INT(queue_claim(q, 1, &r1, err, sizeof err), 0);
+    int64_t f1 = r1.fence;
+    job_row_free(&r1);
+    CHECK_INT(queue_set_stage(q, a, f1, "loading", err, sizeof err), 0);
+    CHECK_INT(queue_set_stage(q, a, f1 + 1000, "pruning", err, sizeof err), ERR_CONFLICT);
+    CHECK(strstr(err, "taken over") != NULL, "message '%s'", err);
+    /* A live lease is not rescued. */
+    CHECK_INT(queue_rescue(other, 3, &requeued, &failed, err, sizeof err), 0);
+    CHECK(requeued == 0 && failed == 0, "nothing expired yet: %d %d", requeued, failed);
+
+    usleep(1500 * 1000); /* the holder froze past its lease */
+    CHECK_INT(queue_rescue(other, 3, &requeued, &failed, err, sizeof err), 0);
+    CHECK(requeued == 1 && failed == 0, "rescued: %d requeued, %d failed", requeued, failed);
+    struct job_row r;
+    CHECK_INT(queue_get(q, a, &r, err, sizeof err), 0);
+    CHECK(r.status == JOB_QUEUED && r.attempts == 1 && r.fence != f1 && !strcmp(r.stage, ""),
+          "rescued: status %s attempts %d fence %lld (was %lld)", job_status_name(r.status),
+          r.attempts, (long long)r.fence, (long long)f1);
+    CHECK(strstr(r.stages, "null") == NULL, "stages closed: %s", r.stages);
+    job_row_free(&r);
+
+    /* The frozen holder wakes: every write is refused, before and after the re-claim. */
+    CHECK_INT(queue_set_stage(q, a, f1, "pruning", err, sizeof err), ERR_CONFLICT);
+    CHECK_INT(queue_set_progress(q, a, f1, 0.5, err, sizeof err), ERR_CONFLICT);
+    CHECK_INT(queue_heartbeat(q, a, f1, 5, err, sizeof err), ERR_CONFLICT);
+    CHECK_INT(queue_finish(q, a, f1, JOB_SUCCEEDED, "{\"by\":1}", NULL, err, sizeof err),
+              ERR_CONFLICT);
+    CHECK_INT(queue_claim(other, LEASE_S, &r2, err, sizeof err), 0);
+    int64_t f2 = r2.fence;
+    CHECK(!strcmp(r2.id, a) && f2 > f1, "the rescuer claims it with a newer fence: %lld > %lld",
+          (long long)f2, (long long)f1);
+    job_row_free(&r2);
+    CHECK_INT(queue_set_stage(other, a, f2, "pruning", err, sizeof err), 0);
+    CHECK_INT(queue_finish(q, a, f1, JOB_SUCCEEDED, "{\"by\":1}", NULL, err, sizeof err),
+              ERR_CONFLICT);
+    CHECK_INT(queue_requeue(q, a, f1, 0, err, sizeof err), ERR_CONFLICT);
+    CHECK_INT(queue_get(q, a, &r, err, sizeof err), 0);
+    CHECK(r.status == JOB_RUNNING && !strcmp(r.stage, "pruning") && r.result == NULL,
+          "the late writes changed nothing: %s %s", job_status_name(r.status), r.stage);
+    job_row_free(&r);
+    CHECK_INT(queue_finish(other, a, f2, JOB_SUCCEEDED, "{\"by\":2}", NULL, err, sizeof err), 0);
+    CHECK_INT(queue_finish(q, a, f1, JOB_SUCCEEDED, "{\"by\":1}", NULL, err, sizeof err),
+              ERR_CONFLICT);
+    CHECK_INT(queue_get(q, a, &r, err, sizeof err), 0);
+    CHECK(r.status == JOB_SUCCEEDED && r.result && !strcmp(r.result, "{\"by\":2}"),
+          "the one result is the rescuer's: %s", r.result ? r.result : "(null)");
+    job_row_free(&r);
+
+    /* Rescue fails a job at max_attempts, as recovery does. */
+    char b[JOB_ID_LEN + 1];
+    submit(q, "b", b);
+    CHECK_INT(queue_claim(q, 1, &r1, err, sizeof err), 0);
+    job_row_free(&r1);
+    usleep(1500 * 1000);
+    CHECK_INT(queue_rescue(other, 1, &requeued, &failed, err, sizeof err), 0);
+    CHECK(requeued == 0 && failed == 1, "failed at max_attempts: %d %d", requeued, failed);
+    CHECK_INT(queue_get(q, b, &r, err, sizeof err), 0);
+    CHECK(r.status == JOB_FAILED && r.error && strstr(r.error, "interrupted 1 times"),
+          "status %s error %s", job_status_name(r.status), r.error ? r.error : "(null)");
+    job_row_free(&r);
+    check_consistent(q, path, "fencing");
+    queue_close(other);
+    queue_close(q);
+}
+
+static void test_pg_heartbeat(void)
+{
+    char path[256], a[JOB_ID_LEN + 1];
+    db_path(path, sizeof path, "heartbeat");
+    struct queue *q = open_q(path);
+    struct job_row r;
+    int requeued = -1, failed = -1;
+    submit(q, "a", a);
+    CHECK_INT(queue_claim(q, 1, &r, err, sizeof err), 0);
+    /* Renewed every 0.3 s for 2 s: the one-second lease never runs out. */
+    for (int i = 0; i < 7; i++) {
+        usleep(300 * 1000);
+        CHECK_INT(queue_heartbeat(q, a, r.fence, 1, err, sizeof err), 0);
+        CHECK_INT(queue_rescue(q, 3, &requeued, &failed, err, sizeof err), 0);
+        CHECK_INT(requeued + failed, 0);
+    }
+    CHECK_INT(count_of(q, JOB_RUNNING), 1);
+    CHECK_INT(queue_heartbeat(q, a, r.fence + 1, 1, err, sizeof err), ERR_CONFLICT);
+    CHECK_INT(queue_finish(q, a, r.fence, JOB_SUCCEEDED, "{}", NULL, err, sizeof err), 0);
+    CHECK_INT(queue_heartbeat(q, a, r.fence, 1, err, sizeof err), ERR_INVALID);
+    job_row_free(&r);
+    queue_close(q);
+}
+
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* LISTEN/NOTIFY: a submission and a cancellation reach another connection at once. */
+static void test_pg_notify(void)
+{
+    char path[256], a[JOB_ID_LEN + 1], id[JOB_ID_LEN + 1];
+    db_path(path, sizeof path, "notify");
+    struct queue *listener = open_q(path), *q = open_q(path);
+    enum queue_event ev = QUEUE_EVENT_SUBMIT;
+    struct job_row r;
+    CHECK_INT(queue_wait(listener, 0.1, &ev, id, err, sizeof err), ERR_INVALID); /* not listening */
+    CHECK_INT(queue_listen(listener, err, sizeof err), 0);
+    CHECK_INT(queue_wait(listener, 0.2, &ev, id, err, sizeof err), 0);
+    CHECK_INT(ev, QUEUE_EVENT_NONE);
+    submit(q, "a", a);
+    double t0 = mono();
+    CHECK_INT(queue_wait(listener, 5, &ev, id, err, sizeof err), 0);
+    double waited = mono() - t0;
+    CHECK(ev == QUEUE_EVENT_SUBMIT && waited < 1.0,
+          "a submission wakes the listener: %d after %.3f s", ev, waited);
+    CHECK_INT(queue_claim(q, LEASE_S, &r, err, sizeof err), 0);
+    job_row_free(&r);
+    CHECK_INT(queue_cancel(q, a, err, sizeof err), 0);
+    t0 = mono();
+    CHECK_INT(queue_wait(listener, 5, &ev, id, err, sizeof err), 0);
+    waited = mono() - t0;
+    CHECK(ev == QUEUE_EVENT_CANCEL && !strcmp(id, a) && waited < 1.0,
+          "a cancellation names the job: %d '%s' after %.3f s", ev, id, waited);
+    CHECK_INT(queue_wait(listener, 0.2, &ev, id, err, sizeof err), 0);
+    CHECK_INT(ev, QUEUE_EVENT_NONE);
+    queue_close(q);
+    queue_close(listener);
+}
+
+struct opener {
+    const char *path;
+    pthread_barrier_t *start;
+    int ok;
+    char err[256];
+};
+
+static void *open_at_once(void *arg)
+{
+    struct opener *o = arg;
+    pthread_barrier_wait(o->start);
+    struct queue *q = queue_open(o->path, o->err, sizeof o->err);
+    o->ok = q != NULL;
+    queue_close(q);
+    return NULL;
+}
+
+/* Four daemons start at once on an empty database: one migrates, under the advisory lock. */
+static void test_pg_migrate_at_once(void)
+{
+    char path[256];
+    enum { N = 4 };
+    struct opener o[N];
+    pthread_t t[N];
+    pthread_barrier_t start;
+    db_path(path, sizeof path, "migrate");
+    pthread_barrier_init(&start, NULL, N);
+    for (int i = 0; i < N; i++) {
+        o[i] = (struct opener){.path = path, .start = &start};
+        CHECK_INT(pthread_create(&t[i], NULL, open_at_once, &o[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(o[i].ok, "opener %d: %s", i, o[i].err);
+    }
+    pthread_barrier_destroy(&start);
+    CHECK_INT(pg_int(path + 3, "SELECT count(*) FROM schema_migrations"), 1);
+    CHECK_INT(pg_int(path + 3, "SELECT count(*) FROM jobs"), 0);
 }
 
 #define RUN(t)                                                                                     \
@@ -1072,6 +1338,9 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
+    pg_base = getenv("PRUNERD_TEST_PG");
+    if (pg_base && !*pg_base) pg_base = NULL;
+    printf("backend: %s\n", pg_base ? "postgres" : "sqlite");
     RUN(test_names_and_ids);
     RUN(test_submit_get_durable);
     RUN(test_idempotency);
@@ -1080,9 +1349,18 @@ int main(void)
     RUN(test_cancel_requeue_delete);
     RUN(test_recover);
     RUN(test_retention);
+    RUN(test_claim_concurrent);
+    if (pg_base) {
+        RUN(test_pg_backend);
+        RUN(test_pg_lease_fencing);
+        RUN(test_pg_heartbeat);
+        RUN(test_pg_migrate_at_once);
+        RUN(test_pg_notify);
+        cleanup_tmpdir();
+        return ct_done("test_queue (postgres)");
+    }
     RUN(test_migrations_recorded);
     RUN(test_migration_atomic);
-    RUN(test_claim_concurrent);
     RUN(test_fault_busy);
     RUN(test_fault_steps);
     RUN(test_fault_io);
