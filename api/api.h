@@ -98,16 +98,6 @@ int api_valid_job_id(const char *s);
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
 json_t *api_time(double unix_seconds);
 
-/* Removes artifact_dir/jobs/<id>/ and everything in it (id must be valid).
- * Returns 0 (also when it was not there) or ERR_IO with a message. */
-int api_job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen);
-/* The folder one run of a job writes into: artifact_dir/jobs/<id>/ for an
- * unfenced claim (SQLite, fence 0), artifact_dir/jobs/<id>/run-<fence>/
- * with PostgreSQL, so a rescued run and its rescuer never share a file.
- * Downloads read the folder of the run that finished (the row's fence). */
-void api_job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n);
-/* Removes a folder and everything in it: 0 (also when it was not there) or ERR_IO. */
-int api_tree_remove(const char *dir, char *err, size_t errlen);
 /* Bytes used under dir (allocated blocks), for the quota. */
 uint64_t api_dir_usage(const char *dir);
 

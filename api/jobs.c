@@ -24,37 +24,6 @@
 
 /* ---- files ---- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) && errno != ENOENT ? -1 : 0;
-}
-
-int api_tree_remove(const char *dir, char *err, size_t errlen)
-{
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
-        return err_set(err, errlen, ERR_IO, "removing %s: %s", dir, strerror(errno));
-    return 0;
-}
-
-int api_job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen)
-{
-    char dir[PATH_MAX];
-    if (!api_valid_job_id(id)) return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id);
-    snprintf(dir, sizeof dir, "%s/jobs/%s", artifact_dir, id);
-    return api_tree_remove(dir, err, errlen);
-}
-
-void api_job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)
-{
-    if (fence > 0)
-        snprintf(out, n, "%s/jobs/%s/run-%lld", artifact_dir, id, (long long)fence);
-    else
-        snprintf(out, n, "%s/jobs/%s", artifact_dir, id);
-}
-
 static __thread uint64_t usage_sum; /* nftw has no user pointer */
 
 static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -356,7 +325,7 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 409, "conflict", NULL, "%s", err);
         goto out;
     }
-    if (!rc) rc = api_job_dir_remove(rq->env->artifact_dir, row.id, err, sizeof err);
+    if (!rc) rc = job_dir_remove(rq->env->artifact_dir, row.id, err, sizeof err);
     if (rc) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
@@ -434,7 +403,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
                         format);
         goto out;
     }
-    api_job_run_dir(rq->env->artifact_dir, row.id, row.fence, dir, sizeof dir);
+    job_run_dir(rq->env->artifact_dir, row.id, row.fence, dir, sizeof dir);
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path) path[0] = '\0';
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {

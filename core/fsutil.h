@@ -40,6 +40,10 @@ int fs_read_file(const char *path, size_t max_lines, char **buf, size_t *len, ch
 /* sha256 of a file as 64 lowercase hex digits, and its size. */
 int fs_sha256_file(const char *path, char hex[65], int64_t *bytes, char *err, size_t errlen);
 
+/* Removes dir and everything in it, not following links: 0 (also when it
+ * was not there) or ERR_IO with a message. */
+int fs_tree_remove(const char *dir, char *err, size_t errlen);
+
 /* mkdir -p with mode 0755. */
 int fs_mkdir_p(const char *path, char *err, size_t errlen);
 

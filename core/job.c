@@ -14,6 +14,7 @@
 #include "eval.h"
 #include "fsutil.h"
 #include "prune.h"
+#include "queue.h"
 #include "sparsity.h"
 #include "targets.h"
 #include "tokenizer.h"
@@ -487,4 +488,21 @@ int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *
     snprintf(res, sizeof res, "%s/result.json", out_dir);
     return job_execute_to(req, want_ts ? ts : NULL, want_sd ? sd : NULL, res, hooks, result, err,
                           errlen);
+}
+
+void job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)
+{
+    if (fence > 0)
+        snprintf(out, n, "%s/jobs/%s/run-%lld", artifact_dir, id, (long long)fence);
+    else
+        snprintf(out, n, "%s/jobs/%s", artifact_dir, id);
+}
+
+int job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    if (!id || !job_id_valid(id))
+        return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id ? id : "");
+    snprintf(dir, sizeof dir, "%s/jobs/%s", artifact_dir, id);
+    return fs_tree_remove(dir, err, errlen);
 }

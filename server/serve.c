@@ -171,7 +171,7 @@ int serve_main(int argc, char **argv)
     }
     /* [server] gpus: one worker per GPU, each checked against the driver now
      * rather than failing every job later. */
-    int ndev = ts_cuda_device_count();
+    int ndev = cfg.gpus_all || cfg.n_gpus ? ts_cuda_device_count() : 0; /* asks the driver */
     if (cfg.gpus_all) {
         if (ndev == 0) {
             log_err(NULL, "gpus = all, but %s",

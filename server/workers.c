@@ -213,7 +213,7 @@ static int check_space(const struct workers_config *cfg, const json_t *req, char
 static void abandon(struct worker *wk, const struct job_row *row, const char *run_dir)
 {
     char err[256];
-    if (run_dir && row->fence > 0 && api_tree_remove(run_dir, err, sizeof err))
+    if (run_dir && row->fence > 0 && fs_tree_remove(run_dir, err, sizeof err))
         log_warn(row->id, "abandoning: %s", err);
     api_stats_lease_lost(wk->pool->cfg.stats);
     log_warn(row->id,
@@ -261,7 +261,7 @@ static void remove_other_runs(const char *job_dir, const char *mine)
         if (!strncmp(e->d_name, "run-", 4) && strcmp(e->d_name, base)) {
             if ((size_t)snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name) >= sizeof path)
                 continue;
-            if (api_tree_remove(path, err, sizeof err)) log_warn(NULL, "%s", err);
+            if (fs_tree_remove(path, err, sizeof err)) log_warn(NULL, "%s", err);
         }
     closedir(d);
 }
@@ -301,7 +301,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     if ((rc = check_space(&pool->cfg, req, err, sizeof err))) goto finish;
     /* This run's own folder: jobs/<id>/, or jobs/<id>/run-<fence>/ when fenced. */
     snprintf(job_dir, sizeof job_dir, "%s/jobs/%s", pool->cfg.artifact_dir, row->id);
-    api_job_run_dir(pool->cfg.artifact_dir, row->id, row->fence, dir, sizeof dir);
+    job_run_dir(pool->cfg.artifact_dir, row->id, row->fence, dir, sizeof dir);
     if ((mkdir(job_dir, 0750) && errno != EEXIST) || (mkdir(dir, 0750) && errno != EEXIST)) {
         rc = err_set(err, sizeof err, ERR_IO, "mkdir %s: %s", dir, strerror(errno));
         goto finish;
@@ -359,7 +359,7 @@ static void sweep(struct workers *pool, struct queue *q)
         return;
     }
     for (size_t i = 0; i < n && !atomic_load(&pool->stopping); i++) {
-        if (api_job_dir_remove(pool->cfg.artifact_dir, ids[i], err, sizeof err) ||
+        if (job_dir_remove(pool->cfg.artifact_dir, ids[i], err, sizeof err) ||
             queue_mark_files_deleted(q, ids[i], err, sizeof err))
             log_warn(ids[i], "retention: %s", err);
         else

@@ -11,7 +11,7 @@ struct workers_config {
     int count;                 /* worker threads (>= 1) */
     const int *gpus;           /* NULL, or count CUDA device indices: worker i runs on gpus[i] */
     const char *db_path;       /* the queue's location (queue_open) */
-    const char *artifact_dir;  /* jobs write into artifact_dir/jobs/<id>/ (api_job_run_dir) */
+    const char *artifact_dir;  /* jobs write into artifact_dir/jobs/<id>/ (job_run_dir) */
     const struct roots *roots; /* paths are resolved again before a run */
     const char *plugin_dir;    /* NULL: plugins refused */
     int job_threads;           /* libtorch threads per job; <= 0: default */
