@@ -10,7 +10,8 @@
 void api_models_inspect(struct api_request *rq, struct api_response *rs)
 {
     const char *path = rq->query(rq->conn, "path");
-    char real[PATH_MAX], err[512];
+    const char *config = rq->query(rq->conn, "model_config");
+    char real[PATH_MAX], real_config[PATH_MAX], err[512];
 
     if (!path || !*path) {
         api_reply_error(rs, 400, "invalid_field", "path", "give the model path: ?path=...");
@@ -21,10 +22,19 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, api_status_for(rc), err_name(rc), "path", "%s", err);
         return;
     }
-    /* The file is there and allowed: a failure to load means it is no usable model. */
-    json_t *info = inspect_model(real, err, sizeof err);
+    if (config && *config &&
+        (rc = roots_resolve(rq->env->roots, ROOTS_MODEL, config, real_config, sizeof real_config,
+                            err, sizeof err))) {
+        api_reply_error(rs, api_status_for(rc), err_name(rc), "model_config", "%s", err);
+        return;
+    }
+    /* The file is there and allowed: a failure to load means it is no usable
+     * model (a file of a folder outside the roots is still refused as such). */
+    json_t *info = inspect_model(real, config && *config ? real_config : NULL, roots_model_resolve,
+                                 (void *)rq->env->roots, &rc, err, sizeof err);
     if (!info) {
-        api_reply_error(rs, 400, "invalid_field", "path", "%s", err);
+        if (rc == ERR_DENIED) api_reply_error(rs, 403, err_name(rc), "path", "%s", err);
+        else api_reply_error(rs, 400, "invalid_field", "path", "%s", err);
         return;
     }
     api_reply_json(rs, 200, info);

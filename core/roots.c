@@ -135,3 +135,9 @@ int roots_job_resolve(void *ud, const char *field, const char *path, char *out, 
     enum roots_kind kind = !strcmp(field, "model") ? ROOTS_MODEL : ROOTS_DATA;
     return roots_resolve(ud, kind, path, out, outlen, err, errlen);
 }
+
+int roots_model_resolve(void *ud, const char *path, char *out, size_t outlen, char *err,
+                        size_t errlen)
+{
+    return roots_resolve(ud, ROOTS_MODEL, path, out, outlen, err, errlen);
+}

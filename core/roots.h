@@ -39,4 +39,8 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
                       char *err, size_t errlen);
 
+/* A ckpt_resolve_fn (model/checkpoint.h) over roots (ud): ROOTS_MODEL. */
+int roots_model_resolve(void *ud, const char *path, char *out, size_t outlen, char *err,
+                        size_t errlen);
+
 #endif

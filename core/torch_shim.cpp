@@ -59,187 +59,15 @@
 #endif
 #endif
 
+#include "torch_internal.hpp"
 extern "C" {
-#include "err.h"
-}
-#include "torch_shim.h"
-
-namespace
-{
-
-/* A c10::Error message is several lines plus a C++ backtrace; keep the text
- * without the backtrace, on one line. */
-std::string one_line(const char *s)
-{
-    std::string out;
-    bool space = false;
-    for (; *s; s++) {
-        char c = *s;
-        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-            space = !out.empty();
-            continue;
-        }
-        if (space) out.push_back(' ');
-        space = false;
-        out.push_back(c);
-    }
-    return out;
+#include "safetensors.h"
 }
 
-/* Runs f() and maps what it throws onto (code, message); code_torch is the code
- * for a libtorch error in this context (ERR_TORCH, ERR_FORMAT, ERR_IO). */
-struct ts_format_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using namespace ts;
 
-template <class F> int ts_catch(char *err, size_t errlen, int code_torch, const char *ctx, F &&f)
-{
-    try {
-        return f();
-    } catch (const ts_format_error &e) {
-        return err_set(err, errlen, ERR_FORMAT, "%s: %s", ctx, e.what());
-    } catch (const c10::OutOfMemoryError &e) {
-        /* CUDA's caching allocator ran out: give back what it caches so the
-         * daemon's next job starts clean, and say so plainly. */
-        ts_cuda_empty_cache();
-        return err_set(err, errlen, ERR_NOMEM, "%s: out of memory: %s", ctx,
-                       one_line(e.what_without_backtrace()).c_str());
-    } catch (const c10::Error &e) {
-        return err_set(err, errlen, code_torch, "%s: %s", ctx,
-                       one_line(e.what_without_backtrace()).c_str());
-    } catch (const std::bad_alloc &) {
-        return err_set(err, errlen, ERR_NOMEM, "%s: out of memory", ctx);
-    } catch (const std::exception &e) {
-        return err_set(err, errlen, code_torch, "%s: %s", ctx, one_line(e.what()).c_str());
-    } catch (...) {
-        return err_set(err, errlen, ERR_INTERNAL, "%s: unknown C++ exception", ctx);
-    }
-}
-
-enum ts_dtype dtype_of(at::ScalarType st)
-{
-    switch (st) {
-    case at::kFloat:
-        return TS_FLOAT32;
-    case at::kHalf:
-        return TS_FLOAT16;
-    case at::kBFloat16:
-        return TS_BFLOAT16;
-    case at::kDouble:
-        return TS_FLOAT64;
-    case at::kLong:
-        return TS_INT64;
-    case at::kInt:
-        return TS_INT32;
-    case at::kShort:
-        return TS_INT16;
-    case at::kChar:
-        return TS_INT8;
-    case at::kByte:
-        return TS_UINT8;
-    case at::kBool:
-        return TS_BOOL;
-    default:
-        return TS_OTHER;
-    }
-}
-
-int fill_info(const std::string &name, const at::Tensor &t, int is_param,
-              struct ts_tensor_info *out)
-{
-    if (!out) return ERR_INVALID;
-    memset(out, 0, sizeof *out);
-    out->name = name.c_str();
-    out->ndim = (int)t.dim();
-    for (int64_t d = 0; d < t.dim() && d < TS_MAX_DIMS; d++)
-        out->shape[d] = t.size(d);
-    out->numel = t.numel();
-    out->dtype = dtype_of(t.scalar_type());
-    out->is_parameter = is_param;
-    out->is_cuda = t.is_cuda();
-    return t.dim() > TS_MAX_DIMS ? ERR_UNSUPPORTED : 0;
-}
-
-/* A write-only file for PyTorchStreamWriter and Module::save.  Writes never
- * fail towards libtorch (see DESIGN); the first errno is kept in error. */
-class ts_sink : public std::streambuf
-{
-  public:
-    FILE *f = nullptr;
-    int error = 0;
-
-    int open(const char *path)
-    {
-        f = fopen(path, "wb");
-        if (!f) error = errno;
-        return f ? 0 : -1;
-    }
-    void write(const void *buf, size_t n)
-    {
-        if (error || n == 0) return;
-        if (fwrite(buf, 1, n, f) != n) error = errno ? errno : EIO;
-    }
-    /* Closes the file; returns 0 or the first errno seen. */
-    int close()
-    {
-        if (f) {
-            if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
-            f = nullptr;
-        }
-        return error;
-    }
-    ~ts_sink() override
-    {
-        close();
-    }
-
-  protected:
-    std::streamsize xsputn(const char *s, std::streamsize n) override
-    {
-        write(s, (size_t)n);
-        return n;
-    }
-    int_type overflow(int_type c) override
-    {
-        if (!traits_type::eq_int_type(c, traits_type::eof())) {
-            char ch = traits_type::to_char_type(c);
-            write(&ch, 1);
-        }
-        return traits_type::not_eof(c);
-    }
-};
-
-int io_code(int e)
-{
-    if (e == ENOSPC || e == EDQUOT) return ERR_NOSPACE;
-    if (e == ENOENT || e == ENOTDIR) return ERR_NOTFOUND;
-    return ERR_IO;
-}
-
-} /* namespace */
 
 /* ---- models ---- */
-
-struct ts_entry {
-    std::string name;
-    at::Tensor t; /* the module's own tensor (shares its storage) */
-    int is_param;
-    int mapped;        /* between map and unmap */
-    at::Tensor shadow; /* float32 CPU copy while mapped, when not zero-copy */
-};
-
-struct ts_model {
-    torch::jit::Module mod;
-    at::Device dev{at::kCPU};
-    std::string dev_name;
-    std::vector<ts_entry> ents;
-    std::vector<size_t> sd_order; /* ents in state_dict() order, for saving */
-};
-
-struct ts_dict {
-    std::vector<std::string> names;
-    std::vector<at::Tensor> tensors;
-};
 
 extern "C" {
 
@@ -381,6 +209,35 @@ static void state_dict_order(struct ts_model *m, const torch::jit::Module &mod,
         state_dict_order(m, c.value, prefix + c.name + ".");
 }
 
+/* device "cpu", "cuda" or "cuda:N" -> a device that is there. */
+static int parse_device(const char *device, at::Device *out, char *err, size_t errlen)
+{
+    at::Device dev(at::kCPU);
+    try {
+        dev = at::Device(std::string(device));
+    } catch (const c10::Error &) {
+        return err_set(err, errlen, ERR_INVALID, "device '%s': expected cpu, cuda or cuda:N",
+                       device);
+    }
+    if (dev.is_cuda()) {
+        if (!torch::cuda::is_available())
+            return err_set(err, errlen, ERR_UNSUPPORTED,
+                           "device '%s': CUDA is not available (libtorch %s without CUDA "
+                           "or no GPU)",
+                           device, ts_libtorch_version());
+        if (!dev.has_index()) dev = at::Device(at::kCUDA, 0);
+        /* device_count() is size_t in 1.13 and DeviceIndex in 2.x */
+        long ndev = (long)torch::cuda::device_count();
+        if ((long)dev.index() >= ndev)
+            return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only %ld CUDA devices",
+                           device, ndev);
+    } else if (!dev.is_cpu()) {
+        return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only cpu and cuda", device);
+    }
+    *out = dev;
+    return 0;
+}
+
 int ts_model_open(const char *path, const char *device, struct ts_model **out, char *err,
                   size_t errlen)
 {
@@ -397,27 +254,8 @@ int ts_model_open(const char *path, const char *device, struct ts_model **out, c
 
     int rc = ts_catch(err, errlen, ERR_TORCH, path, [&]() -> int {
         at::Device dev(at::kCPU);
-        try {
-            dev = at::Device(std::string(device));
-        } catch (const c10::Error &) {
-            return err_set(err, errlen, ERR_INVALID, "device '%s': expected cpu, cuda or cuda:N",
-                           device);
-        }
-        if (dev.is_cuda()) {
-            if (!torch::cuda::is_available())
-                return err_set(err, errlen, ERR_UNSUPPORTED,
-                               "device '%s': CUDA is not available (libtorch %s without CUDA "
-                               "or no GPU)",
-                               device, ts_libtorch_version());
-            if (!dev.has_index()) dev = at::Device(at::kCUDA, 0);
-            /* device_count() is size_t in 1.13 and DeviceIndex in 2.x */
-            long ndev = (long)torch::cuda::device_count();
-            if ((long)dev.index() >= ndev)
-                return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only %ld CUDA devices",
-                               device, ndev);
-        } else if (!dev.is_cpu()) {
-            return err_set(err, errlen, ERR_UNSUPPORTED, "device '%s': only cpu and cuda", device);
-        }
+        int drc = parse_device(device, &dev, err, errlen);
+        if (drc) return drc;
 
         std::unique_ptr<ts_model> mm(new ts_model);
         try {
@@ -430,14 +268,14 @@ int ts_model_open(const char *path, const char *device, struct ts_model **out, c
         mm->dev = dev;
         mm->dev_name = dev.str();
         for (const auto &p : mm->mod.named_parameters(true))
-            mm->ents.push_back(ts_entry{p.name, p.value, 1, 0, at::Tensor()});
+            mm->ents.push_back(ts_entry{p.name, p.value, 1, 0, at::Tensor(), p.value.scalar_type()});
         if (mm->ents.empty())
             return err_set(err, errlen, ERR_UNSUPPORTED,
                            "frozen TorchScript module (no parameters): %s "
                            "(save it without torch.jit.freeze)",
                            path);
         for (const auto &b : mm->mod.named_buffers(true))
-            mm->ents.push_back(ts_entry{b.name, b.value, 0, 0, at::Tensor()});
+            mm->ents.push_back(ts_entry{b.name, b.value, 0, 0, at::Tensor(), b.value.scalar_type()});
         state_dict_order(mm.get(), mm->mod, "");
         if (mm->sd_order.size() != mm->ents.size())
             return err_set(err, errlen, ERR_INTERNAL, "%s: %zu tensors but %zu in state_dict order",
@@ -568,6 +406,34 @@ int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, cha
     });
 }
 
+/* The logits in what a TorchScript forward returned: a tensor, a tuple
+ * whose first element is one, or a dict with "logits". */
+static int torchscript_logits(const c10::IValue &res, at::Tensor *logits, char *err, size_t errlen)
+{
+    if (res.isTensor()) {
+        *logits = res.toTensor();
+    } else if (res.isTuple()) {
+        const auto &el = res.toTupleRef().elements();
+        if (el.empty() || !el[0].isTensor())
+            return err_set(err, errlen, ERR_FORMAT,
+                           "forward returned a tuple without a tensor first");
+        *logits = el[0].toTensor();
+    } else if (res.isGenericDict()) {
+        for (const auto &kv : res.toGenericDict())
+            if (kv.key().isString() && kv.key().toStringRef() == "logits" &&
+                kv.value().isTensor())
+                *logits = kv.value().toTensor();
+        if (!logits->defined())
+            return err_set(err, errlen, ERR_FORMAT,
+                           "forward returned a dict without a \"logits\" tensor");
+    } else {
+        return err_set(err, errlen, ERR_FORMAT,
+                       "forward returned %s, expected a tensor, tuple or dict",
+                       res.tagKind().c_str());
+    }
+    return 0;
+}
+
 int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t *attention_mask,
                      int64_t batch, int64_t len, float *out, size_t out_cap, int *ncls, char *err,
                      size_t errlen)
@@ -587,28 +453,12 @@ int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t
         ids = m->dev.is_cpu() ? ids.clone() : ids.to(m->dev);
         mask = m->dev.is_cpu() ? mask.clone() : mask.to(m->dev);
 
-        c10::IValue res = m->mod.forward({ids, mask});
         at::Tensor logits;
-        if (res.isTensor()) {
-            logits = res.toTensor();
-        } else if (res.isTuple()) {
-            const auto &el = res.toTupleRef().elements();
-            if (el.empty() || !el[0].isTensor())
-                return err_set(err, errlen, ERR_FORMAT,
-                               "forward returned a tuple without a tensor first");
-            logits = el[0].toTensor();
-        } else if (res.isGenericDict()) {
-            for (const auto &kv : res.toGenericDict())
-                if (kv.key().isString() && kv.key().toStringRef() == "logits" &&
-                    kv.value().isTensor())
-                    logits = kv.value().toTensor();
-            if (!logits.defined())
-                return err_set(err, errlen, ERR_FORMAT,
-                               "forward returned a dict without a \"logits\" tensor");
+        if (m->kind == ts_kind::native) {
+            logits = bert_forward(*m->net, ids, mask);
         } else {
-            return err_set(err, errlen, ERR_FORMAT,
-                           "forward returned %s, expected a tensor, tuple or dict",
-                           res.tagKind().c_str());
+            int frc = torchscript_logits(m->mod.forward({ids, mask}), &logits, err, errlen);
+            if (frc) return frc;
         }
         if (!logits.is_floating_point() || logits.dim() != 2 || logits.size(0) != batch)
             return err_set(err, errlen, ERR_FORMAT,
@@ -632,6 +482,10 @@ int ts_model_forward(struct ts_model *m, const int64_t *input_ids, const int64_t
 int ts_model_save_torchscript(struct ts_model *m, const char *path, char *err, size_t errlen)
 {
     if (!m || !path) return err_set(err, errlen, ERR_INVALID, "save: bad model or path");
+    if (m->kind == ts_kind::native)
+        return err_set(err, errlen, ERR_UNSUPPORTED,
+                       "a TorchScript file is written only for a TorchScript input: this model "
+                       "was read from its weights (ask for safetensors or state_dict)");
     ts_sink sink;
     if (sink.open(path) != 0)
         return err_set(err, errlen, io_code(sink.error), "%s: %s", path, strerror(sink.error));
@@ -646,590 +500,227 @@ int ts_model_save_torchscript(struct ts_model *m, const char *path, char *err, s
     return rc;
 }
 
-/* A CPU tensor with t's dtype and shape but no memory: it stands for a tensor
- * whose bytes are written later, one at a time, so the pickle can say "cpu"
- * without the whole model being copied first. */
-static at::Tensor placeholder_like(const at::Tensor &t)
+/* ---- native models ---- */
+
+static at::ScalarType scalar_of(enum ts_dtype dt)
 {
-    std::vector<int64_t> strides((size_t)t.dim());
-    int64_t s = 1;
-    for (int64_t d = t.dim() - 1; d >= 0; d--) {
-        strides[(size_t)d] = s;
-        s *= std::max<int64_t>(t.size(d), 1);
+    switch (dt) {
+    case TS_FLOAT32:
+        return at::kFloat;
+    case TS_FLOAT16:
+        return at::kHalf;
+    case TS_BFLOAT16:
+        return at::kBFloat16;
+    case TS_FLOAT64:
+        return at::kDouble;
+    case TS_INT64:
+        return at::kLong;
+    case TS_INT32:
+        return at::kInt;
+    case TS_INT16:
+        return at::kShort;
+    case TS_INT8:
+        return at::kChar;
+    case TS_UINT8:
+        return at::kByte;
+    case TS_BOOL:
+        return at::kBool;
+    case TS_OTHER:
+        break;
     }
-    size_t nbytes = (size_t)t.numel() * t.element_size();
-    c10::Storage st(c10::Storage::use_byte_size_t(), nbytes,
-                    c10::DataPtr(nullptr, c10::Device(c10::kCPU)), nullptr, false);
-    return at::empty({0}, at::TensorOptions().dtype(t.scalar_type()))
-        .set_(st, 0, t.sizes(), strides);
+    return at::kFloat;
 }
 
-/* Whether t is a CPU tensor that covers its whole storage densely, so the
- * storage can be written as it is. */
-static bool whole_cpu_storage(const at::Tensor &t)
+/* Buffers an old checkpoint may carry that the model does not use. */
+static bool ignored_buffer(const std::string &name)
 {
-    return t.device().is_cpu() && t.layout() == at::kStrided && t.is_contiguous() &&
-           t.storage_offset() == 0 && !t.is_conj() && !t.is_neg() &&
-           t.storage().nbytes() == (size_t)t.numel() * t.element_size();
+    static const char *const ends[] = {"embeddings.position_ids", "embeddings.token_type_ids"};
+    for (const char *e : ends) {
+        size_t n = strlen(e);
+        if (name.size() >= n && name.compare(name.size() - n, n, e) == 0 &&
+            (name.size() == n || name[name.size() - n - 1] == '.'))
+            return true;
+    }
+    return false;
 }
 
-int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, size_t errlen)
+/* The tensors of one safetensors file; float32 ones on the CPU stay in its
+ * mapping, which the tensors keep alive. */
+static int read_safetensors(const char *path, std::vector<named_tensor> &out, char *err,
+                            size_t errlen)
 {
-    if (!m || !path) return err_set(err, errlen, ERR_INVALID, "save: bad model or path");
-    ts_sink sink;
-    if (sink.open(path) != 0)
-        return err_set(err, errlen, io_code(sink.error), "%s: %s", path, strerror(sink.error));
-    int rc = ts_catch(err, errlen, ERR_TORCH, path, [&]() -> int {
-        torch::NoGradGuard no_grad;
-        c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-        /* storage of a placeholder -> the tensor it stands for */
-        std::unordered_map<const void *, at::Tensor> deferred;
-        for (size_t i : m->sd_order) {
-            const ts_entry &e = m->ents[i];
-            at::Tensor t = e.t.detach();
-            if (!whole_cpu_storage(t)) {
-                at::Tensor ph = placeholder_like(t);
-                deferred.emplace(ph.storage().unsafeGetStorageImpl(), t);
-                t = ph;
-            }
-            dict.insert(e.name, t);
-        }
-
-        std::string pkl;
-        torch::jit::Pickler pickler([&](const char *b, size_t n) { pkl.append(b, n); }, nullptr,
-                                    nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
-        pickler.protocol();
-        pickler.pushIValue(dict);
-        pickler.stop();
-
-        caffe2::serialize::PyTorchStreamWriter zip([&](const void *b, size_t n) -> size_t {
-            sink.write(b, n);
-            return n;
-        });
-        zip.writeRecord("data.pkl", pkl.data(), pkl.size());
-        const std::vector<at::Tensor> &storages = pickler.tensorData();
-        for (size_t i = 0; i < storages.size(); i++) {
-            std::string rec = "data/" + std::to_string(i);
-            auto it = deferred.find(storages[i].storage().unsafeGetStorageImpl());
-            if (it == deferred.end()) {
-                const at::Tensor &s = storages[i];
-                zip.writeRecord(rec, s.storage().data(), s.storage().nbytes());
-            } else {
-                at::Tensor c = it->second.to(at::kCPU).contiguous();
-                if (!c.is_contiguous() || c.is_conj() || c.is_neg())
-                    c = c.resolve_conj().resolve_neg().contiguous();
-                zip.writeRecord(rec, c.data_ptr(), (size_t)c.numel() * c.element_size());
-            }
-        }
-        zip.writeEndOfFile();
-        return 0;
-    });
-    int e = sink.close();
-    if (rc == 0 && e) rc = err_set(err, errlen, io_code(e), "%s: write: %s", path, strerror(e));
-    return rc;
-}
-
-} /* extern "C" */
-
-/* ---- dict files: a restricted unpickler for torch.save output ---- */
-
-namespace
-{
-
-struct pk_val;
-using pk_ref = std::shared_ptr<pk_val>;
-
-struct pk_val {
-    enum kind { NONE, BOOL, INT, FLOAT, STR, TUPLE, LIST, DICT, GLOBAL, STORAGE, TENSOR, MARKER };
-    kind k = NONE;
-    int64_t i = 0;
-    double f = 0;
-    std::string s, s2;         /* STR: s; GLOBAL: module s, name s2 */
-    std::vector<pk_ref> items; /* TUPLE, LIST */
-    std::vector<std::pair<pk_ref, pk_ref>> dict;
-    at::Tensor t; /* STORAGE: 1-D of its dtype; TENSOR */
-};
-
-pk_ref pk_new(pk_val::kind k)
-{
-    auto v = std::make_shared<pk_val>();
-    v->k = k;
-    return v;
-}
-
-[[noreturn]] void pk_fail(const std::string &msg)
-{
-    throw ts_format_error(msg);
-}
-
-struct pk_reader {
-    caffe2::serialize::PyTorchStreamReader &zip;
-    const uint8_t *p;
-    size_t n, pos = 0;
-    std::vector<pk_ref> stack;
-    std::vector<size_t> marks;
-    std::unordered_map<uint32_t, pk_ref> memo;
-    std::unordered_map<std::string, pk_ref> storages;
-
-    pk_reader(caffe2::serialize::PyTorchStreamReader &z, const uint8_t *data, size_t size)
-        : zip(z), p(data), n(size)
-    {
+    struct st_file *f = nullptr;
+    int rc = st_open(path, &f, err, errlen);
+    if (rc) return rc;
+    std::shared_ptr<st_file> keep(f, st_close);
+    for (size_t i = 0; i < st_count(f); i++) {
+        const struct st_tensor *t = st_get(f, i);
+        std::vector<int64_t> shape(t->shape, t->shape + t->ndim);
+        at::ScalarType st = scalar_of(t->dtype);
+        auto opts = at::TensorOptions().dtype(st);
+        at::Tensor x;
+        if (t->numel == 0)
+            x = at::empty(shape, opts);
+        else if (((uintptr_t)t->data % c10::elementSize(st)) == 0)
+            x = at::from_blob(
+                t->data, shape, [keep](void *) {}, opts);
+        else /* not aligned for its dtype: a copy */
+            x = at::from_blob(
+                    t->data, {(int64_t)t->nbytes}, [keep](void *) {},
+                    at::TensorOptions().dtype(at::kByte))
+                    .clone()
+                    .view(st)
+                    .view(shape);
+        out.push_back(named_tensor{t->name, x});
     }
-
-    const uint8_t *take(size_t k)
-    {
-        if (k > n - pos) pk_fail("data.pkl: truncated pickle");
-        const uint8_t *r = p + pos;
-        pos += k;
-        return r;
-    }
-    uint64_t le(size_t k)
-    {
-        const uint8_t *b = take(k);
-        uint64_t v = 0;
-        for (size_t j = 0; j < k; j++)
-            v |= (uint64_t)b[j] << (8 * j);
-        return v;
-    }
-    std::string line()
-    {
-        size_t start = pos;
-        while (pos < n && p[pos] != '\n')
-            pos++;
-        if (pos >= n) pk_fail("data.pkl: truncated pickle");
-        return std::string((const char *)p + start, (pos++) - start);
-    }
-    pk_ref pop()
-    {
-        if (stack.empty() || (!marks.empty() && stack.size() <= marks.back()))
-            pk_fail("data.pkl: pickle stack underflow");
-        pk_ref v = stack.back();
-        stack.pop_back();
-        return v;
-    }
-    pk_ref &top()
-    {
-        if (stack.empty()) pk_fail("data.pkl: pickle stack underflow");
-        return stack.back();
-    }
-    std::vector<pk_ref> pop_mark()
-    {
-        if (marks.empty()) pk_fail("data.pkl: pickle MARK missing");
-        size_t m = marks.back();
-        marks.pop_back();
-        std::vector<pk_ref> v(stack.begin() + (long)m, stack.end());
-        stack.resize(m);
-        return v;
-    }
-    void memo_put(uint32_t id)
-    {
-        memo[id] = top();
-    }
-    pk_ref memo_get(uint32_t id)
-    {
-        auto it = memo.find(id);
-        if (it == memo.end()) pk_fail("data.pkl: pickle memo entry missing");
-        return it->second;
-    }
-
-    static at::ScalarType storage_dtype(const pk_ref &g)
-    {
-        static const std::pair<const char *, at::ScalarType> types[] = {
-            {"FloatStorage", at::kFloat}, {"DoubleStorage", at::kDouble},
-            {"HalfStorage", at::kHalf},   {"BFloat16Storage", at::kBFloat16},
-            {"LongStorage", at::kLong},   {"IntStorage", at::kInt},
-            {"ShortStorage", at::kShort}, {"CharStorage", at::kChar},
-            {"ByteStorage", at::kByte},   {"BoolStorage", at::kBool},
-        };
-        if (g->k == pk_val::GLOBAL && g->s == "torch")
-            for (const auto &ty : types)
-                if (g->s2 == ty.first) return ty.second;
-        pk_fail("data.pkl: unsupported storage type " +
-                (g->k == pk_val::GLOBAL ? g->s + "." + g->s2 : std::string("?")));
-    }
-
-    /* ('storage', torch.XStorage, key, location, numel) -> the record's bytes */
-    pk_ref persistent_load(const pk_ref &pid)
-    {
-        if (pid->k != pk_val::TUPLE || pid->items.size() != 5 || pid->items[0]->k != pk_val::STR ||
-            pid->items[0]->s != "storage" || pid->items[2]->k != pk_val::STR ||
-            pid->items[4]->k != pk_val::INT)
-            pk_fail("data.pkl: unsupported persistent id");
-        const std::string &key = pid->items[2]->s;
-        auto it = storages.find(key);
-        if (it != storages.end()) return it->second;
-        at::ScalarType st = storage_dtype(pid->items[1]);
-        int64_t numel = pid->items[4]->i;
-        std::string rec = "data/" + key;
-        if (numel < 0 || !zip.hasRecord(rec)) pk_fail("missing storage record " + rec);
-        auto data = zip.getRecord(rec);
-        size_t need = (size_t)numel * c10::elementSize(st);
-        if (std::get<1>(data) < need) pk_fail("storage record " + rec + " is short");
-        pk_ref v = pk_new(pk_val::STORAGE);
-        if (numel == 0) {
-            v->t = at::empty({0}, at::TensorOptions().dtype(st));
-        } else {
-            auto keep = std::make_shared<at::DataPtr>(std::move(std::get<0>(data)));
-            v->t = at::from_blob(
-                keep->get(), {numel}, [keep](void *) {}, at::TensorOptions().dtype(st));
-        }
-        storages.emplace(key, v);
-        return v;
-    }
-
-    static std::vector<int64_t> ints(const pk_ref &v, const char *what)
-    {
-        if (v->k != pk_val::TUPLE && v->k != pk_val::LIST)
-            pk_fail(std::string("data.pkl: tensor ") + what + " is not a tuple");
-        std::vector<int64_t> r;
-        for (const pk_ref &x : v->items) {
-            if (x->k != pk_val::INT)
-                pk_fail(std::string("data.pkl: tensor ") + what + " is not integers");
-            r.push_back(x->i);
-        }
-        return r;
-    }
-
-    pk_ref reduce(const pk_ref &fn, const pk_ref &args)
-    {
-        if (fn->k != pk_val::GLOBAL || args->k != pk_val::TUPLE)
-            pk_fail("data.pkl: unsupported REDUCE");
-        const std::string q = fn->s + "." + fn->s2;
-        const auto &a = args->items;
-        if (q == "collections.OrderedDict" && a.empty()) return pk_new(pk_val::DICT);
-        if ((q == "torch._utils._rebuild_tensor_v2" && a.size() >= 4) ||
-            (q == "torch._utils._rebuild_tensor" && a.size() == 4)) {
-            if (a[0]->k != pk_val::STORAGE || a[1]->k != pk_val::INT)
-                pk_fail("data.pkl: bad tensor arguments");
-            pk_ref v = pk_new(pk_val::TENSOR);
-            v->t = a[0]->t.as_strided(ints(a[2], "size"), ints(a[3], "stride"), a[1]->i);
-            return v;
-        }
-        if ((q == "torch._utils._rebuild_parameter" ||
-             q == "torch._utils._rebuild_parameter_with_state") &&
-            !a.empty() && a[0]->k == pk_val::TENSOR)
-            return a[0];
-        if (q == "torch.jit._pickle.restore_type_tag" && !a.empty()) return a[0];
-        pk_fail("data.pkl: unsupported object " + q);
-    }
-
-    pk_ref run()
-    {
-        for (;;) {
-            uint8_t op = *take(1);
-            switch (op) {
-            case 0x80:
-                take(1);
-                break; /* PROTO */
-            case 0x95:
-                take(8);
-                break; /* FRAME */
-            case '.':
-                return pop(); /* STOP */
-            case '(':
-                marks.push_back(stack.size());
-                break; /* MARK */
-            case 'N':
-                stack.push_back(pk_new(pk_val::NONE));
-                break;
-            case 0x88:
-            case 0x89: { /* NEWTRUE/FALSE */
-                pk_ref v = pk_new(pk_val::BOOL);
-                v->i = op == 0x88;
-                stack.push_back(v);
-                break;
-            }
-            case 'J':
-            case 'K':
-            case 'M': { /* BININT, 1, 2 */
-                pk_ref v = pk_new(pk_val::INT);
-                v->i = op == 'J' ? (int64_t)(int32_t)le(4) : (int64_t)le(op == 'K' ? 1 : 2);
-                stack.push_back(v);
-                break;
-            }
-            case 0x8a: { /* LONG1 */
-                size_t k = (size_t)le(1);
-                if (k > 8) pk_fail("data.pkl: integer too large");
-                uint64_t u = k ? le(k) : 0;
-                if (k && k < 8 && (u >> (8 * k - 1)) & 1) u |= ~(uint64_t)0 << (8 * k);
-                pk_ref v = pk_new(pk_val::INT);
-                v->i = (int64_t)u;
-                stack.push_back(v);
-                break;
-            }
-            case 'G': { /* BINFLOAT */
-                const uint8_t *b = take(8);
-                uint64_t u = 0;
-                for (int j = 0; j < 8; j++)
-                    u = (u << 8) | b[j];
-                pk_ref v = pk_new(pk_val::FLOAT);
-                memcpy(&v->f, &u, sizeof u);
-                stack.push_back(v);
-                break;
-            }
-            case 'X':
-            case 0x8c:
-            case 0x8d: { /* BINUNICODE* */
-                size_t k = (size_t)le(op == 'X' ? 4 : op == 0x8c ? 1 : 8);
-                pk_ref v = pk_new(pk_val::STR);
-                const uint8_t *b = take(k);
-                v->s.assign((const char *)b, k);
-                stack.push_back(v);
-                break;
-            }
-            case 'c': { /* GLOBAL */
-                pk_ref v = pk_new(pk_val::GLOBAL);
-                v->s = line();
-                v->s2 = line();
-                stack.push_back(v);
-                break;
-            }
-            case 0x93: { /* STACK_GLOBAL */
-                pk_ref name = pop(), mod = pop();
-                if (name->k != pk_val::STR || mod->k != pk_val::STR)
-                    pk_fail("data.pkl: bad STACK_GLOBAL");
-                pk_ref v = pk_new(pk_val::GLOBAL);
-                v->s = mod->s;
-                v->s2 = name->s;
-                stack.push_back(v);
-                break;
-            }
-            case 'q':
-                memo_put((uint32_t)le(1));
-                break; /* BINPUT */
-            case 'r':
-                memo_put((uint32_t)le(4));
-                break; /* LONG_BINPUT */
-            case 0x94:
-                memo_put((uint32_t)memo.size());
-                break; /* MEMOIZE */
-            case 'h':
-                stack.push_back(memo_get((uint32_t)le(1)));
-                break;
-            case 'j':
-                stack.push_back(memo_get((uint32_t)le(4)));
-                break;
-            case '}':
-                stack.push_back(pk_new(pk_val::DICT));
-                break;
-            case ']':
-                stack.push_back(pk_new(pk_val::LIST));
-                break;
-            case ')':
-                stack.push_back(pk_new(pk_val::TUPLE));
-                break;
-            case 't':
-            case 'l':
-            case 'd': { /* TUPLE, LIST, DICT */
-                std::vector<pk_ref> xs = pop_mark();
-                pk_ref v = pk_new(op == 't'   ? pk_val::TUPLE
-                                  : op == 'l' ? pk_val::LIST
-                                              : pk_val::DICT);
-                if (op == 'd') {
-                    if (xs.size() % 2) pk_fail("data.pkl: odd DICT");
-                    for (size_t j = 0; j < xs.size(); j += 2)
-                        v->dict.emplace_back(xs[j], xs[j + 1]);
-                } else {
-                    v->items = std::move(xs);
-                }
-                stack.push_back(v);
-                break;
-            }
-            case 0x85:
-            case 0x86:
-            case 0x87: { /* TUPLE1..3 */
-                size_t k = (size_t)(op - 0x84);
-                pk_ref v = pk_new(pk_val::TUPLE);
-                v->items.resize(k);
-                for (size_t j = k; j-- > 0;)
-                    v->items[j] = pop();
-                stack.push_back(v);
-                break;
-            }
-            case 's': { /* SETITEM */
-                pk_ref val = pop(), key = pop();
-                pk_ref &d = top();
-                if (d->k != pk_val::DICT) pk_fail("data.pkl: SETITEM on a non-dict");
-                d->dict.emplace_back(key, val);
-                break;
-            }
-            case 'u': { /* SETITEMS */
-                std::vector<pk_ref> xs = pop_mark();
-                pk_ref &d = top();
-                if (d->k != pk_val::DICT || xs.size() % 2) pk_fail("data.pkl: bad SETITEMS");
-                for (size_t j = 0; j < xs.size(); j += 2)
-                    d->dict.emplace_back(xs[j], xs[j + 1]);
-                break;
-            }
-            case 'a': { /* APPEND */
-                pk_ref val = pop();
-                pk_ref &l = top();
-                if (l->k != pk_val::LIST) pk_fail("data.pkl: APPEND on a non-list");
-                l->items.push_back(val);
-                break;
-            }
-            case 'e': { /* APPENDS */
-                std::vector<pk_ref> xs = pop_mark();
-                pk_ref &l = top();
-                if (l->k != pk_val::LIST) pk_fail("data.pkl: APPENDS on a non-list");
-                l->items.insert(l->items.end(), xs.begin(), xs.end());
-                break;
-            }
-            case 'Q': { /* BINPERSID */
-                pk_ref pid = pop();
-                stack.push_back(persistent_load(pid));
-                break;
-            }
-            case 'R': { /* REDUCE */
-                pk_ref args = pop(), fn = pop();
-                stack.push_back(reduce(fn, args));
-                break;
-            }
-            case 'b': /* BUILD */
-                /* state of an OrderedDict (_metadata) or a Parameter: unused */
-                pop();
-                top();
-                break;
-            case '0':
-                pop();
-                break; /* POP */
-            case '1':
-                pop_mark();
-                break; /* POP_MARK */
-            case '2':
-                stack.push_back(top());
-                break; /* DUP */
-            default: {
-                char hex[8];
-                snprintf(hex, sizeof hex, "0x%02x", op);
-                pk_fail(std::string("data.pkl: unsupported pickle opcode ") + hex);
-            }
-            }
-        }
-    }
-};
-
-} /* namespace */
-
-extern "C" {
-
-int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errlen)
-{
-    if (!path || !out)
-        return err_set(err, errlen, ERR_INVALID, "dict path and output are required");
-    *out = nullptr;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        int e = errno;
-        return err_set(err, errlen, io_code(e), "%s: %s", path, strerror(e));
-    }
-    fclose(probe);
-    struct ts_dict *d = nullptr;
-    int rc = ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
-        std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-        try {
-            zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
-        } catch (const c10::Error &e) {
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: not a torch.save zip file (legacy format or other file): %s", path,
-                           one_line(e.what_without_backtrace()).c_str());
-        }
-        if (!zip->hasRecord("data.pkl"))
-            return err_set(err, errlen, ERR_FORMAT, "%s: no data.pkl (not a torch.save file)",
-                           path);
-        if (zip->hasRecord("byteorder")) {
-            auto bo = zip->getRecord("byteorder");
-            std::string order((const char *)std::get<0>(bo).get(), std::get<1>(bo));
-            if (order != "little")
-                return err_set(err, errlen, ERR_UNSUPPORTED, "%s: byte order '%s'", path,
-                               order.c_str());
-        }
-        if (zip->hasRecord("constants.pkl"))
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: a TorchScript archive, not a torch.save dict of tensors", path);
-        auto pkl = zip->getRecord("data.pkl");
-        pk_reader rd(*zip, (const uint8_t *)std::get<0>(pkl).get(), std::get<1>(pkl));
-        pk_ref root;
-        try {
-            root = rd.run();
-        } catch (const ts_format_error &e) {
-            return err_set(err, errlen, ERR_FORMAT, "%s: not a dict of name -> tensor: %s", path,
-                           e.what());
-        }
-        if (root->k != pk_val::DICT)
-            return err_set(err, errlen, ERR_FORMAT, "%s: holds no dict of name -> tensor", path);
-        std::unique_ptr<ts_dict> dd(new ts_dict);
-        for (const auto &kv : root->dict) {
-            if (kv.first->k != pk_val::STR || kv.second->k != pk_val::TENSOR)
-                return err_set(err, errlen, ERR_FORMAT,
-                               "%s: holds a dict whose entries are not name -> tensor", path);
-            dd->names.push_back(kv.first->s);
-            dd->tensors.push_back(kv.second->t);
-        }
-        d = dd.release();
-        return 0;
-    });
-    if (rc != 0) {
-        delete d;
-        return rc;
-    }
-    *out = d;
     return 0;
 }
 
-struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen)
+int ts_model_open_native(const char *const *weights, size_t nweights, const struct bert_config *c,
+                         const char *device, struct ts_model **out, char *err, size_t errlen)
 {
-    struct ts_dict *d = nullptr;
-    return ts_dict_open(path, &d, err, errlen) == 0 ? d : nullptr;
-}
-
-void ts_dict_destroy(struct ts_dict *d)
-{
-    try {
-        delete d;
-    } catch (...) {
+    if (!weights || !nweights || !c || !device || !out)
+        return err_set(err, errlen, ERR_INVALID, "weights, config, device and output are required");
+    *out = nullptr;
+    struct ts_model *m = nullptr;
+    int rc = ts_catch(err, errlen, ERR_TORCH, weights[0], [&]() -> int {
+        at::Device dev(at::kCPU);
+        int drc = parse_device(device, &dev, err, errlen);
+        if (drc) return drc;
+        std::unique_ptr<ts_model> mm(new ts_model);
+        mm->kind = ts_kind::native;
+        mm->dev = dev;
+        mm->dev_name = dev.str();
+        std::unordered_map<std::string, size_t> seen;
+        for (size_t w = 0; w < nweights; w++) {
+            unsigned char magic[4] = {0, 0, 0, 0};
+            FILE *fp = fopen(weights[w], "rb");
+            if (!fp) {
+                int e = errno;
+                return err_set(err, errlen, io_code(e), "%s: %s", weights[w], strerror(e));
+            }
+            size_t got = fread(magic, 1, 4, fp);
+            fclose(fp);
+            std::vector<named_tensor> items;
+            int frc = got == 4 && !memcmp(magic, "PK\x03\x04", 4)
+                          ? torch_save_read(weights[w], items, err, errlen)
+                      : got >= 2 && magic[0] == 0x80 ? torch_save_read(weights[w], items, err, errlen)
+                                                      : read_safetensors(weights[w], items, err, errlen);
+            if (frc) return frc;
+            for (named_tensor &x : items) {
+                if (ignored_buffer(x.name)) continue;
+                if (!seen.emplace(x.name, w).second)
+                    return err_set(err, errlen, ERR_FORMAT, "%s: tensor '%s' is also in %s",
+                                   weights[w], x.name.c_str(), weights[seen[x.name]]);
+                ts_entry e{x.name, x.t, 1, 0, at::Tensor(), x.t.scalar_type()};
+                if (e.t.is_floating_point() && e.t.scalar_type() != at::kFloat)
+                    e.t = e.t.to(at::kFloat);
+                if (dev.is_cuda()) e.t = e.t.to(dev);
+                mm->ents.push_back(std::move(e));
+            }
+        }
+        int brc = bert_bind(mm.get(), c, err, errlen);
+        if (brc) return brc;
+        for (size_t i = 0; i < mm->ents.size(); i++)
+            mm->sd_order.push_back(i);
+        m = mm.release();
+        return 0;
+    });
+    if (rc) {
+        delete m;
+        return rc;
     }
+    *out = m;
+    return 0;
 }
 
-size_t ts_dict_count(const struct ts_dict *d)
+int ts_model_is_native(const struct ts_model *m)
 {
-    return d ? d->names.size() : 0;
+    return m && m->kind == ts_kind::native;
 }
 
-int ts_dict_info(const struct ts_dict *d, size_t i, struct ts_tensor_info *out)
+const char *ts_model_head(const struct ts_model *m)
 {
-    if (!d || i >= d->names.size()) return ERR_INVALID;
-    try {
-        return fill_info(d->names[i], d->tensors[i], 1, out);
-    } catch (...) {
-        return ERR_TORCH;
-    }
+    return ts_model_is_native(m) ? bert_head(*m->net) : nullptr;
 }
 
-long ts_dict_find(const struct ts_dict *d, const char *name)
+int ts_model_labels(const struct ts_model *m)
 {
-    if (!d || !name) return -1;
-    for (size_t i = 0; i < d->names.size(); i++)
-        if (d->names[i] == name) return (long)i;
-    return -1;
+    return ts_model_is_native(m) ? bert_labels(*m->net) : 0;
 }
 
-int ts_dict_read_u8(const struct ts_dict *d, size_t i, uint8_t *out, size_t n, char *err,
+int ts_model_layers(const struct ts_model *m)
+{
+    return ts_model_is_native(m) ? bert_layers(*m->net) : 0;
+}
+
+int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *ffn)
+{
+    if (!ts_model_is_native(m) || layer < 0 || layer >= bert_layers(*m->net) || !heads || !ffn)
+        return ERR_INVALID;
+    bert_layer_shape(*m->net, layer, heads, ffn);
+    return 0;
+}
+
+const struct bert_config *ts_model_config(const struct ts_model *m)
+{
+    return ts_model_is_native(m) ? bert_config_of(*m->net) : nullptr;
+}
+
+enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i)
+{
+    if (!m || i >= m->ents.size()) return TS_OTHER;
+    return dtype_of(m->ents[i].file_dtype);
+}
+
+/* What st_write asks for: the bytes of one tensor in its file dtype. */
+struct st_source {
+    struct ts_model *m;
+    at::Tensor hold; /* a converted copy, until the next tensor */
+};
+
+static int st_bytes(void *ud, size_t i, const void **data, size_t *nbytes, char *err,
                     size_t errlen)
 {
-    if (!d || !out || i >= d->names.size())
-        return err_set(err, errlen, ERR_INVALID, "read_u8: bad dict, index or output");
-    const at::Tensor &t = d->tensors[i];
-    const std::string &name = d->names[i];
-    return ts_catch(err, errlen, ERR_TORCH, name.c_str(), [&]() -> int {
-        if ((uint64_t)t.numel() > (uint64_t)n)
-            return err_set(err, errlen, ERR_INVALID, "%s: %lld elements do not fit in %zu bytes",
-                           name.c_str(), (long long)t.numel(), n);
-        c10::InferenceMode guard;
-        at::Tensor nz = t.ne(0).to(at::kByte).contiguous();
-        if (nz.numel()) memcpy(out, nz.data_ptr<uint8_t>(), (size_t)nz.numel());
+    st_source *src = (st_source *)ud;
+    const ts_entry &e = src->m->ents[src->m->sd_order[i]];
+    return ts_catch(err, errlen, ERR_TORCH, e.name.c_str(), [&]() -> int {
+        torch::NoGradGuard no_grad;
+        at::Tensor t = e.t.detach();
+        if (!t.device().is_cpu() || t.scalar_type() != e.file_dtype || !t.is_contiguous() ||
+            t.is_conj() || t.is_neg())
+            t = t.to(at::kCPU).to(e.file_dtype).resolve_conj().resolve_neg().contiguous();
+        src->hold = t;
+        *data = t.numel() ? t.data_ptr() : nullptr;
+        *nbytes = (size_t)t.numel() * t.element_size();
         return 0;
     });
 }
 
+int ts_model_save_safetensors(struct ts_model *m, const char *path, char *err, size_t errlen)
+{
+    if (!m || !path) return err_set(err, errlen, ERR_INVALID, "save: bad model or path");
+    std::vector<struct st_entry> entries;
+    std::vector<std::vector<int64_t>> shapes;
+    int rc = ts_catch(err, errlen, ERR_TORCH, path, [&]() -> int {
+        shapes.reserve(m->sd_order.size());
+        for (size_t i : m->sd_order) {
+            const ts_entry &e = m->ents[i];
+            enum ts_dtype dt = dtype_of(e.file_dtype);
+            if (dt == TS_OTHER)
+                return err_set(err, errlen, ERR_UNSUPPORTED, "%s: no safetensors dtype for it",
+                               e.name.c_str());
+            shapes.emplace_back(e.t.sizes().begin(), e.t.sizes().end());
+            entries.push_back(
+                st_entry{e.name.c_str(), dt, (int)e.t.dim(), shapes.back().data()});
+        }
+        return 0;
+    });
+    if (rc) return rc;
+    static const char *const meta[] = {"format", "pt", nullptr};
+    st_source src{m, at::Tensor()};
+    return st_write(path, entries.data(), entries.size(), meta, st_bytes, &src, err, errlen);
+}
+
 } /* extern "C" */
+

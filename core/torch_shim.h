@@ -1,4 +1,4 @@
-/* torch_shim.h - C API over libtorch: TorchScript models, parameters, forward, save */
+/* torch_shim.h - C API over libtorch: models (TorchScript or native BERT), tensors, forward, save */
 #ifndef PRUNERD_TORCH_SHIM_H
 #define PRUNERD_TORCH_SHIM_H
 
@@ -41,7 +41,7 @@ struct ts_tensor_info {
     int is_cuda;      /* lives on a CUDA device */
 };
 
-struct ts_model; /* a loaded TorchScript module */
+struct ts_model; /* a loaded model: a TorchScript module or a native BERT classifier */
 struct ts_dict;  /* a loaded state_dict-style file: name -> tensor */
 
 /* Library facts. Strings are static. */
@@ -75,6 +75,38 @@ struct ts_model *ts_model_load(const char *path, const char *device, char *err, 
 int ts_model_open(const char *path, const char *device, struct ts_model **out, char *err,
                   size_t errlen);
 void ts_model_destroy(struct ts_model *m);
+
+struct bert_config; /* model/bert_config.h */
+
+/*
+ * Builds a native BERT sequence classifier (model/bert.cpp) from weight
+ * files: each a safetensors file or a torch.save zip of a state_dict (by
+ * content), shards of one checkpoint in the order given.  Names may carry
+ * the "bert." prefix or none; the head (classifier.* or fc.*) is found by
+ * name and the label count read off its shape; an old checkpoint's
+ * embeddings.position_ids / token_type_ids buffers are dropped.  Weights
+ * are held as float32 (float16 and bfloat16 are widened, and saved back in
+ * the dtype they came in); a float32 safetensors tensor on the CPU stays in
+ * the file's private mapping (no second copy).  Missing, unexpected or
+ * mis-shaped tensors are one ERR_FORMAT naming them.  Devices as
+ * ts_model_open.
+ */
+int ts_model_open_native(const char *const *weights, size_t nweights, const struct bert_config *c,
+                         const char *device, struct ts_model **out, char *err, size_t errlen);
+
+/* 1 for a native model, 0 for TorchScript. */
+int ts_model_is_native(const struct ts_model *m);
+/* Native models: the head ("classifier" or "fc"), the label count, the
+ * layer count and each layer's heads and FFN width; the config it was
+ * built with.  NULL / 0 / ERR_INVALID for TorchScript. */
+const char *ts_model_head(const struct ts_model *m);
+int ts_model_labels(const struct ts_model *m);
+int ts_model_layers(const struct ts_model *m);
+int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *ffn);
+const struct bert_config *ts_model_config(const struct ts_model *m);
+/* The dtype tensor i is saved in (a native model's file dtype; a
+ * TorchScript tensor's own). */
+enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i);
 
 /* Named parameters, then named buffers, recursively, in module order (the
  * order of named_parameters() / named_buffers() in Python), names with dots. */
@@ -121,6 +153,11 @@ const char *ts_model_device(const struct ts_model *m);
  */
 int ts_model_save_torchscript(struct ts_model *m, const char *path, char *err, size_t errlen);
 int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, size_t errlen);
+/* The same tensors as a safetensors file (model/safetensors.h) with
+ * __metadata__ {"format": "pt"}, each in its file dtype, one tensor at a
+ * time.  TorchScript is refused (ERR_UNSUPPORTED): that is the torchscript
+ * output's job. */
+int ts_model_save_safetensors(struct ts_model *m, const char *path, char *err, size_t errlen);
 
 /*
  * A torch.save'd dict of name -> tensor (e.g. masks for custom_from_mask).
@@ -128,6 +165,11 @@ int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, si
  * element is non-zero, 0 where it is zero (any dtype).
  */
 struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen);
+/* For a zip file: 1 in *torchscript when it is a TorchScript archive
+ * (constants.pkl), 0 when a torch.save file (data.pkl); ERR_FORMAT when it
+ * is neither, ERR_IO / ERR_NOTFOUND for the file. */
+int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen);
+
 /* The same, returning the code (ERR_FORMAT for anything but a zip-format
  * torch.save of a dict of name -> tensor) with *out NULL on failure. */
 int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errlen);

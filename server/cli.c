@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "err.h"
 #include "eval.h"
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "inspect.h"
 #include "job.h"
@@ -84,16 +85,24 @@ static int write_json(const char *path, json_t *j)
 
 int cli_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
-    int as_json = 0, c;
-    char err[512];
+    static const char usage[] = "usage: prunerd inspect MODEL [--model-config CONFIG.json] [--json]";
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"model-config", required_argument, 0, 'c'}, {0, 0, 0, 0}};
+    int as_json = 0, c, rc = 0;
+    const char *config = NULL;
+    char err[1024], model[PATH_MAX], conf[PATH_MAX];
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j') as_json = 1;
-        else return fail(EXIT_USAGE, "usage: prunerd inspect MODEL.pt [--json]");
+        else if (c == 'c') config = optarg;
+        else return fail(EXIT_USAGE, "%s", usage);
     }
-    if (optind != argc - 1) return fail(EXIT_USAGE, "usage: prunerd inspect MODEL.pt [--json]");
-    json_t *j = inspect_model(argv[optind], err, sizeof err);
+    if (optind != argc - 1) return fail(EXIT_USAGE, "%s", usage);
+    if (ckpt_resolve_local(NULL, argv[optind], model, sizeof model, err, sizeof err) ||
+        (config && ckpt_resolve_local(NULL, config, conf, sizeof conf, err, sizeof err)))
+        return fail(EXIT_USAGE, "%s", err);
+    json_t *j = inspect_model(model, config ? conf : NULL, ckpt_resolve_local, NULL, &rc, err,
+                              sizeof err);
     if (!j) return fail(EXIT_USAGE, "%s", err);
     if (as_json) {
         json_dumpf(j, stdout, JSON_INDENT(2));
@@ -121,9 +130,35 @@ int cli_inspect(int argc, char **argv)
                (long long)json_integer_value(json_object_get(j, "numel")),
                (long long)json_integer_value(json_object_get(j, "parameters")),
                json_real_value(json_object_get(j, "sparsity")));
+        printf("format %s, dtype %s\n", json_string_value(json_object_get(j, "format")),
+               json_string_value(json_object_get(j, "dtype")));
+        json_t *arch = json_object_get(j, "architecture");
+        if (arch) {
+            printf("BERT, hidden %lld, %s, head %s with %lld labels; layers (heads/ffn):",
+                   (long long)json_integer_value(json_object_get(arch, "hidden_size")),
+                   json_string_value(json_object_get(arch, "hidden_act")),
+                   json_string_value(json_object_get(arch, "head")),
+                   (long long)json_integer_value(json_object_get(arch, "labels")));
+            json_array_foreach(json_object_get(arch, "layers"), i, t)
+                printf(" %lld/%lld", (long long)json_integer_value(json_object_get(t, "heads")),
+                       (long long)json_integer_value(json_object_get(t, "ffn")));
+            putchar('\n');
+        }
     }
     json_decref(j);
     return 0;
+}
+
+/* Any model the daemon reads (model/checkpoint.h), the user's own files. */
+static int cli_open_model(const char *path, const char *config, const char *device,
+                          struct ts_model **m, char *err, size_t errlen)
+{
+    char model[PATH_MAX], conf[PATH_MAX];
+    if (ckpt_resolve_local(NULL, path, model, sizeof model, err, errlen) ||
+        (config && ckpt_resolve_local(NULL, config, conf, sizeof conf, err, errlen)))
+        return ERR_NOTFOUND;
+    return ckpt_open_path(model, config ? conf : NULL, ckpt_resolve_local, NULL, device, m, err,
+                          errlen);
 }
 
 static const char prune_usage[] =
@@ -384,7 +419,7 @@ int cli_eval(int argc, char **argv)
     double t0 = fs_monotonic();
     if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
         !(tok = tok_create(vocab, mode, lowercase, err, sizeof err)) ||
-        !(m = ts_model_load(argv[optind], device, err, sizeof err)) ||
+        cli_open_model(argv[optind], NULL, device, &m, err, sizeof err) ||
         !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
         rc = fail(EXIT_USAGE, "%s", err);
         goto out;

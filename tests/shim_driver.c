@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "checkpoint.h"
 #include "err.h"
 #include "torch_shim.h"
 
@@ -22,6 +23,15 @@
  * Exit status: 0 when the command ran (the rc line tells the outcome), 2 on usage errors.
  */
 
+/* Any model checkpoint.h reads, with the config.json beside it. */
+static int open_any(const char *path, const char *device, struct ts_model **m, char *err,
+                    size_t errlen)
+{
+    char real[4096];
+    int rc = ckpt_resolve_local(NULL, path, real, sizeof real, err, errlen);
+    return rc ? rc : ckpt_open_path(real, NULL, ckpt_resolve_local, NULL, device, m, err, errlen);
+}
+
 static int report(int rc, const char *err)
 {
     printf("%d %s %s\n", rc, rc ? err_name(rc) : "ok", rc ? err : "");
@@ -32,7 +42,7 @@ static int cmd_load(const char *path, const char *device)
 {
     char err[1024] = "";
     struct ts_model *m = NULL;
-    if (report(ts_model_open(path, device, &m, err, sizeof err), err) != 0) return 0;
+    if (report(open_any(path, device, &m, err, sizeof err), err) != 0) return 0;
     printf("device %s\n", ts_model_device(m));
     for (size_t i = 0; i < ts_model_count(m); i++) {
         struct ts_tensor_info info;
@@ -48,7 +58,7 @@ static int cmd_zero_first_half(const char *in, const char *out_ts, const char *o
 {
     char err[1024] = "";
     struct ts_model *m = NULL;
-    int rc = ts_model_open(in, "cpu", &m, err, sizeof err);
+    int rc = open_any(in, "cpu", &m, err, sizeof err);
     for (size_t i = 0; rc == 0 && i < ts_model_count(m); i++) {
         struct ts_tensor_info info;
         float *p = NULL;
@@ -114,7 +124,7 @@ static int cmd_forward(const char *model, const char *input)
         if (fscanf(f, "%" SCNd64, &ids[i]) != 1) goto out;
     for (int64_t i = 0; i < b * l; i++)
         if (fscanf(f, "%" SCNd64, &mask[i]) != 1) goto out;
-    rc = ts_model_open(model, "cpu", &m, err, sizeof err);
+    rc = open_any(model, "cpu", &m, err, sizeof err);
     if (rc == 0)
         rc = ts_model_forward(m, ids, mask, b, l, out, (size_t)b * 1024, &ncls, err, sizeof err);
     if (report(rc, err) == 0) {
@@ -159,7 +169,7 @@ static int cmd_save_rss(const char *model, const char *out, const char *kind)
 {
     char err[1024] = "";
     struct ts_model *m = NULL;
-    int rc = ts_model_open(model, "cpu", &m, err, sizeof err);
+    int rc = open_any(model, "cpu", &m, err, sizeof err);
     if (rc == 0) {
         int reset = reset_peak();
         long before = proc_kb("VmRSS");

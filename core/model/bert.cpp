@@ -1,0 +1,304 @@
+/* bert.cpp - a native BERT sequence classifier on ATen: embeddings, encoder, pooler, head */
+
+/*
+ * DESIGN
+ *
+ * The forward is Hugging Face's BertForSequenceClassification in inference
+ * (dropout off): word + absolute position + token type 0 embeddings, then
+ * LayerNorm; per layer self-attention with HF's additive mask ((1 - mask) *
+ * the dtype's lowest value) through scaled_dot_product_attention where
+ * libtorch has it (2.0 and later), the output dense + residual + LayerNorm,
+ * the FFN (intermediate dense, activation, output dense) + residual +
+ * LayerNorm; the pooler (dense + tanh on the first token) and the head on
+ * the pooled output.
+ *
+ * The net holds handles to the model's own tensors (struct ts_entry), not
+ * copies: pruning writes through ts_model_map_f32 / unmap and the next
+ * forward sees it.  Each layer keeps its own head count and FFN width, read
+ * off its weights, so a layer with heads or FFN rows removed (or none left)
+ * runs as it is.  Nothing here needs TorchScript, and nothing stops autograd
+ * (the forward is plain ATen on tensors that may require grad).
+ */
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <torch/version.h>
+
+#include "torch_internal.hpp"
+
+using namespace ts;
+
+namespace
+{
+struct lin {
+    at::Tensor w, b;
+};
+} /* namespace */
+
+struct bert_layer {
+    int heads = 0, ffn = 0;
+    lin q, k, v, attn_out, attn_ln, inter, out, out_ln;
+};
+
+struct bert_net {
+    struct bert_config cfg;
+    int head_size = 0;
+    std::string prefix, head;
+    int labels = 0;
+    at::Tensor word, pos, type;
+    lin emb_ln, pooler, cls;
+    std::vector<bert_layer> layers;
+};
+
+namespace
+{
+
+std::string shape_str(c10::IntArrayRef s)
+{
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); i++)
+        r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+/* The strict check: expected names with shapes, against what the file has. */
+struct binder {
+    std::map<std::string, at::Tensor> have;
+    std::set<std::string> used;
+    std::vector<std::string> missing, mismatched;
+
+    const at::Tensor *find(const std::string &name)
+    {
+        auto it = have.find(name);
+        return it == have.end() ? nullptr : &it->second;
+    }
+    /* The tensor called name with this shape; records what is wrong otherwise. */
+    at::Tensor take(const std::string &name, std::vector<int64_t> shape)
+    {
+        const at::Tensor *t = find(name);
+        if (!t) {
+            missing.push_back(name);
+            return at::Tensor();
+        }
+        used.insert(name);
+        if (t->sizes() != c10::IntArrayRef(shape)) {
+            mismatched.push_back(name + " is " + shape_str(t->sizes()) + ", the config says " +
+                                 shape_str(shape));
+            return at::Tensor();
+        }
+        return *t;
+    }
+    lin take_lin(const std::string &n, int64_t out, int64_t in)
+    {
+        return lin{take(n + ".weight", {out, in}), take(n + ".bias", {out})};
+    }
+    lin take_ln(const std::string &n, int64_t h)
+    {
+        return lin{take(n + ".weight", {h}), take(n + ".bias", {h})};
+    }
+};
+
+std::string join(const std::vector<std::string> &v, size_t max)
+{
+    std::string r;
+    for (size_t i = 0; i < v.size() && i < max; i++)
+        r += (i ? ", " : "") + v[i];
+    if (v.size() > max) r += ", ... (" + std::to_string(v.size() - max) + " more)";
+    return r;
+}
+
+at::Tensor activation(enum bert_act a, const at::Tensor &x)
+{
+    switch (a) {
+    case BERT_ACT_GELU_TANH:
+        return at::gelu(x, "tanh");
+    case BERT_ACT_RELU:
+        return at::relu(x);
+    case BERT_ACT_SILU:
+        return at::silu(x);
+    case BERT_ACT_GELU:
+        break;
+    }
+    return at::gelu(x);
+}
+
+at::Tensor layer_norm(const at::Tensor &x, const lin &ln, double eps)
+{
+    return at::layer_norm(x, {x.size(-1)}, ln.w, ln.b, eps);
+}
+
+/* Self-attention of one layer: x [B, L, H] -> [B, L, heads * head_size]. */
+at::Tensor attention(const bert_layer &ly, int hs, const at::Tensor &x, const at::Tensor &amask)
+{
+    int64_t B = x.size(0), L = x.size(1);
+    auto split = [&](const lin &p) {
+        return at::linear(x, p.w, p.b).view({B, L, ly.heads, hs}).transpose(1, 2);
+    };
+    at::Tensor q = split(ly.q), k = split(ly.k), v = split(ly.v);
+#if TORCH_VERSION_MAJOR >= 2
+    at::Tensor ctx = at::scaled_dot_product_attention(q, k, v, amask);
+#else
+    at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt((double)hs) + amask;
+    at::Tensor ctx = at::matmul(at::softmax(scores, -1), v);
+#endif
+    return ctx.transpose(1, 2).reshape({B, L, (int64_t)ly.heads * hs});
+}
+
+} /* namespace */
+
+namespace ts
+{
+
+int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t errlen)
+{
+    binder b;
+    for (const ts_entry &e : m->ents) {
+        if (!b.have.emplace(e.name, e.t).second)
+            return err_set(err, errlen, ERR_FORMAT, "tensor '%s' appears twice", e.name.c_str());
+        if (!e.t.is_floating_point())
+            return err_set(err, errlen, ERR_FORMAT, "tensor '%s' is %s, not floating point",
+                           e.name.c_str(), ts_dtype_name(dtype_of(e.t.scalar_type())));
+    }
+    auto net = std::make_shared<bert_net>();
+    net->cfg = *c;
+    net->head_size = c->hidden_size / c->num_attention_heads;
+    if (b.find("bert.embeddings.word_embeddings.weight")) net->prefix = "bert.";
+    int has_cls = b.find("classifier.weight") != nullptr, has_fc = b.find("fc.weight") != nullptr;
+    if (has_cls && has_fc)
+        return err_set(err, errlen, ERR_FORMAT,
+                       "two classification heads (classifier.* and fc.*): keep one");
+    if (!has_cls && !has_fc)
+        return err_set(err, errlen, ERR_FORMAT,
+                       "no classification head: expected classifier.weight and classifier.bias "
+                       "(BertForSequenceClassification) or fc.weight and fc.bias (a BertModel "
+                       "plus nn.Linear fc)");
+    net->head = has_cls ? "classifier" : "fc";
+    const at::Tensor *hw = b.find(net->head + ".weight");
+    if (hw->dim() != 2 || hw->size(1) != c->hidden_size || hw->size(0) < 1)
+        return err_set(err, errlen, ERR_FORMAT,
+                       "%s.weight is %s: a head on hidden size %d must be [labels, %d]",
+                       net->head.c_str(), shape_str(hw->sizes()).c_str(), c->hidden_size,
+                       c->hidden_size);
+    net->labels = (int)hw->size(0);
+    if (has_cls && c->num_labels > 0 && c->num_labels != net->labels)
+        return err_set(err, errlen, ERR_FORMAT,
+                       "config.json names %d labels (id2label / num_labels) but classifier.weight "
+                       "has %d rows",
+                       c->num_labels, net->labels);
+
+    const std::string p = net->prefix, e = p + "embeddings.";
+    const int64_t H = c->hidden_size, hs = net->head_size;
+    net->word = b.take(e + "word_embeddings.weight", {c->vocab_size, H});
+    net->pos = b.take(e + "position_embeddings.weight", {c->max_position_embeddings, H});
+    net->type = b.take(e + "token_type_embeddings.weight", {c->type_vocab_size, H});
+    net->emb_ln = b.take_ln(e + "LayerNorm", H);
+    for (int i = 0; i < c->num_hidden_layers; i++) {
+        const std::string l = p + "encoder.layer." + std::to_string(i) + ".";
+        bert_layer ly;
+        /* the layer's own widths, from its weights (the config's when absent) */
+        int64_t rows = (int64_t)c->num_attention_heads * hs;
+        const at::Tensor *qw = b.find(l + "attention.self.query.weight");
+        if (qw && qw->dim() == 2 && qw->size(0) % hs == 0) rows = qw->size(0);
+        ly.heads = (int)(rows / hs);
+        int64_t ffn = c->intermediate_size;
+        const at::Tensor *iw = b.find(l + "intermediate.dense.weight");
+        if (iw && iw->dim() == 2) ffn = iw->size(0);
+        ly.ffn = (int)ffn;
+        ly.q = b.take_lin(l + "attention.self.query", rows, H);
+        ly.k = b.take_lin(l + "attention.self.key", rows, H);
+        ly.v = b.take_lin(l + "attention.self.value", rows, H);
+        ly.attn_out = b.take_lin(l + "attention.output.dense", H, rows);
+        ly.attn_ln = b.take_ln(l + "attention.output.LayerNorm", H);
+        ly.inter = b.take_lin(l + "intermediate.dense", ffn, H);
+        ly.out = b.take_lin(l + "output.dense", H, ffn);
+        ly.out_ln = b.take_ln(l + "output.LayerNorm", H);
+        net->layers.push_back(ly);
+    }
+    net->pooler = b.take_lin(p + "pooler.dense", H, H);
+    net->cls = b.take_lin(net->head, net->labels, H);
+
+    std::vector<std::string> unexpected;
+    for (const ts_entry &x : m->ents)
+        if (!b.used.count(x.name)) unexpected.push_back(x.name);
+    if (!b.missing.empty() || !unexpected.empty() || !b.mismatched.empty()) {
+        std::string msg;
+        if (!b.missing.empty())
+            msg += std::to_string(b.missing.size()) + " missing: " + join(b.missing, 6);
+        if (!unexpected.empty())
+            msg += std::string(msg.empty() ? "" : "; ") + std::to_string(unexpected.size()) +
+                   " unexpected: " + join(unexpected, 6);
+        if (!b.mismatched.empty())
+            msg += std::string(msg.empty() ? "" : "; ") + std::to_string(b.mismatched.size()) +
+                   " with the wrong shape: " + join(b.mismatched, 4);
+        return err_set(err, errlen, ERR_FORMAT,
+                       "the weights do not match a %d-layer BERT of hidden size %d "
+                       "(as load_state_dict(strict=True)): %s",
+                       c->num_hidden_layers, c->hidden_size, msg.c_str());
+    }
+    m->net = net;
+    return 0;
+}
+
+at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask)
+{
+    const int64_t B = ids.size(0), L = ids.size(1);
+    const double eps = n.cfg.layer_norm_eps;
+    if (L > n.cfg.max_position_embeddings)
+        throw ts_format_error("inputs of " + std::to_string(L) + " tokens are longer than " +
+                              std::to_string(n.cfg.max_position_embeddings) +
+                              " (max_position_embeddings)");
+    at::Tensor x = at::embedding(n.word, ids) + n.pos.narrow(0, 0, L).unsqueeze(0) +
+                   n.type.select(0, 0);
+    x = layer_norm(x, n.emb_ln, eps);
+    /* HF's extended mask: 0 where attended, the lowest value where padded */
+    at::Tensor amask = (1.0 - mask.to(x.scalar_type())).mul(
+                           std::numeric_limits<float>::lowest())
+                           .view({B, 1, 1, L});
+    for (const bert_layer &ly : n.layers) {
+        at::Tensor a;
+        if (ly.heads > 0)
+            a = at::linear(attention(ly, n.head_size, x, amask), ly.attn_out.w, ly.attn_out.b);
+        else
+            a = ly.attn_out.b.expand_as(x); /* every head removed: only the bias is left */
+        x = layer_norm(a + x, ly.attn_ln, eps);
+        at::Tensor f;
+        if (ly.ffn > 0)
+            f = at::linear(activation(n.cfg.hidden_act, at::linear(x, ly.inter.w, ly.inter.b)),
+                           ly.out.w, ly.out.b);
+        else
+            f = ly.out.b.expand_as(x);
+        x = layer_norm(f + x, ly.out_ln, eps);
+    }
+    at::Tensor pooled = at::tanh(at::linear(x.select(1, 0), n.pooler.w, n.pooler.b));
+    return at::linear(pooled, n.cls.w, n.cls.b);
+}
+
+const char *bert_head(const bert_net &net)
+{
+    return net.head.c_str();
+}
+
+int bert_labels(const bert_net &net)
+{
+    return net.labels;
+}
+
+int bert_layers(const bert_net &net)
+{
+    return (int)net.layers.size();
+}
+
+void bert_layer_shape(const bert_net &net, int i, int *heads, int *ffn)
+{
+    *heads = net.layers[(size_t)i].heads;
+    *ffn = net.layers[(size_t)i].ffn;
+}
+
+const struct bert_config *bert_config_of(const bert_net &net)
+{
+    return &net.cfg;
+}
+
+} /* namespace ts */
