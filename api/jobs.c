@@ -377,10 +377,17 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     struct stat st;
     int fd = -1;
 
+    const char *want_file = rq->query(rq->conn, "file");
     if (!format || !*format) format = "torchscript";
-    if (strcmp(format, "torchscript") && strcmp(format, "state_dict")) {
-        api_reply_error(rs, 400, "invalid_field", "format", "'%s' is not torchscript or state_dict",
-                        format);
+    if (strcmp(format, "torchscript") && strcmp(format, "state_dict") &&
+        strcmp(format, "safetensors")) {
+        api_reply_error(rs, 400, "invalid_field", "format",
+                        "'%s' is not torchscript, state_dict or safetensors", format);
+        return;
+    }
+    if (want_file && strcmp(format, "safetensors")) {
+        api_reply_error(rs, 400, "invalid_field", "file",
+                        "only the safetensors folder has several files");
         return;
     }
     if (get_job_or_reply(rq, rs, &row)) return;
@@ -398,13 +405,38 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     const json_t *art = find_artifact(res, format);
     const char *file = artifact_file(art);
     const char *sha = json_string_value(json_object_get(art, "sha256"));
+    const char *member = NULL; /* a file of a folder artifact (safetensors) */
     if (!file || !*file || !strcmp(file, "..") || !strcmp(file, ".")) {
         api_reply_error(rs, 404, "not_found", "format", "job %s has no %s checkpoint", row.id,
                         format);
         goto out;
     }
+    if (json_is_array(json_object_get(art, "files"))) {
+        const json_t *f;
+        size_t i;
+        const char *name = want_file && *want_file ? want_file : "model.safetensors";
+        char names[256] = "";
+        json_array_foreach(json_object_get(art, "files"), i, f)
+        {
+            const char *n = json_string_value(json_object_get(f, "name"));
+            if (!n) continue;
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", n);
+            if (!strcmp(n, name) && !strchr(n, '/') && strcmp(n, "..") && strcmp(n, ".")) {
+                member = n;
+                sha = json_string_value(json_object_get(f, "sha256"));
+            }
+        }
+        if (!member) {
+            api_reply_error(rs, 404, "not_found", "file",
+                            "the %s checkpoint of job %s has no file '%s' (it has %s)", format,
+                            row.id, name, names);
+            goto out;
+        }
+    }
     job_run_dir(rq->env->artifact_dir, row.id, row.fence, dir, sizeof dir);
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path) path[0] = '\0';
+    if ((size_t)snprintf(path, sizeof path, "%s/%s%s%s", dir, file, member ? "/" : "",
+                         member ? member : "") >= sizeof path)
+        path[0] = '\0';
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         api_reply_error(rs, 404, "not_found", "format", "the %s checkpoint of job %s is gone",
@@ -439,7 +471,8 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
         rs->status = 200;
         break;
     }
-    api_header(rs, "Content-Disposition", "attachment; filename=\"%s-%s\"", row.id, file);
+    api_header(rs, "Content-Disposition", "attachment; filename=\"%s-%s\"", row.id,
+               member ? member : file);
     rs->content_type = "application/octet-stream";
     rs->fd = fd;
     rs->fd_offset = start;

@@ -62,6 +62,11 @@ static int fsync_path(const char *path, int flags, char *err, size_t errlen)
     return rc;
 }
 
+int fs_fsync_path(const char *path, char *err, size_t errlen)
+{
+    return fsync_path(path, O_RDONLY, err, errlen);
+}
+
 int fs_commit(const char *tmp, const char *final, char *err, size_t errlen)
 {
     char dir[PATH_MAX], base[PATH_MAX];
@@ -86,7 +91,14 @@ int fs_remove_stale_tmp(const char *dir, char *err, size_t errlen)
     if (!d) return err_set(err, errlen, ERR_IO, "%s: %s", dir, strerror(errno));
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp.")) continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0) removed++;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+            removed++;
+        } else if (errno == EISDIR || errno == EPERM) { /* a folder being written */
+            char sub[PATH_MAX], e2[256];
+            if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) < sizeof sub &&
+                fs_tree_remove(sub, e2, sizeof e2) == 0)
+                removed++;
+        }
     }
     closedir(d);
     return removed;

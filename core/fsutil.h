@@ -24,8 +24,12 @@ int fs_tmp_path(const char *final, char *tmp, size_t tmplen, char *err, size_t e
  * is removed and final left as it was. */
 int fs_commit(const char *tmp, const char *final, char *err, size_t errlen);
 
-/* Removes what a killed writer left in dir: files named like fs_tmp_path's
- * (.NAME.tmp.*).  Returns how many were removed, or a negative ERR_*. */
+/* fsyncs a file or folder. */
+int fs_fsync_path(const char *path, char *err, size_t errlen);
+
+/* Removes what a killed writer left in dir: files and folders named like
+ * fs_tmp_path's (.NAME.tmp.*).  Returns how many were removed, or a
+ * negative ERR_*. */
 int fs_remove_stale_tmp(const char *dir, char *err, size_t errlen);
 
 /* Writes data to path through a temporary name and fs_commit. */

@@ -164,11 +164,16 @@ int bert_config_write(const char *src, const struct bert_config *c, const char *
     json_object_set_new(o, "model_type", json_string("bert"));
     if (head && !strcmp(head, "classifier"))
         json_object_set_new(o, "architectures", json_pack("[s]", "BertForSequenceClassification"));
+    /* the input's own names when it has one for each label */
+    json_t *had = json_object_get(o, "id2label");
+    int keep = !labels && json_is_object(had) && (int)json_object_size(had) == nlabels;
     for (int i = 0; i < nlabels; i++) {
         char key[16], def[32];
         snprintf(key, sizeof key, "%d", i);
         snprintf(def, sizeof def, "LABEL_%d", i);
-        const char *name = labels && labels[i] ? labels[i] : def;
+        snprintf(key, sizeof key, "%d", i);
+        const char *old = keep ? json_string_value(json_object_get(had, key)) : NULL;
+        const char *name = labels && labels[i] ? labels[i] : old ? old : def;
         json_object_set_new(id2label, key, json_string(name));
         json_object_set_new(label2id, name, json_integer(i));
     }

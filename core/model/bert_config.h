@@ -50,8 +50,9 @@ int bert_config_load(const char *path, struct bert_config *c, char *err, size_t 
  * renames): the input's config (src, or BertConfig's keys from c when src is
  * NULL) with "model_type": "bert", "architectures" for the head
  * ("BertForSequenceClassification" for classifier.*, kept as it was for
- * fc.*), and "id2label" / "label2id" for the nlabels labels (labels[i], or
- * "LABEL_i" when labels is NULL).  Returns 0 or ERR_* with a message.
+ * fc.*), and "id2label" / "label2id" for the nlabels labels: labels[i];
+ * when labels is NULL the input's id2label if it has nlabels names, else
+ * "LABEL_i".  Returns 0 or ERR_* with a message.
  */
 int bert_config_write(const char *src, const struct bert_config *c, const char *head, int nlabels,
                       const char *const *labels, const char *path, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 
 #include "bert_config.h"
 #include "err.h"
+#include "fsutil.h"
 
 const char *ckpt_kind_name(enum ckpt_kind k)
 {
@@ -292,4 +293,47 @@ int ckpt_open_path(const char *path, const char *model_config, ckpt_resolve_fn r
     if (!rc) rc = ckpt_open(&f, device, out, err, errlen);
     ckpt_files_free(&f);
     return rc;
+}
+
+int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
+                     int nlabels, const char *dir, struct ckpt_saved *out, char *err,
+                     size_t errlen)
+{
+    static const char *const names[2] = {"model.safetensors", "config.json"};
+    char tmp[PATH_MAX], path[PATH_MAX];
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (!ts_model_is_native(m))
+        return err_set(err, errlen, ERR_UNSUPPORTED,
+                       "outputs: safetensors is written for models read from their weights "
+                       "(this one is TorchScript: ask for torchscript or state_dict)");
+    if ((rc = fs_tmp_path(dir, tmp, sizeof tmp, err, errlen))) return rc;
+    if (mkdir(tmp, 0755) != 0)
+        return err_set(err, errlen, errno == ENOSPC ? ERR_NOSPACE : ERR_IO, "mkdir %s: %s", tmp,
+                       strerror(errno));
+    for (size_t i = 0; i < 2; i++) {
+        struct ckpt_saved_file *f = &out->files[i];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", tmp, names[i]) >= sizeof path) {
+            rc = err_set(err, errlen, ERR_INVALID, "%s: path too long", tmp);
+            goto fail;
+        }
+        rc = i == 0 ? ts_model_save_safetensors(m, path, err, errlen)
+                    : bert_config_write(config_src, ts_model_config(m), ts_model_head(m),
+                                        nlabels, labels, path, err, errlen);
+        if (!rc) rc = fs_fsync_path(path, err, errlen);
+        if (!rc) rc = fs_sha256_file(path, f->sha256, &f->bytes, err, errlen);
+        if (rc) goto fail;
+        snprintf(f->name, sizeof f->name, "%s", names[i]);
+        out->bytes += f->bytes;
+        out->nfiles++;
+    }
+    if ((rc = fs_tree_remove(dir, err, errlen))) goto fail;
+    if ((rc = fs_commit(tmp, dir, err, errlen))) goto fail;
+    return 0;
+fail: {
+    char e2[256];
+    fs_tree_remove(tmp, e2, sizeof e2);
+    memset(out, 0, sizeof *out);
+    return rc;
+}
 }

@@ -3,6 +3,7 @@
 #define PRUNERD_CHECKPOINT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "torch_shim.h"
 
@@ -67,6 +68,33 @@ int ckpt_open(const struct ckpt_files *f, const char *device, struct ts_model **
 /* ckpt_locate, then ckpt_open: the model at path (resolved), in one call. */
 int ckpt_open_path(const char *path, const char *model_config, ckpt_resolve_fn resolve, void *ud,
                    const char *device, struct ts_model **out, char *err, size_t errlen);
+
+/* A file of a saved folder. */
+struct ckpt_saved_file {
+    char name[32]; /* "config.json", "model.safetensors" */
+    char sha256[65];
+    int64_t bytes;
+};
+
+struct ckpt_saved {
+    struct ckpt_saved_file files[2];
+    size_t nfiles;
+    int64_t bytes; /* all files */
+};
+
+/*
+ * Writes a native model as a Hugging Face folder at dir: model.safetensors
+ * (ts_model_save_safetensors: the input's names and dtypes, __metadata__
+ * {"format": "pt"}) and config.json (config_src updated by
+ * bert_config_write with the head and the labels: labels[i] for nlabels
+ * names, or NULL).  Everything goes into a temporary folder beside dir,
+ * each file fsync'd, and the folder is renamed to dir when complete (a dir
+ * left by an earlier run is replaced), so dir is whole or absent.  Fills
+ * *out.  Returns 0 or ERR_* with a message; nothing is left on failure.
+ */
+int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
+                     int nlabels, const char *dir, struct ckpt_saved *out, char *err,
+                     size_t errlen);
 
 /* A ckpt_resolve_fn for the command line: realpath, no roots. */
 int ckpt_resolve_local(void *ud, const char *path, char *out, size_t outlen, char *err,
