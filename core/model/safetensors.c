@@ -27,12 +27,12 @@
  */
 
 struct st_file {
-    json_t *header;           /* the parsed header: owns names and metadata */
-    json_t *meta;             /* its "__metadata__" (borrowed), or NULL */
-    struct st_tensor *t;      /* n tensors in header order */
+    json_t *header;      /* the parsed header: owns names and metadata */
+    json_t *meta;        /* its "__metadata__" (borrowed), or NULL */
+    struct st_tensor *t; /* n tensors in header order */
     size_t n;
     const struct st_tensor **by_name; /* t sorted by name, for st_find */
-    void *map;                /* the whole file, or NULL when no data */
+    void *map;                        /* the whole file, or NULL when no data */
     size_t maplen;
 };
 
@@ -42,12 +42,12 @@ static const struct {
     enum ts_dtype dt;
     size_t size;
 } dtypes[] = {
-    {"F64", TS_FLOAT64, 8},  {"F32", TS_FLOAT32, 4},   {"F16", TS_FLOAT16, 2},
-    {"BF16", TS_BFLOAT16, 2}, {"I64", TS_INT64, 8},     {"I32", TS_INT32, 4},
-    {"I16", TS_INT16, 2},    {"I8", TS_INT8, 1},       {"U8", TS_UINT8, 1},
-    {"BOOL", TS_BOOL, 1},    {"U16", TS_OTHER, 0},     {"U32", TS_OTHER, 0},
-    {"U64", TS_OTHER, 0},    {"C64", TS_OTHER, 0},     {"F8_E4M3", TS_OTHER, 0},
-    {"F8_E5M2", TS_OTHER, 0}, {"F8_E8M0", TS_OTHER, 0}, {"F8_E4M3FNUZ", TS_OTHER, 0},
+    {"F64", TS_FLOAT64, 8},       {"F32", TS_FLOAT32, 4},   {"F16", TS_FLOAT16, 2},
+    {"BF16", TS_BFLOAT16, 2},     {"I64", TS_INT64, 8},     {"I32", TS_INT32, 4},
+    {"I16", TS_INT16, 2},         {"I8", TS_INT8, 1},       {"U8", TS_UINT8, 1},
+    {"BOOL", TS_BOOL, 1},         {"U16", TS_OTHER, 0},     {"U32", TS_OTHER, 0},
+    {"U64", TS_OTHER, 0},         {"C64", TS_OTHER, 0},     {"F8_E4M3", TS_OTHER, 0},
+    {"F8_E5M2", TS_OTHER, 0},     {"F8_E8M0", TS_OTHER, 0}, {"F8_E4M3FNUZ", TS_OTHER, 0},
     {"F8_E5M2FNUZ", TS_OTHER, 0}, {"F6_E2M3", TS_OTHER, 0}, {"F6_E3M2", TS_OTHER, 0},
     {"F4", TS_OTHER, 0},
 };
@@ -78,8 +78,13 @@ static const char *printable_as(const char *s, int ascii, char *out, size_t outl
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char tmp[5];
         int bad = *p < 0x20 || *p == 0x7f || (ascii && *p > 0x7f);
-        int k = bad ? snprintf(tmp, sizeof tmp, "\\x%02x", *p) : snprintf(tmp, sizeof tmp, "%c", *p);
+        int k =
+            bad ? snprintf(tmp, sizeof tmp, "\\x%02x", *p) : snprintf(tmp, sizeof tmp, "%c", *p);
         if (o + (size_t)k > cap) {
+            /* no half a UTF-8 character before the dots */
+            while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+                o--;
+            if (o > 0 && (unsigned char)out[o - 1] >= 0xc0) o--;
             memcpy(out + o, "...", 3);
             o += 3;
             break;
@@ -94,6 +99,12 @@ static const char *printable_as(const char *s, int ascii, char *out, size_t outl
 static const char *printable(const char *s, char *out, size_t outlen)
 {
     return printable_as(s, 0, out, outlen);
+}
+
+/* For the caller's names in the writer, which may not be UTF-8. */
+static const char *printable_ascii(const char *s, char *out, size_t outlen)
+{
+    return printable_as(s, 1, out, outlen);
 }
 
 /* "[2, 3]" into out. */
@@ -194,16 +205,18 @@ static int check_entry(const char *path, const char *name, json_t *v, uint64_t d
     }
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
            *jo = json_object_get(v, "data_offsets");
-    if (!jd || !js || !jo)
-        return fail(err, errlen, ERR_FORMAT, path, "tensor '%s': missing key '%s'", pn,
-                    !jd ? "dtype" : !js ? "shape" : "data_offsets");
+    if (!jd || !js || !jo) {
+        const char *missing = !jd ? "dtype" : !js ? "shape" : "data_offsets";
+        return fail(err, errlen, ERR_FORMAT, path, "tensor '%s': missing key '%s'", pn, missing);
+    }
 
     /* dtype */
     if (!json_is_string(jd))
         return fail(err, errlen, ERR_FORMAT, path, "tensor '%s': dtype is not a string", pn);
     const char *dn = json_string_value(jd);
     size_t k = 0, size = 0;
-    while (k < N_DTYPES && strcmp(dtypes[k].name, dn)) k++;
+    while (k < N_DTYPES && strcmp(dtypes[k].name, dn))
+        k++;
     if (k == N_DTYPES) {
         char pd[96];
         return fail(err, errlen, ERR_FORMAT, path, "tensor '%s': unknown dtype '%s'", pn,
@@ -231,14 +244,19 @@ static int check_entry(const char *path, const char *name, json_t *v, uint64_t d
     for (size_t d = 0; d < ndim; d++) {
         uint64_t dim;
         json_t *jv = json_array_get(js, d);
+        if (json_is_integer(jv) && json_integer_value(jv) < 0)
+            return fail(err, errlen, ERR_FORMAT, path,
+                        "tensor '%s': shape dimension %zu is negative (%lld)", pn, d,
+                        (long long)json_integer_value(jv));
         if (get_count(jv, &dim))
             return fail(err, errlen, ERR_FORMAT, path,
-                        "tensor '%s': shape dimension %zu is %s, not a non-negative integer", pn,
-                        d, json_is_integer(jv) ? "negative" : "not an integer");
+                        "tensor '%s': shape dimension %zu is not an integer", pn, d);
         t->shape[d] = (int64_t)dim; /* json_int_t fits in int64_t */
         /* As the reference does: any intermediate product past the limit fails. */
-        if (dim && numel > (uint64_t)INT64_MAX / dim) overflow = 1;
-        else numel *= dim;
+        if (dim && numel > (uint64_t)INT64_MAX / dim)
+            overflow = 1;
+        else
+            numel *= dim;
     }
     shape_str(t->shape, t->ndim, sh, sizeof sh);
     if (overflow || numel > (uint64_t)INT64_MAX / size || numel * size > SIZE_MAX)
@@ -248,8 +266,8 @@ static int check_entry(const char *path, const char *name, json_t *v, uint64_t d
     t->nbytes = (size_t)(numel * size);
 
     /* data_offsets */
-    if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-        get_count(json_array_get(jo, 0), begin) || get_count(json_array_get(jo, 1), end))
+    if (!json_is_array(jo) || json_array_size(jo) != 2 || get_count(json_array_get(jo, 0), begin) ||
+        get_count(json_array_get(jo, 1), end))
         return fail(err, errlen, ERR_FORMAT, path,
                     "tensor '%s': data_offsets is not a pair [begin, end] of non-negative "
                     "integers",
@@ -417,7 +435,8 @@ int st_open(const char *path, struct st_file **out, char *err, size_t errlen)
         goto out;
     }
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | lenbuf[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | lenbuf[i];
     if (hlen > ST_MAX_HEADER) {
         rc = fail(err, errlen, ERR_FORMAT, path, "header length %llu is over 100 MB",
                   (unsigned long long)hlen);
@@ -452,11 +471,11 @@ int st_open(const char *path, struct st_file **out, char *err, size_t errlen)
         if (f->map == MAP_FAILED) {
             f->map = NULL;
             e = errno;
-            rc = fail(err, errlen, e == ENOMEM ? ERR_NOMEM : ERR_IO, path, "mmap: %s",
-                      strerror(e));
+            rc = fail(err, errlen, e == ENOMEM ? ERR_NOMEM : ERR_IO, path, "mmap: %s", strerror(e));
             goto out;
         }
-        for (size_t i = 0; i < f->n; i++) f->t[i].data = (char *)f->map + f->t[i].offset;
+        for (size_t i = 0; i < f->n; i++)
+            f->t[i].data = (char *)f->map + f->t[i].offset;
     }
     *out = f;
     f = NULL;
@@ -517,7 +536,7 @@ static json_t *build_header(const char *path, const struct st_entry *entries, si
         json_t *m = json_object();
         if (!m || json_object_set_new(root, "__metadata__", m)) goto nomem;
         for (size_t k = 0; meta[k]; k += 2) {
-            printable(meta[k], pn, sizeof pn);
+            printable_ascii(meta[k], pn, sizeof pn);
             if (!meta[k + 1]) {
                 *rc = fail(err, errlen, ERR_INVALID, path, "metadata '%s' has no value", pn);
                 goto fail;
@@ -537,10 +556,10 @@ static json_t *build_header(const char *path, const struct st_entry *entries, si
         const struct st_entry *e = &entries[i];
         const char *name = e->name ? e->name : "";
         size_t size = st_dtype_size(e->dtype);
-        printable(name, pn, sizeof pn);
+        printable_ascii(name, pn, sizeof pn);
         if (!*name || !strcmp(name, "__metadata__")) {
-            *rc = fail(err, errlen, ERR_INVALID, path, "entry %zu: the name '%s' is not allowed",
-                       i, pn);
+            *rc = fail(err, errlen, ERR_INVALID, path, "entry %zu: the name '%s' is not allowed", i,
+                       pn);
             goto fail;
         }
         if (json_object_get(root, name)) {
@@ -548,8 +567,8 @@ static json_t *build_header(const char *path, const struct st_entry *entries, si
             goto fail;
         }
         if (!size) {
-            *rc = fail(err, errlen, ERR_INVALID, path, "tensor '%s': dtype %d has no safetensors name",
-                       pn, (int)e->dtype);
+            *rc = fail(err, errlen, ERR_INVALID, path,
+                       "tensor '%s': dtype %d has no safetensors name", pn, (int)e->dtype);
             goto fail;
         }
         if (e->ndim < 0 || e->ndim > TS_MAX_DIMS || (e->ndim && !e->shape)) {
@@ -561,13 +580,16 @@ static json_t *build_header(const char *path, const struct st_entry *entries, si
         uint64_t numel = 1;
         int bad = 0;
         for (int d = 0; d < e->ndim; d++) {
-            if (e->shape[d] < 0) bad = 1;
-            else if (e->shape[d] && numel > (uint64_t)INT64_MAX / (uint64_t)e->shape[d]) bad = 1;
-            else numel *= (uint64_t)e->shape[d];
+            if (e->shape[d] < 0)
+                bad = 1;
+            else if (e->shape[d] && numel > (uint64_t)INT64_MAX / (uint64_t)e->shape[d])
+                bad = 1;
+            else
+                numel *= (uint64_t)e->shape[d];
             json_array_append_new(shape, json_integer((json_int_t)e->shape[d]));
         }
         if (!bad && (numel > (uint64_t)INT64_MAX / size || numel * size > SIZE_MAX ||
-                     at + numel * size < at))
+                     numel * size > (uint64_t)INT64_MAX - at)) /* offsets are JSON integers */
             bad = 1;
         if (bad) {
             json_decref(shape);
@@ -576,8 +598,9 @@ static json_t *build_header(const char *path, const struct st_entry *entries, si
             goto fail;
         }
         nbytes[i] = numel * size;
-        json_t *entry = json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_dtype_name(e->dtype), "shape",
-                                  shape, "data_offsets", (json_int_t)at, (json_int_t)(at + nbytes[i]));
+        json_t *entry =
+            json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_dtype_name(e->dtype), "shape", shape,
+                      "data_offsets", (json_int_t)at, (json_int_t)(at + nbytes[i]));
         at += nbytes[i];
         if (!entry) goto nomem;
         if (json_object_set_new(root, name, entry)) {
@@ -617,7 +640,8 @@ int st_write(const char *path, const struct st_entry *entries, size_t n, const c
     size_t len = strlen(text), pad = (8 - len % 8) % 8;
     uint64_t hlen = len + pad;
     unsigned char lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)(hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        lenbuf[i] = (unsigned char)(hlen >> (8 * i));
 
     out = fopen(path, "wb");
     if (!out) {
@@ -639,7 +663,7 @@ int st_write(const char *path, const struct st_entry *entries, size_t n, const c
             char pn[96], sh[160];
             rc = fail(err, errlen, ERR_INTERNAL, path,
                       "tensor '%s': handed %zu bytes, shape %s %s needs %llu",
-                      printable(entries[i].name, pn, sizeof pn), got,
+                      printable_ascii(entries[i].name, pn, sizeof pn), got,
                       shape_str(entries[i].shape, entries[i].ndim, sh, sizeof sh),
                       st_dtype_name(entries[i].dtype), (unsigned long long)nbytes[i]);
             goto out;
