@@ -579,8 +579,8 @@ static int read_safetensors(const char *path, std::vector<named_tensor> &out, ch
 int ts_model_open_native(const char *const *weights, size_t nweights, const struct bert_config *c,
                          const char *device, struct ts_model **out, char *err, size_t errlen)
 {
-    if (!weights || !nweights || !c || !device || !out)
-        return err_set(err, errlen, ERR_INVALID, "weights, config, device and output are required");
+    if (!weights || !nweights || !device || !out)
+        return err_set(err, errlen, ERR_INVALID, "weights, device and output are required");
     *out = nullptr;
     struct ts_model *m = nullptr;
     int rc = ts_catch(err, errlen, ERR_TORCH, weights[0], [&]() -> int {
@@ -619,6 +619,7 @@ int ts_model_open_native(const char *const *weights, size_t nweights, const stru
                 mm->ents.push_back(std::move(e));
             }
         }
+        if (!c) return err_set(err, errlen, ERR_NOTFOUND, "%s: no config", weights[0]);
         int brc = bert_bind(mm.get(), c, err, errlen);
         if (brc) return brc;
         for (size_t i = 0; i < mm->ents.size(); i++)

@@ -89,7 +89,8 @@ struct bert_config; /* model/bert_config.h */
  * the dtype they came in); a float32 safetensors tensor on the CPU stays in
  * the file's private mapping (no second copy).  Missing, unexpected or
  * mis-shaped tensors are one ERR_FORMAT naming them.  Devices as
- * ts_model_open.
+ * ts_model_open.  With c NULL the files are only read and checked, then
+ * ERR_NOTFOUND ("no config").
  */
 int ts_model_open_native(const char *const *weights, size_t nweights, const struct bert_config *c,
                          const char *device, struct ts_model **out, char *err, size_t errlen);

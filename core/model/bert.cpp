@@ -178,7 +178,7 @@ int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t
     const at::Tensor *hw = b.find(net->head + ".weight");
     if (hw->dim() != 2 || hw->size(1) != c->hidden_size || hw->size(0) < 1)
         return err_set(err, errlen, ERR_FORMAT,
-                       "%s.weight is %s: a head on hidden size %d must be [labels, %d]",
+                       "%s.weight has the wrong shape %s: a head on hidden size %d must be [labels, %d]",
                        net->head.c_str(), shape_str(hw->sizes()).c_str(), c->hidden_size,
                        c->hidden_size);
     net->labels = (int)hw->size(0);

@@ -14,6 +14,7 @@
 #include "bert_config.h"
 #include "err.h"
 #include "fsutil.h"
+#include "safetensors.h"
 
 const char *ckpt_kind_name(enum ckpt_kind k)
 {
@@ -57,7 +58,7 @@ int ckpt_resolve_local(void *ud, const char *path, char *out, size_t outlen, cha
 }
 
 /* What the first bytes say. */
-enum sniff { SNIFF_ZIP, SNIFF_PICKLE, SNIFF_SAFETENSORS, SNIFF_OTHER };
+enum sniff { SNIFF_ZIP, SNIFF_PICKLE, SNIFF_SAFETENSORS, SNIFF_EMPTY, SNIFF_OTHER };
 
 static int sniff(const char *path, enum sniff *s, char *err, size_t errlen)
 {
@@ -68,7 +69,7 @@ static int sniff(const char *path, enum sniff *s, char *err, size_t errlen)
                        strerror(errno));
     size_t n = fread(b, 1, sizeof b, f);
     fclose(f);
-    *s = SNIFF_OTHER;
+    *s = n == 0 ? SNIFF_EMPTY : SNIFF_OTHER;
     if (n >= 4 && !memcmp(b, "PK\x03\x04", 4)) *s = SNIFF_ZIP;
     else if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) *s = SNIFF_PICKLE;
     else if (n == 9 && b[8] == '{') *s = SNIFF_SAFETENSORS;
@@ -82,8 +83,8 @@ static int in_folder(const char *dir, const char *name, ckpt_resolve_fn resolve,
     char joined[PATH_MAX], real[PATH_MAX];
     *out = NULL;
     if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-        return err_set(err, errlen, ERR_DENIED, "%s: '%s' is not a file name in the folder", dir,
-                       name);
+        return err_set(err, errlen, ERR_DENIED,
+                       "%s: '%s' is outside the folder (not a file name in it)", dir, name);
     if ((size_t)snprintf(joined, sizeof joined, "%s/%s", dir, name) >= sizeof joined)
         return err_set(err, errlen, ERR_INVALID, "%s/%s: path too long", dir, name);
     struct stat st;
@@ -92,7 +93,8 @@ static int in_folder(const char *dir, const char *name, ckpt_resolve_fn resolve,
     if (rc) return rc;
     size_t dl = strlen(dir);
     if (strncmp(real, dir, dl) || real[dl] != '/' || strchr(real + dl + 1, '/'))
-        return err_set(err, errlen, ERR_DENIED, "%s: leads out of the folder (to %s)", joined, real);
+        return err_set(err, errlen, ERR_DENIED, "%s: leads outside the folder (to %s)", joined,
+                       real);
     if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
         return err_set(err, errlen, ERR_FORMAT, "%s: not a regular file", joined);
     if (!(*out = strdup(real))) return err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -166,6 +168,7 @@ static int locate_folder(const char *dir, ckpt_resolve_fn resolve, void *ud,
         f->weights_safetensors = 1;
         rc = read_index(f, dir, p, resolve, ud, err, errlen);
         free(p);
+        if (rc == ERR_NOTFOUND) return rc; /* a shard it names: the message says which */
     } else if (rc == ERR_NOTFOUND &&
                (rc = in_folder(dir, "pytorch_model.bin", resolve, ud, &p, err, errlen)) == 0) {
         rc = add_weight(f, p, err, errlen);
@@ -229,11 +232,23 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
                        "_use_new_zipfile_serialization=False); load it with torch and re-save it "
                        "with PyTorch 1.6 or later",
                        model);
-    if (s == SNIFF_OTHER)
-        return err_set(err, errlen, ERR_FORMAT,
-                       "%s: not a model: neither a zip (TorchScript, torch.save) nor a "
-                       "safetensors file",
-                       model);
+    if (s == SNIFF_EMPTY)
+        return err_set(err, errlen, ERR_FORMAT, "%s: an empty file, not a model", model);
+    if (s != SNIFF_ZIP) {
+        /* no zip, no pickle: safetensors or nothing, and its reader says why not */
+        struct st_file *stf = NULL;
+        char why[512];
+        if ((rc = st_open(model, &stf, why, sizeof why))) {
+            const char *reason = strncmp(why, model, strlen(model)) ? why : why + strlen(model);
+            if (*reason == ':') reason++;
+            while (*reason == ' ') reason++;
+            return err_set(err, errlen, rc == ERR_UNSUPPORTED ? rc : ERR_FORMAT,
+                           "%s: not a model format prunerd reads (a zip: TorchScript or "
+                           "torch.save; or safetensors): as safetensors, %s",
+                           model, reason);
+        }
+        st_close(stf);
+    }
     if (s == SNIFF_ZIP) {
         int torchscript = 0;
         if ((rc = ts_zip_kind(model, &torchscript, err, errlen))) return rc;
@@ -264,20 +279,31 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
     else snprintf(dir, sizeof dir, ".");
     if ((size_t)snprintf(beside, sizeof beside, "%s/config.json", dir) >= sizeof beside)
         return err_set(err, errlen, ERR_INVALID, "%s: path too long", model);
-    if (stat(beside, &st) != 0)
-        return err_set(err, errlen, ERR_NOTFOUND,
-                       "model_config: %s is a %s, which needs its config.json: put one beside it "
-                       "or name it in model_config",
-                       model, ckpt_kind_name(out->kind));
+    if (stat(beside, &st) != 0) return 0; /* config NULL: ckpt_open says so */
     if ((rc = resolve(ud, beside, real, sizeof real, err, errlen))) return rc;
     if (!(out->config = strdup(real))) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     return 0;
+}
+
+int ckpt_config_missing(const struct ckpt_files *f, char *err, size_t errlen)
+{
+    return err_set(err, errlen, ERR_NOTFOUND,
+                   "model_config: %s is a %s file, which needs its config.json: put one beside "
+                   "it or name it in model_config",
+                   f->path, ckpt_kind_name(f->kind));
 }
 
 int ckpt_open(const struct ckpt_files *f, const char *device, struct ts_model **out, char *err,
               size_t errlen)
 {
     if (f->kind == CKPT_TORCHSCRIPT) return ts_model_open(f->weights[0], device, out, err, errlen);
+    if (!f->config) {
+        /* a file that is not what it seems says so first; then the config */
+        int rc = ts_model_open_native((const char *const *)f->weights, f->nweights, NULL, "cpu",
+                                      out, err, errlen);
+        if (rc && rc != ERR_NOTFOUND) return rc;
+        return ckpt_config_missing(f, err, errlen);
+    }
     struct bert_config c;
     int rc = bert_config_load(f->config, &c, err, errlen);
     if (rc) return rc;

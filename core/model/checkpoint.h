@@ -31,7 +31,8 @@ enum ckpt_kind {
 struct ckpt_files {
     enum ckpt_kind kind;
     char *path;             /* the model as named, resolved */
-    char *config;           /* config.json; NULL for TorchScript */
+    char *config;           /* config.json; NULL for TorchScript, or when a single
+                               file has none beside it (ckpt_open refuses it then) */
     char **weights;         /* the weight files, shards in index order */
     size_t nweights;
     int weights_safetensors; /* 1: safetensors weights, 0: torch.save (or TorchScript) */
@@ -47,7 +48,8 @@ typedef int (*ckpt_resolve_fn)(void *ud, const char *path, char *out, size_t out
 /*
  * Finds out what model (already resolved) is and which files make it, each
  * through resolve.  model_config (resolved, or NULL) overrides the
- * config.json beside a single file.  Fills *out (free with
+ * config.json beside a single file; without either, config stays NULL (see
+ * ckpt_config_missing).  Fills *out (free with
  * ckpt_files_free, also after a failure).  Returns 0 or ERR_FORMAT (a file
  * that is none of the above, a legacy pickle, a folder without weights),
  * ERR_NOTFOUND (a config or shard that is not there), ERR_DENIED, ERR_IO,
@@ -60,8 +62,13 @@ void ckpt_files_free(struct ckpt_files *f);
 /* "torchscript", "state_dict", "safetensors", "hf_folder" (static). */
 const char *ckpt_kind_name(enum ckpt_kind k);
 
+/* ERR_NOTFOUND with the message for a single file without config.json. */
+int ckpt_config_missing(const struct ckpt_files *f, char *err, size_t errlen);
+
 /* Opens what ckpt_locate found on device: ts_model_open for TorchScript,
- * config.json and ts_model_open_native for the rest. */
+ * config.json and ts_model_open_native for the rest.  Without a config the
+ * weights are still read, so a broken file is reported as such before
+ * ckpt_config_missing. */
 int ckpt_open(const struct ckpt_files *f, const char *device, struct ts_model **out, char *err,
               size_t errlen);
 

@@ -501,7 +501,7 @@ int torch_save_read(const char *path, std::vector<named_tensor> &out, char *err,
             zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
         } catch (const c10::Error &e) {
             return err_set(err, errlen, ERR_FORMAT,
-                           "%s: not a torch.save zip file (legacy format or other file): %s", path,
+                           "%s: not a torch.save zip file (no data.pkl, or a legacy or other file): %s", path,
                            one_line(e.what_without_backtrace()).c_str());
         }
         if (zip->hasRecord("constants.pkl"))
@@ -579,7 +579,7 @@ int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen)
         try {
             zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
         } catch (const c10::Error &e) {
-            return err_set(err, errlen, ERR_FORMAT, "%s: a zip that is not a torch.save file: %s",
+            return err_set(err, errlen, ERR_FORMAT, "%s: a zip that is not a torch.save file (no data.pkl): %s",
                            path, one_line(e.what_without_backtrace()).c_str());
         }
         if (zip->hasRecord("constants.pkl")) *torchscript = 1;
