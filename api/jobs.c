@@ -175,7 +175,7 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                         jerr.column, jerr.text);
         goto out;
     }
-    if ((rc = job_request_normalize(in, &req, &fe))) {
+    if ((rc = job_request_normalize(in, &req, NULL, &fe))) {
         api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc),
                         rc == ERR_INVALID && fe.field[0] ? "invalid_field" : err_name(rc),
                         fe.field[0] ? fe.field : NULL, "%s", fe.message);

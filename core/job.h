@@ -7,6 +7,10 @@
 
 #include <jansson.h>
 
+#include "eval.h"
+#include "prune.h"
+#include "tokenizer.h"
+
 /*
  * A job request is the JSON that `prunerd run JOB.json` reads and
  * `POST /v1/jobs` takes:
@@ -31,12 +35,80 @@ struct job_field_error {
     char message[256];
 };
 
+/* The request's "eval" object, typed. */
+struct job_eval_spec {
+    char *data;                /* THUCNews-format file: text<TAB>label per line */
+    char *vocab;               /* BERT vocab.txt */
+    char *classes;             /* class names, one a line */
+    int max_length;            /* 2..512, [CLS] and [SEP] included; 32 */
+    int batch_size;            /* 1..4096; 256 */
+    int lowercase;             /* BERT's do_lower_case: 0 or 1; 1 */
+    enum eval_padding padding; /* EVAL_PAD_EXACT */
+    enum tok_mode tokenizer;   /* TOK_BERT (TOK_BERT_LEGACY for a stored request without one) */
+    long limit;                /* evaluate the first N examples; 0: all */
+};
+
+/*
+ * A job request, typed: what job_request_normalize or job_spec_from_stored
+ * made of the JSON, every default filled in.  The daemon reads this, never
+ * the JSON; JSON stays at the edges (the HTTP body, the queue's column,
+ * result.json).  Strings are owned (job_spec_free frees them).
+ */
+struct job_spec {
+    char *model;                       /* TorchScript model path */
+    char **targets;                    /* parameter or module globs, ntargets >= 1 */
+    size_t ntargets;
+    const struct prune_method *method; /* an entry of prune_methods; l1_unstructured */
+    struct prune_amount amount;        /* valid (prune_amount_check) when has_amount */
+    int has_amount;                    /* 0: the method takes none (identity, threshold...) */
+    enum prune_scope scope;            /* PRUNE_LOCAL */
+    double n;                          /* ln_structured's p: > 0, +-INFINITY; PRUNE_NORM_FRO for "fro" or none */
+    int dim;                           /* structured methods' dim, -8..7; -1 */
+    int has_seed;                      /* 0: a random seed per run */
+    uint64_t seed;                     /* 0..INT64_MAX, when has_seed */
+    int has_threshold;                 /* 1 for method threshold */
+    double threshold;                  /* threshold: prune |w| < threshold; 0 when none */
+    char *mask;                        /* custom_from_mask's mask file, or NULL */
+    char *plugin;                      /* plugin name (letters, digits, '_', '-'), or NULL */
+    char *plugin_params;               /* compact JSON text for the plugin, or NULL */
+    int iterative;                     /* exact zeros count as pruned already; 0 */
+    int has_eval;                      /* 0: no evaluation (eval is zeroed) */
+    struct job_eval_spec eval;         /* when has_eval */
+    unsigned outputs;                  /* JOB_OUT_* bits, never 0 */
+    char device[16];                   /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
+    char name[201];                    /* a label, at most 200 bytes; "" */
+};
+
+/* What a job saves, as bits of job_spec.outputs. */
+enum job_output {
+    JOB_OUT_TORCHSCRIPT = 1, /* model.pt */
+    JOB_OUT_STATE_DICT = 2,  /* model.pth */
+};
+
+/* Frees what spec owns and zeroes it; safe on a zeroed spec (and NULL). */
+void job_spec_free(struct job_spec *spec);
+
 /*
  * Checks a request and returns a new object with every default filled in
- * (*out, caller decrefs).  Paths are left as given.  On a bad field returns
- * ERR_INVALID with fe filled (fe may not be NULL).
+ * (*out, caller decrefs; out may be NULL when only spec is wanted) and, when
+ * spec is not NULL, the same request typed (caller frees it with
+ * job_spec_free).  Paths are left as given.  On a bad field returns
+ * ERR_INVALID with fe filled (fe may not be NULL), ERR_NOMEM when out of
+ * memory; *out is then NULL and *spec zeroed.
  */
-int job_request_normalize(const json_t *in, json_t **out, struct job_field_error *fe);
+int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
+                          struct job_field_error *fe);
+
+/*
+ * job_request_normalize for a request the queue stored (text, its JSON
+ * column), read the way it ran when it was stored: a request whose eval has
+ * no "tokenizer" was queued before eval.tokenizer existed and ran with the
+ * legacy tokenizer, so it gets TOK_BERT_LEGACY (and *out says "bert_legacy").
+ * Returns as job_request_normalize, or ERR_FORMAT when text is not JSON
+ * (fe.field "", fe.message saying why).
+ */
+int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
+                         struct job_field_error *fe);
 
 /*
  * Resolves a path a request names.  field is "model", "eval.data",

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -296,7 +297,109 @@ static int device_ok(const char *s)
     return 1;
 }
 
-int job_request_normalize(const json_t *in, json_t **out, struct job_field_error *fe)
+void job_spec_free(struct job_spec *spec)
+{
+    if (!spec) return;
+    free(spec->model);
+    for (size_t i = 0; i < spec->ntargets; i++)
+        free(spec->targets[i]);
+    free(spec->targets);
+    free(spec->mask);
+    free(spec->plugin);
+    free(spec->plugin_params);
+    free(spec->eval.data);
+    free(spec->eval.vocab);
+    free(spec->eval.classes);
+    memset(spec, 0, sizeof *spec);
+}
+
+/* A copy of the string v, NULL for anything else; *nomem set when the copy
+ * failed. */
+static char *dup_str(const json_t *v, int *nomem)
+{
+    if (!json_is_string(v)) return NULL;
+    char *s = strdup(json_string_value(v));
+    if (!s) *nomem = 1;
+    return s;
+}
+
+static const char *str_of(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+/* ln_structured's p as prune_params takes it; "fro" (and none) is the 2-norm. */
+static double norm_of(const json_t *n)
+{
+    if (json_is_number(n)) return json_number_value(n);
+    const char *s = json_string_value(n);
+    if (!s || !strcmp(s, "fro")) return PRUNE_NORM_FRO;
+    return !strcmp(s, "-inf") ? -INFINITY : INFINITY;
+}
+
+/* The typed copy of a normalized request r (every field there and valid):
+ * the one place that turns its keys into fields.  0 or ERR_NOMEM. */
+static int spec_of(const json_t *r, struct job_spec *s)
+{
+    const json_t *opts = json_object_get(r, "options"), *ev = json_object_get(r, "eval");
+    const json_t *targets = json_object_get(r, "targets"), *amount = json_object_get(r, "amount");
+    const json_t *v;
+    int nomem = 0;
+    size_t i;
+
+    s->model = dup_str(json_object_get(r, "model"), &nomem);
+    s->targets = calloc(json_array_size(targets), sizeof *s->targets);
+    if (!s->targets) return ERR_NOMEM;
+    json_array_foreach(targets, i, v) s->targets[s->ntargets++] = dup_str(v, &nomem);
+    s->method = prune_method_find(str_of(r, "method"));
+    s->has_amount = json_is_number(amount);
+    s->amount.is_count = !strcmp(str_of(r, "amount_kind"), "count");
+    if (s->amount.is_count) s->amount.count = (int64_t)json_integer_value(amount);
+    else s->amount.fraction = json_number_value(amount);
+    s->scope = !strcmp(str_of(r, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
+
+    s->n = norm_of(json_object_get(opts, "n"));
+    s->dim = (int)json_integer_value(json_object_get(opts, "dim"));
+    v = json_object_get(opts, "seed");
+    s->has_seed = json_is_integer(v);
+    s->seed = (uint64_t)json_integer_value(v);
+    v = json_object_get(opts, "threshold");
+    s->has_threshold = json_is_number(v);
+    s->threshold = json_number_value(v);
+    s->mask = dup_str(json_object_get(opts, "mask"), &nomem);
+    s->plugin = dup_str(json_object_get(opts, "plugin"), &nomem);
+    v = json_object_get(opts, "plugin_params");
+    if (v && !json_is_null(v) &&
+        !(s->plugin_params = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)))
+        nomem = 1;
+    s->iterative = json_is_true(json_object_get(opts, "iterative"));
+
+    s->has_eval = json_is_object(ev);
+    if (s->has_eval) {
+        struct job_eval_spec *e = &s->eval;
+        e->data = dup_str(json_object_get(ev, "data"), &nomem);
+        e->vocab = dup_str(json_object_get(ev, "vocab"), &nomem);
+        e->classes = dup_str(json_object_get(ev, "classes"), &nomem);
+        e->max_length = (int)json_integer_value(json_object_get(ev, "max_length"));
+        e->batch_size = (int)json_integer_value(json_object_get(ev, "batch_size"));
+        e->lowercase = json_is_true(json_object_get(ev, "lowercase"));
+        e->padding = !strcmp(str_of(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
+        if (tok_mode_parse(str_of(ev, "tokenizer"), &e->tokenizer)) e->tokenizer = TOK_BERT;
+        e->limit = (long)json_integer_value(json_object_get(ev, "limit"));
+    }
+
+    json_array_foreach(json_object_get(r, "outputs"), i, v) {
+        if (!strcmp(json_string_value(v), "torchscript")) s->outputs |= JOB_OUT_TORCHSCRIPT;
+        else if (!strcmp(json_string_value(v), "state_dict")) s->outputs |= JOB_OUT_STATE_DICT;
+    }
+    snprintf(s->device, sizeof s->device, "%s", str_of(r, "device"));
+    snprintf(s->name, sizeof s->name, "%s", str_of(r, "name"));
+    return nomem ? ERR_NOMEM : 0;
+}
+
+int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
+                          struct job_field_error *fe)
 {
     static const char *const keys[] = {"model", "targets", "method", "amount", "amount_kind",
                                        "scope", "options", "eval", "outputs", "device", "name",
@@ -305,7 +408,8 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_field_error
     json_t *o = json_object();
     int rc = 0;
     memset(fe, 0, sizeof *fe);
-    *out = NULL;
+    if (out) *out = NULL;
+    if (spec) memset(spec, 0, sizeof *spec);
     if (!json_is_object(in)) {
         rc = bad(fe, "", "the job must be a JSON object");
         goto out;
@@ -372,10 +476,39 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_field_error
         goto out;
     }
     json_object_set_new(o, "name", n && !json_is_null(n) ? json_incref(n) : json_string(""));
-    *out = o;
+    if (spec && (rc = spec_of(o, spec))) {
+        job_spec_free(spec);
+        snprintf(fe->message, sizeof fe->message, "out of memory");
+        goto out;
+    }
+    if (out) *out = o;
+    else json_decref(o);
     o = NULL;
 out:
     json_decref(o);
+    return rc;
+}
+
+int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
+                         struct job_field_error *fe)
+{
+    json_error_t je;
+    json_t *req = json_loads(text, 0, &je);
+    int rc;
+    if (!req) {
+        memset(fe, 0, sizeof *fe);
+        if (out) *out = NULL;
+        if (spec) memset(spec, 0, sizeof *spec);
+        snprintf(fe->message, sizeof fe->message, "the stored request is not JSON: %s", je.text);
+        return ERR_FORMAT;
+    }
+    /* Queued before eval.tokenizer existed: it ran with the legacy tokenizer
+     * (the request then had no key for it), and still does. */
+    json_t *ev = json_object_get(req, "eval");
+    if (json_is_object(ev) && !json_object_get(ev, "tokenizer"))
+        json_object_set_new(ev, "tokenizer", json_string(tok_mode_names[TOK_BERT_LEGACY]));
+    rc = job_request_normalize(req, out, spec, fe);
+    json_decref(req);
     return rc;
 }
 

@@ -155,7 +155,7 @@ static int prepare(json_t *raw, const char *base, const char *(*label)(const cha
                    json_t **req)
 {
     struct job_field_error fe;
-    if (job_request_normalize(raw, req, &fe) != 0)
+    if (job_request_normalize(raw, req, NULL, &fe) != 0)
         return fail(EXIT_USAGE, "%s%s%s", label(fe.field), fe.field[0] ? ": " : "", fe.message);
     if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
         json_decref(*req);

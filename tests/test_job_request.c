@@ -1,4 +1,6 @@
 /* test_job_request.c - job requests: field checks, defaults, path resolution */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -12,8 +14,9 @@ static const char seed_job[] =
     " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\","
     " \"eval\": {\"data\": \"dev.txt\", \"vocab\": \"vocab.txt\", \"classes\": \"class.txt\"}}";
 
-/* Normalizes text; returns the rc and fills fe, *out. */
-static int norm(const char *text, json_t **out, struct job_field_error *fe)
+/* Normalizes text; returns the rc and fills fe, *out and (unless NULL) *spec. */
+static int norm_spec(const char *text, json_t **out, struct job_spec *spec,
+                     struct job_field_error *fe)
 {
     json_error_t je;
     json_t *in = json_loads(text, 0, &je);
@@ -21,9 +24,19 @@ static int norm(const char *text, json_t **out, struct job_field_error *fe)
         fprintf(stderr, "bad test JSON: %s: %s\n", text, je.text);
         return -100;
     }
-    int rc = job_request_normalize(in, out, fe);
+    int rc = job_request_normalize(in, out, spec, fe);
     json_decref(in);
     return rc;
+}
+
+static int norm(const char *text, json_t **out, struct job_field_error *fe)
+{
+    return norm_spec(text, out, NULL, fe);
+}
+
+static int str_is(const char *got, const char *want)
+{
+    return got && !strcmp(got, want);
 }
 
 /* Applies a patch to the seed job and expects a failure naming field. */
@@ -33,8 +46,11 @@ static void expect_bad(const char *patch, const char *field, const char *words)
     json_t *job = json_loads(seed_job, 0, &je), *p = json_loads(patch, 0, &je), *out = NULL;
     struct job_field_error fe;
     json_object_update(job, p);
-    int rc = job_request_normalize(job, &out, &fe);
+    struct job_spec spec;
+    int rc = job_request_normalize(job, &out, &spec, &fe);
     CHECK(rc == ERR_INVALID && out == NULL, "%s: rc %d", patch, rc);
+    CHECK(spec.model == NULL && spec.targets == NULL, "%s: spec filled on failure", patch);
+    job_spec_free(&spec);
     CHECK(!strcmp(fe.field, field), "%s: field '%s', expected '%s'", patch, fe.field, field);
     CHECK(strstr(fe.message, words) != NULL, "%s: message '%s' lacks '%s'", patch, fe.message, words);
     json_decref(job);
@@ -65,10 +81,171 @@ static void test_defaults(void)
     CHECK(!strcmp(json_string_value(json_object_get(out, "device")), "auto"), "device default");
     /* Normalizing a normalized request changes nothing. */
     json_t *again = NULL;
-    CHECK_INT(job_request_normalize(out, &again, &fe), 0);
+    CHECK_INT(job_request_normalize(out, &again, NULL, &fe), 0);
     CHECK(json_equal(out, again), "normalize is not idempotent");
     json_decref(again);
     json_decref(out);
+}
+
+/* The typed request of the seed job: every default in the struct. */
+static void test_spec_defaults(void)
+{
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(seed_job, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(str_is(s.model, "models/bert.pt"), "model %s", s.model ? s.model : "(null)");
+    CHECK(s.ntargets == 1 && str_is(s.targets[0], "bert.encoder.layer.*.attention.self.query"),
+          "targets (%zu)", s.ntargets);
+    CHECK(s.method && s.method->id == PRUNE_L1_UNSTRUCTURED, "method %s",
+          s.method ? s.method->name : "(null)");
+    CHECK(s.has_amount && !s.amount.is_count && s.amount.fraction == 0.3, "amount %g",
+          s.amount.fraction);
+    CHECK_INT(s.scope, PRUNE_GLOBAL);
+    CHECK(s.n == PRUNE_NORM_FRO, "n %g", s.n);
+    CHECK_INT(s.dim, -1);
+    CHECK(!s.has_seed && !s.has_threshold && !s.iterative, "seed, threshold, iterative unset");
+    CHECK(!s.mask && !s.plugin && !s.plugin_params, "mask, plugin, plugin_params NULL");
+    CHECK(s.has_eval, "eval");
+    CHECK(str_is(s.eval.data, "dev.txt") && str_is(s.eval.vocab, "vocab.txt") &&
+              str_is(s.eval.classes, "class.txt"),
+          "eval files");
+    CHECK_INT(s.eval.max_length, 32);
+    CHECK_INT(s.eval.batch_size, 256);
+    CHECK_INT(s.eval.lowercase, 1);
+    CHECK_INT(s.eval.padding, EVAL_PAD_EXACT);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT);
+    CHECK_INT(s.eval.limit, 0);
+    CHECK_INT(s.outputs, JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT);
+    CHECK(str_is(s.device, "auto"), "device %s", s.device);
+    CHECK(str_is(s.name, ""), "name %s", s.name);
+    job_spec_free(&s);
+    CHECK(s.model == NULL && s.ntargets == 0, "job_spec_free zeroes");
+    job_spec_free(&s); /* twice, and on NULL: no-ops */
+    job_spec_free(NULL);
+
+    /* No eval, no amount: the method that takes none. */
+    CHECK(norm_spec("{\"model\": \"m\", \"targets\": \"x\", \"method\": \"identity\"}", NULL,
+                    &s, &fe) == 0,
+          "%s: %s", fe.field, fe.message);
+    CHECK(!s.has_eval && !s.eval.data && !s.has_amount, "identity: no eval, no amount");
+    CHECK(s.ntargets == 1 && str_is(s.targets[0], "x"), "a target string is a list of one");
+    job_spec_free(&s);
+}
+
+/* Every field set: each lands in its member. */
+static void test_spec_fields(void)
+{
+    static const char full[] =
+        "{\"model\": \"/m/bert.pt\", \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
+        " \"amount\": 3, \"scope\": \"local\","
+        " \"options\": {\"n\": \"-inf\", \"dim\": 0, \"seed\": 9007199254740993,"
+        " \"threshold\": 0.25, \"mask\": \"mask.pt\", \"plugin\": \"foo_bar-1\","
+        " \"plugin_params\": {\"k\": [1, 2.5]}, \"iterative\": true},"
+        " \"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"max_length\": 128,"
+        " \"batch_size\": 7, \"lowercase\": false, \"padding\": \"dynamic\", \"limit\": 100,"
+        " \"tokenizer\": \"bert_legacy\"},"
+        " \"outputs\": [\"state_dict\"], \"device\": \"cuda:1\", \"name\": \"full job\"}";
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(full, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(s.ntargets == 2 && str_is(s.targets[1], "b"), "targets");
+    CHECK(s.method && s.method->id == PRUNE_LN_STRUCTURED, "method");
+    CHECK(s.has_amount && s.amount.is_count && s.amount.count == 3, "amount count");
+    CHECK_INT(s.scope, PRUNE_LOCAL);
+    CHECK(s.n == -INFINITY, "n %g", s.n);
+    CHECK_INT(s.dim, 0);
+    CHECK(s.has_seed && s.seed == 9007199254740993ull, "seed %llu", (unsigned long long)s.seed);
+    CHECK(s.has_threshold && s.threshold == 0.25, "threshold %g", s.threshold);
+    CHECK(str_is(s.mask, "mask.pt") && str_is(s.plugin, "foo_bar-1"), "mask, plugin");
+    CHECK(str_is(s.plugin_params, "{\"k\":[1,2.5]}"), "plugin_params %s",
+          s.plugin_params ? s.plugin_params : "(null)");
+    CHECK(s.iterative, "iterative");
+    CHECK(s.eval.max_length == 128 && s.eval.batch_size == 7 && s.eval.limit == 100, "eval ints");
+    CHECK_INT(s.eval.lowercase, 0);
+    CHECK_INT(s.eval.padding, EVAL_PAD_DYNAMIC);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT_LEGACY);
+    CHECK_INT(s.outputs, JOB_OUT_STATE_DICT);
+    CHECK(str_is(s.device, "cuda:1") && str_is(s.name, "full job"), "device, name");
+    job_spec_free(&s);
+
+    static const struct {
+        const char *n;
+        double want;
+    } norms[] = {{"\"inf\"", INFINITY}, {"\"fro\"", PRUNE_NORM_FRO}, {"1", 1}, {"0.5", 0.5}};
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"method\": \"ln_structured\","
+                 " \"amount\": 0.5, \"options\": {\"n\": %s}}",
+                 norms[i].n);
+        CHECK(norm_spec(text, NULL, &s, &fe) == 0, "n %s: %s", norms[i].n, fe.message);
+        CHECK(s.n == norms[i].want, "n %s: got %g", norms[i].n, s.n);
+        job_spec_free(&s);
+    }
+}
+
+/* Requests as the queue stored them, typed the way they ran. */
+static void test_stored(void)
+{
+    /* Written by the version before eval.tokenizer: no "tokenizer" key, the
+     * defaults of then filled in.  It ran with the legacy tokenizer. */
+    static const char before_tokenizer[] =
+        "{\"model\":\"/srv/models/bert.pt\",\"targets\":[\"bert.encoder.layer.*.attention.self.query\"],"
+        "\"method\":\"l1_unstructured\",\"amount\":0.3,\"amount_kind\":\"fraction\",\"scope\":\"global\","
+        "\"options\":{\"n\":null,\"dim\":-1,\"seed\":null,\"threshold\":null,\"mask\":null,"
+        "\"plugin\":null,\"plugin_params\":null,\"iterative\":false},"
+        "\"eval\":{\"data\":\"/srv/data/dev.txt\",\"vocab\":\"/srv/data/vocab.txt\","
+        "\"classes\":\"/srv/data/class.txt\",\"max_length\":32,\"batch_size\":256,"
+        "\"lowercase\":true,\"padding\":\"exact\",\"limit\":64},"
+        "\"outputs\":[\"torchscript\"],\"device\":\"auto\",\"name\":\"old\"}";
+    struct job_spec s;
+    struct job_field_error fe;
+    json_t *out = NULL;
+    CHECK(job_spec_from_stored(before_tokenizer, &out, &s, &fe) == 0, "%s: %s", fe.field,
+          fe.message);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT_LEGACY);
+    CHECK_INT(s.eval.lowercase, 1);
+    CHECK_INT(s.eval.limit, 64);
+    CHECK_INT(s.outputs, JOB_OUT_TORCHSCRIPT);
+    CHECK(str_is(s.model, "/srv/models/bert.pt") && str_is(s.eval.vocab, "/srv/data/vocab.txt"),
+          "paths as stored");
+    CHECK(str_is(json_string_value(json_object_get(json_object_get(out, "eval"), "tokenizer")),
+                 "bert_legacy"),
+          "the JSON says which tokenizer it ran with");
+    /* What it is stored as now reads the same. */
+    char *text = json_dumps(out, JSON_COMPACT);
+    struct job_spec again;
+    CHECK(text && job_spec_from_stored(text, NULL, &again, &fe) == 0, "%s", fe.message);
+    CHECK_INT(again.eval.tokenizer, TOK_BERT_LEGACY);
+    free(text);
+    job_spec_free(&again);
+    json_decref(out);
+    job_spec_free(&s);
+
+    /* Stored by this version: the tokenizer is always there, as normalized. */
+    out = NULL;
+    CHECK_INT(norm(seed_job, &out, &fe), 0);
+    text = json_dumps(out, JSON_COMPACT);
+    CHECK(text && job_spec_from_stored(text, NULL, &s, &fe) == 0, "%s", fe.message);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT);
+    free(text);
+    json_decref(out);
+    job_spec_free(&s);
+
+    /* Without eval there is no tokenizer to fill in. */
+    CHECK(job_spec_from_stored("{\"model\":\"m\",\"targets\":[\"x\"],\"amount\":0.1}", &out, &s,
+                               &fe) == 0,
+          "%s", fe.message);
+    CHECK(!s.has_eval && json_is_null(json_object_get(out, "eval")), "no eval");
+    json_decref(out);
+    job_spec_free(&s);
+
+    CHECK_INT(job_spec_from_stored("{\"model\":", &out, &s, &fe), ERR_FORMAT);
+    CHECK(out == NULL && s.model == NULL && strstr(fe.message, "not JSON"), "not JSON: %s",
+          fe.message);
+    CHECK_INT(job_spec_from_stored("{\"model\":\"m\",\"targets\":[]}", NULL, &s, &fe), ERR_INVALID);
+    CHECK(str_is(fe.field, "targets"), "stored bad field %s", fe.field);
+    job_spec_free(&s);
 }
 
 static void test_tokenizer(void)
@@ -190,6 +367,9 @@ static void test_resolve(void)
 int main(void)
 {
     test_defaults();
+    test_spec_defaults();
+    test_spec_fields();
+    test_stored();
     test_tokenizer();
     test_amounts();
     test_bad_fields();
