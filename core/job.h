@@ -119,10 +119,15 @@ int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
 typedef int (*job_resolve_fn)(void *ud, const char *field, const char *path, char *out,
                               size_t outlen, char *err, size_t errlen);
 
-/* Replaces every path in a normalized request by resolve's answer.  On
- * failure returns resolve's code with fe naming the field. */
-int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
-                              struct job_field_error *fe);
+/*
+ * Replaces every path spec names by resolve's answer, and the same path in
+ * req, the normalized JSON spec was made from, unless req is NULL (so the
+ * two keep telling the same request).  On failure returns resolve's code
+ * (or ERR_NOMEM) with fe naming the field; the paths before it are
+ * resolved then, the rest not.
+ */
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve,
+                              void *ud, struct job_field_error *fe);
 
 struct job_hooks {
     void *ud;
@@ -137,23 +142,26 @@ struct job_hooks {
 };
 
 /*
- * Runs a normalized request whose paths are resolved (absolute): load,
- * evaluate, prune, evaluate, save.  Writes the artifacts and result.json
- * into out_dir (each through a temporary name, fsync'd and renamed when
- * complete) and returns the result in *result (caller decrefs).  Returns
- * ERR_CANCELLED when hooks->cancelled said so (nothing is left in out_dir
- * but completed files), or another ERR_* with a message.
+ * Runs spec, whose paths are resolved (absolute): load, evaluate, prune,
+ * evaluate, save.  request is the normalized JSON spec was made from (paths
+ * resolved by the same job_request_resolve_paths call): result.json records
+ * it as provenance.request, and nothing else reads it.  Writes the artifacts
+ * and result.json into out_dir (each through a temporary name, fsync'd and
+ * renamed when complete) and returns the result in *result (caller decrefs).
+ * Returns ERR_CANCELLED when hooks->cancelled said so (nothing is left in
+ * out_dir but completed files), or another ERR_* with a message.
  */
-int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *hooks,
-                json_t **result, char *err, size_t errlen);
+int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
+                const struct job_hooks *hooks, json_t **result, char *err, size_t errlen);
 
 /*
- * job_execute with the artifact paths given one by one (NULL: not written),
- * for `prunerd prune --out ... --state-dict ... --report ...`.
+ * job_execute with the artifact paths given one by one (NULL: not written;
+ * spec->outputs is not consulted), for `prunerd prune --out ...
+ * --state-dict ... --report ...`.
  */
-int job_execute_to(const json_t *req, const char *torchscript, const char *state_dict,
-                   const char *result_path, const struct job_hooks *hooks, json_t **result,
-                   char *err, size_t errlen);
+int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
+                   const char *state_dict, const char *result_path,
+                   const struct job_hooks *hooks, json_t **result, char *err, size_t errlen);
 
 /*
  * Where a job's files live under the artifact store: artifact_dir/jobs/<id>/,

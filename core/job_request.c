@@ -512,31 +512,40 @@ int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
     return rc;
 }
 
-int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
-                              struct job_field_error *fe)
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve,
+                              void *ud, struct job_field_error *fe)
 {
-    static const struct {
+    struct {
         const char *field, *object, *key;
+        char **path;
     } paths[] = {
-        {"model", NULL, "model"},         {"eval.data", "eval", "data"},
-        {"eval.vocab", "eval", "vocab"},   {"eval.classes", "eval", "classes"},
-        {"options.mask", "options", "mask"},
+        {"model", NULL, "model", &spec->model},
+        {"eval.data", "eval", "data", &spec->eval.data},
+        {"eval.vocab", "eval", "vocab", &spec->eval.vocab},
+        {"eval.classes", "eval", "classes", &spec->eval.classes},
+        {"options.mask", "options", "mask", &spec->mask},
     };
     char resolved[4096], msg[256];
     memset(fe, 0, sizeof *fe);
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
-        json_t *v = json_object_get(obj, paths[i].key);
-        if (!json_is_string(v)) continue;
+        if (!*paths[i].path) continue;
         msg[0] = '\0';
-        int rc = resolve(ud, paths[i].field, json_string_value(v), resolved, sizeof resolved, msg,
+        int rc = resolve(ud, paths[i].field, *paths[i].path, resolved, sizeof resolved, msg,
                          sizeof msg);
+        char *copy = rc ? NULL : strdup(resolved);
+        if (!rc && !copy) {
+            rc = ERR_NOMEM;
+            snprintf(msg, sizeof msg, "out of memory");
+        }
         if (rc) {
             snprintf(fe->field, sizeof fe->field, "%s", paths[i].field);
             snprintf(fe->message, sizeof fe->message, "%s", msg);
             return rc;
         }
-        json_object_set_new(obj, paths[i].key, json_string(resolved));
+        free(*paths[i].path);
+        *paths[i].path = copy;
+        json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
+        if (json_is_object(obj)) json_object_set_new(obj, paths[i].key, json_string(resolved));
     }
     return 0;
 }

@@ -149,19 +149,17 @@ static const char *flag_of(const char *field)
     return field;
 }
 
-/* Normalizes and resolves a request (relative paths against base), printing
- * the field error under the name label gives it (a flag for prunerd prune). */
+/* Normalizes and resolves a request (relative paths against base) into *req
+ * and *spec (caller decrefs and frees, also on failure), printing the field
+ * error under the name label gives it (a flag for prunerd prune). */
 static int prepare(json_t *raw, const char *base, const char *(*label)(const char *field),
-                   json_t **req)
+                   json_t **req, struct job_spec *spec)
 {
     struct job_field_error fe;
-    if (job_request_normalize(raw, req, NULL, &fe) != 0)
+    if (job_request_normalize(raw, req, spec, &fe) != 0)
         return fail(EXIT_USAGE, "%s%s%s", label(fe.field), fe.field[0] ? ": " : "", fe.message);
-    if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
-        json_decref(*req);
-        *req = NULL;
+    if (job_request_resolve_paths(spec, *req, resolve_local, (void *)base, &fe) != 0)
         return fail(EXIT_USAGE, "%s: %s", label(fe.field), fe.message);
-    }
     return 0;
 }
 
@@ -188,6 +186,7 @@ int cli_prune(int argc, char **argv)
         {"device", required_argument, 0, O_DEVICE},   {0, 0, 0, 0}};
     json_t *raw = json_object(), *options = json_object(), *targets = json_array();
     json_t *req = NULL, *result = NULL;
+    struct job_spec spec = {0};
     const char *out = NULL, *state_dict = NULL, *report = NULL, *plugin_dir = NULL;
     long threads = 0, v;
     int c, rc = 0;
@@ -265,9 +264,9 @@ int cli_prune(int argc, char **argv)
     json_object_set_new(raw, "model", json_string(argv[optind]));
     json_object_set_new(raw, "outputs", state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
                                                    : json_pack("[s]", "torchscript"));
-    if ((rc = prepare(raw, NULL, flag_of, &req))) goto out;
+    if ((rc = prepare(raw, NULL, flag_of, &req, &spec))) goto out;
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads};
-    int jrc = job_execute_to(req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
+    int jrc = job_execute_to(&spec, req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
     if (jrc) {
         rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
                   "%s", err);
@@ -287,6 +286,7 @@ out:
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
 }
 
@@ -453,10 +453,11 @@ int cli_run(int argc, char **argv)
         return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
     const char *path = argv[optind];
     json_t *raw = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *req = NULL, *result = NULL;
+    struct job_spec spec = {0};
     if (!raw) return fail(EXIT_USAGE, "%s:%d: %s", path, je.line, je.text);
     snprintf(base, sizeof base, "%s", path);
     char *dir = dirname(base);
-    if ((rc = prepare(raw, dir, field_name, &req))) goto out;
+    if ((rc = prepare(raw, dir, field_name, &req, &spec))) goto out;
     if (!out_dir) {
         char name[PATH_MAX];
         snprintf(name, sizeof name, "%s", path);
@@ -466,7 +467,7 @@ int cli_run(int argc, char **argv)
         out_dir = outbuf;
     }
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads, .verbose = !quiet};
-    int jrc = job_execute(req, out_dir, &hooks, &result, err, sizeof err);
+    int jrc = job_execute(&spec, req, out_dir, &hooks, &result, err, sizeof err);
     if (jrc) {
         rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
                   "%s", err);
@@ -477,5 +478,6 @@ out:
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
 }

@@ -52,13 +52,15 @@ static int run_job(const char *model, const char *out_dir, char *err, size_t err
              " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\"}",
              model);
     json_t *raw = json_loads(text, 0, NULL), *req = NULL, *result = NULL;
+    struct job_spec spec;
     struct job_field_error fe;
     struct job_hooks hooks = {.threads = 1};
-    int rc = job_request_normalize(raw, &req, NULL, &fe);
-    if (!rc) rc = job_execute(req, out_dir, &hooks, &result, err, errlen);
+    int rc = job_request_normalize(raw, &req, &spec, &fe);
+    if (!rc) rc = job_execute(&spec, req, out_dir, &hooks, &result, err, errlen);
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
 }
 

@@ -348,20 +348,60 @@ static int deny_data(void *ud, const char *field, const char *path, char *out, s
     return 0;
 }
 
+static int allow_all(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                     char *err, size_t errlen)
+{
+    int *calls = ud;
+    (void)field, (void)err, (void)errlen;
+    (*calls)++;
+    snprintf(out, outlen, "/abs/%s", path);
+    return 0;
+}
+
 static void test_resolve(void)
 {
     json_t *out = NULL;
+    struct job_spec spec;
     struct job_field_error fe;
     int calls = 0;
-    CHECK_INT(norm(seed_job, &out, &fe), 0);
+    CHECK_INT(norm_spec(seed_job, &out, &spec, &fe), 0);
     if (!out) return;
-    CHECK_INT(job_request_resolve_paths(out, deny_data, &calls, &fe), ERR_DENIED);
+    CHECK_INT(job_request_resolve_paths(&spec, out, deny_data, &calls, &fe), ERR_DENIED);
     CHECK(!strcmp(fe.field, "eval.data"), "field %s", fe.field);
     CHECK(strstr(fe.message, "outside") != NULL, "message %s", fe.message);
     CHECK(!strcmp(json_string_value(json_object_get(out, "model")), "/roots/models/bert.pt"), "model %s",
           json_string_value(json_object_get(out, "model")));
+    CHECK(str_is(spec.model, "/roots/models/bert.pt"), "spec model %s", spec.model);
+    CHECK(str_is(spec.eval.data, "dev.txt"), "eval.data left as it was: %s", spec.eval.data);
     CHECK_INT(calls, 2);
     json_decref(out);
+    job_spec_free(&spec);
+
+    /* Everything resolves: the spec and the JSON say the same; without the
+     * JSON only the spec changes. */
+    static const char with_mask[] =
+        "{\"model\": \"m.pt\", \"targets\": \"x\", \"method\": \"custom_from_mask\","
+        " \"options\": {\"mask\": \"mask.pt\"},"
+        " \"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\"}}";
+    CHECK_INT(norm_spec(with_mask, &out, &spec, &fe), 0);
+    calls = 0;
+    CHECK_INT(job_request_resolve_paths(&spec, out, allow_all, &calls, &fe), 0);
+    CHECK_INT(calls, 5);
+    json_t *ev = json_object_get(out, "eval");
+    CHECK(str_is(spec.mask, "/abs/mask.pt") &&
+              str_is(json_string_value(json_object_get(json_object_get(out, "options"), "mask")),
+                     "/abs/mask.pt"),
+          "mask %s", spec.mask);
+    CHECK(str_is(spec.eval.vocab, "/abs/v") &&
+              str_is(json_string_value(json_object_get(ev, "vocab")), "/abs/v") &&
+              str_is(spec.eval.classes, "/abs/c"),
+          "eval paths %s", spec.eval.vocab);
+    json_decref(out);
+    job_spec_free(&spec);
+    CHECK_INT(norm_spec(with_mask, NULL, &spec, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&spec, NULL, allow_all, &calls, &fe), 0);
+    CHECK(str_is(spec.model, "/abs/m.pt"), "model %s", spec.model);
+    job_spec_free(&spec);
 }
 
 int main(void)
