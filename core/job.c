@@ -102,6 +102,8 @@ static int load(struct run *r, char *err, size_t errlen)
     else if (!strcmp(device, "auto"))
         device = ts_cuda_available() ? "cuda" : "cpu";
     ts_set_threads(threads_of(r->hooks));
+    /* s->model_config is for the loaders of single-file checkpoints; a
+     * TorchScript module carries its own configuration. */
     int rc = ts_model_open(s->model, device, &r->model, err, errlen);
     if (rc) return rc;
 

@@ -15,7 +15,7 @@
  * A job request is the JSON that `prunerd run JOB.json` reads and
  * `POST /v1/jobs` takes:
  *
- *   {"model", "targets": [glob...], "method", "amount", "amount_kind",
+ *   {"model", "model_config", "targets": [glob...], "method", "amount", "amount_kind",
  *    "scope", "options": {n, dim, seed, threshold, mask, plugin,
  *    plugin_params, iterative}, "eval": {data, vocab, classes, max_length,
  *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
@@ -56,6 +56,8 @@ struct job_eval_spec {
  */
 struct job_spec {
     char *model;                       /* TorchScript model path */
+    char *model_config;                /* a Hugging Face config.json for a single-file
+                                          checkpoint, or NULL */
     char **targets;                    /* parameter or module globs, ntargets >= 1 */
     size_t ntargets;
     const struct prune_method *method; /* an entry of prune_methods; l1_unstructured */
@@ -111,7 +113,7 @@ int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
                          struct job_field_error *fe);
 
 /*
- * Resolves a path a request names.  field is "model", "eval.data",
+ * Resolves a path a request names.  field is "model", "model_config", "eval.data",
  * "eval.vocab", "eval.classes" or "options.mask".  Writes the absolute real
  * path into out.  Returns 0, ERR_DENIED (outside the allowed roots: never
  * opened), ERR_NOTFOUND, or ERR_INVALID, with a message.

@@ -301,6 +301,7 @@ void job_spec_free(struct job_spec *spec)
 {
     if (!spec) return;
     free(spec->model);
+    free(spec->model_config);
     for (size_t i = 0; i < spec->ntargets; i++)
         free(spec->targets[i]);
     free(spec->targets);
@@ -349,6 +350,7 @@ static int spec_of(const json_t *r, struct job_spec *s)
     size_t i;
 
     s->model = dup_str(json_object_get(r, "model"), &nomem);
+    s->model_config = dup_str(json_object_get(r, "model_config"), &nomem);
     s->targets = calloc(json_array_size(targets), sizeof *s->targets);
     if (!s->targets) return ERR_NOMEM;
     json_array_foreach(targets, i, v) s->targets[s->ntargets++] = dup_str(v, &nomem);
@@ -401,9 +403,9 @@ static int spec_of(const json_t *r, struct job_spec *s)
 int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
                           struct job_field_error *fe)
 {
-    static const char *const keys[] = {"model", "targets", "method", "amount", "amount_kind",
-                                       "scope", "options", "eval", "outputs", "device", "name",
-                                       NULL};
+    static const char *const keys[] = {"model", "model_config", "targets", "method", "amount",
+                                       "amount_kind", "scope", "options", "eval", "outputs",
+                                       "device", "name", NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -416,6 +418,7 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     }
     if ((rc = only_keys(in, "", keys, fe))) goto out;
     if ((rc = get_string(in, "model", "model", 1, NULL, o, fe))) goto out;
+    if ((rc = get_string(in, "model_config", "model_config", 0, NULL, o, fe))) goto out;
 
     json_t *t = json_object_get(in, "targets");
     if (json_is_string(t)) t = json_pack("[O]", t);
@@ -520,6 +523,7 @@ int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn
         char **path;
     } paths[] = {
         {"model", NULL, "model", &spec->model},
+        {"model_config", NULL, "model_config", &spec->model_config},
         {"eval.data", "eval", "data", &spec->eval.data},
         {"eval.vocab", "eval", "vocab", &spec->eval.vocab},
         {"eval.classes", "eval", "classes", &spec->eval.classes},

@@ -127,7 +127,8 @@ int cli_inspect(int argc, char **argv)
 }
 
 static const char prune_usage[] =
-    "usage: prunerd prune MODEL.pt --out OUT.pt [--state-dict OUT.pth] --method M --amount A "
+    "usage: prunerd prune MODEL.pt [--model-config CONFIG.json] --out OUT.pt [--state-dict OUT.pth] "
+    "--method M --amount A "
     "--target GLOB [--target GLOB ...] [--scope local|global] [--amount-kind fraction|count] "
     "[--n P] [--dim D] [--seed S] [--threshold T] [--mask FILE] [--plugin NAME "
     "--plugin-params JSON] [--plugin-dir DIR] [--iterative] [--report REPORT.json] [--threads N] "
@@ -137,7 +138,7 @@ static const char prune_usage[] =
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
-        {"model", "MODEL"},          {"targets", "--target"},      {"method", "--method"},
+        {"model", "MODEL"},          {"model_config", "--model-config"}, {"targets", "--target"},      {"method", "--method"},
         {"amount", "--amount"},      {"amount_kind", "--amount-kind"}, {"scope", "--scope"},
         {"options.n", "--n"},        {"options.dim", "--dim"},     {"options.seed", "--seed"},
         {"options.threshold", "--threshold"}, {"options.mask", "--mask"},
@@ -172,7 +173,8 @@ static const char *field_name(const char *field)
 int cli_prune(int argc, char **argv)
 {
     enum { O_OUT = 256, O_SD, O_METHOD, O_AMOUNT, O_TARGET, O_SCOPE, O_KIND, O_N, O_DIM, O_SEED,
-           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE };
+           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE,
+           O_MCONFIG };
     static const struct option opts[] = {
         {"out", required_argument, 0, O_OUT},         {"state-dict", required_argument, 0, O_SD},
         {"method", required_argument, 0, O_METHOD},   {"amount", required_argument, 0, O_AMOUNT},
@@ -183,7 +185,8 @@ int cli_prune(int argc, char **argv)
         {"plugin", required_argument, 0, O_PLUGIN},   {"plugin-params", required_argument, 0, O_PPARAMS},
         {"plugin-dir", required_argument, 0, O_PDIR}, {"iterative", no_argument, 0, O_ITER},
         {"report", required_argument, 0, O_REPORT},   {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},   {0, 0, 0, 0}};
+        {"device", required_argument, 0, O_DEVICE},   {"model-config", required_argument, 0, O_MCONFIG},
+        {0, 0, 0, 0}};
     json_t *raw = json_object(), *options = json_object(), *targets = json_array();
     json_t *req = NULL, *result = NULL;
     struct job_spec spec = {0};
@@ -207,6 +210,7 @@ int cli_prune(int argc, char **argv)
         case O_SCOPE: json_object_set_new(raw, "scope", json_string(optarg)); break;
         case O_KIND: json_object_set_new(raw, "amount_kind", json_string(optarg)); break;
         case O_DEVICE: json_object_set_new(raw, "device", json_string(optarg)); break;
+        case O_MCONFIG: json_object_set_new(raw, "model_config", json_string(optarg)); break;
         case O_MASK: json_object_set_new(options, "mask", json_string(optarg)); break;
         case O_PLUGIN: json_object_set_new(options, "plugin", json_string(optarg)); break;
         case O_ITER: json_object_set_new(options, "iterative", json_true()); break;

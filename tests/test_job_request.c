@@ -94,6 +94,7 @@ static void test_spec_defaults(void)
     struct job_field_error fe;
     CHECK(norm_spec(seed_job, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
     CHECK(str_is(s.model, "models/bert.pt"), "model %s", s.model ? s.model : "(null)");
+    CHECK(s.model_config == NULL, "model_config %s", s.model_config);
     CHECK(s.ntargets == 1 && str_is(s.targets[0], "bert.encoder.layer.*.attention.self.query"),
           "targets (%zu)", s.ntargets);
     CHECK(s.method && s.method->id == PRUNE_L1_UNSTRUCTURED, "method %s",
@@ -136,7 +137,7 @@ static void test_spec_defaults(void)
 static void test_spec_fields(void)
 {
     static const char full[] =
-        "{\"model\": \"/m/bert.pt\", \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
+        "{\"model\": \"/m/bert.pt\", \"model_config\": \"/m/config.json\", \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
         " \"amount\": 3, \"scope\": \"local\","
         " \"options\": {\"n\": \"-inf\", \"dim\": 0, \"seed\": 9007199254740993,"
         " \"threshold\": 0.25, \"mask\": \"mask.pt\", \"plugin\": \"foo_bar-1\","
@@ -148,6 +149,7 @@ static void test_spec_fields(void)
     struct job_spec s;
     struct job_field_error fe;
     CHECK(norm_spec(full, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(str_is(s.model_config, "/m/config.json"), "model_config");
     CHECK(s.ntargets == 2 && str_is(s.targets[1], "b"), "targets");
     CHECK(s.method && s.method->id == PRUNE_LN_STRUCTURED, "method");
     CHECK(s.has_amount && s.amount.is_count && s.amount.count == 3, "amount count");
@@ -298,6 +300,8 @@ static void test_bad_fields(void)
     expect_bad("{\"amount_kind\": \"percent\"}", "amount_kind", "one of");
     expect_bad("{\"model\": 3}", "model", "string");
     expect_bad("{\"model\": \"\"}", "model", "empty");
+    expect_bad("{\"model_config\": 3}", "model_config", "string");
+    expect_bad("{\"model_config\": \"\"}", "model_config", "empty");
     expect_bad("{\"targets\": []}", "targets", "non-empty");
     expect_bad("{\"targets\": [\"a\", 1]}", "targets", "targets[1]");
     expect_bad("{\"method\": \"l3\"}", "method", "l1_unstructured");
@@ -358,6 +362,15 @@ static int allow_all(void *ud, const char *field, const char *path, char *out, s
     return 0;
 }
 
+static int deny_config(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                       char *err, size_t errlen)
+{
+    (void)ud;
+    if (!strcmp(field, "model_config")) return err_set(err, errlen, ERR_DENIED, "no");
+    snprintf(out, outlen, "%s", path);
+    return 0;
+}
+
 static void test_resolve(void)
 {
     json_t *out = NULL;
@@ -380,13 +393,17 @@ static void test_resolve(void)
     /* Everything resolves: the spec and the JSON say the same; without the
      * JSON only the spec changes. */
     static const char with_mask[] =
-        "{\"model\": \"m.pt\", \"targets\": \"x\", \"method\": \"custom_from_mask\","
+        "{\"model\": \"m.pt\", \"model_config\": \"config.json\", \"targets\": \"x\","
+        " \"method\": \"custom_from_mask\","
         " \"options\": {\"mask\": \"mask.pt\"},"
         " \"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\"}}";
     CHECK_INT(norm_spec(with_mask, &out, &spec, &fe), 0);
     calls = 0;
     CHECK_INT(job_request_resolve_paths(&spec, out, allow_all, &calls, &fe), 0);
-    CHECK_INT(calls, 5);
+    CHECK_INT(calls, 6);
+    CHECK(str_is(spec.model_config, "/abs/config.json") &&
+              str_is(json_string_value(json_object_get(out, "model_config")), "/abs/config.json"),
+          "model_config %s", spec.model_config);
     json_t *ev = json_object_get(out, "eval");
     CHECK(str_is(spec.mask, "/abs/mask.pt") &&
               str_is(json_string_value(json_object_get(json_object_get(out, "options"), "mask")),
@@ -401,6 +418,11 @@ static void test_resolve(void)
     CHECK_INT(norm_spec(with_mask, NULL, &spec, &fe), 0);
     CHECK_INT(job_request_resolve_paths(&spec, NULL, allow_all, &calls, &fe), 0);
     CHECK(str_is(spec.model, "/abs/m.pt"), "model %s", spec.model);
+    job_spec_free(&spec);
+    /* model_config goes to the resolver under its own name (roots: a model root). */
+    CHECK_INT(norm_spec(with_mask, NULL, &spec, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&spec, NULL, deny_config, NULL, &fe), ERR_DENIED);
+    CHECK(str_is(fe.field, "model_config"), "field %s", fe.field);
     job_spec_free(&spec);
 }
 
