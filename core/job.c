@@ -435,14 +435,31 @@ int job_execute_to(const struct job_spec *spec, const json_t *request, const cha
     return rc;
 }
 
+/*
+ * What a job saves (JOB_OUT_* bits): its outputs, 0 (the request said
+ * nothing) meaning the input's own family.  Every input is TorchScript until
+ * native model formats exist, so that is torchscript + state_dict, and
+ * nothing can write safetensors yet.  The one place that decides it.
+ */
+static int outputs_for(const struct job_spec *spec, unsigned *want, char *err, size_t errlen)
+{
+    unsigned o = spec->outputs ? spec->outputs : JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT;
+    if (o & JOB_OUT_SAFETENSORS)
+        return err_set(err, errlen, ERR_UNSUPPORTED,
+                       "outputs: safetensors needs a native model (not yet)");
+    *want = o;
+    return 0;
+}
+
 int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
                 const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
 {
     char ts[PATH_MAX], sd[PATH_MAX], res[PATH_MAX];
-    int want_ts = !!(spec->outputs & JOB_OUT_TORCHSCRIPT);
-    int want_sd = !!(spec->outputs & JOB_OUT_STATE_DICT);
-    int rc = fs_mkdir_p(out_dir, err, errlen);
+    unsigned want;
+    int rc = outputs_for(spec, &want, err, errlen);
     if (rc) return rc;
+    int want_ts = !!(want & JOB_OUT_TORCHSCRIPT), want_sd = !!(want & JOB_OUT_STATE_DICT);
+    if ((rc = fs_mkdir_p(out_dir, err, errlen))) return rc;
     /* A run killed while saving left temporary files: this run replaces them. */
     if ((rc = fs_remove_stale_tmp(out_dir, err, errlen)) < 0) return rc;
     snprintf(ts, sizeof ts, "%s/model.pt", out_dir);

@@ -76,7 +76,7 @@ struct job_spec {
     int iterative;                     /* exact zeros count as pruned already; 0 */
     int has_eval;                      /* 0: no evaluation (eval is zeroed) */
     struct job_eval_spec eval;         /* when has_eval */
-    unsigned outputs;                  /* JOB_OUT_* bits, never 0 */
+    unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */
     char device[16];                   /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
     char name[201];                    /* a label, at most 200 bytes; "" */
 };
@@ -85,6 +85,7 @@ struct job_spec {
 enum job_output {
     JOB_OUT_TORCHSCRIPT = 1, /* model.pt */
     JOB_OUT_STATE_DICT = 2,  /* model.pth */
+    JOB_OUT_SAFETENSORS = 4, /* model.safetensors (needs a native model) */
 };
 
 /* Frees what spec owns and zeroes it; safe on a zeroed spec (and NULL). */

@@ -266,23 +266,33 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
     return 0;
 }
 
+/* The names of enum job_output's bits, in bit order. */
+static const char *const output_names[] = {"torchscript", "state_dict", "safetensors"};
+#define OUTPUT_COUNT (sizeof output_names / sizeof output_names[0])
+_Static_assert(JOB_OUT_SAFETENSORS == 1u << 2, "output_names follows enum job_output's bits");
+
+/* null (absent) stays null: the input's own family, decided when the job
+ * runs, so a stored request keeps saying "unset". */
 static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe)
 {
     json_t *v = json_object_get(in, "outputs");
     if (!v || json_is_null(v)) {
-        json_object_set_new(out, "outputs", json_pack("[s, s]", "torchscript", "state_dict"));
+        json_object_set_new(out, "outputs", json_null());
         return 0;
     }
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 2)
-        return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\"");
-    int seen[2] = {0, 0};
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > OUTPUT_COUNT)
+        return bad(fe, "outputs", "must be null or a non-empty list of \"torchscript\", "
+                                  "\"state_dict\" and \"safetensors\"");
+    int seen[OUTPUT_COUNT] = {0};
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
         const char *s = json_is_string(e) ? json_string_value(e) : "";
-        int which = !strcmp(s, "torchscript") ? 0 : !strcmp(s, "state_dict") ? 1 : -1;
-        if (which < 0 || seen[which]++)
-            return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\", each once");
+        size_t which = 0;
+        while (which < OUTPUT_COUNT && strcmp(s, output_names[which])) which++;
+        if (which == OUTPUT_COUNT || seen[which]++)
+            return bad(fe, "outputs", "must be null or a non-empty list of \"torchscript\", "
+                                      "\"state_dict\" and \"safetensors\", each once");
     }
     json_object_set(out, "outputs", v);
     return 0;
@@ -392,8 +402,8 @@ static int spec_of(const json_t *r, struct job_spec *s)
     }
 
     json_array_foreach(json_object_get(r, "outputs"), i, v) {
-        if (!strcmp(json_string_value(v), "torchscript")) s->outputs |= JOB_OUT_TORCHSCRIPT;
-        else if (!strcmp(json_string_value(v), "state_dict")) s->outputs |= JOB_OUT_STATE_DICT;
+        for (size_t b = 0; b < OUTPUT_COUNT; b++)
+            if (!strcmp(json_string_value(v), output_names[b])) s->outputs |= 1u << b;
     }
     snprintf(s->device, sizeof s->device, "%s", str_of(r, "device"));
     snprintf(s->name, sizeof s->name, "%s", str_of(r, "name"));

@@ -309,6 +309,11 @@ def test_run_seed_job():
     p = prunerd("run", path, "--out-dir", os.path.join(tmp, "bad.out"), check=False)
     t.check(p.returncode == 2 and p.stderr.strip() == "prunerd: eval.max_length: must be an integer from 2 to 512",
             f"bad job: {p.returncode} {p.stderr!r}")
+    json.dump(dict(job, outputs=["safetensors"]), open(path, "w"))
+    p = prunerd("run", path, "--out-dir", os.path.join(tmp, "st.out"), check=False)
+    t.check(p.returncode == 2 and p.stderr.strip() == "prunerd: outputs: safetensors needs a native model (not yet)",
+            f"safetensors: {p.returncode} {p.stderr!r}")
+    t.check(not os.path.exists(os.path.join(tmp, "st.out")), "safetensors: an out dir was made")
 
 
 def test_version():

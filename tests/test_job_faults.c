@@ -44,13 +44,16 @@ static void list_dir(const char *dir, char *out, size_t len)
     if (d) closedir(d);
 }
 
-static int run_job(const char *model, const char *out_dir, char *err, size_t errlen)
+/* Runs the seed's global L1 on model into out_dir; extra: more request
+ * fields ("" or ", \"key\": value"). */
+static int run_job_with(const char *model, const char *extra, const char *out_dir, char *err,
+                        size_t errlen)
 {
     char text[1024];
     snprintf(text, sizeof text,
              "{\"model\": \"%s\", \"targets\": [\"bert.encoder.layer.*.attention.self.query\"],"
-             " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\"}",
-             model);
+             " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\"%s}",
+             model, extra);
     json_t *raw = json_loads(text, 0, NULL), *req = NULL, *result = NULL;
     struct job_spec spec;
     struct job_field_error fe;
@@ -62,6 +65,11 @@ static int run_job(const char *model, const char *out_dir, char *err, size_t err
     json_decref(result);
     job_spec_free(&spec);
     return rc;
+}
+
+static int run_job(const char *model, const char *out_dir, char *err, size_t errlen)
+{
+    return run_job_with(model, "", out_dir, err, errlen);
 }
 
 int main(void)
@@ -113,8 +121,24 @@ int main(void)
     rc = run_job(model, out, err, sizeof err);
     CHECK(rc == 0, "clean run: rc %d (%s)", rc, err);
     list_dir(out, names, sizeof names);
-    CHECK(strstr(names, "result.json") && strstr(names, "model.pt") && !strstr(names, ".tmp."),
+    /* No outputs said: the input's family, TorchScript and its state_dict. */
+    CHECK(strstr(names, "result.json") && strstr(names, "model.pt ") &&
+              strstr(names, "model.pth") && !strstr(names, ".tmp."),
           "after a clean run: '%s'", names);
+
+    /* Nothing writes safetensors yet: refused before anything is made. */
+    snprintf(out, sizeof out, "%s/safetensors", tmp);
+    rc = run_job_with(model, ", \"outputs\": [\"torchscript\", \"safetensors\"]", out, err,
+                      sizeof err);
+    CHECK(rc == ERR_UNSUPPORTED && !strcmp(err, "outputs: safetensors needs a native model (not yet)"),
+          "safetensors: rc %d (%s)", rc, err);
+    CHECK(access(out, F_OK) != 0, "safetensors: %s was made", out);
+    /* One output asked for: only that one. */
+    snprintf(out, sizeof out, "%s/sd-only", tmp);
+    rc = run_job_with(model, ", \"outputs\": [\"state_dict\"]", out, err, sizeof err);
+    list_dir(out, names, sizeof names);
+    CHECK(rc == 0 && strstr(names, "model.pth") && !strstr(names, "model.pt "),
+          "state_dict only: rc %d (%s), '%s'", rc, err, names);
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

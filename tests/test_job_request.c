@@ -77,7 +77,7 @@ static void test_defaults(void)
     CHECK_INT(json_integer_value(json_object_get(o, "dim")), -1);
     CHECK(json_is_false(json_object_get(o, "iterative")), "iterative default");
     CHECK(json_is_null(json_object_get(o, "seed")), "seed default");
-    CHECK_INT(json_array_size(json_object_get(out, "outputs")), 2);
+    CHECK(json_is_null(json_object_get(out, "outputs")), "outputs default: null (the input's family)");
     CHECK(!strcmp(json_string_value(json_object_get(out, "device")), "auto"), "device default");
     /* Normalizing a normalized request changes nothing. */
     json_t *again = NULL;
@@ -116,7 +116,7 @@ static void test_spec_defaults(void)
     CHECK_INT(s.eval.padding, EVAL_PAD_EXACT);
     CHECK_INT(s.eval.tokenizer, TOK_BERT);
     CHECK_INT(s.eval.limit, 0);
-    CHECK_INT(s.outputs, JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT);
+    CHECK_INT(s.outputs, 0);
     CHECK(str_is(s.device, "auto"), "device %s", s.device);
     CHECK(str_is(s.name, ""), "name %s", s.name);
     job_spec_free(&s);
@@ -250,6 +250,38 @@ static void test_stored(void)
     job_spec_free(&s);
 }
 
+/* outputs: a set of three names, or null for the input's own family. */
+static void test_outputs(void)
+{
+    static const struct {
+        const char *outputs;
+        unsigned want;
+    } cases[] = {
+        {"null", 0},
+        {"[\"safetensors\"]", JOB_OUT_SAFETENSORS},
+        {"[\"state_dict\", \"torchscript\"]", JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT},
+        {"[\"safetensors\", \"torchscript\", \"state_dict\"]",
+         JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT | JOB_OUT_SAFETENSORS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        json_t *out = NULL;
+        struct job_spec s;
+        struct job_field_error fe;
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1, \"outputs\": %s}",
+                 cases[i].outputs);
+        CHECK(norm_spec(text, &out, &s, &fe) == 0, "%s: %s: %s", text, fe.field, fe.message);
+        CHECK(s.outputs == cases[i].want, "outputs %s: 0x%x, expected 0x%x", cases[i].outputs,
+              s.outputs, cases[i].want);
+        json_t *o = json_object_get(out, "outputs");
+        CHECK(cases[i].want ? json_array_size(o) > 0 : json_is_null(o),
+              "outputs %s: the JSON keeps what was said", cases[i].outputs);
+        json_decref(out);
+        job_spec_free(&s);
+    }
+}
+
 static void test_tokenizer(void)
 {
     static const char legacy[] = "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1, "
@@ -333,7 +365,12 @@ static void test_bad_fields(void)
         "eval.tokenizer", "one of");
     expect_bad("{\"eval\": 5}", "eval", "object");
     expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "torchscript");
+    expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "safetensors");
     expect_bad("{\"outputs\": [\"torchscript\", \"torchscript\"]}", "outputs", "once");
+    expect_bad("{\"outputs\": []}", "outputs", "non-empty");
+    expect_bad("{\"outputs\": \"torchscript\"}", "outputs", "list");
+    expect_bad("{\"outputs\": [\"safetensors\", \"state_dict\", \"torchscript\", \"safetensors\"]}",
+               "outputs", "list");
     expect_bad("{\"device\": \"tpu\"}", "device", "cuda");
     expect_bad("{\"colour\": \"red\"}", "colour", "unknown");
 
@@ -432,6 +469,7 @@ int main(void)
     test_spec_defaults();
     test_spec_fields();
     test_stored();
+    test_outputs();
     test_tokenizer();
     test_amounts();
     test_bad_fields();
