@@ -119,11 +119,19 @@ static int load(struct run *r, char *err, size_t errlen)
 
     if (s->has_eval) {
         const struct job_eval_spec *ev = &s->eval;
+        /* What the request leaves out a Hugging Face model folder will give
+         * (vocab.txt, tokenizer_config.json's do_lower_case); no model is one
+         * yet, so the vocab must be named and lowercase is BERT's default. */
+        if (!ev->vocab)
+            return err_set(err, errlen, ERR_INVALID,
+                           "eval.vocab: is required (the model is no Hugging Face folder with a "
+                           "vocab.txt)");
+        int lowercase = ev->lowercase >= 0 ? ev->lowercase : 1;
         r->data = dataset_load(ev->data, ev->classes, ev->limit, err, errlen);
         if (!r->data) return ERR_FORMAT;
         /* (A request queued before eval.tokenizer existed has TOK_BERT_LEGACY
          * here: job_spec_from_stored saw to it.) */
-        r->tok = tok_create(ev->vocab, ev->tokenizer, ev->lowercase, err, errlen);
+        r->tok = tok_create(ev->vocab, ev->tokenizer, lowercase, err, errlen);
         if (!r->tok) return ERR_FORMAT;
         r->inputs = eval_inputs_create(r->tok, r->data, ev->max_length, err, errlen);
         if (!r->inputs) return ERR_FORMAT;

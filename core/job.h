@@ -38,11 +38,12 @@ struct job_field_error {
 /* The request's "eval" object, typed. */
 struct job_eval_spec {
     char *data;                /* THUCNews-format file: text<TAB>label per line */
-    char *vocab;               /* BERT vocab.txt */
+    char *vocab;               /* BERT vocab.txt; NULL: the model folder's (Hugging Face) */
     char *classes;             /* class names, one a line */
     int max_length;            /* 2..512, [CLS] and [SEP] included; 32 */
     int batch_size;            /* 1..4096; 256 */
-    int lowercase;             /* BERT's do_lower_case: 0 or 1; 1 */
+    int lowercase;             /* BERT's do_lower_case: 0 or 1; -1: not said (the model
+                                  folder's tokenizer_config.json, else 1) */
     enum eval_padding padding; /* EVAL_PAD_EXACT */
     enum tok_mode tokenizer;   /* TOK_BERT (TOK_BERT_LEGACY for a stored request without one) */
     long limit;                /* evaluate the first N examples; 0: all */

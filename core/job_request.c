@@ -93,6 +93,20 @@ static int get_bool(const json_t *obj, const char *key, const char *field, int d
     return 0;
 }
 
+/* A bool that may stay unset: absent or null is null. */
+static int get_bool_or_null(const json_t *obj, const char *key, const char *field, json_t *out,
+                            struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_null());
+        return 0;
+    }
+    if (!json_is_boolean(v)) return bad(fe, field, "must be true, false or null");
+    json_object_set(out, key, v);
+    return 0;
+}
+
 static int get_enum(const json_t *obj, const char *key, const char *field, const char *const *names,
                     const char *def, json_t *out, struct job_field_error *fe)
 {
@@ -250,11 +264,11 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
     int rc;
     if ((rc = only_keys(ev, "eval.", keys, fe)) ||
         (rc = get_string(ev, "data", "eval.data", 1, NULL, o, fe)) ||
-        (rc = get_string(ev, "vocab", "eval.vocab", 1, NULL, o, fe)) ||
+        (rc = get_string(ev, "vocab", "eval.vocab", 0, NULL, o, fe)) ||
         (rc = get_string(ev, "classes", "eval.classes", 1, NULL, o, fe)) ||
         (rc = get_int(ev, "max_length", "eval.max_length", 2, 512, 0, 32, o, fe)) ||
         (rc = get_int(ev, "batch_size", "eval.batch_size", 1, 4096, 0, 256, o, fe)) ||
-        (rc = get_bool(ev, "lowercase", "eval.lowercase", 1, o, fe)) ||
+        (rc = get_bool_or_null(ev, "lowercase", "eval.lowercase", o, fe)) ||
         (rc = get_enum(ev, "padding", "eval.padding", paddings, "exact", o, fe)) ||
         (rc = get_enum(ev, "tokenizer", "eval.tokenizer", tok_mode_names, tok_mode_names[TOK_BERT],
                        o, fe)) ||
@@ -395,7 +409,8 @@ static int spec_of(const json_t *r, struct job_spec *s)
         e->classes = dup_str(json_object_get(ev, "classes"), &nomem);
         e->max_length = (int)json_integer_value(json_object_get(ev, "max_length"));
         e->batch_size = (int)json_integer_value(json_object_get(ev, "batch_size"));
-        e->lowercase = json_is_true(json_object_get(ev, "lowercase"));
+        v = json_object_get(ev, "lowercase");
+        e->lowercase = json_is_boolean(v) ? json_is_true(v) : -1;
         e->padding = !strcmp(str_of(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
         if (tok_mode_parse(str_of(ev, "tokenizer"), &e->tokenizer)) e->tokenizer = TOK_BERT;
         e->limit = (long)json_integer_value(json_object_get(ev, "limit"));

@@ -314,6 +314,11 @@ def test_run_seed_job():
     t.check(p.returncode == 2 and p.stderr.strip() == "prunerd: outputs: safetensors needs a native model (not yet)",
             f"safetensors: {p.returncode} {p.stderr!r}")
     t.check(not os.path.exists(os.path.join(tmp, "st.out")), "safetensors: an out dir was made")
+    json.dump(dict(job, eval={k: v for k, v in job["eval"].items() if k != "vocab"}), open(path, "w"))
+    p = prunerd("run", path, "--out-dir", os.path.join(tmp, "novocab.out"), check=False)
+    t.check(p.returncode == 2 and p.stderr.strip() ==
+            "prunerd: eval.vocab: is required (the model is no Hugging Face folder with a vocab.txt)",
+            f"no vocab: {p.returncode} {p.stderr!r}")
 
 
 def test_version():

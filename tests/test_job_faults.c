@@ -1,4 +1,4 @@
-/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind */
+/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind; outputs and eval a run refuses */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -133,6 +133,15 @@ int main(void)
     CHECK(rc == ERR_UNSUPPORTED && !strcmp(err, "outputs: safetensors needs a native model (not yet)"),
           "safetensors: rc %d (%s)", rc, err);
     CHECK(access(out, F_OK) != 0, "safetensors: %s was made", out);
+    /* No eval.vocab and no model folder to take one from. */
+    snprintf(out, sizeof out, "%s/novocab", tmp);
+    rc = run_job_with(model, ", \"eval\": {\"data\": \"dev.txt\", \"classes\": \"class.txt\"}", out,
+                      err, sizeof err);
+    CHECK(rc == ERR_INVALID && !strcmp(err, "eval.vocab: is required (the model is no Hugging Face "
+                                            "folder with a vocab.txt)"),
+          "no vocab: rc %d (%s)", rc, err);
+    list_dir(out, names, sizeof names);
+    CHECK(names[0] == '\0', "no vocab left '%s'", names);
     /* One output asked for: only that one. */
     snprintf(out, sizeof out, "%s/sd-only", tmp);
     rc = run_job_with(model, ", \"outputs\": [\"state_dict\"]", out, err, sizeof err);

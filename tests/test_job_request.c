@@ -67,7 +67,7 @@ static void test_defaults(void)
     json_t *ev = json_object_get(out, "eval"), *o = json_object_get(out, "options");
     CHECK_INT(json_integer_value(json_object_get(ev, "max_length")), 32);
     CHECK_INT(json_integer_value(json_object_get(ev, "batch_size")), 256);
-    CHECK(json_is_true(json_object_get(ev, "lowercase")), "lowercase default");
+    CHECK(json_is_null(json_object_get(ev, "lowercase")), "lowercase default: null (unset)");
     CHECK(!strcmp(json_string_value(json_object_get(ev, "padding")), "exact"), "padding default");
     CHECK(!strcmp(json_string_value(json_object_get(ev, "tokenizer")), "bert"),
           "tokenizer default '%s'", json_string_value(json_object_get(ev, "tokenizer")));
@@ -112,7 +112,7 @@ static void test_spec_defaults(void)
           "eval files");
     CHECK_INT(s.eval.max_length, 32);
     CHECK_INT(s.eval.batch_size, 256);
-    CHECK_INT(s.eval.lowercase, 1);
+    CHECK_INT(s.eval.lowercase, -1);
     CHECK_INT(s.eval.padding, EVAL_PAD_EXACT);
     CHECK_INT(s.eval.tokenizer, TOK_BERT);
     CHECK_INT(s.eval.limit, 0);
@@ -282,6 +282,59 @@ static void test_outputs(void)
     }
 }
 
+static int allow_all(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                     char *err, size_t errlen)
+{
+    int *calls = ud;
+    (void)field, (void)err, (void)errlen;
+    (*calls)++;
+    snprintf(out, outlen, "/abs/%s", path);
+    return 0;
+}
+
+/* eval.lowercase: unset, false and true are three answers; eval.vocab may
+ * be left to the model folder. */
+static void test_eval_optional(void)
+{
+    static const struct {
+        const char *lowercase;
+        int want;
+    } cases[] = {{NULL, -1}, {"null", -1}, {"false", 0}, {"true", 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256], lower[64] = "";
+        json_t *out = NULL;
+        struct job_spec s;
+        struct job_field_error fe;
+        if (cases[i].lowercase)
+            snprintf(lower, sizeof lower, ", \"lowercase\": %s", cases[i].lowercase);
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1,"
+                 " \"eval\": {\"data\": \"d\", \"classes\": \"c\"%s}}",
+                 lower);
+        CHECK(norm_spec(text, &out, &s, &fe) == 0, "%s: %s: %s", text, fe.field, fe.message);
+        CHECK(s.eval.lowercase == cases[i].want, "lowercase %s: %d", text, s.eval.lowercase);
+        json_t *ev = json_object_get(out, "eval"), *l = json_object_get(ev, "lowercase");
+        CHECK(cases[i].want < 0 ? json_is_null(l) : json_is_boolean(l) && json_is_true(l) == cases[i].want,
+              "%s: the JSON keeps what was said", text);
+        CHECK(s.has_eval && s.eval.vocab == NULL && json_is_null(json_object_get(ev, "vocab")),
+              "%s: vocab unset", text);
+        /* Unset stays unset through the queue. */
+        char *stored = json_dumps(out, JSON_COMPACT);
+        struct job_spec again;
+        CHECK(stored && job_spec_from_stored(stored, NULL, &again, &fe) == 0, "%s", fe.message);
+        CHECK(again.eval.lowercase == cases[i].want && again.eval.vocab == NULL,
+              "%s: stored and read back: lowercase %d", text, again.eval.lowercase);
+        free(stored);
+        job_spec_free(&again);
+        /* No vocab: nothing to resolve for it. */
+        int calls = 0;
+        CHECK_INT(job_request_resolve_paths(&s, out, allow_all, &calls, &fe), 0);
+        CHECK(calls == 3 && s.eval.vocab == NULL, "resolved %d paths", calls);
+        json_decref(out);
+        job_spec_free(&s);
+    }
+}
+
 static void test_tokenizer(void)
 {
     static const char legacy[] = "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1, "
@@ -364,6 +417,13 @@ static void test_bad_fields(void)
         "{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"tokenizer\": 1}}",
         "eval.tokenizer", "one of");
     expect_bad("{\"eval\": 5}", "eval", "object");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"classes\": \"c\", \"lowercase\": \"yes\"}}",
+               "eval.lowercase", "true, false or null");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": 1, \"classes\": \"c\"}}", "eval.vocab",
+               "string");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"\", \"classes\": \"c\"}}", "eval.vocab",
+               "empty");
+    expect_bad("{\"eval\": {\"vocab\": \"v\", \"classes\": \"c\"}}", "eval.data", "required");
     expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "torchscript");
     expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "safetensors");
     expect_bad("{\"outputs\": [\"torchscript\", \"torchscript\"]}", "outputs", "once");
@@ -386,16 +446,6 @@ static int deny_data(void *ud, const char *field, const char *path, char *out, s
     (*calls)++;
     if (!strcmp(field, "eval.data")) return err_set(err, errlen, ERR_DENIED, "%s is outside the data roots", path);
     snprintf(out, outlen, "/roots/%s", path);
-    return 0;
-}
-
-static int allow_all(void *ud, const char *field, const char *path, char *out, size_t outlen,
-                     char *err, size_t errlen)
-{
-    int *calls = ud;
-    (void)field, (void)err, (void)errlen;
-    (*calls)++;
-    snprintf(out, outlen, "/abs/%s", path);
     return 0;
 }
 
@@ -470,6 +520,7 @@ int main(void)
     test_spec_fields();
     test_stored();
     test_outputs();
+    test_eval_optional();
     test_tokenizer();
     test_amounts();
     test_bad_fields();
