@@ -182,7 +182,8 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                         fe.field[0] ? fe.field : NULL, "%s", fe.message);
         goto out;
     }
-    if ((rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots, &fe))) {
+    if ((rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots,
+                                        &fe))) {
         /* A path outside the roots is 403; a missing file is a bad field (400). */
         api_reply_error(rs,
                         rc == ERR_DENIED     ? 403

@@ -143,8 +143,8 @@ static int load(struct run *r, char *err, size_t errlen)
             struct ts_tensor_info ti;
             if (ts_model_info(r->model, i, &ti) == 0 && ti.is_parameter) numel += ti.numel;
         }
-        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n",
-                s->model, (long long)numel, count, ts_model_device(r->model));
+        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n", s->model,
+                (long long)numel, count, ts_model_device(r->model));
         fprintf(r->out, "targets: %zu parameters\n", r->ntargets);
         for (size_t t = 0; t < r->ntargets; t++) {
             struct ts_tensor_info ti;
@@ -420,12 +420,13 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
 }
 
 int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
-                   const char *state_dict, const char *result_path,
-                   const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
+                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
+                   json_t **result, char *err, size_t errlen)
 {
     struct run r = {.spec = spec,
                     .request = request,
-                    .hooks = hooks, .out = hooks && hooks->verbose ? stdout : NULL};
+                    .hooks = hooks,
+                    .out = hooks && hooks->verbose ? stdout : NULL};
     struct job_outputs o = {torchscript, state_dict, result_path};
     int rc = execute(&r, &o, err, errlen);
     if (rc == 0 && result) *result = json_incref(r.result);

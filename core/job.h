@@ -57,15 +57,14 @@ struct job_eval_spec {
  */
 struct job_spec {
     char *model;                       /* TorchScript model path */
-    char *model_config;                /* a Hugging Face config.json for a single-file
-                                          checkpoint, or NULL */
-    char **targets;                    /* parameter or module globs, ntargets >= 1 */
-    size_t ntargets;
+    char *model_config;                /* HF config.json for a single-file checkpoint, or NULL */
+    char **targets;                    /* parameter or module globs */
+    size_t ntargets;                   /* >= 1 */
     const struct prune_method *method; /* an entry of prune_methods; l1_unstructured */
     struct prune_amount amount;        /* valid (prune_amount_check) when has_amount */
     int has_amount;                    /* 0: the method takes none (identity, threshold...) */
     enum prune_scope scope;            /* PRUNE_LOCAL */
-    double n;                          /* ln_structured's p: > 0, +-INFINITY; PRUNE_NORM_FRO for "fro" or none */
+    double n;                          /* ln_structured's p: > 0, +-INFINITY, PRUNE_NORM_FRO */
     int dim;                           /* structured methods' dim, -8..7; -1 */
     int has_seed;                      /* 0: a random seed per run */
     uint64_t seed;                     /* 0..INT64_MAX, when has_seed */
@@ -130,8 +129,8 @@ typedef int (*job_resolve_fn)(void *ud, const char *field, const char *path, cha
  * (or ERR_NOMEM) with fe naming the field; the paths before it are
  * resolved then, the rest not.
  */
-int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve,
-                              void *ud, struct job_field_error *fe);
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve, void *ud,
+                              struct job_field_error *fe);
 
 struct job_hooks {
     void *ud;
@@ -164,8 +163,8 @@ int job_execute(const struct job_spec *spec, const json_t *request, const char *
  * --state-dict ... --report ...`.
  */
 int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
-                   const char *state_dict, const char *result_path,
-                   const struct job_hooks *hooks, json_t **result, char *err, size_t errlen);
+                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
+                   json_t **result, char *err, size_t errlen);
 
 /*
  * Where a job's files live under the artifact store: artifact_dir/jobs/<id>/,

@@ -295,18 +295,21 @@ static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe
         return 0;
     }
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > OUTPUT_COUNT)
-        return bad(fe, "outputs", "must be null or a non-empty list of \"torchscript\", "
-                                  "\"state_dict\" and \"safetensors\"");
+        return bad(fe, "outputs",
+                   "must be null or a non-empty list of \"torchscript\", "
+                   "\"state_dict\" and \"safetensors\"");
     int seen[OUTPUT_COUNT] = {0};
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
         const char *s = json_is_string(e) ? json_string_value(e) : "";
         size_t which = 0;
-        while (which < OUTPUT_COUNT && strcmp(s, output_names[which])) which++;
+        while (which < OUTPUT_COUNT && strcmp(s, output_names[which]))
+            which++;
         if (which == OUTPUT_COUNT || seen[which]++)
-            return bad(fe, "outputs", "must be null or a non-empty list of \"torchscript\", "
-                                      "\"state_dict\" and \"safetensors\", each once");
+            return bad(fe, "outputs",
+                       "must be null or a non-empty list of \"torchscript\", "
+                       "\"state_dict\" and \"safetensors\", each once");
     }
     json_object_set(out, "outputs", v);
     return 0;
@@ -381,8 +384,10 @@ static int spec_of(const json_t *r, struct job_spec *s)
     s->method = prune_method_find(str_of(r, "method"));
     s->has_amount = json_is_number(amount);
     s->amount.is_count = !strcmp(str_of(r, "amount_kind"), "count");
-    if (s->amount.is_count) s->amount.count = (int64_t)json_integer_value(amount);
-    else s->amount.fraction = json_number_value(amount);
+    if (s->amount.is_count)
+        s->amount.count = (int64_t)json_integer_value(amount);
+    else
+        s->amount.fraction = json_number_value(amount);
     s->scope = !strcmp(str_of(r, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
 
     s->n = norm_of(json_object_get(opts, "n"));
@@ -428,9 +433,9 @@ static int spec_of(const json_t *r, struct job_spec *s)
 int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
                           struct job_field_error *fe)
 {
-    static const char *const keys[] = {"model", "model_config", "targets", "method", "amount",
-                                       "amount_kind", "scope", "options", "eval", "outputs",
-                                       "device", "name", NULL};
+    static const char *const keys[] = {
+        "model",   "model_config", "targets", "method", "amount", "amount_kind", "scope",
+        "options", "eval",         "outputs", "device", "name",   NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -509,8 +514,10 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
         snprintf(fe->message, sizeof fe->message, "out of memory");
         goto out;
     }
-    if (out) *out = o;
-    else json_decref(o);
+    if (out)
+        *out = o;
+    else
+        json_decref(o);
     o = NULL;
 out:
     json_decref(o);
@@ -540,8 +547,8 @@ int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
     return rc;
 }
 
-int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve,
-                              void *ud, struct job_field_error *fe)
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve, void *ud,
+                              struct job_field_error *fe)
 {
     struct {
         const char *field, *object, *key;
@@ -559,8 +566,8 @@ int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!*paths[i].path) continue;
         msg[0] = '\0';
-        int rc = resolve(ud, paths[i].field, *paths[i].path, resolved, sizeof resolved, msg,
-                         sizeof msg);
+        int rc =
+            resolve(ud, paths[i].field, *paths[i].path, resolved, sizeof resolved, msg, sizeof msg);
         char *copy = rc ? NULL : strdup(resolved);
         if (!rc && !copy) {
             rc = ERR_NOMEM;

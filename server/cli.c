@@ -127,8 +127,8 @@ int cli_inspect(int argc, char **argv)
 }
 
 static const char prune_usage[] =
-    "usage: prunerd prune MODEL.pt [--model-config CONFIG.json] --out OUT.pt [--state-dict OUT.pth] "
-    "--method M --amount A "
+    "usage: prunerd prune MODEL.pt [--model-config CONFIG.json] --out OUT.pt "
+    "[--state-dict OUT.pth] --method M --amount A "
     "--target GLOB [--target GLOB ...] [--scope local|global] [--amount-kind fraction|count] "
     "[--n P] [--dim D] [--seed S] [--threshold T] [--mask FILE] [--plugin NAME "
     "--plugin-params JSON] [--plugin-dir DIR] [--iterative] [--report REPORT.json] [--threads N] "
@@ -138,7 +138,8 @@ static const char prune_usage[] =
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
-        {"model", "MODEL"},          {"model_config", "--model-config"}, {"targets", "--target"},      {"method", "--method"},
+        {"model", "MODEL"},          {"model_config", "--model-config"},
+        {"targets", "--target"},      {"method", "--method"},
         {"amount", "--amount"},      {"amount_kind", "--amount-kind"}, {"scope", "--scope"},
         {"options.n", "--n"},        {"options.dim", "--dim"},     {"options.seed", "--seed"},
         {"options.threshold", "--threshold"}, {"options.mask", "--mask"},
@@ -185,8 +186,8 @@ int cli_prune(int argc, char **argv)
         {"plugin", required_argument, 0, O_PLUGIN},   {"plugin-params", required_argument, 0, O_PPARAMS},
         {"plugin-dir", required_argument, 0, O_PDIR}, {"iterative", no_argument, 0, O_ITER},
         {"report", required_argument, 0, O_REPORT},   {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},   {"model-config", required_argument, 0, O_MCONFIG},
-        {0, 0, 0, 0}};
+        {"device", required_argument, 0, O_DEVICE},
+        {"model-config", required_argument, 0, O_MCONFIG}, {0, 0, 0, 0}};
     json_t *raw = json_object(), *options = json_object(), *targets = json_array();
     json_t *req = NULL, *result = NULL;
     struct job_spec spec = {0};

@@ -1,4 +1,5 @@
-/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind; outputs and eval a run refuses */
+/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind; outputs and eval
+ * a run refuses */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -130,7 +131,8 @@ int main(void)
     snprintf(out, sizeof out, "%s/safetensors", tmp);
     rc = run_job_with(model, ", \"outputs\": [\"torchscript\", \"safetensors\"]", out, err,
                       sizeof err);
-    CHECK(rc == ERR_UNSUPPORTED && !strcmp(err, "outputs: safetensors needs a native model (not yet)"),
+    CHECK(rc == ERR_UNSUPPORTED &&
+              !strcmp(err, "outputs: safetensors needs a native model (not yet)"),
           "safetensors: rc %d (%s)", rc, err);
     CHECK(access(out, F_OK) != 0, "safetensors: %s was made", out);
     /* No eval.vocab and no model folder to take one from. */

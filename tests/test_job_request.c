@@ -77,7 +77,8 @@ static void test_defaults(void)
     CHECK_INT(json_integer_value(json_object_get(o, "dim")), -1);
     CHECK(json_is_false(json_object_get(o, "iterative")), "iterative default");
     CHECK(json_is_null(json_object_get(o, "seed")), "seed default");
-    CHECK(json_is_null(json_object_get(out, "outputs")), "outputs default: null (the input's family)");
+    CHECK(json_is_null(json_object_get(out, "outputs")),
+          "outputs default: null (the input's family)");
     CHECK(!strcmp(json_string_value(json_object_get(out, "device")), "auto"), "device default");
     /* Normalizing a normalized request changes nothing. */
     json_t *again = NULL;
@@ -125,8 +126,8 @@ static void test_spec_defaults(void)
     job_spec_free(NULL);
 
     /* No eval, no amount: the method that takes none. */
-    CHECK(norm_spec("{\"model\": \"m\", \"targets\": \"x\", \"method\": \"identity\"}", NULL,
-                    &s, &fe) == 0,
+    CHECK(norm_spec("{\"model\": \"m\", \"targets\": \"x\", \"method\": \"identity\"}", NULL, &s,
+                    &fe) == 0,
           "%s: %s", fe.field, fe.message);
     CHECK(!s.has_eval && !s.eval.data && !s.has_amount, "identity: no eval, no amount");
     CHECK(s.ntargets == 1 && str_is(s.targets[0], "x"), "a target string is a list of one");
@@ -137,7 +138,8 @@ static void test_spec_defaults(void)
 static void test_spec_fields(void)
 {
     static const char full[] =
-        "{\"model\": \"/m/bert.pt\", \"model_config\": \"/m/config.json\", \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
+        "{\"model\": \"/m/bert.pt\", \"model_config\": \"/m/config.json\","
+        " \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
         " \"amount\": 3, \"scope\": \"local\","
         " \"options\": {\"n\": \"-inf\", \"dim\": 0, \"seed\": 9007199254740993,"
         " \"threshold\": 0.25, \"mask\": \"mask.pt\", \"plugin\": \"foo_bar-1\","
@@ -192,8 +194,10 @@ static void test_stored(void)
     /* Written by the version before eval.tokenizer: no "tokenizer" key, the
      * defaults of then filled in.  It ran with the legacy tokenizer. */
     static const char before_tokenizer[] =
-        "{\"model\":\"/srv/models/bert.pt\",\"targets\":[\"bert.encoder.layer.*.attention.self.query\"],"
-        "\"method\":\"l1_unstructured\",\"amount\":0.3,\"amount_kind\":\"fraction\",\"scope\":\"global\","
+        "{\"model\":\"/srv/models/bert.pt\","
+        "\"targets\":[\"bert.encoder.layer.*.attention.self.query\"],"
+        "\"method\":\"l1_unstructured\",\"amount\":0.3,\"amount_kind\":\"fraction\","
+        "\"scope\":\"global\","
         "\"options\":{\"n\":null,\"dim\":-1,\"seed\":null,\"threshold\":null,\"mask\":null,"
         "\"plugin\":null,\"plugin_params\":null,\"iterative\":false},"
         "\"eval\":{\"data\":\"/srv/data/dev.txt\",\"vocab\":\"/srv/data/vocab.txt\","
@@ -314,7 +318,8 @@ static void test_eval_optional(void)
         CHECK(norm_spec(text, &out, &s, &fe) == 0, "%s: %s: %s", text, fe.field, fe.message);
         CHECK(s.eval.lowercase == cases[i].want, "lowercase %s: %d", text, s.eval.lowercase);
         json_t *ev = json_object_get(out, "eval"), *l = json_object_get(ev, "lowercase");
-        CHECK(cases[i].want < 0 ? json_is_null(l) : json_is_boolean(l) && json_is_true(l) == cases[i].want,
+        CHECK(cases[i].want < 0 ? json_is_null(l)
+                                : json_is_boolean(l) && json_is_true(l) == cases[i].want,
               "%s: the JSON keeps what was said", text);
         CHECK(s.has_eval && s.eval.vocab == NULL && json_is_null(json_object_get(ev, "vocab")),
               "%s: vocab unset", text);

@@ -128,7 +128,8 @@ int main(void)
     CHECK_INT(roots_job_resolve(r, "eval.data", p, out, sizeof out, e2, sizeof e2), 0);
     CHECK_INT(roots_job_resolve(r, "model", p, out, sizeof out, e2, sizeof e2), ERR_DENIED);
     /* A model's config.json sits with the model: model roots only. */
-    CHECK_INT(roots_job_resolve(r, "model_config", "config.json", out, sizeof out, e2, sizeof e2), 0);
+    CHECK_INT(roots_job_resolve(r, "model_config", "config.json", out, sizeof out, e2, sizeof e2),
+              0);
     CHECK_INT(roots_job_resolve(r, "model_config", p, out, sizeof out, e2, sizeof e2), ERR_DENIED);
 
     roots_destroy(r);
