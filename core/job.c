@@ -2,7 +2,6 @@
 #include "job.h"
 
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +118,10 @@ static int load(struct run *r, char *err, size_t errlen)
 
     if (s->has_eval) {
         const struct job_eval_spec *ev = &s->eval;
-        /* What the request leaves out a Hugging Face model folder will give
-         * (vocab.txt, tokenizer_config.json's do_lower_case); no model is one
-         * yet, so the vocab must be named and lowercase is BERT's default. */
+        /* What the request leaves out will come from a Hugging Face model
+         * folder (its vocab.txt, tokenizer_config.json's do_lower_case).  No
+         * loader reads such a folder yet: the vocab must be named, and
+         * lowercase unset is BERT's default, true. */
         if (!ev->vocab)
             return err_set(err, errlen, ERR_INVALID,
                            "eval.vocab: is required (the model is no Hugging Face folder with a "
