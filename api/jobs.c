@@ -149,6 +149,7 @@ static int may_modify_or_reply(struct api_request *rq, struct api_response *rs,
 void api_jobs_create(struct api_request *rq, struct api_response *rs)
 {
     json_t *in = NULL, *req = NULL;
+    struct job_spec spec = {0};
     struct job_field_error fe = {{0}, {0}};
     json_error_t jerr;
     char err[512], id[JOB_ID_LEN + 1], *text = NULL;
@@ -175,13 +176,14 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                         jerr.column, jerr.text);
         goto out;
     }
-    if ((rc = job_request_normalize(in, &req, &fe))) {
+    if ((rc = job_request_normalize(in, &req, &spec, &fe))) {
         api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc),
                         rc == ERR_INVALID && fe.field[0] ? "invalid_field" : err_name(rc),
                         fe.field[0] ? fe.field : NULL, "%s", fe.message);
         goto out;
     }
-    if ((rc = job_request_resolve_paths(req, roots_job_resolve, (void *)rq->env->roots, &fe))) {
+    if ((rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots,
+                                        &fe))) {
         /* A path outside the roots is 403; a missing file is a bad field (400). */
         api_reply_error(rs,
                         rc == ERR_DENIED     ? 403
@@ -194,9 +196,8 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 500, "internal", NULL, "cannot serialise the request");
         goto out;
     }
-    const char *name = json_string_value(json_object_get(req, "name"));
     struct queue_submission sub = {
-        .request_json = text, .name = name ? name : "", .owner = rq->token_name, .idem_key = idem};
+        .request_json = text, .name = spec.name, .owner = rq->token_name, .idem_key = idem};
     if ((rc = committer_submit(rq->env->committer, &sub))) {
         api_reply_err_code(rs, rc, rc == ERR_CONFLICT ? "Idempotency-Key" : NULL, sub.err);
         goto out;
@@ -217,6 +218,7 @@ out:
     free(text);
     json_decref(in);
     json_decref(req);
+    job_spec_free(&spec);
 }
 
 void api_jobs_list(struct api_request *rq, struct api_response *rs)

@@ -2,7 +2,6 @@
 #include "job.h"
 
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,8 @@ static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0.05, 0.4, 
 static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0.2, 0, 0.5};
 
 struct run {
-    const json_t *req;
+    const struct job_spec *spec;
+    const json_t *request; /* for provenance.request only */
     const struct job_hooks *hooks;
     const double *weight;
     int stage; /* index in job_stages */
@@ -40,12 +40,6 @@ struct run {
     json_t *timings;
     FILE *out; /* the seed's printout, or NULL */
 };
-
-static const char *req_str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
-}
 
 static int cancelled(void *ud)
 {
@@ -99,25 +93,22 @@ static void print_corner(struct run *r, size_t idx, const char *when)
 
 static int load(struct run *r, char *err, size_t errlen)
 {
-    const char *device = req_str(r->req, "device");
+    const struct job_spec *s = r->spec;
+    const char *device = s->device;
     const char *pinned = r->hooks ? r->hooks->gpu_device : NULL;
     if (pinned && (!strcmp(device, "auto") || !strcmp(device, "cuda")))
         device = pinned;
     else if (!strcmp(device, "auto"))
         device = ts_cuda_available() ? "cuda" : "cpu";
     ts_set_threads(threads_of(r->hooks));
-    int rc = ts_model_open(req_str(r->req, "model"), device, &r->model, err, errlen);
+    /* s->model_config is for the loaders of single-file checkpoints; a
+     * TorchScript module carries its own configuration. */
+    int rc = ts_model_open(s->model, device, &r->model, err, errlen);
     if (rc) return rc;
 
-    json_t *globs = json_object_get(r->req, "targets");
-    size_t n = json_array_size(globs);
-    char **g = calloc(n ? n : 1, sizeof *g);
-    if (!g) return err_set(err, errlen, ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        g[i] = (char *)json_string_value(json_array_get(globs, i));
     long bad = -1;
-    rc = targets_resolve(r->model, g, n, &r->targets, &r->ntargets, &bad, err, errlen);
-    free(g);
+    rc = targets_resolve(r->model, s->targets, s->ntargets, &r->targets, &r->ntargets, &bad, err,
+                         errlen);
     if (rc) {
         char msg[512];
         snprintf(msg, sizeof msg, "targets[%ld]: %s", bad, err);
@@ -125,24 +116,24 @@ static int load(struct run *r, char *err, size_t errlen)
     }
     progress(r, 0.5);
 
-    const json_t *ev = json_object_get(r->req, "eval");
-    if (json_is_object(ev)) {
-        json_t *limit = json_object_get(ev, "limit");
-        r->data =
-            dataset_load(req_str(ev, "data"), req_str(ev, "classes"),
-                         json_is_integer(limit) ? (long)json_integer_value(limit) : 0, err, errlen);
+    if (s->has_eval) {
+        const struct job_eval_spec *ev = &s->eval;
+        /* What the request leaves out will come from a Hugging Face model
+         * folder (its vocab.txt, tokenizer_config.json's do_lower_case).  No
+         * loader reads such a folder yet: the vocab must be named, and
+         * lowercase unset is BERT's default, true. */
+        if (!ev->vocab)
+            return err_set(err, errlen, ERR_INVALID,
+                           "eval.vocab: is required (the model is no Hugging Face folder with a "
+                           "vocab.txt)");
+        int lowercase = ev->lowercase >= 0 ? ev->lowercase : 1;
+        r->data = dataset_load(ev->data, ev->classes, ev->limit, err, errlen);
         if (!r->data) return ERR_FORMAT;
-        /* A request queued before eval.tokenizer existed ran with the legacy one. */
-        enum tok_mode mode = TOK_BERT_LEGACY;
-        if (json_object_get(ev, "tokenizer") && tok_mode_parse(req_str(ev, "tokenizer"), &mode))
-            return err_set(err, errlen, ERR_INVALID, "eval.tokenizer: unknown tokenizer \"%s\"",
-                           req_str(ev, "tokenizer"));
-        r->tok = tok_create(req_str(ev, "vocab"), mode,
-                            json_is_true(json_object_get(ev, "lowercase")), err, errlen);
+        /* (A request queued before eval.tokenizer existed has TOK_BERT_LEGACY
+         * here: job_spec_from_stored saw to it.) */
+        r->tok = tok_create(ev->vocab, ev->tokenizer, lowercase, err, errlen);
         if (!r->tok) return ERR_FORMAT;
-        r->inputs = eval_inputs_create(r->tok, r->data,
-                                       (int)json_integer_value(json_object_get(ev, "max_length")),
-                                       err, errlen);
+        r->inputs = eval_inputs_create(r->tok, r->data, ev->max_length, err, errlen);
         if (!r->inputs) return ERR_FORMAT;
     }
     if (r->out) {
@@ -152,8 +143,8 @@ static int load(struct run *r, char *err, size_t errlen)
             struct ts_tensor_info ti;
             if (ts_model_info(r->model, i, &ti) == 0 && ti.is_parameter) numel += ti.numel;
         }
-        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n",
-                req_str(r->req, "model"), (long long)numel, count, ts_model_device(r->model));
+        fprintf(r->out, "model: %s (%lld parameters in %zu tensors, on %s)\n", s->model,
+                (long long)numel, count, ts_model_device(r->model));
         fprintf(r->out, "targets: %zu parameters\n", r->ntargets);
         for (size_t t = 0; t < r->ntargets; t++) {
             struct ts_tensor_info ti;
@@ -170,39 +161,26 @@ static int load(struct run *r, char *err, size_t errlen)
 /* Evaluates into result.metrics[when]. */
 static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
 {
-    const json_t *ev = json_object_get(r->req, "eval");
+    const struct job_eval_spec *ev = &r->spec->eval;
     struct eval_hooks eh = {r, progress, cancelled};
-    enum eval_padding pad =
-        !strcmp(req_str(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
     int rc;
-    json_t *mj = eval_score(r->model, r->inputs, r->data,
-                            (int)json_integer_value(json_object_get(ev, "batch_size")), pad, &eh,
-                            when, r->out, NULL, NULL, &rc, err, errlen);
+    json_t *mj = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh, when,
+                            r->out, NULL, NULL, &rc, err, errlen);
     if (!mj) return rc;
     json_object_set_new(json_object_get(r->result, "metrics"), when, mj);
     return 0;
 }
 
-static double norm_of(const json_t *n)
-{
-    if (json_is_number(n)) return json_number_value(n);
-    const char *s = json_string_value(n);
-    if (!s || !strcmp(s, "fro")) return PRUNE_NORM_FRO;
-    return !strcmp(s, "-inf") ? -INFINITY : INFINITY;
-}
-
 static int prune(struct run *r, char *err, size_t errlen)
 {
-    const json_t *opts = json_object_get(r->req, "options");
-    const struct prune_method *pm = prune_method_find(req_str(r->req, "method"));
-    const json_t *amount = json_object_get(r->req, "amount");
+    const struct job_spec *s = r->spec;
+    const struct prune_method *pm = s->method;
     struct prune_params p = {0};
     struct prune_target *t = calloc(r->ntargets ? r->ntargets : 1, sizeof *t);
     struct ts_tensor_info *ti = calloc(r->ntargets ? r->ntargets : 1, sizeof *ti);
     uint8_t **masks = calloc(r->ntargets ? r->ntargets : 1, sizeof *masks);
     struct ts_dict *maskfile = NULL;
     struct plugin_handle *plugin = NULL;
-    char *plugin_params = NULL;
     size_t mapped = 0;
     int rc = 0;
 
@@ -212,17 +190,13 @@ static int prune(struct run *r, char *err, size_t errlen)
         goto out;
     }
     p.method = pm->id;
-    p.scope = !strcmp(req_str(r->req, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
-    p.amount.is_count = !strcmp(req_str(r->req, "amount_kind"), "count");
-    if (p.amount.is_count)
-        p.amount.count = (int64_t)json_integer_value(amount);
-    else
-        p.amount.fraction = json_number_value(amount);
-    p.n = norm_of(json_object_get(opts, "n"));
-    p.dim = (int)json_integer_value(json_object_get(opts, "dim"));
+    p.scope = s->scope;
+    p.amount = s->amount; /* zero (fraction 0) when the method takes none */
+    p.n = s->n;
+    p.dim = s->dim;
     p.seed = r->seed;
-    p.threshold = json_number_value(json_object_get(opts, "threshold"));
-    p.iterative = json_is_true(json_object_get(opts, "iterative"));
+    p.threshold = s->threshold;
+    p.iterative = s->iterative;
     p.threads = threads_of(r->hooks);
 
     if (pm->id == PRUNE_PLUGIN) {
@@ -231,18 +205,16 @@ static int prune(struct run *r, char *err, size_t errlen)
                          "options.plugin: plugins are off (no plugin dir configured)");
             goto out;
         }
-        plugin = plugin_open(r->hooks->plugin_dir, req_str(opts, "plugin"), err, errlen);
+        plugin = plugin_open(r->hooks->plugin_dir, s->plugin ? s->plugin : "", err, errlen);
         if (!plugin) {
             rc = ERR_INVALID;
             goto out;
         }
         p.plugin = plugin_api(plugin);
-        plugin_params =
-            json_dumps(json_object_get(opts, "plugin_params"), JSON_ENCODE_ANY | JSON_COMPACT);
-        p.plugin_params = plugin_params;
+        p.plugin_params = s->plugin_params ? s->plugin_params : "null"; /* the ABI's "absent" */
     }
     if (pm->id == PRUNE_CUSTOM_FROM_MASK) {
-        if ((rc = ts_dict_open(req_str(opts, "mask"), &maskfile, err, errlen))) goto out;
+        if ((rc = ts_dict_open(s->mask ? s->mask : "", &maskfile, err, errlen))) goto out;
     }
     for (size_t i = 0; i < r->ntargets; i++) {
         ts_model_info(r->model, r->targets[i], &ti[i]);
@@ -296,7 +268,6 @@ out:
     free(masks);
     free(t);
     free(ti);
-    free(plugin_params);
     ts_dict_destroy(maskfile);
     plugin_close(plugin);
     return rc;
@@ -342,16 +313,20 @@ static json_t *input_json(const char *path, char *err, size_t errlen)
 
 static int provenance(struct run *r, char *err, size_t errlen)
 {
-    json_t *inputs = json_object(), *ev = json_object_get(r->req, "eval");
-    json_t *req = json_deep_copy(r->req);
-    static const char *const evfiles[] = {"data", "vocab", "classes"};
-    json_t *model = input_json(req_str(r->req, "model"), err, errlen);
+    const struct job_eval_spec *ev = &r->spec->eval;
+    const struct {
+        const char *name, *path;
+    } evfiles[] = {{"data", ev->data}, {"vocab", ev->vocab}, {"classes", ev->classes}};
+    json_t *inputs = json_object();
+    json_t *req = json_deep_copy(r->request);
+    json_t *model = input_json(r->spec->model, err, errlen);
     if (!model) goto fail;
     json_object_set_new(inputs, "model", model);
-    for (size_t i = 0; json_is_object(ev) && i < 3; i++) {
-        json_t *f = input_json(req_str(ev, evfiles[i]), err, errlen);
+    for (size_t i = 0; r->spec->has_eval && i < 3; i++) {
+        if (!evfiles[i].path) continue;
+        json_t *f = input_json(evfiles[i].path, err, errlen);
         if (!f) goto fail;
-        json_object_set_new(inputs, evfiles[i], f);
+        json_object_set_new(inputs, evfiles[i].name, f);
     }
     json_object_set_new(json_object_get(req, "options"), "seed", json_integer((json_int_t)r->seed));
     json_object_set_new(r->result, "provenance",
@@ -374,14 +349,13 @@ static void timing(struct run *r, const char *key, double since)
 
 static int execute(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
 {
-    int has_eval = json_is_object(json_object_get(r->req, "eval"));
-    const json_t *seed = json_object_get(json_object_get(r->req, "options"), "seed");
+    int has_eval = r->spec->has_eval;
     int rc;
     double t;
 
     r->weight = has_eval ? stage_weight_eval : stage_weight_noeval;
-    if (json_is_integer(seed)) {
-        r->seed = (uint64_t)json_integer_value(seed);
+    if (r->spec->has_seed) {
+        r->seed = r->spec->seed;
     } else {
         if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed)
             r->seed = (uint64_t)getpid();
@@ -445,11 +419,14 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     return 0;
 }
 
-int job_execute_to(const json_t *req, const char *torchscript, const char *state_dict,
-                   const char *result_path, const struct job_hooks *hooks, json_t **result,
-                   char *err, size_t errlen)
+int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
+                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
+                   json_t **result, char *err, size_t errlen)
 {
-    struct run r = {.req = req, .hooks = hooks, .out = hooks && hooks->verbose ? stdout : NULL};
+    struct run r = {.spec = spec,
+                    .request = request,
+                    .hooks = hooks,
+                    .out = hooks && hooks->verbose ? stdout : NULL};
     struct job_outputs o = {torchscript, state_dict, result_path};
     int rc = execute(&r, &o, err, errlen);
     if (rc == 0 && result) *result = json_incref(r.result);
@@ -467,27 +444,38 @@ int job_execute_to(const json_t *req, const char *torchscript, const char *state
     return rc;
 }
 
-int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *hooks,
-                json_t **result, char *err, size_t errlen)
+/*
+ * What a job saves (JOB_OUT_* bits): its outputs, 0 (the request said
+ * nothing) meaning the input's own family.  Every input is TorchScript until
+ * native model formats exist, so that is torchscript + state_dict, and
+ * nothing can write safetensors yet.  The one place that decides it.
+ */
+static int outputs_for(const struct job_spec *spec, unsigned *want, char *err, size_t errlen)
+{
+    unsigned o = spec->outputs ? spec->outputs : JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT;
+    if (o & JOB_OUT_SAFETENSORS)
+        return err_set(err, errlen, ERR_UNSUPPORTED,
+                       "outputs: safetensors needs a native model (not yet)");
+    *want = o;
+    return 0;
+}
+
+int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
+                const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
 {
     char ts[PATH_MAX], sd[PATH_MAX], res[PATH_MAX];
-    int want_ts = 0, want_sd = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(req, "outputs"), i, e)
-    {
-        want_ts |= !strcmp(json_string_value(e), "torchscript");
-        want_sd |= !strcmp(json_string_value(e), "state_dict");
-    }
-    int rc = fs_mkdir_p(out_dir, err, errlen);
+    unsigned want;
+    int rc = outputs_for(spec, &want, err, errlen);
     if (rc) return rc;
+    int want_ts = !!(want & JOB_OUT_TORCHSCRIPT), want_sd = !!(want & JOB_OUT_STATE_DICT);
+    if ((rc = fs_mkdir_p(out_dir, err, errlen))) return rc;
     /* A run killed while saving left temporary files: this run replaces them. */
     if ((rc = fs_remove_stale_tmp(out_dir, err, errlen)) < 0) return rc;
     snprintf(ts, sizeof ts, "%s/model.pt", out_dir);
     snprintf(sd, sizeof sd, "%s/model.pth", out_dir);
     snprintf(res, sizeof res, "%s/result.json", out_dir);
-    return job_execute_to(req, want_ts ? ts : NULL, want_sd ? sd : NULL, res, hooks, result, err,
-                          errlen);
+    return job_execute_to(spec, request, want_ts ? ts : NULL, want_sd ? sd : NULL, res, hooks,
+                          result, err, errlen);
 }
 
 void job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)

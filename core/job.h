@@ -7,11 +7,15 @@
 
 #include <jansson.h>
 
+#include "eval.h"
+#include "prune.h"
+#include "tokenizer.h"
+
 /*
  * A job request is the JSON that `prunerd run JOB.json` reads and
  * `POST /v1/jobs` takes:
  *
- *   {"model", "targets": [glob...], "method", "amount", "amount_kind",
+ *   {"model", "model_config", "targets": [glob...], "method", "amount", "amount_kind",
  *    "scope", "options": {n, dim, seed, threshold, mask, plugin,
  *    plugin_params, iterative}, "eval": {data, vocab, classes, max_length,
  *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
@@ -31,15 +35,86 @@ struct job_field_error {
     char message[256];
 };
 
-/*
- * Checks a request and returns a new object with every default filled in
- * (*out, caller decrefs).  Paths are left as given.  On a bad field returns
- * ERR_INVALID with fe filled (fe may not be NULL).
- */
-int job_request_normalize(const json_t *in, json_t **out, struct job_field_error *fe);
+/* The request's "eval" object, typed. */
+struct job_eval_spec {
+    char *data;                /* THUCNews-format file: text<TAB>label per line */
+    char *vocab;               /* BERT vocab.txt; NULL: the model folder's (Hugging Face) */
+    char *classes;             /* class names, one a line */
+    int max_length;            /* 2..512, [CLS] and [SEP] included; 32 */
+    int batch_size;            /* 1..4096; 256 */
+    int lowercase;             /* BERT's do_lower_case: 0 or 1; -1: not said (the model
+                                  folder's tokenizer_config.json, else 1) */
+    enum eval_padding padding; /* EVAL_PAD_EXACT */
+    enum tok_mode tokenizer;   /* TOK_BERT (TOK_BERT_LEGACY for a stored request without one) */
+    long limit;                /* evaluate the first N examples; 0: all */
+};
 
 /*
- * Resolves a path a request names.  field is "model", "eval.data",
+ * A job request, typed: what job_request_normalize or job_spec_from_stored
+ * made of the JSON, every default filled in.  The daemon reads this, never
+ * the JSON; JSON stays at the edges (the HTTP body, the queue's column,
+ * result.json).  Strings are owned (job_spec_free frees them).
+ */
+struct job_spec {
+    char *model;                       /* TorchScript model path */
+    char *model_config;                /* HF config.json for a single-file checkpoint, or NULL */
+    char **targets;                    /* parameter or module globs */
+    size_t ntargets;                   /* >= 1 */
+    const struct prune_method *method; /* an entry of prune_methods; l1_unstructured */
+    struct prune_amount amount;        /* valid (prune_amount_check) when has_amount */
+    int has_amount;                    /* 0: the method takes none (identity, threshold...) */
+    enum prune_scope scope;            /* PRUNE_LOCAL */
+    double n;                          /* ln_structured's p: > 0, +-INFINITY, PRUNE_NORM_FRO */
+    int dim;                           /* structured methods' dim, -8..7; -1 */
+    int has_seed;                      /* 0: a random seed per run */
+    uint64_t seed;                     /* 0..INT64_MAX, when has_seed */
+    int has_threshold;                 /* 1 for method threshold */
+    double threshold;                  /* threshold: prune |w| < threshold; 0 when none */
+    char *mask;                        /* custom_from_mask's mask file, or NULL */
+    char *plugin;                      /* plugin name (letters, digits, '_', '-'), or NULL */
+    char *plugin_params;               /* compact JSON text for the plugin, or NULL */
+    int iterative;                     /* exact zeros count as pruned already; 0 */
+    int has_eval;                      /* 0: no evaluation (eval is zeroed) */
+    struct job_eval_spec eval;         /* when has_eval */
+    unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */
+    char device[16];                   /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
+    char name[201];                    /* a label, at most 200 bytes; "" */
+};
+
+/* What a job saves, as bits of job_spec.outputs. */
+enum job_output {
+    JOB_OUT_TORCHSCRIPT = 1, /* model.pt */
+    JOB_OUT_STATE_DICT = 2,  /* model.pth */
+    JOB_OUT_SAFETENSORS = 4, /* model.safetensors (needs a native model) */
+};
+
+/* Frees what spec owns and zeroes it; safe on a zeroed spec (and NULL). */
+void job_spec_free(struct job_spec *spec);
+
+/*
+ * Checks a request and returns a new object with every default filled in
+ * (*out, caller decrefs; out may be NULL when only spec is wanted) and, when
+ * spec is not NULL, the same request typed (caller frees it with
+ * job_spec_free).  Paths are left as given.  On a bad field returns
+ * ERR_INVALID with fe filled (fe may not be NULL), ERR_NOMEM when out of
+ * memory; *out is then NULL and *spec zeroed.
+ */
+int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
+                          struct job_field_error *fe);
+
+/*
+ * job_request_normalize for a request the queue stored (text, its JSON
+ * column), read the way it ran when it was stored: a request whose eval has
+ * no "tokenizer" was queued before eval.tokenizer existed and ran with the
+ * legacy tokenizer, so it gets TOK_BERT_LEGACY (and *out says "bert_legacy").
+ * Returns as job_request_normalize, or ERR_FORMAT when text is not JSON
+ * (fe.field "", fe.message saying why).
+ */
+int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
+                         struct job_field_error *fe);
+
+/*
+ * Resolves a path a request names.  field is "model", "model_config", "eval.data",
  * "eval.vocab", "eval.classes" or "options.mask".  Writes the absolute real
  * path into out.  Returns 0, ERR_DENIED (outside the allowed roots: never
  * opened), ERR_NOTFOUND, or ERR_INVALID, with a message.
@@ -47,9 +122,14 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_field_error
 typedef int (*job_resolve_fn)(void *ud, const char *field, const char *path, char *out,
                               size_t outlen, char *err, size_t errlen);
 
-/* Replaces every path in a normalized request by resolve's answer.  On
- * failure returns resolve's code with fe naming the field. */
-int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
+/*
+ * Replaces every path spec names by resolve's answer, and the same path in
+ * req, the normalized JSON spec was made from, unless req is NULL (so the
+ * two keep telling the same request).  On failure returns resolve's code
+ * (or ERR_NOMEM) with fe naming the field; the paths before it are
+ * resolved then, the rest not.
+ */
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve, void *ud,
                               struct job_field_error *fe);
 
 struct job_hooks {
@@ -65,23 +145,26 @@ struct job_hooks {
 };
 
 /*
- * Runs a normalized request whose paths are resolved (absolute): load,
- * evaluate, prune, evaluate, save.  Writes the artifacts and result.json
- * into out_dir (each through a temporary name, fsync'd and renamed when
- * complete) and returns the result in *result (caller decrefs).  Returns
- * ERR_CANCELLED when hooks->cancelled said so (nothing is left in out_dir
- * but completed files), or another ERR_* with a message.
+ * Runs spec, whose paths are resolved (absolute): load, evaluate, prune,
+ * evaluate, save.  request is the normalized JSON spec was made from (paths
+ * resolved by the same job_request_resolve_paths call): result.json records
+ * it as provenance.request, and nothing else reads it.  Writes the artifacts
+ * and result.json into out_dir (each through a temporary name, fsync'd and
+ * renamed when complete) and returns the result in *result (caller decrefs).
+ * Returns ERR_CANCELLED when hooks->cancelled said so (nothing is left in
+ * out_dir but completed files), or another ERR_* with a message.
  */
-int job_execute(const json_t *req, const char *out_dir, const struct job_hooks *hooks,
-                json_t **result, char *err, size_t errlen);
+int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
+                const struct job_hooks *hooks, json_t **result, char *err, size_t errlen);
 
 /*
- * job_execute with the artifact paths given one by one (NULL: not written),
- * for `prunerd prune --out ... --state-dict ... --report ...`.
+ * job_execute with the artifact paths given one by one (NULL: not written;
+ * spec->outputs is not consulted), for `prunerd prune --out ...
+ * --state-dict ... --report ...`.
  */
-int job_execute_to(const json_t *req, const char *torchscript, const char *state_dict,
-                   const char *result_path, const struct job_hooks *hooks, json_t **result,
-                   char *err, size_t errlen);
+int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
+                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
+                   json_t **result, char *err, size_t errlen);
 
 /*
  * Where a job's files live under the artifact store: artifact_dir/jobs/<id>/,

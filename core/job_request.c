@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -88,6 +89,20 @@ static int get_bool(const json_t *obj, const char *key, const char *field, int d
         return 0;
     }
     if (!json_is_boolean(v)) return bad(fe, field, "must be true or false");
+    json_object_set(out, key, v);
+    return 0;
+}
+
+/* A bool that may stay unset: absent or null is null. */
+static int get_bool_or_null(const json_t *obj, const char *key, const char *field, json_t *out,
+                            struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_null());
+        return 0;
+    }
+    if (!json_is_boolean(v)) return bad(fe, field, "must be true, false or null");
     json_object_set(out, key, v);
     return 0;
 }
@@ -249,11 +264,11 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
     int rc;
     if ((rc = only_keys(ev, "eval.", keys, fe)) ||
         (rc = get_string(ev, "data", "eval.data", 1, NULL, o, fe)) ||
-        (rc = get_string(ev, "vocab", "eval.vocab", 1, NULL, o, fe)) ||
+        (rc = get_string(ev, "vocab", "eval.vocab", 0, NULL, o, fe)) ||
         (rc = get_string(ev, "classes", "eval.classes", 1, NULL, o, fe)) ||
         (rc = get_int(ev, "max_length", "eval.max_length", 2, 512, 0, 32, o, fe)) ||
         (rc = get_int(ev, "batch_size", "eval.batch_size", 1, 4096, 0, 256, o, fe)) ||
-        (rc = get_bool(ev, "lowercase", "eval.lowercase", 1, o, fe)) ||
+        (rc = get_bool_or_null(ev, "lowercase", "eval.lowercase", o, fe)) ||
         (rc = get_enum(ev, "padding", "eval.padding", paddings, "exact", o, fe)) ||
         (rc = get_enum(ev, "tokenizer", "eval.tokenizer", tok_mode_names, tok_mode_names[TOK_BERT],
                        o, fe)) ||
@@ -265,23 +280,36 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
     return 0;
 }
 
+/* The names of enum job_output's bits, in bit order. */
+static const char *const output_names[] = {"torchscript", "state_dict", "safetensors"};
+#define OUTPUT_COUNT (sizeof output_names / sizeof output_names[0])
+_Static_assert(JOB_OUT_SAFETENSORS == 1u << 2, "output_names follows enum job_output's bits");
+
+/* null (absent) stays null: the input's own family, decided when the job
+ * runs, so a stored request keeps saying "unset". */
 static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe)
 {
     json_t *v = json_object_get(in, "outputs");
     if (!v || json_is_null(v)) {
-        json_object_set_new(out, "outputs", json_pack("[s, s]", "torchscript", "state_dict"));
+        json_object_set_new(out, "outputs", json_null());
         return 0;
     }
-    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 2)
-        return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\"");
-    int seen[2] = {0, 0};
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > OUTPUT_COUNT)
+        return bad(fe, "outputs",
+                   "must be null or a non-empty list of \"torchscript\", "
+                   "\"state_dict\" and \"safetensors\"");
+    int seen[OUTPUT_COUNT] = {0};
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
         const char *s = json_is_string(e) ? json_string_value(e) : "";
-        int which = !strcmp(s, "torchscript") ? 0 : !strcmp(s, "state_dict") ? 1 : -1;
-        if (which < 0 || seen[which]++)
-            return bad(fe, "outputs", "must be a non-empty list of \"torchscript\" and \"state_dict\", each once");
+        size_t which = 0;
+        while (which < OUTPUT_COUNT && strcmp(s, output_names[which]))
+            which++;
+        if (which == OUTPUT_COUNT || seen[which]++)
+            return bad(fe, "outputs",
+                       "must be null or a non-empty list of \"torchscript\", "
+                       "\"state_dict\" and \"safetensors\", each once");
     }
     json_object_set(out, "outputs", v);
     return 0;
@@ -296,22 +324,131 @@ static int device_ok(const char *s)
     return 1;
 }
 
-int job_request_normalize(const json_t *in, json_t **out, struct job_field_error *fe)
+void job_spec_free(struct job_spec *spec)
 {
-    static const char *const keys[] = {"model", "targets", "method", "amount", "amount_kind",
-                                       "scope", "options", "eval", "outputs", "device", "name",
-                                       NULL};
+    if (!spec) return;
+    free(spec->model);
+    free(spec->model_config);
+    for (size_t i = 0; i < spec->ntargets; i++)
+        free(spec->targets[i]);
+    free(spec->targets);
+    free(spec->mask);
+    free(spec->plugin);
+    free(spec->plugin_params);
+    free(spec->eval.data);
+    free(spec->eval.vocab);
+    free(spec->eval.classes);
+    memset(spec, 0, sizeof *spec);
+}
+
+/* A copy of the string v, NULL for anything else; *nomem set when the copy
+ * failed. */
+static char *dup_str(const json_t *v, int *nomem)
+{
+    if (!json_is_string(v)) return NULL;
+    char *s = strdup(json_string_value(v));
+    if (!s) *nomem = 1;
+    return s;
+}
+
+static const char *str_of(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+/* ln_structured's p as prune_params takes it; "fro" (and none) is the 2-norm. */
+static double norm_of(const json_t *n)
+{
+    if (json_is_number(n)) return json_number_value(n);
+    const char *s = json_string_value(n);
+    if (!s || !strcmp(s, "fro")) return PRUNE_NORM_FRO;
+    return !strcmp(s, "-inf") ? -INFINITY : INFINITY;
+}
+
+/* The typed copy of a normalized request r (every field there and valid):
+ * the one place that turns its keys into fields.  0 or ERR_NOMEM. */
+static int spec_of(const json_t *r, struct job_spec *s)
+{
+    const json_t *opts = json_object_get(r, "options"), *ev = json_object_get(r, "eval");
+    const json_t *targets = json_object_get(r, "targets"), *amount = json_object_get(r, "amount");
+    const json_t *v;
+    int nomem = 0;
+    size_t i;
+
+    s->model = dup_str(json_object_get(r, "model"), &nomem);
+    s->model_config = dup_str(json_object_get(r, "model_config"), &nomem);
+    s->targets = calloc(json_array_size(targets), sizeof *s->targets);
+    if (!s->targets) return ERR_NOMEM;
+    json_array_foreach(targets, i, v) s->targets[s->ntargets++] = dup_str(v, &nomem);
+    s->method = prune_method_find(str_of(r, "method"));
+    s->has_amount = json_is_number(amount);
+    s->amount.is_count = !strcmp(str_of(r, "amount_kind"), "count");
+    if (s->amount.is_count)
+        s->amount.count = (int64_t)json_integer_value(amount);
+    else
+        s->amount.fraction = json_number_value(amount);
+    s->scope = !strcmp(str_of(r, "scope"), "global") ? PRUNE_GLOBAL : PRUNE_LOCAL;
+
+    s->n = norm_of(json_object_get(opts, "n"));
+    s->dim = (int)json_integer_value(json_object_get(opts, "dim"));
+    v = json_object_get(opts, "seed");
+    s->has_seed = json_is_integer(v);
+    s->seed = (uint64_t)json_integer_value(v);
+    v = json_object_get(opts, "threshold");
+    s->has_threshold = json_is_number(v);
+    s->threshold = json_number_value(v);
+    s->mask = dup_str(json_object_get(opts, "mask"), &nomem);
+    s->plugin = dup_str(json_object_get(opts, "plugin"), &nomem);
+    v = json_object_get(opts, "plugin_params");
+    if (v && !json_is_null(v) &&
+        !(s->plugin_params = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)))
+        nomem = 1;
+    s->iterative = json_is_true(json_object_get(opts, "iterative"));
+
+    s->has_eval = json_is_object(ev);
+    if (s->has_eval) {
+        struct job_eval_spec *e = &s->eval;
+        e->data = dup_str(json_object_get(ev, "data"), &nomem);
+        e->vocab = dup_str(json_object_get(ev, "vocab"), &nomem);
+        e->classes = dup_str(json_object_get(ev, "classes"), &nomem);
+        e->max_length = (int)json_integer_value(json_object_get(ev, "max_length"));
+        e->batch_size = (int)json_integer_value(json_object_get(ev, "batch_size"));
+        v = json_object_get(ev, "lowercase");
+        e->lowercase = json_is_boolean(v) ? json_is_true(v) : -1;
+        e->padding = !strcmp(str_of(ev, "padding"), "dynamic") ? EVAL_PAD_DYNAMIC : EVAL_PAD_EXACT;
+        if (tok_mode_parse(str_of(ev, "tokenizer"), &e->tokenizer)) e->tokenizer = TOK_BERT;
+        e->limit = (long)json_integer_value(json_object_get(ev, "limit"));
+    }
+
+    json_array_foreach(json_object_get(r, "outputs"), i, v) {
+        for (size_t b = 0; b < OUTPUT_COUNT; b++)
+            if (!strcmp(json_string_value(v), output_names[b])) s->outputs |= 1u << b;
+    }
+    snprintf(s->device, sizeof s->device, "%s", str_of(r, "device"));
+    snprintf(s->name, sizeof s->name, "%s", str_of(r, "name"));
+    return nomem ? ERR_NOMEM : 0;
+}
+
+int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
+                          struct job_field_error *fe)
+{
+    static const char *const keys[] = {
+        "model",   "model_config", "targets", "method", "amount", "amount_kind", "scope",
+        "options", "eval",         "outputs", "device", "name",   NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
     memset(fe, 0, sizeof *fe);
-    *out = NULL;
+    if (out) *out = NULL;
+    if (spec) memset(spec, 0, sizeof *spec);
     if (!json_is_object(in)) {
         rc = bad(fe, "", "the job must be a JSON object");
         goto out;
     }
     if ((rc = only_keys(in, "", keys, fe))) goto out;
     if ((rc = get_string(in, "model", "model", 1, NULL, o, fe))) goto out;
+    if ((rc = get_string(in, "model_config", "model_config", 0, NULL, o, fe))) goto out;
 
     json_t *t = json_object_get(in, "targets");
     if (json_is_string(t)) t = json_pack("[O]", t);
@@ -372,38 +509,79 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_field_error
         goto out;
     }
     json_object_set_new(o, "name", n && !json_is_null(n) ? json_incref(n) : json_string(""));
-    *out = o;
+    if (spec && (rc = spec_of(o, spec))) {
+        job_spec_free(spec);
+        snprintf(fe->message, sizeof fe->message, "out of memory");
+        goto out;
+    }
+    if (out)
+        *out = o;
+    else
+        json_decref(o);
     o = NULL;
 out:
     json_decref(o);
     return rc;
 }
 
-int job_request_resolve_paths(json_t *req, job_resolve_fn resolve, void *ud,
+int job_spec_from_stored(const char *text, json_t **out, struct job_spec *spec,
+                         struct job_field_error *fe)
+{
+    json_error_t je;
+    json_t *req = json_loads(text, 0, &je);
+    int rc;
+    if (!req) {
+        memset(fe, 0, sizeof *fe);
+        if (out) *out = NULL;
+        if (spec) memset(spec, 0, sizeof *spec);
+        snprintf(fe->message, sizeof fe->message, "the stored request is not JSON: %s", je.text);
+        return ERR_FORMAT;
+    }
+    /* Queued before eval.tokenizer existed: it ran with the legacy tokenizer
+     * (the request then had no key for it), and still does. */
+    json_t *ev = json_object_get(req, "eval");
+    if (json_is_object(ev) && !json_object_get(ev, "tokenizer"))
+        json_object_set_new(ev, "tokenizer", json_string(tok_mode_names[TOK_BERT_LEGACY]));
+    rc = job_request_normalize(req, out, spec, fe);
+    json_decref(req);
+    return rc;
+}
+
+int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve, void *ud,
                               struct job_field_error *fe)
 {
-    static const struct {
+    struct {
         const char *field, *object, *key;
+        char **path;
     } paths[] = {
-        {"model", NULL, "model"},         {"eval.data", "eval", "data"},
-        {"eval.vocab", "eval", "vocab"},   {"eval.classes", "eval", "classes"},
-        {"options.mask", "options", "mask"},
+        {"model", NULL, "model", &spec->model},
+        {"model_config", NULL, "model_config", &spec->model_config},
+        {"eval.data", "eval", "data", &spec->eval.data},
+        {"eval.vocab", "eval", "vocab", &spec->eval.vocab},
+        {"eval.classes", "eval", "classes", &spec->eval.classes},
+        {"options.mask", "options", "mask", &spec->mask},
     };
     char resolved[4096], msg[256];
     memset(fe, 0, sizeof *fe);
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
-        json_t *v = json_object_get(obj, paths[i].key);
-        if (!json_is_string(v)) continue;
+        if (!*paths[i].path) continue;
         msg[0] = '\0';
-        int rc = resolve(ud, paths[i].field, json_string_value(v), resolved, sizeof resolved, msg,
-                         sizeof msg);
+        int rc =
+            resolve(ud, paths[i].field, *paths[i].path, resolved, sizeof resolved, msg, sizeof msg);
+        char *copy = rc ? NULL : strdup(resolved);
+        if (!rc && !copy) {
+            rc = ERR_NOMEM;
+            snprintf(msg, sizeof msg, "out of memory");
+        }
         if (rc) {
             snprintf(fe->field, sizeof fe->field, "%s", paths[i].field);
             snprintf(fe->message, sizeof fe->message, "%s", msg);
             return rc;
         }
-        json_object_set_new(obj, paths[i].key, json_string(resolved));
+        free(*paths[i].path);
+        *paths[i].path = copy;
+        json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
+        if (json_is_object(obj)) json_object_set_new(obj, paths[i].key, json_string(resolved));
     }
     return 0;
 }

@@ -132,7 +132,8 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
                       char *err, size_t errlen)
 {
-    enum roots_kind kind = !strcmp(field, "model") ? ROOTS_MODEL : ROOTS_DATA;
+    enum roots_kind kind =
+        !strcmp(field, "model") || !strcmp(field, "model_config") ? ROOTS_MODEL : ROOTS_DATA;
     return roots_resolve(ud, kind, path, out, outlen, err, errlen);
 }
 

@@ -34,8 +34,9 @@ const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i);
 int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path, char *out,
                   size_t outlen, char *err, size_t errlen);
 
-/* A job_resolve_fn (core/job.h) over roots (ud): "model" is ROOTS_MODEL,
- * every other field ROOTS_DATA. */
+/* A job_resolve_fn (core/job.h) over roots (ud): "model" and
+ * "model_config" (the model's own config.json) are ROOTS_MODEL, every other
+ * field ROOTS_DATA. */
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
                       char *err, size_t errlen);
 

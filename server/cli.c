@@ -162,7 +162,8 @@ static int cli_open_model(const char *path, const char *config, const char *devi
 }
 
 static const char prune_usage[] =
-    "usage: prunerd prune MODEL.pt --out OUT.pt [--state-dict OUT.pth] --method M --amount A "
+    "usage: prunerd prune MODEL.pt [--model-config CONFIG.json] --out OUT.pt "
+    "[--state-dict OUT.pth] --method M --amount A "
     "--target GLOB [--target GLOB ...] [--scope local|global] [--amount-kind fraction|count] "
     "[--n P] [--dim D] [--seed S] [--threshold T] [--mask FILE] [--plugin NAME "
     "--plugin-params JSON] [--plugin-dir DIR] [--iterative] [--report REPORT.json] [--threads N] "
@@ -172,7 +173,8 @@ static const char prune_usage[] =
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
-        {"model", "MODEL"},          {"targets", "--target"},      {"method", "--method"},
+        {"model", "MODEL"},          {"model_config", "--model-config"},
+        {"targets", "--target"},      {"method", "--method"},
         {"amount", "--amount"},      {"amount_kind", "--amount-kind"}, {"scope", "--scope"},
         {"options.n", "--n"},        {"options.dim", "--dim"},     {"options.seed", "--seed"},
         {"options.threshold", "--threshold"}, {"options.mask", "--mask"},
@@ -184,19 +186,17 @@ static const char *flag_of(const char *field)
     return field;
 }
 
-/* Normalizes and resolves a request (relative paths against base), printing
- * the field error under the name label gives it (a flag for prunerd prune). */
+/* Normalizes and resolves a request (relative paths against base) into *req
+ * and *spec (caller decrefs and frees, also on failure), printing the field
+ * error under the name label gives it (a flag for prunerd prune). */
 static int prepare(json_t *raw, const char *base, const char *(*label)(const char *field),
-                   json_t **req)
+                   json_t **req, struct job_spec *spec)
 {
     struct job_field_error fe;
-    if (job_request_normalize(raw, req, &fe) != 0)
+    if (job_request_normalize(raw, req, spec, &fe) != 0)
         return fail(EXIT_USAGE, "%s%s%s", label(fe.field), fe.field[0] ? ": " : "", fe.message);
-    if (job_request_resolve_paths(*req, resolve_local, (void *)base, &fe) != 0) {
-        json_decref(*req);
-        *req = NULL;
+    if (job_request_resolve_paths(spec, *req, resolve_local, (void *)base, &fe) != 0)
         return fail(EXIT_USAGE, "%s: %s", label(fe.field), fe.message);
-    }
     return 0;
 }
 
@@ -209,7 +209,8 @@ static const char *field_name(const char *field)
 int cli_prune(int argc, char **argv)
 {
     enum { O_OUT = 256, O_SD, O_METHOD, O_AMOUNT, O_TARGET, O_SCOPE, O_KIND, O_N, O_DIM, O_SEED,
-           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE };
+           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE,
+           O_MCONFIG };
     static const struct option opts[] = {
         {"out", required_argument, 0, O_OUT},         {"state-dict", required_argument, 0, O_SD},
         {"method", required_argument, 0, O_METHOD},   {"amount", required_argument, 0, O_AMOUNT},
@@ -220,9 +221,11 @@ int cli_prune(int argc, char **argv)
         {"plugin", required_argument, 0, O_PLUGIN},   {"plugin-params", required_argument, 0, O_PPARAMS},
         {"plugin-dir", required_argument, 0, O_PDIR}, {"iterative", no_argument, 0, O_ITER},
         {"report", required_argument, 0, O_REPORT},   {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},   {0, 0, 0, 0}};
+        {"device", required_argument, 0, O_DEVICE},
+        {"model-config", required_argument, 0, O_MCONFIG}, {0, 0, 0, 0}};
     json_t *raw = json_object(), *options = json_object(), *targets = json_array();
     json_t *req = NULL, *result = NULL;
+    struct job_spec spec = {0};
     const char *out = NULL, *state_dict = NULL, *report = NULL, *plugin_dir = NULL;
     long threads = 0, v;
     int c, rc = 0;
@@ -243,6 +246,7 @@ int cli_prune(int argc, char **argv)
         case O_SCOPE: json_object_set_new(raw, "scope", json_string(optarg)); break;
         case O_KIND: json_object_set_new(raw, "amount_kind", json_string(optarg)); break;
         case O_DEVICE: json_object_set_new(raw, "device", json_string(optarg)); break;
+        case O_MCONFIG: json_object_set_new(raw, "model_config", json_string(optarg)); break;
         case O_MASK: json_object_set_new(options, "mask", json_string(optarg)); break;
         case O_PLUGIN: json_object_set_new(options, "plugin", json_string(optarg)); break;
         case O_ITER: json_object_set_new(options, "iterative", json_true()); break;
@@ -300,9 +304,9 @@ int cli_prune(int argc, char **argv)
     json_object_set_new(raw, "model", json_string(argv[optind]));
     json_object_set_new(raw, "outputs", state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
                                                    : json_pack("[s]", "torchscript"));
-    if ((rc = prepare(raw, NULL, flag_of, &req))) goto out;
+    if ((rc = prepare(raw, NULL, flag_of, &req, &spec))) goto out;
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads};
-    int jrc = job_execute_to(req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
+    int jrc = job_execute_to(&spec, req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
     if (jrc) {
         rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
                   "%s", err);
@@ -322,6 +326,7 @@ out:
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
 }
 
@@ -488,10 +493,11 @@ int cli_run(int argc, char **argv)
         return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
     const char *path = argv[optind];
     json_t *raw = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *req = NULL, *result = NULL;
+    struct job_spec spec = {0};
     if (!raw) return fail(EXIT_USAGE, "%s:%d: %s", path, je.line, je.text);
     snprintf(base, sizeof base, "%s", path);
     char *dir = dirname(base);
-    if ((rc = prepare(raw, dir, field_name, &req))) goto out;
+    if ((rc = prepare(raw, dir, field_name, &req, &spec))) goto out;
     if (!out_dir) {
         char name[PATH_MAX];
         snprintf(name, sizeof name, "%s", path);
@@ -501,7 +507,7 @@ int cli_run(int argc, char **argv)
         out_dir = outbuf;
     }
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads, .verbose = !quiet};
-    int jrc = job_execute(req, out_dir, &hooks, &result, err, sizeof err);
+    int jrc = job_execute(&spec, req, out_dir, &hooks, &result, err, sizeof err);
     if (jrc) {
         rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
                   "%s", err);
@@ -512,5 +518,6 @@ out:
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
 }

@@ -187,10 +187,9 @@ static int hook_cancelled(void *ud)
 }
 
 /* Enough free space for the outputs: factor x the model's size? */
-static int check_space(const struct workers_config *cfg, const json_t *req, char *err,
+static int check_space(const struct workers_config *cfg, const char *model, char *err,
                        size_t errlen)
 {
-    const char *model = json_string_value(json_object_get(req, "model"));
     struct stat st;
     struct statvfs vfs;
     if (!model || stat(model, &st))
@@ -283,22 +282,26 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         .verbose = 0,
     };
     json_t *req = NULL, *result = NULL;
+    struct job_spec spec = {0};
     char err[1024] = "", dir[PATH_MAX] = "", job_dir[PATH_MAX], qerr[256];
     char *result_text = NULL;
     double t0 = fs_monotonic();
     int rc;
 
     log_info(row->id, "running (attempt %d)", row->attempts + 1);
-    if (!(req = json_loads(row->request, 0, NULL))) {
-        rc = err_set(err, sizeof err, ERR_FORMAT, "the stored request is not JSON");
+    /* Checked at submit; read again the way it ran when stored (a request
+     * from an older version keeps its meaning). */
+    if ((rc = job_spec_from_stored(row->request, &req, &spec, &fe))) {
+        snprintf(err, sizeof err, "%s%s%s", fe.field, fe.field[0] ? ": " : "", fe.message);
         goto finish;
     }
     /* Paths were checked at submit; check again (a link may have changed since). */
-    if ((rc = job_request_resolve_paths(req, roots_job_resolve, (void *)pool->cfg.roots, &fe))) {
+    if ((rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)pool->cfg.roots,
+                                        &fe))) {
         snprintf(err, sizeof err, "%s: %s", fe.field, fe.message);
         goto finish;
     }
-    if ((rc = check_space(&pool->cfg, req, err, sizeof err))) goto finish;
+    if ((rc = check_space(&pool->cfg, spec.model, err, sizeof err))) goto finish;
     /* This run's own folder: jobs/<id>/, or jobs/<id>/run-<fence>/ when fenced. */
     snprintf(job_dir, sizeof job_dir, "%s/jobs/%s", pool->cfg.artifact_dir, row->id);
     job_run_dir(pool->cfg.artifact_dir, row->id, row->fence, dir, sizeof dir);
@@ -306,7 +309,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         rc = err_set(err, sizeof err, ERR_IO, "mkdir %s: %s", dir, strerror(errno));
         goto finish;
     }
-    rc = job_execute(req, dir, &hooks, &result, err, sizeof err);
+    rc = job_execute(&spec, req, dir, &hooks, &result, err, sizeof err);
     end_stage(&c);
 finish:
     if (atomic_load(&wk->lost)) {
@@ -342,6 +345,7 @@ out:
     free(result_text);
     json_decref(result);
     json_decref(req);
+    job_spec_free(&spec);
 }
 
 /* Deletes the files of jobs finished over retention_days ago; the rows stay

@@ -216,6 +216,20 @@ def test_bad_input():
     t.check(p.returncode == 2 and "TorchScript" in p.stderr, f"not TorchScript: {p.returncode} {p.stderr!r}")
     t.check(not os.path.exists(out), "wrote output for a non-TorchScript input")
     t.check(not [f for f in os.listdir(tmp) if ".tmp." in f], "temporary files left behind")
+    p = prunerd("prune", MODEL, "--model-config", os.path.join(tmp, "no-config.json"), "--out", out,
+                "--target", QUERY, "--amount", "0.3", check=False)
+    t.check(p.returncode == 2 and p.stderr.startswith("prunerd: --model-config: "),
+            f"missing --model-config: {p.returncode} {p.stderr!r}")
+
+
+def test_model_config():
+    """--model-config travels in the request, resolved; a TorchScript model needs none of it."""
+    out, rep, cfg = (os.path.join(tmp, f) for f in ("mc.pt", "mc.json", "config.json"))
+    json.dump({"model_type": "bert", "num_hidden_layers": 4}, open(cfg, "w"))
+    prunerd("prune", MODEL, "--model-config", os.path.relpath(cfg), "--out", out, "--report", rep,
+            "--method", "l1_unstructured", "--amount", "0.3", "--target", QUERY)
+    req = json.load(open(rep))["provenance"]["request"]
+    t.check(req["model_config"] == os.path.realpath(cfg), f"model_config {req['model_config']!r}")
 
 
 LIMIT = 512
@@ -295,6 +309,16 @@ def test_run_seed_job():
     p = prunerd("run", path, "--out-dir", os.path.join(tmp, "bad.out"), check=False)
     t.check(p.returncode == 2 and p.stderr.strip() == "prunerd: eval.max_length: must be an integer from 2 to 512",
             f"bad job: {p.returncode} {p.stderr!r}")
+    json.dump(dict(job, outputs=["safetensors"]), open(path, "w"))
+    p = prunerd("run", path, "--out-dir", os.path.join(tmp, "st.out"), check=False)
+    t.check(p.returncode == 2 and p.stderr.strip() == "prunerd: outputs: safetensors needs a native model (not yet)",
+            f"safetensors: {p.returncode} {p.stderr!r}")
+    t.check(not os.path.exists(os.path.join(tmp, "st.out")), "safetensors: an out dir was made")
+    json.dump(dict(job, eval={k: v for k, v in job["eval"].items() if k != "vocab"}), open(path, "w"))
+    p = prunerd("run", path, "--out-dir", os.path.join(tmp, "novocab.out"), check=False)
+    t.check(p.returncode == 2 and p.stderr.strip() ==
+            "prunerd: eval.vocab: is required (the model is no Hugging Face folder with a vocab.txt)",
+            f"no vocab: {p.returncode} {p.stderr!r}")
 
 
 def test_version():
@@ -317,7 +341,7 @@ def test_version():
 
 
 try:
-    for test in (test_version, test_global_l1_query, test_local_methods, test_other_methods, test_float16, test_bad_input, test_eval, test_run_seed_job):
+    for test in (test_version, test_global_l1_query, test_local_methods, test_other_methods, test_float16, test_bad_input, test_model_config, test_eval, test_run_seed_job):
         try:
             test()
         except Exception as e:  # a crash is a failure, with its reason

@@ -291,6 +291,38 @@ def test_errors(d, tmp):
     check(st == 200, "healthz after the error bodies", st)
 
 
+def test_job_fields(d):
+    """model_config, outputs and eval.lowercase through POST /v1/jobs: checked, unset kept unset."""
+    r = seed_request(name="fields")
+    r["model_config"] = "/etc/passwd"
+    st, _, b = d.json("POST", "/v1/jobs", r)
+    check_error(st, b, 403, "model_config outside the roots", field="model_config")
+    r["model_config"] = r["eval"]["classes"]  # under a data root only: a config is a model's
+    st, _, b = d.json("POST", "/v1/jobs", r)
+    check_error(st, b, 403, "model_config under a data root", field="model_config")
+    for bad, field in (({"outputs": ["onnx"]}, "outputs"), ({"outputs": []}, "outputs"),
+                       ({"model_config": 3}, "model_config"),
+                       ({"eval": dict(seed_request()["eval"], lowercase="yes")}, "eval.lowercase")):
+        st, _, b = d.json("POST", "/v1/jobs", dict(seed_request(name="fields"), **bad))
+        check_error(st, b, 400, f"bad {field}", field=field)
+    r = seed_request(name="unset")
+    del r["outputs"]
+    st, _, job = d.json("POST", "/v1/jobs", r)
+    if check(st == 201, "a job without outputs is accepted", (st, job)):
+        q = job["request"]
+        check(q["outputs"] is None and q["model_config"] is None and q["eval"]["lowercase"] is None
+              and q["eval"]["vocab"].endswith("vocab.txt"), "unset fields stay null in the job's request", q)
+        d.json("POST", f"/v1/jobs/{job['id']}/cancel")
+    r = seed_request(name="safetensors")
+    r["outputs"] = ["safetensors"]
+    st, _, job = d.json("POST", "/v1/jobs", r)
+    if check(st == 201, "a safetensors job is accepted", (st, job)):
+        j = wait_status(d, job["id"], ("failed", "succeeded"), timeout=60) or {}
+        check(j.get("status") == "failed"
+              and j.get("error") == "outputs: safetensors needs a native model (not yet)",
+              "a safetensors job fails until native models exist", (j.get("status"), j.get("error")))
+
+
 def test_jobs_lifecycle(d):
     """Seed job end to end, 409 before success, downloads with ETag and Range."""
     st, h, job = d.json("POST", "/v1/jobs", seed_request(limit=64))
@@ -694,7 +726,7 @@ def main():
                  "--data-root", os.path.join(SHARED, "data")]
         d = Daemon(tmp, roots)
         try:
-            for t in (test_basics, lambda x: test_errors(x, tmp), test_jobs_lifecycle, test_cancel,
+            for t in (test_basics, lambda x: test_errors(x, tmp), test_job_fields, test_jobs_lifecycle, test_cancel,
                       test_idempotency, test_pagination, test_openapi, test_concurrency, test_metrics,
                       test_inspect):
                 t(d)

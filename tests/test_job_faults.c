@@ -1,4 +1,5 @@
-/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind */
+/* test_job_faults.c - a job whose fsync or write fails leaves no artifact behind; outputs and eval
+ * a run refuses */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,22 +45,32 @@ static void list_dir(const char *dir, char *out, size_t len)
     if (d) closedir(d);
 }
 
-static int run_job(const char *model, const char *out_dir, char *err, size_t errlen)
+/* Runs the seed's global L1 on model into out_dir; extra: more request
+ * fields ("" or ", \"key\": value"). */
+static int run_job_with(const char *model, const char *extra, const char *out_dir, char *err,
+                        size_t errlen)
 {
     char text[1024];
     snprintf(text, sizeof text,
              "{\"model\": \"%s\", \"targets\": [\"bert.encoder.layer.*.attention.self.query\"],"
-             " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\"}",
-             model);
+             " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\"%s}",
+             model, extra);
     json_t *raw = json_loads(text, 0, NULL), *req = NULL, *result = NULL;
+    struct job_spec spec;
     struct job_field_error fe;
     struct job_hooks hooks = {.threads = 1};
-    int rc = job_request_normalize(raw, &req, &fe);
-    if (!rc) rc = job_execute(req, out_dir, &hooks, &result, err, errlen);
+    int rc = job_request_normalize(raw, &req, &spec, &fe);
+    if (!rc) rc = job_execute(&spec, req, out_dir, &hooks, &result, err, errlen);
     json_decref(raw);
     json_decref(req);
     json_decref(result);
+    job_spec_free(&spec);
     return rc;
+}
+
+static int run_job(const char *model, const char *out_dir, char *err, size_t errlen)
+{
+    return run_job_with(model, "", out_dir, err, errlen);
 }
 
 int main(void)
@@ -111,8 +122,34 @@ int main(void)
     rc = run_job(model, out, err, sizeof err);
     CHECK(rc == 0, "clean run: rc %d (%s)", rc, err);
     list_dir(out, names, sizeof names);
-    CHECK(strstr(names, "result.json") && strstr(names, "model.pt") && !strstr(names, ".tmp."),
+    /* No outputs said: the input's family, TorchScript and its state_dict. */
+    CHECK(strstr(names, "result.json") && strstr(names, "model.pt ") &&
+              strstr(names, "model.pth") && !strstr(names, ".tmp."),
           "after a clean run: '%s'", names);
+
+    /* Nothing writes safetensors yet: refused before anything is made. */
+    snprintf(out, sizeof out, "%s/safetensors", tmp);
+    rc = run_job_with(model, ", \"outputs\": [\"torchscript\", \"safetensors\"]", out, err,
+                      sizeof err);
+    CHECK(rc == ERR_UNSUPPORTED &&
+              !strcmp(err, "outputs: safetensors needs a native model (not yet)"),
+          "safetensors: rc %d (%s)", rc, err);
+    CHECK(access(out, F_OK) != 0, "safetensors: %s was made", out);
+    /* No eval.vocab and no model folder to take one from. */
+    snprintf(out, sizeof out, "%s/novocab", tmp);
+    rc = run_job_with(model, ", \"eval\": {\"data\": \"dev.txt\", \"classes\": \"class.txt\"}", out,
+                      err, sizeof err);
+    CHECK(rc == ERR_INVALID && !strcmp(err, "eval.vocab: is required (the model is no Hugging Face "
+                                            "folder with a vocab.txt)"),
+          "no vocab: rc %d (%s)", rc, err);
+    list_dir(out, names, sizeof names);
+    CHECK(names[0] == '\0', "no vocab left '%s'", names);
+    /* One output asked for: only that one. */
+    snprintf(out, sizeof out, "%s/sd-only", tmp);
+    rc = run_job_with(model, ", \"outputs\": [\"state_dict\"]", out, err, sizeof err);
+    list_dir(out, names, sizeof names);
+    CHECK(rc == 0 && strstr(names, "model.pth") && !strstr(names, "model.pt "),
+          "state_dict only: rc %d (%s), '%s'", rc, err, names);
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

@@ -1,4 +1,6 @@
 /* test_job_request.c - job requests: field checks, defaults, path resolution */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -12,8 +14,9 @@ static const char seed_job[] =
     " \"method\": \"l1_unstructured\", \"amount\": 0.3, \"scope\": \"global\","
     " \"eval\": {\"data\": \"dev.txt\", \"vocab\": \"vocab.txt\", \"classes\": \"class.txt\"}}";
 
-/* Normalizes text; returns the rc and fills fe, *out. */
-static int norm(const char *text, json_t **out, struct job_field_error *fe)
+/* Normalizes text; returns the rc and fills fe, *out and (unless NULL) *spec. */
+static int norm_spec(const char *text, json_t **out, struct job_spec *spec,
+                     struct job_field_error *fe)
 {
     json_error_t je;
     json_t *in = json_loads(text, 0, &je);
@@ -21,9 +24,19 @@ static int norm(const char *text, json_t **out, struct job_field_error *fe)
         fprintf(stderr, "bad test JSON: %s: %s\n", text, je.text);
         return -100;
     }
-    int rc = job_request_normalize(in, out, fe);
+    int rc = job_request_normalize(in, out, spec, fe);
     json_decref(in);
     return rc;
+}
+
+static int norm(const char *text, json_t **out, struct job_field_error *fe)
+{
+    return norm_spec(text, out, NULL, fe);
+}
+
+static int str_is(const char *got, const char *want)
+{
+    return got && !strcmp(got, want);
 }
 
 /* Applies a patch to the seed job and expects a failure naming field. */
@@ -33,8 +46,11 @@ static void expect_bad(const char *patch, const char *field, const char *words)
     json_t *job = json_loads(seed_job, 0, &je), *p = json_loads(patch, 0, &je), *out = NULL;
     struct job_field_error fe;
     json_object_update(job, p);
-    int rc = job_request_normalize(job, &out, &fe);
+    struct job_spec spec;
+    int rc = job_request_normalize(job, &out, &spec, &fe);
     CHECK(rc == ERR_INVALID && out == NULL, "%s: rc %d", patch, rc);
+    CHECK(spec.model == NULL && spec.targets == NULL, "%s: spec filled on failure", patch);
+    job_spec_free(&spec);
     CHECK(!strcmp(fe.field, field), "%s: field '%s', expected '%s'", patch, fe.field, field);
     CHECK(strstr(fe.message, words) != NULL, "%s: message '%s' lacks '%s'", patch, fe.message, words);
     json_decref(job);
@@ -51,7 +67,7 @@ static void test_defaults(void)
     json_t *ev = json_object_get(out, "eval"), *o = json_object_get(out, "options");
     CHECK_INT(json_integer_value(json_object_get(ev, "max_length")), 32);
     CHECK_INT(json_integer_value(json_object_get(ev, "batch_size")), 256);
-    CHECK(json_is_true(json_object_get(ev, "lowercase")), "lowercase default");
+    CHECK(json_is_null(json_object_get(ev, "lowercase")), "lowercase default: null (unset)");
     CHECK(!strcmp(json_string_value(json_object_get(ev, "padding")), "exact"), "padding default");
     CHECK(!strcmp(json_string_value(json_object_get(ev, "tokenizer")), "bert"),
           "tokenizer default '%s'", json_string_value(json_object_get(ev, "tokenizer")));
@@ -61,14 +77,267 @@ static void test_defaults(void)
     CHECK_INT(json_integer_value(json_object_get(o, "dim")), -1);
     CHECK(json_is_false(json_object_get(o, "iterative")), "iterative default");
     CHECK(json_is_null(json_object_get(o, "seed")), "seed default");
-    CHECK_INT(json_array_size(json_object_get(out, "outputs")), 2);
+    CHECK(json_is_null(json_object_get(out, "outputs")),
+          "outputs default: null (the input's family)");
     CHECK(!strcmp(json_string_value(json_object_get(out, "device")), "auto"), "device default");
     /* Normalizing a normalized request changes nothing. */
     json_t *again = NULL;
-    CHECK_INT(job_request_normalize(out, &again, &fe), 0);
+    CHECK_INT(job_request_normalize(out, &again, NULL, &fe), 0);
     CHECK(json_equal(out, again), "normalize is not idempotent");
     json_decref(again);
     json_decref(out);
+}
+
+/* The typed request of the seed job: every default in the struct. */
+static void test_spec_defaults(void)
+{
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(seed_job, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(str_is(s.model, "models/bert.pt"), "model %s", s.model ? s.model : "(null)");
+    CHECK(s.model_config == NULL, "model_config %s", s.model_config);
+    CHECK(s.ntargets == 1 && str_is(s.targets[0], "bert.encoder.layer.*.attention.self.query"),
+          "targets (%zu)", s.ntargets);
+    CHECK(s.method && s.method->id == PRUNE_L1_UNSTRUCTURED, "method %s",
+          s.method ? s.method->name : "(null)");
+    CHECK(s.has_amount && !s.amount.is_count && s.amount.fraction == 0.3, "amount %g",
+          s.amount.fraction);
+    CHECK_INT(s.scope, PRUNE_GLOBAL);
+    CHECK(s.n == PRUNE_NORM_FRO, "n %g", s.n);
+    CHECK_INT(s.dim, -1);
+    CHECK(!s.has_seed && !s.has_threshold && !s.iterative, "seed, threshold, iterative unset");
+    CHECK(!s.mask && !s.plugin && !s.plugin_params, "mask, plugin, plugin_params NULL");
+    CHECK(s.has_eval, "eval");
+    CHECK(str_is(s.eval.data, "dev.txt") && str_is(s.eval.vocab, "vocab.txt") &&
+              str_is(s.eval.classes, "class.txt"),
+          "eval files");
+    CHECK_INT(s.eval.max_length, 32);
+    CHECK_INT(s.eval.batch_size, 256);
+    CHECK_INT(s.eval.lowercase, -1);
+    CHECK_INT(s.eval.padding, EVAL_PAD_EXACT);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT);
+    CHECK_INT(s.eval.limit, 0);
+    CHECK_INT(s.outputs, 0);
+    CHECK(str_is(s.device, "auto"), "device %s", s.device);
+    CHECK(str_is(s.name, ""), "name %s", s.name);
+    job_spec_free(&s);
+    CHECK(s.model == NULL && s.ntargets == 0, "job_spec_free zeroes");
+    job_spec_free(&s); /* twice, and on NULL: no-ops */
+    job_spec_free(NULL);
+
+    /* No eval, no amount: the method that takes none. */
+    CHECK(norm_spec("{\"model\": \"m\", \"targets\": \"x\", \"method\": \"identity\"}", NULL, &s,
+                    &fe) == 0,
+          "%s: %s", fe.field, fe.message);
+    CHECK(!s.has_eval && !s.eval.data && !s.has_amount, "identity: no eval, no amount");
+    CHECK(s.ntargets == 1 && str_is(s.targets[0], "x"), "a target string is a list of one");
+    job_spec_free(&s);
+}
+
+/* Every field set: each lands in its member. */
+static void test_spec_fields(void)
+{
+    static const char full[] =
+        "{\"model\": \"/m/bert.pt\", \"model_config\": \"/m/config.json\","
+        " \"targets\": [\"a.*\", \"b\"], \"method\": \"ln_structured\","
+        " \"amount\": 3, \"scope\": \"local\","
+        " \"options\": {\"n\": \"-inf\", \"dim\": 0, \"seed\": 9007199254740993,"
+        " \"threshold\": 0.25, \"mask\": \"mask.pt\", \"plugin\": \"foo_bar-1\","
+        " \"plugin_params\": {\"k\": [1, 2.5]}, \"iterative\": true},"
+        " \"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"max_length\": 128,"
+        " \"batch_size\": 7, \"lowercase\": false, \"padding\": \"dynamic\", \"limit\": 100,"
+        " \"tokenizer\": \"bert_legacy\"},"
+        " \"outputs\": [\"state_dict\"], \"device\": \"cuda:1\", \"name\": \"full job\"}";
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(full, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(str_is(s.model_config, "/m/config.json"), "model_config");
+    CHECK(s.ntargets == 2 && str_is(s.targets[1], "b"), "targets");
+    CHECK(s.method && s.method->id == PRUNE_LN_STRUCTURED, "method");
+    CHECK(s.has_amount && s.amount.is_count && s.amount.count == 3, "amount count");
+    CHECK_INT(s.scope, PRUNE_LOCAL);
+    CHECK(s.n == -INFINITY, "n %g", s.n);
+    CHECK_INT(s.dim, 0);
+    CHECK(s.has_seed && s.seed == 9007199254740993ull, "seed %llu", (unsigned long long)s.seed);
+    CHECK(s.has_threshold && s.threshold == 0.25, "threshold %g", s.threshold);
+    CHECK(str_is(s.mask, "mask.pt") && str_is(s.plugin, "foo_bar-1"), "mask, plugin");
+    CHECK(str_is(s.plugin_params, "{\"k\":[1,2.5]}"), "plugin_params %s",
+          s.plugin_params ? s.plugin_params : "(null)");
+    CHECK(s.iterative, "iterative");
+    CHECK(s.eval.max_length == 128 && s.eval.batch_size == 7 && s.eval.limit == 100, "eval ints");
+    CHECK_INT(s.eval.lowercase, 0);
+    CHECK_INT(s.eval.padding, EVAL_PAD_DYNAMIC);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT_LEGACY);
+    CHECK_INT(s.outputs, JOB_OUT_STATE_DICT);
+    CHECK(str_is(s.device, "cuda:1") && str_is(s.name, "full job"), "device, name");
+    job_spec_free(&s);
+
+    static const struct {
+        const char *n;
+        double want;
+    } norms[] = {{"\"inf\"", INFINITY}, {"\"fro\"", PRUNE_NORM_FRO}, {"1", 1}, {"0.5", 0.5}};
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"method\": \"ln_structured\","
+                 " \"amount\": 0.5, \"options\": {\"n\": %s}}",
+                 norms[i].n);
+        CHECK(norm_spec(text, NULL, &s, &fe) == 0, "n %s: %s", norms[i].n, fe.message);
+        CHECK(s.n == norms[i].want, "n %s: got %g", norms[i].n, s.n);
+        job_spec_free(&s);
+    }
+}
+
+/* Requests as the queue stored them, typed the way they ran. */
+static void test_stored(void)
+{
+    /* Written by the version before eval.tokenizer: no "tokenizer" key, the
+     * defaults of then filled in.  It ran with the legacy tokenizer. */
+    static const char before_tokenizer[] =
+        "{\"model\":\"/srv/models/bert.pt\","
+        "\"targets\":[\"bert.encoder.layer.*.attention.self.query\"],"
+        "\"method\":\"l1_unstructured\",\"amount\":0.3,\"amount_kind\":\"fraction\","
+        "\"scope\":\"global\","
+        "\"options\":{\"n\":null,\"dim\":-1,\"seed\":null,\"threshold\":null,\"mask\":null,"
+        "\"plugin\":null,\"plugin_params\":null,\"iterative\":false},"
+        "\"eval\":{\"data\":\"/srv/data/dev.txt\",\"vocab\":\"/srv/data/vocab.txt\","
+        "\"classes\":\"/srv/data/class.txt\",\"max_length\":32,\"batch_size\":256,"
+        "\"lowercase\":true,\"padding\":\"exact\",\"limit\":64},"
+        "\"outputs\":[\"torchscript\"],\"device\":\"auto\",\"name\":\"old\"}";
+    struct job_spec s;
+    struct job_field_error fe;
+    json_t *out = NULL;
+    CHECK(job_spec_from_stored(before_tokenizer, &out, &s, &fe) == 0, "%s: %s", fe.field,
+          fe.message);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT_LEGACY);
+    CHECK_INT(s.eval.lowercase, 1);
+    CHECK_INT(s.eval.limit, 64);
+    CHECK_INT(s.outputs, JOB_OUT_TORCHSCRIPT);
+    CHECK(str_is(s.model, "/srv/models/bert.pt") && str_is(s.eval.vocab, "/srv/data/vocab.txt"),
+          "paths as stored");
+    CHECK(str_is(json_string_value(json_object_get(json_object_get(out, "eval"), "tokenizer")),
+                 "bert_legacy"),
+          "the JSON says which tokenizer it ran with");
+    /* What it is stored as now reads the same. */
+    char *text = json_dumps(out, JSON_COMPACT);
+    struct job_spec again;
+    CHECK(text && job_spec_from_stored(text, NULL, &again, &fe) == 0, "%s", fe.message);
+    CHECK_INT(again.eval.tokenizer, TOK_BERT_LEGACY);
+    free(text);
+    job_spec_free(&again);
+    json_decref(out);
+    job_spec_free(&s);
+
+    /* Stored by this version: the tokenizer is always there, as normalized. */
+    out = NULL;
+    CHECK_INT(norm(seed_job, &out, &fe), 0);
+    text = json_dumps(out, JSON_COMPACT);
+    CHECK(text && job_spec_from_stored(text, NULL, &s, &fe) == 0, "%s", fe.message);
+    CHECK_INT(s.eval.tokenizer, TOK_BERT);
+    free(text);
+    json_decref(out);
+    job_spec_free(&s);
+
+    /* Without eval there is no tokenizer to fill in. */
+    CHECK(job_spec_from_stored("{\"model\":\"m\",\"targets\":[\"x\"],\"amount\":0.1}", &out, &s,
+                               &fe) == 0,
+          "%s", fe.message);
+    CHECK(!s.has_eval && json_is_null(json_object_get(out, "eval")), "no eval");
+    json_decref(out);
+    job_spec_free(&s);
+
+    CHECK_INT(job_spec_from_stored("{\"model\":", &out, &s, &fe), ERR_FORMAT);
+    CHECK(out == NULL && s.model == NULL && strstr(fe.message, "not JSON"), "not JSON: %s",
+          fe.message);
+    CHECK_INT(job_spec_from_stored("{\"model\":\"m\",\"targets\":[]}", NULL, &s, &fe), ERR_INVALID);
+    CHECK(str_is(fe.field, "targets"), "stored bad field %s", fe.field);
+    job_spec_free(&s);
+}
+
+/* outputs: a set of three names, or null for the input's own family. */
+static void test_outputs(void)
+{
+    static const struct {
+        const char *outputs;
+        unsigned want;
+    } cases[] = {
+        {"null", 0},
+        {"[\"safetensors\"]", JOB_OUT_SAFETENSORS},
+        {"[\"state_dict\", \"torchscript\"]", JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT},
+        {"[\"safetensors\", \"torchscript\", \"state_dict\"]",
+         JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT | JOB_OUT_SAFETENSORS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        json_t *out = NULL;
+        struct job_spec s;
+        struct job_field_error fe;
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1, \"outputs\": %s}",
+                 cases[i].outputs);
+        CHECK(norm_spec(text, &out, &s, &fe) == 0, "%s: %s: %s", text, fe.field, fe.message);
+        CHECK(s.outputs == cases[i].want, "outputs %s: 0x%x, expected 0x%x", cases[i].outputs,
+              s.outputs, cases[i].want);
+        json_t *o = json_object_get(out, "outputs");
+        CHECK(cases[i].want ? json_array_size(o) > 0 : json_is_null(o),
+              "outputs %s: the JSON keeps what was said", cases[i].outputs);
+        json_decref(out);
+        job_spec_free(&s);
+    }
+}
+
+static int allow_all(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                     char *err, size_t errlen)
+{
+    int *calls = ud;
+    (void)field, (void)err, (void)errlen;
+    (*calls)++;
+    snprintf(out, outlen, "/abs/%s", path);
+    return 0;
+}
+
+/* eval.lowercase: unset, false and true are three answers; eval.vocab may
+ * be left to the model folder. */
+static void test_eval_optional(void)
+{
+    static const struct {
+        const char *lowercase;
+        int want;
+    } cases[] = {{NULL, -1}, {"null", -1}, {"false", 0}, {"true", 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256], lower[64] = "";
+        json_t *out = NULL;
+        struct job_spec s;
+        struct job_field_error fe;
+        if (cases[i].lowercase)
+            snprintf(lower, sizeof lower, ", \"lowercase\": %s", cases[i].lowercase);
+        snprintf(text, sizeof text,
+                 "{\"model\": \"m\", \"targets\": \"x\", \"amount\": 0.1,"
+                 " \"eval\": {\"data\": \"d\", \"classes\": \"c\"%s}}",
+                 lower);
+        CHECK(norm_spec(text, &out, &s, &fe) == 0, "%s: %s: %s", text, fe.field, fe.message);
+        CHECK(s.eval.lowercase == cases[i].want, "lowercase %s: %d", text, s.eval.lowercase);
+        json_t *ev = json_object_get(out, "eval"), *l = json_object_get(ev, "lowercase");
+        CHECK(cases[i].want < 0 ? json_is_null(l)
+                                : json_is_boolean(l) && json_is_true(l) == cases[i].want,
+              "%s: the JSON keeps what was said", text);
+        CHECK(s.has_eval && s.eval.vocab == NULL && json_is_null(json_object_get(ev, "vocab")),
+              "%s: vocab unset", text);
+        /* Unset stays unset through the queue. */
+        char *stored = json_dumps(out, JSON_COMPACT);
+        struct job_spec again;
+        CHECK(stored && job_spec_from_stored(stored, NULL, &again, &fe) == 0, "%s", fe.message);
+        CHECK(again.eval.lowercase == cases[i].want && again.eval.vocab == NULL,
+              "%s: stored and read back: lowercase %d", text, again.eval.lowercase);
+        free(stored);
+        job_spec_free(&again);
+        /* No vocab: nothing to resolve for it. */
+        int calls = 0;
+        CHECK_INT(job_request_resolve_paths(&s, out, allow_all, &calls, &fe), 0);
+        CHECK(calls == 3 && s.eval.vocab == NULL, "resolved %d paths", calls);
+        json_decref(out);
+        job_spec_free(&s);
+    }
 }
 
 static void test_tokenizer(void)
@@ -121,6 +390,8 @@ static void test_bad_fields(void)
     expect_bad("{\"amount_kind\": \"percent\"}", "amount_kind", "one of");
     expect_bad("{\"model\": 3}", "model", "string");
     expect_bad("{\"model\": \"\"}", "model", "empty");
+    expect_bad("{\"model_config\": 3}", "model_config", "string");
+    expect_bad("{\"model_config\": \"\"}", "model_config", "empty");
     expect_bad("{\"targets\": []}", "targets", "non-empty");
     expect_bad("{\"targets\": [\"a\", 1]}", "targets", "targets[1]");
     expect_bad("{\"method\": \"l3\"}", "method", "l1_unstructured");
@@ -151,8 +422,20 @@ static void test_bad_fields(void)
         "{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"tokenizer\": 1}}",
         "eval.tokenizer", "one of");
     expect_bad("{\"eval\": 5}", "eval", "object");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"classes\": \"c\", \"lowercase\": \"yes\"}}",
+               "eval.lowercase", "true, false or null");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": 1, \"classes\": \"c\"}}", "eval.vocab",
+               "string");
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"\", \"classes\": \"c\"}}", "eval.vocab",
+               "empty");
+    expect_bad("{\"eval\": {\"vocab\": \"v\", \"classes\": \"c\"}}", "eval.data", "required");
     expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "torchscript");
+    expect_bad("{\"outputs\": [\"onnx\"]}", "outputs", "safetensors");
     expect_bad("{\"outputs\": [\"torchscript\", \"torchscript\"]}", "outputs", "once");
+    expect_bad("{\"outputs\": []}", "outputs", "non-empty");
+    expect_bad("{\"outputs\": \"torchscript\"}", "outputs", "list");
+    expect_bad("{\"outputs\": [\"safetensors\", \"state_dict\", \"torchscript\", \"safetensors\"]}",
+               "outputs", "list");
     expect_bad("{\"device\": \"tpu\"}", "device", "cuda");
     expect_bad("{\"colour\": \"red\"}", "colour", "unknown");
 
@@ -171,25 +454,78 @@ static int deny_data(void *ud, const char *field, const char *path, char *out, s
     return 0;
 }
 
+static int deny_config(void *ud, const char *field, const char *path, char *out, size_t outlen,
+                       char *err, size_t errlen)
+{
+    (void)ud;
+    if (!strcmp(field, "model_config")) return err_set(err, errlen, ERR_DENIED, "no");
+    snprintf(out, outlen, "%s", path);
+    return 0;
+}
+
 static void test_resolve(void)
 {
     json_t *out = NULL;
+    struct job_spec spec;
     struct job_field_error fe;
     int calls = 0;
-    CHECK_INT(norm(seed_job, &out, &fe), 0);
+    CHECK_INT(norm_spec(seed_job, &out, &spec, &fe), 0);
     if (!out) return;
-    CHECK_INT(job_request_resolve_paths(out, deny_data, &calls, &fe), ERR_DENIED);
+    CHECK_INT(job_request_resolve_paths(&spec, out, deny_data, &calls, &fe), ERR_DENIED);
     CHECK(!strcmp(fe.field, "eval.data"), "field %s", fe.field);
     CHECK(strstr(fe.message, "outside") != NULL, "message %s", fe.message);
     CHECK(!strcmp(json_string_value(json_object_get(out, "model")), "/roots/models/bert.pt"), "model %s",
           json_string_value(json_object_get(out, "model")));
+    CHECK(str_is(spec.model, "/roots/models/bert.pt"), "spec model %s", spec.model);
+    CHECK(str_is(spec.eval.data, "dev.txt"), "eval.data left as it was: %s", spec.eval.data);
     CHECK_INT(calls, 2);
     json_decref(out);
+    job_spec_free(&spec);
+
+    /* Everything resolves: the spec and the JSON say the same; without the
+     * JSON only the spec changes. */
+    static const char with_mask[] =
+        "{\"model\": \"m.pt\", \"model_config\": \"config.json\", \"targets\": \"x\","
+        " \"method\": \"custom_from_mask\","
+        " \"options\": {\"mask\": \"mask.pt\"},"
+        " \"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\"}}";
+    CHECK_INT(norm_spec(with_mask, &out, &spec, &fe), 0);
+    calls = 0;
+    CHECK_INT(job_request_resolve_paths(&spec, out, allow_all, &calls, &fe), 0);
+    CHECK_INT(calls, 6);
+    CHECK(str_is(spec.model_config, "/abs/config.json") &&
+              str_is(json_string_value(json_object_get(out, "model_config")), "/abs/config.json"),
+          "model_config %s", spec.model_config);
+    json_t *ev = json_object_get(out, "eval");
+    CHECK(str_is(spec.mask, "/abs/mask.pt") &&
+              str_is(json_string_value(json_object_get(json_object_get(out, "options"), "mask")),
+                     "/abs/mask.pt"),
+          "mask %s", spec.mask);
+    CHECK(str_is(spec.eval.vocab, "/abs/v") &&
+              str_is(json_string_value(json_object_get(ev, "vocab")), "/abs/v") &&
+              str_is(spec.eval.classes, "/abs/c"),
+          "eval paths %s", spec.eval.vocab);
+    json_decref(out);
+    job_spec_free(&spec);
+    CHECK_INT(norm_spec(with_mask, NULL, &spec, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&spec, NULL, allow_all, &calls, &fe), 0);
+    CHECK(str_is(spec.model, "/abs/m.pt"), "model %s", spec.model);
+    job_spec_free(&spec);
+    /* model_config goes to the resolver under its own name (roots: a model root). */
+    CHECK_INT(norm_spec(with_mask, NULL, &spec, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&spec, NULL, deny_config, NULL, &fe), ERR_DENIED);
+    CHECK(str_is(fe.field, "model_config"), "field %s", fe.field);
+    job_spec_free(&spec);
 }
 
 int main(void)
 {
     test_defaults();
+    test_spec_defaults();
+    test_spec_fields();
+    test_stored();
+    test_outputs();
+    test_eval_optional();
     test_tokenizer();
     test_amounts();
     test_bad_fields();

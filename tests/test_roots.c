@@ -58,6 +58,7 @@ int main(void)
     mk("data");
     mk("outside");
     touch("models/m.pt");
+    touch("models/config.json");
     touch("models/sub/n.pt");
     touch("data/dev.txt");
     touch("outside/secret.pt");
@@ -126,6 +127,10 @@ int main(void)
     snprintf(p, sizeof p, "%.512s/data/dev.txt", base);
     CHECK_INT(roots_job_resolve(r, "eval.data", p, out, sizeof out, e2, sizeof e2), 0);
     CHECK_INT(roots_job_resolve(r, "model", p, out, sizeof out, e2, sizeof e2), ERR_DENIED);
+    /* A model's config.json sits with the model: model roots only. */
+    CHECK_INT(roots_job_resolve(r, "model_config", "config.json", out, sizeof out, e2, sizeof e2),
+              0);
+    CHECK_INT(roots_job_resolve(r, "model_config", p, out, sizeof out, e2, sizeof e2), ERR_DENIED);
 
     roots_destroy(r);
     roots_destroy(NULL);
