@@ -192,6 +192,13 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                         err_name(rc), fe.field[0] ? fe.field : NULL, "%s", fe.message);
         goto out;
     }
+    /* The model's format, files and config, before it is queued. */
+    if ((rc = job_check_model(&spec, roots_model_resolve, (void *)rq->env->roots, &fe))) {
+        api_reply_error(rs, rc == ERR_DENIED ? 403 : 400,
+                        rc == ERR_DENIED ? err_name(rc) : "invalid_field", fe.field, "%s",
+                        fe.message);
+        goto out;
+    }
     if (!(text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         api_reply_error(rs, 500, "internal", NULL, "cannot serialise the request");
         goto out;

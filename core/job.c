@@ -11,6 +11,7 @@
 #include "dataset.h"
 #include "err.h"
 #include "eval.h"
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "prune.h"
 #include "queue.h"
@@ -23,12 +24,24 @@
 static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0.05, 0.4, 0.1};
 static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0.2, 0, 0.5};
 
+/* Where artifacts go.  family: the input's own format is written there
+ * (the command line's --out); the others are written when wanted. */
+struct job_outputs {
+    const char *torchscript; /* NULL: not wanted */
+    const char *state_dict;
+    const char *safetensors; /* a folder */
+    const char *family;      /* NULL, or the path for the input's own format */
+    const char *result;      /* NULL: not written */
+    unsigned outputs;        /* JOB_OUT_* asked for; 0: the input's family */
+};
+
 struct run {
     const struct job_spec *spec;
     const json_t *request; /* for provenance.request only */
     const struct job_hooks *hooks;
     const double *weight;
     int stage; /* index in job_stages */
+    struct ckpt_files files; /* what the model is made of */
     struct ts_model *model;
     struct tokenizer *tok;
     struct dataset *data;
@@ -39,6 +52,10 @@ struct run {
     json_t *result;
     json_t *timings;
     FILE *out; /* the seed's printout, or NULL */
+    const struct job_outputs *o;
+    unsigned want;     /* JOB_OUT_* this run writes (outputs_for) */
+    const char *vocab; /* the vocab and lowercasing the evaluation used */
+    int lowercase;
 };
 
 static int cancelled(void *ud)
@@ -91,6 +108,70 @@ static void print_corner(struct run *r, size_t idx, const char *when)
     ts_model_unmap_f32(r->model, idx, 0, err, sizeof err);
 }
 
+/*
+ * What this run saves (JOB_OUT_* bits in r->want), decided once the
+ * model's format is known: the outputs asked for, or when the request said
+ * nothing the input's own family (TorchScript: torchscript + state_dict; a
+ * state_dict file: state_dict; safetensors or a Hugging Face folder:
+ * safetensors).  TorchScript is written only from TorchScript, and
+ * safetensors only from a model read from its weights.
+ */
+static int outputs_of(enum ckpt_kind k, unsigned asked, unsigned *out, char *err, size_t errlen)
+{
+    unsigned family = k == CKPT_TORCHSCRIPT  ? JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT
+                      : k == CKPT_STATE_DICT ? JOB_OUT_STATE_DICT
+                                             : JOB_OUT_SAFETENSORS;
+    unsigned want = asked ? asked : family;
+    if ((want & JOB_OUT_TORCHSCRIPT) && k != CKPT_TORCHSCRIPT)
+        return err_set(err, errlen, ERR_INVALID,
+                       "outputs: torchscript is written only for a TorchScript input; this "
+                       "model is a %s (ask for safetensors or state_dict)",
+                       ckpt_kind_name(k));
+    if ((want & JOB_OUT_SAFETENSORS) && k == CKPT_TORCHSCRIPT)
+        return err_set(err, errlen, ERR_INVALID,
+                       "outputs: safetensors is written for models read from their weights; "
+                       "this one is TorchScript (ask for torchscript or state_dict)");
+    *out = want;
+    return 0;
+}
+
+static int outputs_for(struct run *r, char *err, size_t errlen)
+{
+    if (r->o->family) { /* the command line names its paths */
+        r->want = 0;
+        return 0;
+    }
+    return outputs_of(r->files.kind, r->o->outputs, &r->want, err, errlen);
+}
+
+int job_check_model(const struct job_spec *spec, ckpt_resolve_fn resolve, void *ud,
+                    struct job_field_error *fe)
+{
+    struct ckpt_files f;
+    unsigned want;
+    char err[sizeof fe->message];
+    int rc = ckpt_locate(spec->model, spec->model_config, resolve, ud, &f, err, sizeof err);
+    const char *field = "model";
+    if (!rc && f.kind != CKPT_TORCHSCRIPT && !f.config) {
+        rc = ckpt_config_missing(&f, err, sizeof err);
+    } else if (!rc && spec->has_eval && !spec->eval.vocab && !f.vocab) {
+        rc = err_set(err, sizeof err, ERR_INVALID,
+                     "is required (the model is no Hugging Face folder with a vocab.txt)");
+        field = "eval.vocab";
+    } else if (!rc && (rc = outputs_of(f.kind, spec->outputs, &want, err, sizeof err))) {
+        field = "outputs";
+    }
+    if (rc) {
+        const char *msg = err;
+        if (!strncmp(err, "model_config: ", 14)) field = "model_config", msg = err + 14;
+        if (!strncmp(err, "outputs: ", 9)) msg = err + 9;
+        snprintf(fe->field, sizeof fe->field, "%s", field);
+        snprintf(fe->message, sizeof fe->message, "%s", msg);
+    }
+    ckpt_files_free(&f);
+    return rc;
+}
+
 static int load(struct run *r, char *err, size_t errlen)
 {
     const struct job_spec *s = r->spec;
@@ -101,10 +182,14 @@ static int load(struct run *r, char *err, size_t errlen)
     else if (!strcmp(device, "auto"))
         device = ts_cuda_available() ? "cuda" : "cpu";
     ts_set_threads(threads_of(r->hooks));
-    /* s->model_config is for the loaders of single-file checkpoints; a
-     * TorchScript module carries its own configuration. */
-    int rc = ts_model_open(s->model, device, &r->model, err, errlen);
+    /* Every file of the model through the hooks' resolver (the roots in the
+     * daemon), its format from its content (model/checkpoint.h). */
+    ckpt_resolve_fn resolve = r->hooks && r->hooks->resolve ? r->hooks->resolve : ckpt_resolve_local;
+    void *rud = r->hooks && r->hooks->resolve ? r->hooks->resolve_ud : NULL;
+    int rc = ckpt_locate(s->model, s->model_config, resolve, rud, &r->files, err, errlen);
     if (rc) return rc;
+    if ((rc = outputs_for(r, err, errlen))) return rc;
+    if ((rc = ckpt_open(&r->files, device, &r->model, err, errlen))) return rc;
 
     long bad = -1;
     rc = targets_resolve(r->model, s->targets, s->ntargets, &r->targets, &r->ntargets, &bad, err,
@@ -118,20 +203,24 @@ static int load(struct run *r, char *err, size_t errlen)
 
     if (s->has_eval) {
         const struct job_eval_spec *ev = &s->eval;
-        /* What the request leaves out will come from a Hugging Face model
-         * folder (its vocab.txt, tokenizer_config.json's do_lower_case).  No
-         * loader reads such a folder yet: the vocab must be named, and
-         * lowercase unset is BERT's default, true. */
-        if (!ev->vocab)
+        /* What the request leaves out a Hugging Face folder gives: its
+         * vocab.txt, tokenizer_config.json's do_lower_case; lowercase said by
+         * neither is BERT's default, true. */
+        const char *vocab = ev->vocab ? ev->vocab : r->files.vocab;
+        if (!vocab)
             return err_set(err, errlen, ERR_INVALID,
                            "eval.vocab: is required (the model is no Hugging Face folder with a "
                            "vocab.txt)");
-        int lowercase = ev->lowercase >= 0 ? ev->lowercase : 1;
+        int lowercase = ev->lowercase >= 0          ? ev->lowercase
+                        : r->files.do_lower_case >= 0 ? r->files.do_lower_case
+                                                      : 1;
         r->data = dataset_load(ev->data, ev->classes, ev->limit, err, errlen);
         if (!r->data) return ERR_FORMAT;
         /* (A request queued before eval.tokenizer existed has TOK_BERT_LEGACY
          * here: job_spec_from_stored saw to it.) */
-        r->tok = tok_create(ev->vocab, ev->tokenizer, lowercase, err, errlen);
+        r->tok = tok_create(vocab, ev->tokenizer, lowercase, err, errlen);
+        r->vocab = vocab;
+        r->lowercase = lowercase;
         if (!r->tok) return ERR_FORMAT;
         r->inputs = eval_inputs_create(r->tok, r->data, ev->max_length, err, errlen);
         if (!r->inputs) return ERR_FORMAT;
@@ -273,11 +362,6 @@ out:
     return rc;
 }
 
-struct job_outputs {
-    const char *torchscript; /* NULL: not wanted */
-    const char *state_dict;
-    const char *result; /* NULL: not written */
-};
 
 /* Saves one artifact through a temporary name; appends it to artifacts. */
 static int save_one(struct run *r, const char *format, const char *path, char *err, size_t errlen)
@@ -303,6 +387,31 @@ static int save_one(struct run *r, const char *format, const char *path, char *e
     return 0;
 }
 
+/* A Hugging Face folder at dir (model/checkpoint.h); appends it to
+ * artifacts with its files.  The labels are the evaluation's class names
+ * when they fit the head. */
+static int save_folder(struct run *r, const char *dir, char *err, size_t errlen)
+{
+    struct ckpt_saved saved;
+    int nlabels = ts_model_labels(r->model);
+    const char *const *labels =
+        r->data && (int)r->data->nclasses == nlabels ? (const char *const *)r->data->classes : NULL;
+    int rc = ckpt_save_folder(r->model, r->files.config, labels, nlabels, dir, &saved, err, errlen);
+    if (rc) return rc;
+    json_t *files = json_array();
+    for (size_t i = 0; i < saved.nfiles; i++)
+        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", saved.files[i].name,
+                                               "bytes", (json_int_t)saved.files[i].bytes,
+                                               "sha256", saved.files[i].sha256));
+    json_array_append_new(json_object_get(r->result, "artifacts"),
+                          json_pack("{s:s, s:s, s:I, s:o}", "format", "safetensors", "path", dir,
+                                    "bytes", (json_int_t)saved.bytes, "files", files));
+    if (r->out)
+        fprintf(r->out, "saved safetensors: %s/ (%lld bytes: config.json, model.safetensors)\n",
+                dir, (long long)saved.bytes);
+    return 0;
+}
+
 static json_t *input_json(const char *path, char *err, size_t errlen)
 {
     char hex[65];
@@ -316,12 +425,30 @@ static int provenance(struct run *r, char *err, size_t errlen)
     const struct job_eval_spec *ev = &r->spec->eval;
     const struct {
         const char *name, *path;
-    } evfiles[] = {{"data", ev->data}, {"vocab", ev->vocab}, {"classes", ev->classes}};
+    } evfiles[] = {{"data", ev->data}, {"vocab", r->vocab}, {"classes", ev->classes}};
     json_t *inputs = json_object();
     json_t *req = json_deep_copy(r->request);
-    json_t *model = input_json(r->spec->model, err, errlen);
-    if (!model) goto fail;
+    json_t *model = NULL;
+    if (r->files.kind == CKPT_HF_DIR || r->files.config) {
+        /* a folder, or weights with a config: each file on its own */
+        json_t *files = json_array();
+        int64_t bytes = 0;
+        model = json_pack("{s:s, s:s, s:o}", "path", r->spec->model, "format",
+                          ckpt_kind_name(r->files.kind), "files", files);
+        for (size_t i = 0; i <= r->files.nweights; i++) {
+            const char *p = i < r->files.nweights ? r->files.weights[i] : r->files.config;
+            json_t *f = input_json(p, err, errlen);
+            if (!f) goto fail;
+            bytes += json_integer_value(json_object_get(f, "bytes"));
+            json_array_append_new(files, f);
+        }
+        json_object_set_new(model, "bytes", json_integer(bytes));
+    } else {
+        if (!(model = input_json(r->spec->model, err, errlen))) goto fail;
+        json_object_set_new(model, "format", json_string(ckpt_kind_name(r->files.kind)));
+    }
     json_object_set_new(inputs, "model", model);
+    model = NULL;
     for (size_t i = 0; r->spec->has_eval && i < 3; i++) {
         if (!evfiles[i].path) continue;
         json_t *f = input_json(evfiles[i].path, err, errlen);
@@ -329,6 +456,9 @@ static int provenance(struct run *r, char *err, size_t errlen)
         json_object_set_new(inputs, evfiles[i].name, f);
     }
     json_object_set_new(json_object_get(req, "options"), "seed", json_integer((json_int_t)r->seed));
+    if (r->spec->has_eval) /* what eval ran with, the model folder's defaults included */
+        json_object_set_new(inputs, "tokenizer",
+                            json_pack("{s:s, s:b}", "vocab", r->vocab, "lowercase", r->lowercase));
     json_object_set_new(r->result, "provenance",
                         json_pack("{s:o, s:o, s:I, s:{s:s, s:s}, s:s, s:i}", "inputs", inputs,
                                   "request", req, "seed", (json_int_t)r->seed, "versions",
@@ -337,6 +467,7 @@ static int provenance(struct run *r, char *err, size_t errlen)
                                   threads_of(r->hooks)));
     return 0;
 fail:
+    json_decref(model);
     json_decref(inputs);
     json_decref(req);
     return ERR_IO;
@@ -402,9 +533,24 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
     stage_begin(r, 4);
     t = fs_monotonic();
-    if (o->torchscript && (rc = save_one(r, "torchscript", o->torchscript, err, errlen))) return rc;
-    progress(r, 0.5);
-    if (o->state_dict && (rc = save_one(r, "state_dict", o->state_dict, err, errlen))) return rc;
+    if (o->family) {
+        enum ckpt_kind k = r->files.kind;
+        rc = k == CKPT_TORCHSCRIPT  ? save_one(r, "torchscript", o->family, err, errlen)
+             : k == CKPT_STATE_DICT ? save_one(r, "state_dict", o->family, err, errlen)
+                                    : save_folder(r, o->family, err, errlen);
+        if (rc) return rc;
+    }
+    if ((r->want & JOB_OUT_TORCHSCRIPT) && o->torchscript &&
+        (rc = save_one(r, "torchscript", o->torchscript, err, errlen)))
+        return rc;
+    progress(r, 0.4);
+    if (((r->want & JOB_OUT_STATE_DICT) || (o->family && o->state_dict)) && o->state_dict &&
+        (rc = save_one(r, "state_dict", o->state_dict, err, errlen)))
+        return rc;
+    progress(r, 0.7);
+    if ((r->want & JOB_OUT_SAFETENSORS) && o->safetensors &&
+        (rc = save_folder(r, o->safetensors, err, errlen)))
+        return rc;
     timing(r, "save_s", t);
     json_object_set(r->result, "timings", r->timings);
     if ((rc = provenance(r, err, errlen))) return rc;
@@ -419,16 +565,16 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     return 0;
 }
 
-int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
-                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
-                   json_t **result, char *err, size_t errlen)
+static int run_job(const struct job_spec *spec, const json_t *request,
+                   const struct job_outputs *o, const struct job_hooks *hooks, json_t **result,
+                   char *err, size_t errlen)
 {
     struct run r = {.spec = spec,
                     .request = request,
                     .hooks = hooks,
+                    .o = o,
                     .out = hooks && hooks->verbose ? stdout : NULL};
-    struct job_outputs o = {torchscript, state_dict, result_path};
-    int rc = execute(&r, &o, err, errlen);
+    int rc = execute(&r, o, err, errlen);
     if (rc == 0 && result) *result = json_incref(r.result);
     json_decref(r.result);
     json_decref(r.timings);
@@ -437,6 +583,7 @@ int job_execute_to(const struct job_spec *spec, const json_t *request, const cha
     tok_destroy(r.tok);
     free(r.targets);
     ts_model_destroy(r.model);
+    ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an
      * out-of-memory too) goes back, so the next job and other processes on
      * the GPU get it; a no-op without CUDA devices */
@@ -444,38 +591,32 @@ int job_execute_to(const struct job_spec *spec, const json_t *request, const cha
     return rc;
 }
 
-/*
- * What a job saves (JOB_OUT_* bits): its outputs, 0 (the request said
- * nothing) meaning the input's own family.  Every input is TorchScript until
- * native model formats exist, so that is torchscript + state_dict, and
- * nothing can write safetensors yet.  The one place that decides it.
- */
-static int outputs_for(const struct job_spec *spec, unsigned *want, char *err, size_t errlen)
+int job_execute_to(const struct job_spec *spec, const json_t *request, const char *family,
+                   const char *state_dict, const char *result_path, const struct job_hooks *hooks,
+                   json_t **result, char *err, size_t errlen)
 {
-    unsigned o = spec->outputs ? spec->outputs : JOB_OUT_TORCHSCRIPT | JOB_OUT_STATE_DICT;
-    if (o & JOB_OUT_SAFETENSORS)
-        return err_set(err, errlen, ERR_UNSUPPORTED,
-                       "outputs: safetensors needs a native model (not yet)");
-    *want = o;
-    return 0;
+    struct job_outputs o = {.state_dict = state_dict, .family = family, .result = result_path};
+    return run_job(spec, request, &o, hooks, result, err, errlen);
 }
 
 int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
                 const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
 {
-    char ts[PATH_MAX], sd[PATH_MAX], res[PATH_MAX];
-    unsigned want;
-    int rc = outputs_for(spec, &want, err, errlen);
-    if (rc) return rc;
-    int want_ts = !!(want & JOB_OUT_TORCHSCRIPT), want_sd = !!(want & JOB_OUT_STATE_DICT);
+    char ts[PATH_MAX], sd[PATH_MAX], st[PATH_MAX], res[PATH_MAX];
+    int rc;
     if ((rc = fs_mkdir_p(out_dir, err, errlen))) return rc;
     /* A run killed while saving left temporary files: this run replaces them. */
     if ((rc = fs_remove_stale_tmp(out_dir, err, errlen)) < 0) return rc;
     snprintf(ts, sizeof ts, "%s/model.pt", out_dir);
     snprintf(sd, sizeof sd, "%s/model.pth", out_dir);
+    snprintf(st, sizeof st, "%s/safetensors", out_dir);
     snprintf(res, sizeof res, "%s/result.json", out_dir);
-    return job_execute_to(spec, request, want_ts ? ts : NULL, want_sd ? sd : NULL, res, hooks,
-                          result, err, errlen);
+    struct job_outputs o = {.torchscript = ts,
+                            .state_dict = sd,
+                            .safetensors = st,
+                            .result = res,
+                            .outputs = spec->outputs};
+    return run_job(spec, request, &o, hooks, result, err, errlen);
 }
 
 void job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)

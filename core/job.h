@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "checkpoint.h"
+
 #include "eval.h"
 #include "prune.h"
 #include "tokenizer.h"
@@ -56,7 +58,8 @@ struct job_eval_spec {
  * result.json).  Strings are owned (job_spec_free frees them).
  */
 struct job_spec {
-    char *model;                       /* TorchScript model path */
+    char *model;                       /* the model: a file or a Hugging Face folder
+                                          (model/checkpoint.h) */
     char *model_config;                /* HF config.json for a single-file checkpoint, or NULL */
     char **targets;                    /* parameter or module globs */
     size_t ntargets;                   /* >= 1 */
@@ -132,6 +135,16 @@ typedef int (*job_resolve_fn)(void *ud, const char *field, const char *path, cha
 int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn resolve, void *ud,
                               struct job_field_error *fe);
 
+/*
+ * What a request's model is, checked before it is queued: the files are
+ * there (each through resolve, model/checkpoint.h), a single file has its
+ * config.json, eval has a vocab (its own or the folder's), and the outputs
+ * asked for can be written from this format.  Returns 0, or the code with fe
+ * naming the field ("model", "model_config", "eval.vocab", "outputs").
+ */
+int job_check_model(const struct job_spec *spec, ckpt_resolve_fn resolve, void *ud,
+                    struct job_field_error *fe);
+
 struct job_hooks {
     void *ud;
     void (*stage)(void *ud, const char *stage);  /* a stage begins */
@@ -142,6 +155,10 @@ struct job_hooks {
     const char *gpu_device; /* "cuda:N": what "auto" and "cuda" mean (a worker's GPU);
                                NULL: cuda when a device is there, else cpu */
     int verbose;            /* print the seed's output (module, 5x5 corner, metrics) on stdout */
+    /* resolves each file of a model folder (the roots in the daemon);
+     * NULL: ckpt_resolve_local (the command line) */
+    int (*resolve)(void *ud, const char *path, char *out, size_t outlen, char *err, size_t errlen);
+    void *resolve_ud;
 };
 
 /*
@@ -160,9 +177,11 @@ int job_execute(const struct job_spec *spec, const json_t *request, const char *
 /*
  * job_execute with the artifact paths given one by one (NULL: not written;
  * spec->outputs is not consulted), for `prunerd prune --out ...
- * --state-dict ... --report ...`.
+ * --state-dict ... --report ...`: family gets the input's own format (a
+ * TorchScript file, a state_dict file, or a Hugging Face folder for
+ * safetensors and folder inputs), state_dict a state_dict as well.
  */
-int job_execute_to(const struct job_spec *spec, const json_t *request, const char *torchscript,
+int job_execute_to(const struct job_spec *spec, const json_t *request, const char *family,
                    const char *state_dict, const char *result_path, const struct job_hooks *hooks,
                    json_t **result, char *err, size_t errlen);
 

@@ -121,8 +121,10 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
     if (!allowed(r, kind, real))
         return err_set(err, errlen, ERR_DENIED, "'%s' leads outside the allowed roots", path);
     if (stat(real, &st)) return err_set(err, errlen, ERR_IO, "'%s': %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return err_set(err, errlen, ERR_INVALID, "'%s' is not a regular file", path);
+    /* a model may be a Hugging Face folder; its files are resolved one by one later */
+    if (!S_ISREG(st.st_mode) && !(kind == ROOTS_MODEL && S_ISDIR(st.st_mode)))
+        return err_set(err, errlen, ERR_INVALID, "'%s' is not a regular file%s", path,
+                       kind == ROOTS_MODEL ? " or a model folder" : "");
     if (strlen(real) >= outlen)
         return err_set(err, errlen, ERR_INVALID, "'%s': the path is too long", path);
     memcpy(out, real, strlen(real) + 1);

@@ -27,7 +27,8 @@ size_t roots_count(const struct roots *r, enum roots_kind kind);
 const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i);
 
 /*
- * Resolves path for kind: writes the real absolute path into out and
+ * Resolves path for kind (a regular file; for ROOTS_MODEL also a folder,
+ * whose files the caller resolves one by one): writes the real absolute path into out and
  * returns 0; ERR_DENIED when outside, ERR_NOTFOUND when missing, ERR_INVALID
  * for an empty or over-long path, with a message.
  */

@@ -195,6 +195,17 @@ static int check_space(const struct workers_config *cfg, const char *model, char
     if (!model || stat(model, &st))
         return err_set(err, errlen, ERR_NOTFOUND, "model '%s' is not there",
                        model ? model : "(none)");
+    if (S_ISDIR(st.st_mode)) { /* a model folder: the files in it */
+        DIR *d = opendir(model);
+        struct dirent *e;
+        st.st_size = 0;
+        while (d && (e = readdir(d)) != NULL) {
+            struct stat fst;
+            if (fstatat(dirfd(d), e->d_name, &fst, 0) == 0 && S_ISREG(fst.st_mode))
+                st.st_size += fst.st_size;
+        }
+        if (d) closedir(d);
+    }
     if (statvfs(cfg->artifact_dir, &vfs))
         return err_set(err, errlen, ERR_IO, "statvfs %s: %s", cfg->artifact_dir, strerror(errno));
     double need = cfg->free_space_factor * (double)st.st_size;
@@ -280,6 +291,8 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         .threads = pool->cfg.job_threads,
         .gpu_device = wk->gpu_device[0] ? wk->gpu_device : NULL,
         .verbose = 0,
+        .resolve = roots_model_resolve,
+        .resolve_ud = (void *)pool->cfg.roots,
     };
     json_t *req = NULL, *result = NULL;
     struct job_spec spec = {0};
