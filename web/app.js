@@ -990,7 +990,9 @@
     } else {
       req.eval = null;
     }
-    req.outputs = $$('input[name=outputs]:checked').map((c) => c.value);
+    /* None ticked: no "outputs", and the job writes the input's own format. */
+    const outputs = $$('input[name=outputs]:checked').map((c) => c.value);
+    if (outputs.length) req.outputs = outputs;
     req.device = $('#f-device').value;
     return req;
   }
