@@ -587,8 +587,7 @@
       err.hidden = true;
     }
     setText($('#job-request'), JSON.stringify(job.request, null, 2));
-    const done = job.status === 'succeeded' && !job.files_deleted;
-    for (const b of $$('[data-download]')) b.disabled = !done;
+    setDownloadButtons(job, jobView.result);
     $('#job-cancel').disabled = TERMINAL.has(job.status) || !!job.cancel_requested;
     $('#job-delete').disabled = !TERMINAL.has(job.status);
   }
@@ -678,9 +677,12 @@
     const at = $('#job-artifacts tbody');
     clear(at);
     const arts = Array.isArray(res.artifacts) ? res.artifacts : [];
-    const formats = new Set(arts.map((a) => a.format));
-    for (const a of arts) at.append(el('tr', null, el('td', { text: a.format }), el('td', { class: 'num', text: fmtBytes(a.bytes), title: String(a.bytes) + ' bytes' }), el('td', { class: 'mono small', text: a.sha256 || '' })));
-    for (const b of $$('[data-download]')) if (b.dataset.download !== 'result') b.disabled = job.files_deleted || !formats.has(b.dataset.download);
+    const artRow = (name, x) => el('tr', null, el('td', { text: name }), el('td', { class: 'num', text: fmtBytes(x.bytes), title: String(x.bytes) + ' bytes' }), el('td', { class: 'mono small', text: x.sha256 || '' }));
+    for (const a of arts) {
+      at.append(artRow(a.format, a));
+      for (const f of artifactFiles(a)) at.append(artRow(a.format + '/' + f.name, f));
+    }
+    setDownloadButtons(job, res);
     setText($('#job-provenance'), JSON.stringify(res.provenance || {}, null, 2));
   }
 
@@ -801,6 +803,39 @@
 
   /* ---- downloads: fetch + blob, so the Authorization header goes along ---- */
 
+  /* The files of a folder artifact (safetensors: model.safetensors, config.json);
+   * none for a single-file artifact, and for results written before folders existed. */
+  function artifactFiles(a) {
+    return a && Array.isArray(a.files) ? a.files.filter((f) => f && typeof f.name === 'string' && f.name) : [];
+  }
+
+  /* "torchscript", "state_dict", or "safetensors/config.json" for one file of a folder. */
+  const downloadKey = (format, file) => (file ? format + '/' + file : format);
+
+  /* Enables a checkpoint button only when the result lists that artifact (or that file of
+   * it); nothing is downloadable before the job succeeded or after retention deleted it.
+   * res is null while result.json has not been read. */
+  function setDownloadButtons(job, res) {
+    const done = job.status === 'succeeded' && !job.files_deleted;
+    const keys = new Set();
+    for (const a of res && Array.isArray(res.artifacts) ? res.artifacts : []) {
+      const files = artifactFiles(a);
+      if (files.length) for (const f of files) keys.add(downloadKey(a.format, f.name));
+      else keys.add(a.format);
+    }
+    for (const b of $$('[data-download]')) {
+      const kind = b.dataset.download;
+      b.disabled = !done || (kind !== 'result' && !keys.has(downloadKey(kind, b.dataset.file)));
+    }
+  }
+
+  /* The result.json entry a download is checked against: the artifact, or one file of it. */
+  function expectedArtifact(kind, file) {
+    const arts = jobView.result && Array.isArray(jobView.result.artifacts) ? jobView.result.artifacts : [];
+    const art = arts.find((x) => x.format === kind) || null;
+    return file ? artifactFiles(art).find((f) => f.name === file) || null : art;
+  }
+
   function filenameOf(disposition) {
     const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition || '');
     return m ? decodeURIComponent(m[1]).replace(/[\/\\]/g, '_') : '';
@@ -812,11 +847,13 @@
     return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
   }
 
-  async function download(kind) {
+  /* Saves result.json, a checkpoint, or (file set) one file of a folder checkpoint. */
+  async function download(kind, file) {
     const id = jobView.id;
     const state = $('#job-download-state');
-    const path = kind === 'result' ? '/v1/jobs/' + id + '/result' : '/v1/jobs/' + id + '/checkpoint?format=' + encodeURIComponent(kind);
-    setText(state, 'downloading ' + kind + '…');
+    let path = kind === 'result' ? '/v1/jobs/' + id + '/result' : '/v1/jobs/' + id + '/checkpoint?format=' + encodeURIComponent(kind);
+    if (file) path += '&file=' + encodeURIComponent(file);
+    setText(state, 'downloading ' + (file || kind) + '…');
     let resp;
     try {
       resp = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
@@ -839,7 +876,8 @@
       return;
     }
     const blob = await resp.blob();
-    const name = filenameOf(resp.headers.get('Content-Disposition')) || (kind === 'result' ? id + '-result.json' : id + '-' + kind + '.pt');
+    /* A folder's files keep their own names after the id, whatever the header says. */
+    const name = file ? id + '-' + file : filenameOf(resp.headers.get('Content-Disposition')) || (kind === 'result' ? id + '-result.json' : id + '-' + kind + '.pt');
     const url = URL.createObjectURL(blob);
     const a = el('a', { href: url, download: name });
     a.hidden = true;
@@ -848,7 +886,7 @@
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60000);
     let note = 'saved ' + name + ' (' + fmtBytes(blob.size) + ')';
-    const art = kind === 'result' || !jobView.result ? null : (jobView.result.artifacts || []).find((x) => x.format === kind);
+    const art = kind === 'result' ? null : expectedArtifact(kind, file);
     if (art && art.sha256) {
       const got = await sha256Hex(blob);
       if (got === null) note += ', sha256 not checked (needs https or localhost)';
@@ -857,6 +895,7 @@
     }
     setText(state, note);
     state.dataset.kind = kind;
+    state.dataset.file = file || '';
   }
 
   async function cancelJob() {
@@ -883,7 +922,7 @@
   }
 
   function initJob() {
-    for (const b of $$('[data-download]')) b.addEventListener('click', () => download(b.dataset.download));
+    for (const b of $$('[data-download]')) b.addEventListener('click', () => download(b.dataset.download, b.dataset.file));
     $('#job-cancel').addEventListener('click', cancelJob);
     $('#job-delete').addEventListener('click', deleteJob);
   }
@@ -990,7 +1029,9 @@
     } else {
       req.eval = null;
     }
-    req.outputs = $$('input[name=outputs]:checked').map((c) => c.value);
+    /* None ticked: no "outputs", and the job writes the input's own format. */
+    const outputs = $$('input[name=outputs]:checked').map((c) => c.value);
+    if (outputs.length) req.outputs = outputs;
     req.device = $('#f-device').value;
     return req;
   }

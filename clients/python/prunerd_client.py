@@ -23,6 +23,12 @@ Example::
         print(res["metrics"]["after"]["accuracy"])
         c.download(job_id, "pruned.pt")                          # TorchScript
         c.download(job_id, "pruned.pth", format="state_dict")    # torch.load-able state_dict
+        c.download(job_id, "pruned-hf", format="safetensors")    # a folder: from_pretrained("pruned-hf")
+
+Which checkpoints a job has depends on its ``outputs``; without them it
+writes its input's own family (TorchScript: torchscript and state_dict; a
+state_dict: state_dict; a safetensors file or Hugging Face folder:
+safetensors).  ``result(job_id)["artifacts"]`` lists them.
 
 Every API error raises :class:`PrunerdError` with the HTTP status and the
 ``code``, ``field`` and ``message`` of the API's error body.
@@ -314,22 +320,31 @@ class Client:
     def download(self, job_id, path, format="torchscript"):
         """Downloads a succeeded job's checkpoint to ``path``; returns ``path``.
 
-        The bytes go to ``path + ".part"``, which is renamed to ``path`` only
+        Each file goes to ``<file>.part``, which is renamed to its name only
         once complete and its sha256 equals the server's (the ``ETag`` and the
-        artifact's ``sha256`` in result.json).  A ``.part`` left by an
-        interrupted download is resumed with a ``Range`` request (``If-Range``
-        makes the server send the whole file if it changed meanwhile).
+        ``sha256`` in result.json).  A ``.part`` left by an interrupted
+        download is resumed with a ``Range`` request (``If-Range`` makes the
+        server send the whole file if it changed meanwhile).
 
         Args:
-            format: ``"torchscript"`` (load with ``torch.jit.load``) or
-                    ``"state_dict"`` (load with ``torch.load``).
+            path:   the file to write; for ``"safetensors"`` a folder, made if
+                    needed, that receives every file of the artifact
+                    (``model.safetensors`` and ``config.json``), each checked
+                    and resumed on its own as above.
+            format: ``"torchscript"`` (load with ``torch.jit.load``),
+                    ``"state_dict"`` (load with ``torch.load``) or
+                    ``"safetensors"`` (a Hugging Face folder: load with
+                    ``BertForSequenceClassification.from_pretrained(path)``, or
+                    the tensors alone with
+                    ``safetensors.torch.load_file(path + "/model.safetensors")``).
 
         Raises:
             PrunerdError: 409 ``not_ready`` before the job succeeded, 404 when
                 the job did not save that format, 410 ``gone`` when retention
                 deleted the files; ``checksum_mismatch`` (status None) when the
-                bytes do not hash to the server's sha256 (the .part is removed,
-                so calling again starts afresh).
+                bytes do not hash to the server's sha256 (that file's .part is
+                removed, so calling again starts it afresh); ``bad_response``
+                when result.json names a folder file that is not a plain name.
 
         Example::
 
@@ -337,11 +352,41 @@ class Client:
             model = torch.jit.load("pruned.pt")
             c.download(job_id, "pruned.pth", format="state_dict")
             sd = torch.load("pruned.pth")
+            c.download(job_id, "pruned-hf", format="safetensors")
+            model = BertForSequenceClassification.from_pretrained("pruned-hf")
         """
         path = os.fspath(path)
         art = _artifact(self.result(job_id), format)
-        want_sha = art.get("sha256") if art else None
-        want_bytes = art.get("bytes") if art else None
+        if format != "safetensors":
+            return self._download_file(job_id, path, {"format": format},
+                                       art.get("sha256") if art else None,
+                                       art.get("bytes") if art else None)
+
+        files = (art or {}).get("files")
+        if not isinstance(files, list) or not files:
+            # Let the server say why (404 naming "format" when the job saved none).
+            with self._open("GET", self._id_path(job_id, "/checkpoint"),
+                            query={"format": format}, headers={"Accept": "application/octet-stream"}):
+                pass
+            raise PrunerdError(None, "bad_response", None,
+                               f"result.json of job {job_id} lists no files for its {format} checkpoint")
+        names = []
+        for f in files:
+            name = f.get("name") if isinstance(f, dict) else None
+            # The name becomes a path here: a plain file name, nothing that leaves the folder.
+            if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
+                    or "\0" in name):
+                raise PrunerdError(None, "bad_response", None,
+                                   f"result.json of job {job_id} names a {format} file {name!r}")
+            names.append(name)
+        os.makedirs(path, exist_ok=True)
+        for f, name in zip(files, names):
+            self._download_file(job_id, os.path.join(path, name), {"format": format, "file": name},
+                                f.get("sha256"), f.get("bytes"))
+        return path
+
+    def _download_file(self, job_id, path, query, want_sha, want_bytes):
+        """GET /checkpoint with query into path via path.part, resumed and checked; returns path."""
         part = path + ".part"
 
         have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -358,7 +403,6 @@ class Client:
             headers["Range"] = f"bytes={have}-"
             if want_sha:
                 headers["If-Range"] = f'"{want_sha}"'
-        query = {"format": format}
         try:
             resp = self._open("GET", self._id_path(job_id, "/checkpoint"), query=query,
                               headers=headers)

@@ -4,10 +4,12 @@
 Starts `prunerd serve` on a free port with a temporary data dir, the shared
 model and data as roots and one admin token; then, in the browser: enters
 the token, loads the model's parameters, submits the seed job through the
-form (first with a bad amount, whose 400 must land next to the amount
-field), watches its row reach `succeeded`, opens the job page (sparsity
+form (no output ticked; first with a bad amount, whose 400 must land next
+to the amount field), watches its row reach `succeeded`, opens the job page (sparsity
 chart: one bar per pruned parameter; confusion difference; timeline),
 downloads a checkpoint and result.json and compares them with the API,
+downloads the two files of a safetensors folder from a job the test answers
+itself (page.route),
 cancels and deletes jobs, and checks polling pauses while the tab is hidden.
 Saves screenshot-jobs.png and screenshot-job.png into PRUNERD_SCREENSHOTS
 (default: the build folder); `PRUNERD_SCREENSHOTS=docs` refreshes the README's.
@@ -36,7 +38,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -335,6 +337,86 @@ def json_of(response):
         return None
 
 
+def download_buttons(page):
+    """{"torchscript": enabled?, ..., "safetensors/config.json": enabled?} of the job page's download buttons."""
+    pairs = page.locator("[data-download]").evaluate_all(
+        "(bs) => bs.map((b) => [b.dataset.download + (b.dataset.file ? '/' + b.dataset.file : ''), !b.disabled])")
+    return dict(pairs)
+
+
+FAKE_ST = "5afe7e45-0000-4000-8000-000000000001"
+
+
+def test_safetensors_job(page, api_requests):
+    """A job whose result has only a safetensors folder, answered by the test (the daemon's job
+    runner may not write one yet): the two folder buttons, file by file, named <id>-<file>."""
+    files = {"model.safetensors": bytes(range(256)) * 64, "config.json": b'{"num_labels": 10}'}
+    created = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    job = {"id": FAKE_ST, "name": "fake safetensors job", "status": "succeeded", "stage": "saving",
+           "progress": 1, "created_at": created, "started_at": created, "finished_at": created,
+           "stages": [], "attempts": 1, "error": None, "files_deleted": False,
+           "request": {"model": "/m/hf", "targets": [SEED_TARGET], "method": "l1_unstructured",
+                       "amount": 0.3, "amount_kind": "fraction", "scope": "global"}}
+    result = {"metrics": {}, "sparsity": {"parameters": [], "layers": []}, "timings": {}, "provenance": {},
+              "artifacts": [{"format": "safetensors", "path": f"/var/jobs/{FAKE_ST}/safetensors",
+                             "bytes": sum(len(b) for b in files.values()),
+                             "files": [{"name": n, "sha256": sha256(b), "bytes": len(b)} for n, b in files.items()]}]}
+    asked = []
+
+    def ours(url):
+        return urlsplit(url).path.startswith("/v1/jobs/" + FAKE_ST)
+
+    def serve(route):
+        u = urlsplit(route.request.url)
+        if u.path.endswith("/result"):
+            return route.fulfill(status=200, content_type="application/json", body=json.dumps(result))
+        if u.path.endswith("/checkpoint"):
+            q = dict(parse_qsl(u.query))
+            asked.append(q)
+            data = files.get(q.get("file", "model.safetensors")) if q.get("format") == "safetensors" else None
+            if data is None:
+                return route.fulfill(status=404, content_type="application/json",
+                                     body=json.dumps({"error": {"code": "not_found", "field": "file", "message": "no"}}))
+            headers = {"ETag": f'"{sha256(data)}"'}
+            if q.get("file") == "model.safetensors":  # config.json comes without one: the page names it itself
+                headers["Content-Disposition"] = f'attachment; filename="{FAKE_ST}-model.safetensors"'
+            return route.fulfill(status=200, content_type="application/octet-stream", headers=headers, body=data)
+        return route.fulfill(status=200, content_type="application/json", body=json.dumps(job))
+
+    page.route(ours, serve)
+    try:
+        page.goto(page.url.split("#")[0] + "#/jobs/" + FAKE_ST)
+        page.wait_for_selector("#job-results:not([hidden])")
+        page.wait_for_function("() => document.querySelector('#job-name').textContent === 'fake safetensors job'")
+        enabled = download_buttons(page)
+        check(enabled == {"torchscript": False, "state_dict": False, "safetensors/model.safetensors": True,
+                          "safetensors/config.json": True, "result": True},
+              "a safetensors-only job: the two folder buttons and result.json", enabled)
+        arts = squash(page.text_content("#job-artifacts tbody"))
+        check(all(f"safetensors/{n}" in arts and sha256(b) in arts for n, b in files.items()),
+              "the artifacts table lists the folder's files with their sha256", arts)
+        for name, data in files.items():
+            n = len(asked)
+            with page.expect_download(timeout=20000) as info:
+                page.click(f'[data-download=safetensors][data-file="{name}"]')
+            dl = info.value
+            with open(dl.path(), "rb") as f:
+                got = f.read()
+            check(asked[n:] == [{"format": "safetensors", "file": name}],
+                  f"{name}: one checkpoint call with format=safetensors&file={name}", asked[n:])
+            check(got == data, f"{name}: the downloaded bytes", (len(got), len(data)))
+            check(dl.suggested_filename == f"{FAKE_ST}-{name}", f"{name}: saved as <id>-{name}",
+                  dl.suggested_filename)
+            page.wait_for_function(
+                "(f) => document.querySelector('#job-download-state').dataset.file === f"
+                " && /sha256 verified/.test(document.querySelector('#job-download-state').textContent)", arg=name)
+            check(True, f"{name}: the page checks its sha256 against the file's entry")
+        mine = [r for r in api_requests if r["path"].startswith("/v1/jobs/" + FAKE_ST)]
+        check(mine and all(r["auth"] == BEARER for r in mine), "the folder downloads send the bearer token", mine)
+    finally:
+        page.unroute(ours, serve)
+
+
 def run(pw, d, run_state):
     test_static(d)
     st, inspect = api_call(d, "GET", "/v1/models/inspect?path=" + quote(MODEL, safe=""))
@@ -384,6 +466,11 @@ def run(pw, d, run_state):
     # 3. Submit form: load the parameters, pick a target, bad amount first.
     page.click("nav a[data-nav=submit]")
     page.wait_for_selector("#view-submit:not([hidden])")
+    outputs = page.locator("input[name=outputs]").evaluate_all("(bs) => bs.map((b) => [b.value, b.checked])")
+    check(outputs == [["torchscript", False], ["state_dict", False], ["safetensors", False]],
+          "Outputs offers torchscript, state_dict and safetensors, none ticked", outputs)
+    hint = squash(page.text_content('.field[data-field="outputs"]'))
+    check("none: the input's own format" in hint, "Outputs says what ticking none means", hint)
     page.fill("#f-model", MODEL)
     page.click("#f-inspect")
     page.wait_for_selector("#f-params-body tr")
@@ -406,6 +493,29 @@ def run(pw, d, run_state):
     page.fill("#f-eval-classes", EVAL_FILES["classes"])
     # A fraction of 1 goes out as the JSON number 1: amount_kind keeps it a fraction.
     # limit 0 is refused, and the error for a nested field lands next to it.
+    # Ticked outputs go out in the form's order; this one is answered by the test, not the daemon.
+    page.check("input[name=outputs][value=safetensors]")
+    page.check("input[name=outputs][value=state_dict]")
+
+    def is_submit(url):
+        return urlsplit(url).path == "/v1/jobs"
+
+    def refuse(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        return route.fulfill(status=400, content_type="application/json", body=json.dumps(
+            {"error": {"code": "invalid_field", "field": "outputs", "message": "refused by the test"}}))
+
+    page.route(is_submit, refuse)
+    ticked = submit(page)
+    page.unroute(is_submit)
+    check((ticked.request.post_data_json or {}).get("outputs") == ["state_dict", "safetensors"],
+          "ticked outputs are sent as a list", (ticked.request.post_data_json or {}).get("outputs"))
+    page.locator('.field[data-field="outputs"] .field-error').wait_for()
+    check(True, "an error about outputs lands next to the Outputs field")
+    page.uncheck("input[name=outputs][value=safetensors]")
+    page.uncheck("input[name=outputs][value=state_dict]")
+
     page.fill("#f-eval-limit", "0")
     page.fill("#f-amount", "1")
     nested = submit(page)
@@ -450,6 +560,8 @@ def run(pw, d, run_state):
           and sent.get("scope") == "global" and sent.get("method") == "l1_unstructured"
           and sent.get("targets") == [SEED_TARGET] and is_number((sent.get("eval") or {}).get("limit"), 200),
           "the form sent the seed request", sent)
+    check("outputs" not in sent, "with no output ticked the request has no outputs (the input's own format)",
+          sent.get("outputs"))
     seed_id = good.json()["id"]
     page.wait_for_function("(id) => location.hash === '#/jobs/' + id", arg=seed_id)
     check(True, "after submitting, the page shows the new job")
@@ -609,6 +721,12 @@ def run(pw, d, run_state):
     check(len(cells) == n_classes * n_classes and not wrong, "the heat map is after - before of the confusion matrices",
           {"cells": len(cells), "want": n_classes * n_classes, "wrong": wrong[:5]})
     check(page.is_hidden("#job-error"), "no error box on a job that succeeded", page.text_content("#job-error"))
+    # The seed job is TorchScript in, no outputs asked: torchscript and state_dict, no safetensors.
+    enabled = download_buttons(page)
+    check(enabled == {"torchscript": True, "state_dict": True, "safetensors/model.safetensors": False,
+                      "safetensors/config.json": False, "result": True},
+          "the seed job's buttons: its two checkpoints and result.json, no safetensors",
+          (enabled, [a["format"] for a in result["artifacts"]]))
     page.screenshot(path=os.path.join(DOCS, "screenshot-job.png"), full_page=True)
 
     # 7. Downloads through fetch + blob, with the token.
@@ -637,14 +755,16 @@ def run(pw, d, run_state):
     check(len(dl_reqs) >= 2 and all(r["auth"] == BEARER for r in dl_reqs), "downloads send the bearer token",
           dl_reqs)
 
+    test_safetensors_job(page, api_requests)
+
     # 8. The failed job's page shows the error; Delete removes it.
     page.goto(d.base + "/#/jobs/" + failing["id"])
     page.wait_for_selector("#job-error:not([hidden])")
     _, fail_job = api_call(d, "GET", "/v1/jobs/" + failing["id"])
     shown = page.text_content("#job-error")
     check(fail_job["error"] in (shown or ""), "the job page shows the error", (shown, fail_job["error"]))
-    check(page.is_disabled("[data-download=torchscript]"), "no download for a failed job (button disabled)",
-          page.is_disabled("[data-download=torchscript]"))
+    enabled = download_buttons(page)
+    check(not any(enabled.values()), "no download for a failed job (buttons disabled)", enabled)
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#job-delete")
     page.wait_for_function("() => location.hash === '#/jobs'")
