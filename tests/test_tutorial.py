@@ -190,7 +190,10 @@ def test_tutorial(d, models, tok, titles, labels, shared_sd, config):
         return
     got = [user.bert.encoder.layer[i].attention.self.query.weight for i in range(config.num_hidden_layers)]
     check_zeros("tutorial state_dict", got, masks, original)
-    check(model2dev(user, tok, titles, labels) == after, "the downloaded model scores what the job said")
+    with torch.no_grad():
+        differ = [n for n, v in user.state_dict().items() if not torch.equal(v, model.state_dict()[n])
+                  and ".attention.self.query.weight" not in n]
+    check(differ == [], "every other tensor of the download equals the model's", differ[:5])
 
 
 def test_hf_roundtrip(d, models, shared_sd, config):
