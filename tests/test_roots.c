@@ -119,7 +119,9 @@ int main(void)
     /* Missing, empty, not a file. */
     CHECK_INT(resolve(r, ROOTS_MODEL, "missing.pt", out), ERR_NOTFOUND);
     CHECK_INT(resolve(r, ROOTS_MODEL, "", out), ERR_INVALID);
-    CHECK_INT(resolve(r, ROOTS_MODEL, "sub", out), ERR_INVALID);
+    CHECK_INT(resolve(r, ROOTS_DATA, "sub", out), ERR_INVALID);
+    /* a model may be a folder (a Hugging Face save_pretrained) */
+    CHECK_INT(resolve(r, ROOTS_MODEL, "sub", out), 0);
 
     /* The job_resolve_fn adapter. */
     char e2[256];
