@@ -506,6 +506,12 @@ int cli_run(int argc, char **argv)
         snprintf(outbuf, sizeof outbuf, "%s.out", b);
         out_dir = outbuf;
     }
+    /* the model's format, config and outputs before anything is made */
+    struct job_field_error fe;
+    if (job_check_model(&spec, ckpt_resolve_local, NULL, &fe)) {
+        rc = fail(EXIT_USAGE, "%s: %s", fe.field, fe.message);
+        goto out;
+    }
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads, .verbose = !quiet};
     int jrc = job_execute(&spec, req, out_dir, &hooks, &result, err, sizeof err);
     if (jrc) {

@@ -315,12 +315,10 @@ def test_job_fields(d):
         d.json("POST", f"/v1/jobs/{job['id']}/cancel")
     r = seed_request(name="safetensors")
     r["outputs"] = ["safetensors"]
-    st, _, job = d.json("POST", "/v1/jobs", r)
-    if check(st == 201, "a safetensors job is accepted", (st, job)):
-        j = wait_status(d, job["id"], ("failed", "succeeded"), timeout=60) or {}
-        check(j.get("status") == "failed"
-              and j.get("error") == "outputs: safetensors needs a native model (not yet)",
-              "a safetensors job fails until native models exist", (j.get("status"), j.get("error")))
+    st, _, b = d.json("POST", "/v1/jobs", r)
+    check_error(st, b, 400, "safetensors from a TorchScript model is refused at submission",
+                field="outputs")
+    check("TorchScript" in error_of(b).get("message", ""), "the message says why", b)
 
 
 def test_jobs_lifecycle(d):
