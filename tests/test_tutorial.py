@@ -25,30 +25,18 @@ import tempfile
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.utils.prune as prune
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_daemon as td  # noqa: E402  (Daemon, check, the counters)
+from test_native_model import BertClassifier  # noqa: E402  (the tutorial's class)
 from test_daemon import Daemon, check  # noqa: E402
 
 SHARED = td.SHARED
 TARGET = "bert.encoder.layer.*.attention.self.query"
-
-
-class BertClassifier(nn.Module):
-    """The tutorial's class."""
-
-    def __init__(self, config, labels):
-        super().__init__()
-        self.bert = BertModel(config)
-        self.fc = nn.Linear(config.hidden_size, labels)
-
-    def forward(self, input_ids, attention_mask):
-        return self.fc(self.bert(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
 
 
 def dev_set():

@@ -143,6 +143,17 @@ struct pk_reader {
         return it->second;
     }
 
+    /* A two's-complement little-endian integer of k bytes (LONG1, LONG4). */
+    void push_long(size_t k)
+    {
+        if (k > 8) pk_fail("data.pkl: integer too large");
+        uint64_t u = k ? le(k) : 0;
+        if (k && k < 8 && (u >> (8 * k - 1)) & 1) u |= ~(uint64_t)0 << (8 * k);
+        pk_ref v = pk_new(pk_val::INT);
+        v->i = (int64_t)u;
+        stack.push_back(v);
+    }
+
     /* weights_only's promise: a global not on this list is refused as soon
      * as it is named, so no REDUCE or BUILD can ever reach it. */
     static void check_global(const pk_ref &g)
@@ -287,26 +298,10 @@ struct pk_reader {
                 stack.push_back(v);
                 break;
             }
-            case 0x8a: { /* LONG1 */
-                size_t k = (size_t)le(1);
-                if (k > 8) pk_fail("data.pkl: integer too large");
-                uint64_t u = k ? le(k) : 0;
-                if (k && k < 8 && (u >> (8 * k - 1)) & 1) u |= ~(uint64_t)0 << (8 * k);
-                pk_ref v = pk_new(pk_val::INT);
-                v->i = (int64_t)u;
-                stack.push_back(v);
+            case 0x8a: /* LONG1 */
+            case 0x8b: /* LONG4: only what fits in 64 bits */
+                push_long((size_t)le(op == 0x8a ? 1 : 4));
                 break;
-            }
-            case 0x8b: { /* LONG4: only what fits in 64 bits */
-                size_t k = (size_t)(uint32_t)le(4);
-                if (k > 8) pk_fail("data.pkl: integer too large");
-                uint64_t u = k ? le(k) : 0;
-                if (k && k < 8 && (u >> (8 * k - 1)) & 1) u |= ~(uint64_t)0 << (8 * k);
-                pk_ref v = pk_new(pk_val::INT);
-                v->i = (int64_t)u;
-                stack.push_back(v);
-                break;
-            }
             case 'U':
             case 'T':
             case 'C':
