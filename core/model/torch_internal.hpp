@@ -173,6 +173,26 @@ inline int io_code(int e)
     return ERR_IO;
 }
 
+/*
+ * Whether the first record of the zip at path is inside a folder
+ * ("archive/data.pkl"), as torch.save and torch.jit.save write it.
+ * PyTorchStreamReader refuses a zip whose first record is not, but throws
+ * from its constructor after miniz has allocated, which leaks; asking first
+ * keeps a hostile zip from costing the daemon memory.
+ */
+inline bool zip_first_record_in_folder(const char *path)
+{
+    unsigned char h[30];
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    bool ok = fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, "PK\x03\x04", 4);
+    size_t n = ok ? (size_t)(h[26] | h[27] << 8) : 0;
+    std::string name(n, '\0');
+    ok = ok && n > 0 && fread(&name[0], 1, n, f) == n && name.find('/') != std::string::npos;
+    fclose(f);
+    return ok;
+}
+
 /* A named tensor of a checkpoint, in file order. */
 struct named_tensor {
     std::string name;

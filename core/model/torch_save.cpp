@@ -491,6 +491,9 @@ int torch_save_read(const char *path, std::vector<named_tensor> &out, char *err,
                        path);
     out.clear();
     return ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
+        if (!zip_first_record_in_folder(path))
+            return err_set(err, errlen, ERR_FORMAT,
+                           "%s: not a torch.save zip file (no archive/data.pkl)", path);
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
         try {
             zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
@@ -570,6 +573,9 @@ int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen)
     }
     fclose(probe);
     return ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
+        if (!zip_first_record_in_folder(path))
+            return err_set(err, errlen, ERR_FORMAT,
+                           "%s: a zip that is not a torch.save file (no archive/data.pkl)", path);
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
         try {
             zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
