@@ -20,6 +20,12 @@
  *                                            "ncls" then B*ncls logits (%.9g)
  * shim_driver save-rss MODEL OUT (sd|ts)  -> saves and prints the resident set before and the
  *                                            peak during the save, in kB
+ * shim_driver load-rss MODEL              -> loads on the CPU and prints the resident set before
+ *                                            the load, the peak after it, after one forward of
+ *                                            1 x 8 tokens and after reading a float of every
+ *                                            page of every tensor (the forward leaves most
+ *                                            embedding rows unread), in kB, and the tensors'
+ *                                            float32 bytes
  * Exit status: 0 when the command ran (the rc line tells the outcome), 2 on usage errors.
  */
 
@@ -188,6 +194,53 @@ static int cmd_save_rss(const char *model, const char *out, const char *kind)
     return 0;
 }
 
+static int cmd_load_rss(const char *model)
+{
+    char err[1024] = "";
+    struct ts_model *m = NULL;
+    int64_t ids[8], mask[8];
+    float out[4096];
+    int ncls = 0;
+    /* the peak from here on, not libtorch's start-up */
+    int reset = reset_peak();
+    long before = proc_kb("VmRSS");
+    int rc = open_any(model, "cpu", &m, err, sizeof err);
+    if (rc == 0) {
+        long load_peak = proc_kb("VmHWM"), load_rss = proc_kb("VmRSS");
+        int64_t bytes = 0;
+        for (size_t i = 0; i < ts_model_count(m); i++) {
+            struct ts_tensor_info info;
+            if (ts_model_info(m, i, &info) == 0) bytes += info.numel * 4;
+        }
+        for (int j = 0; j < 8; j++) {
+            ids[j] = j; /* [PAD], [unused1], ...: in any vocabulary of 8 or more */
+            mask[j] = 1;
+        }
+        rc = ts_model_forward(m, ids, mask, 1, 8, out, sizeof out / sizeof out[0], &ncls, err,
+                              sizeof err);
+        long fwd_peak = proc_kb("VmHWM"), fwd_rss = proc_kb("VmRSS");
+        volatile float sink = 0.0f;
+        for (size_t i = 0; rc == 0 && i < ts_model_count(m); i++) {
+            struct ts_tensor_info info;
+            float *p = NULL;
+            if (ts_model_info(m, i, &info) != 0 || !ts_dtype_is_float(info.dtype)) continue;
+            if ((rc = ts_model_map_f32(m, i, &p, err, sizeof err)) != 0) break;
+            for (int64_t k = 0; k < info.numel; k += 1024) /* 4 KiB pages of float32 */
+                sink += p[k];
+            rc = ts_model_unmap_f32(m, i, 0, err, sizeof err);
+        }
+        (void)sink;
+        printf("rss_before_kb %ld peak_after_load_kb %ld rss_after_load_kb %ld "
+               "peak_after_forward_kb %ld rss_after_forward_kb %ld peak_after_read_kb %ld "
+               "rss_after_read_kb %ld peak_reset %s f32_bytes %" PRId64 "\n",
+               before, load_peak, load_rss, fwd_peak, fwd_rss, proc_kb("VmHWM"), proc_kb("VmRSS"),
+               reset == 0 ? "yes" : "no", bytes);
+    }
+    report(rc, err);
+    ts_model_destroy(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -198,7 +251,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "dict") && argc == 3) return cmd_dict(argv[2]);
     if (!strcmp(cmd, "forward") && argc == 4) return cmd_forward(argv[2], argv[3]);
     if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
-    fprintf(stderr, "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
-                    "dict FILE | forward MODEL INPUT | save-rss MODEL OUT sd|ts\n");
+    if (!strcmp(cmd, "load-rss") && argc == 3) return cmd_load_rss(argv[2]);
+    fprintf(stderr,
+            "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
+            "dict FILE | forward MODEL INPUT | save-rss MODEL OUT sd|ts | load-rss MODEL\n");
     return 2;
 }
