@@ -76,6 +76,15 @@ static int sniff(const char *path, enum sniff *s, char *err, size_t errlen)
     return 0;
 }
 
+static int legacy_pickle(const char *path, char *err, size_t errlen)
+{
+    return err_set(err, errlen, ERR_FORMAT,
+                   "%s: a legacy torch.save file (a pickle, not a zip: PyTorch before 1.6 or "
+                   "_use_new_zipfile_serialization=False); load it with torch and re-save it "
+                   "with PyTorch 1.6 or later",
+                   path);
+}
+
 /* Resolves dir/name (must lie in dir once resolved); ERR_NOTFOUND when absent. */
 static int in_folder(const char *dir, const char *name, ckpt_resolve_fn resolve, void *ud,
                      char **out, char *err, size_t errlen)
@@ -185,10 +194,7 @@ static int locate_folder(const char *dir, ckpt_resolve_fn resolve, void *ud,
         if (f->weights_safetensors && s != SNIFF_SAFETENSORS)
             return err_set(err, errlen, ERR_FORMAT, "%s: not a safetensors file", f->weights[i]);
         if (!f->weights_safetensors && s == SNIFF_PICKLE)
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: a legacy torch.save file (a pickle, not a zip: PyTorch before "
-                           "1.6); load it with torch and re-save it with PyTorch 1.6 or later",
-                           f->weights[i]);
+            return legacy_pickle(f->weights[i], err, errlen);
     }
     /* the tokenizer's files, when the folder has them */
     rc = in_folder(dir, "vocab.txt", resolve, ud, &f->vocab, err, errlen);
@@ -227,11 +233,7 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
     }
     if ((rc = sniff(model, &s, err, errlen))) return rc;
     if (s == SNIFF_PICKLE)
-        return err_set(err, errlen, ERR_FORMAT,
-                       "%s: a legacy torch.save file (a pickle, not a zip: PyTorch before 1.6 or "
-                       "_use_new_zipfile_serialization=False); load it with torch and re-save it "
-                       "with PyTorch 1.6 or later",
-                       model);
+        return legacy_pickle(model, err, errlen);
     if (s == SNIFF_EMPTY)
         return err_set(err, errlen, ERR_FORMAT, "%s: an empty file, not a model", model);
     if (s != SNIFF_ZIP) {

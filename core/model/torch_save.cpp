@@ -470,6 +470,33 @@ struct pk_reader {
 
 } /* namespace */
 
+namespace
+{
+/* Opens path as a torch.save / TorchScript zip (into zip); ERR_FORMAT with
+ * the reason when it is no such zip, ERR_IO / ERR_NOTFOUND for the file. */
+int open_zip(const char *path, std::unique_ptr<caffe2::serialize::PyTorchStreamReader> &zip,
+             char *err, size_t errlen)
+{
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        int e = errno;
+        return err_set(err, errlen, io_code(e), "%s: %s", path, strerror(e));
+    }
+    fclose(probe);
+    if (!zip_first_record_in_folder(path))
+        return err_set(err, errlen, ERR_FORMAT,
+                       "%s: a zip that is not a torch.save file (no archive/data.pkl)", path);
+    try {
+        zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
+    } catch (const c10::Error &e) {
+        return err_set(err, errlen, ERR_FORMAT,
+                       "%s: a zip that is not a torch.save file (no data.pkl): %s", path,
+                       one_line(e.what_without_backtrace()).c_str());
+    }
+    return 0;
+}
+} /* namespace */
+
 namespace ts
 {
 
@@ -491,17 +518,9 @@ int torch_save_read(const char *path, std::vector<named_tensor> &out, char *err,
                        path);
     out.clear();
     return ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
-        if (!zip_first_record_in_folder(path))
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: not a torch.save zip file (no archive/data.pkl)", path);
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-        try {
-            zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
-        } catch (const c10::Error &e) {
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: not a torch.save zip file (no data.pkl, or a legacy or other file): %s", path,
-                           one_line(e.what_without_backtrace()).c_str());
-        }
+        int zrc = open_zip(path, zip, err, errlen);
+        if (zrc) return zrc;
         if (zip->hasRecord("constants.pkl"))
             return err_set(err, errlen, ERR_FORMAT,
                            "%s: a TorchScript archive, not a torch.save dict of tensors", path);
@@ -566,23 +585,10 @@ int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errle
 int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen)
 {
     *torchscript = 0;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        int e = errno;
-        return err_set(err, errlen, io_code(e), "%s: %s", path, strerror(e));
-    }
-    fclose(probe);
     return ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
-        if (!zip_first_record_in_folder(path))
-            return err_set(err, errlen, ERR_FORMAT,
-                           "%s: a zip that is not a torch.save file (no archive/data.pkl)", path);
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-        try {
-            zip.reset(new caffe2::serialize::PyTorchStreamReader(std::string(path)));
-        } catch (const c10::Error &e) {
-            return err_set(err, errlen, ERR_FORMAT, "%s: a zip that is not a torch.save file (no data.pkl): %s",
-                           path, one_line(e.what_without_backtrace()).c_str());
-        }
+        int zrc = open_zip(path, zip, err, errlen);
+        if (zrc) return zrc;
         if (zip->hasRecord("constants.pkl")) *torchscript = 1;
         else if (!zip->hasRecord("data.pkl"))
             return err_set(err, errlen, ERR_FORMAT,
