@@ -12,6 +12,16 @@
  * LayerNorm; the pooler (dense + tanh on the first token) and the head on
  * the pooled output.
  *
+ * On the CPU in float32 without autograd, the linears go through oneDNN's
+ * fused inner product (mkldnn::_linear_pointwise, the op TorchInductor
+ * emits; looked up in the dispatcher at run time, so a libtorch without it,
+ * like Debian's 1.13, takes at::linear): the bias, the activation and the
+ * residual add happen in the product's own pass instead of at::linear's
+ * bias copy before it and an elementwise pass after.  Q, K and V are one
+ * product on their weights concatenated for that forward (not kept: pruning
+ * writes the tensors in place).  Its sums are ordered differently from
+ * at::linear's, about 1e-7 relative.
+ *
  * The net holds handles to the model's own tensors (struct ts_entry), not
  * copies: pruning writes through ts_model_map_f32 / unmap and the next
  * forward sees it.  Each layer keeps its own head count and FFN width, read
@@ -24,6 +34,7 @@
 #include <map>
 #include <set>
 
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/version.h>
 
 #include "torch_internal.hpp"
@@ -109,6 +120,51 @@ std::string join(const std::vector<std::string> &v, size_t max)
     return r;
 }
 
+/* oneDNN's fused linear, when this libtorch registers it. */
+struct fused_linear {
+    c10::optional<c10::OperatorHandle> unary, binary;
+    fused_linear()
+    {
+        auto &d = c10::Dispatcher::singleton();
+        unary = d.findSchema({"mkldnn::_linear_pointwise", ""});
+        binary = d.findSchema({"mkldnn::_linear_pointwise", "binary"});
+    }
+};
+
+const fused_linear &fused()
+{
+    static const fused_linear f;
+    return f;
+}
+
+/* Whether x @ w.T may go through oneDNN: CPU float32 without autograd. */
+bool use_fused(const at::Tensor &x, const lin &p)
+{
+    return fused().unary && fused().binary && !at::GradMode::is_enabled() &&
+           x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+           p.w.scalar_type() == at::kFloat && p.w.is_contiguous() && p.b.defined();
+}
+
+/* The post-op names mkldnn::_linear_pointwise knows (attr, algorithm). */
+struct post_op {
+    const char *attr, *algorithm;
+};
+
+post_op post_of(enum bert_act a)
+{
+    switch (a) {
+    case BERT_ACT_GELU_TANH:
+        return {"gelu", "tanh"};
+    case BERT_ACT_RELU:
+        return {"relu", nullptr};
+    case BERT_ACT_SILU:
+        return {"swish", nullptr};
+    case BERT_ACT_GELU:
+        break;
+    }
+    return {"gelu", "none"};
+}
+
 at::Tensor activation(enum bert_act a, const at::Tensor &x)
 {
     switch (a) {
@@ -124,26 +180,59 @@ at::Tensor activation(enum bert_act a, const at::Tensor &x)
     return at::gelu(x);
 }
 
+/* act(x @ p.w.T + p.b); act is null for none. */
+at::Tensor linear_act(const at::Tensor &x, const lin &p, const enum bert_act *act)
+{
+    if (!use_fused(x, p)) return act ? activation(*act, at::linear(x, p.w, p.b)) : at::linear(x, p.w, p.b);
+    post_op po = act ? post_of(*act) : post_op{"none", nullptr};
+    torch::jit::Stack s;
+    s.reserve(6);
+    s.emplace_back(x);
+    s.emplace_back(p.w);
+    s.emplace_back(p.b);
+    s.emplace_back(std::string(po.attr));
+    s.emplace_back(c10::List<c10::optional<at::Scalar>>());
+    s.emplace_back(po.algorithm ? c10::IValue(std::string(po.algorithm)) : c10::IValue());
+    fused().unary->callBoxed(&s);
+    return s[0].toTensor();
+}
+
+/* x @ p.w.T + p.b + residual (residual has the output's shape). */
+at::Tensor linear_add(const at::Tensor &x, const lin &p, const at::Tensor &residual)
+{
+    if (!use_fused(x, p) || !residual.is_contiguous()) return at::linear(x, p.w, p.b) + residual;
+    torch::jit::Stack s;
+    s.reserve(5);
+    s.emplace_back(x);
+    s.emplace_back(residual);
+    s.emplace_back(p.w);
+    s.emplace_back(p.b);
+    s.emplace_back(std::string("add"));
+    fused().binary->callBoxed(&s);
+    return s[0].toTensor();
+}
+
 at::Tensor layer_norm(const at::Tensor &x, const lin &ln, double eps)
 {
     return at::layer_norm(x, {x.size(-1)}, ln.w, ln.b, eps);
 }
 
-/* Self-attention of one layer: x [B, L, H] -> [B, L, heads * head_size]. */
-at::Tensor attention(const bert_layer &ly, int hs, const at::Tensor &x, const at::Tensor &amask)
+/* Self-attention of one layer: x [B * L, H] -> [B * L, heads * head_size].
+ * Q, K and V come out of one product as [B, L, 3, heads, hs], viewed as
+ * three [B, heads, L, hs]. */
+at::Tensor attention(const bert_layer &ly, int hs, int64_t B, int64_t L, const at::Tensor &x,
+                     const at::Tensor &amask)
 {
-    int64_t B = x.size(0), L = x.size(1);
-    auto split = [&](const lin &p) {
-        return at::linear(x, p.w, p.b).view({B, L, ly.heads, hs}).transpose(1, 2);
-    };
-    at::Tensor q = split(ly.q), k = split(ly.k), v = split(ly.v);
+    lin qkv{at::cat({ly.q.w, ly.k.w, ly.v.w}), at::cat({ly.q.b, ly.k.b, ly.v.b})};
+    at::Tensor t = linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
+    at::Tensor q = t.select(0, 0), k = t.select(0, 1), v = t.select(0, 2);
 #if TORCH_VERSION_MAJOR >= 2
     at::Tensor ctx = at::scaled_dot_product_attention(q, k, v, amask);
 #else
     at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt((double)hs) + amask;
     at::Tensor ctx = at::matmul(at::softmax(scores, -1), v);
 #endif
-    return ctx.transpose(1, 2).reshape({B, L, (int64_t)ly.heads * hs});
+    return ctx.transpose(1, 2).reshape({B * L, (int64_t)ly.heads * hs});
 }
 
 } /* namespace */
@@ -249,9 +338,10 @@ at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tens
         throw ts_format_error("inputs of " + std::to_string(L) + " tokens are longer than " +
                               std::to_string(n.cfg.max_position_embeddings) +
                               " (max_position_embeddings)");
-    at::Tensor x = at::embedding(n.word, ids) + n.pos.narrow(0, 0, L).unsqueeze(0) +
-                   n.type.select(0, 0);
-    x = layer_norm(x, n.emb_ln, eps);
+    const int64_t H = n.cfg.hidden_size;
+    at::Tensor x = at::embedding(n.word, ids).add_(n.pos.narrow(0, 0, L).unsqueeze(0) +
+                                                   n.type.select(0, 0));
+    x = layer_norm(x, n.emb_ln, eps).view({B * L, H});
     /* HF's extended mask: 0 where attended, the lowest value where padded */
     at::Tensor amask = (1.0 - mask.to(x.scalar_type())).mul(
                            std::numeric_limits<float>::lowest())
@@ -259,19 +349,18 @@ at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tens
     for (const bert_layer &ly : n.layers) {
         at::Tensor a;
         if (ly.heads > 0)
-            a = at::linear(attention(ly, n.head_size, x, amask), ly.attn_out.w, ly.attn_out.b);
+            a = linear_add(attention(ly, n.head_size, B, L, x, amask), ly.attn_out, x);
         else
-            a = ly.attn_out.b.expand_as(x); /* every head removed: only the bias is left */
-        x = layer_norm(a + x, ly.attn_ln, eps);
+            a = ly.attn_out.b + x; /* every head removed: only the bias is left */
+        x = layer_norm(a, ly.attn_ln, eps);
         at::Tensor f;
         if (ly.ffn > 0)
-            f = at::linear(activation(n.cfg.hidden_act, at::linear(x, ly.inter.w, ly.inter.b)),
-                           ly.out.w, ly.out.b);
+            f = linear_add(linear_act(x, ly.inter, &n.cfg.hidden_act), ly.out, x);
         else
-            f = ly.out.b.expand_as(x);
-        x = layer_norm(f + x, ly.out_ln, eps);
+            f = ly.out.b + x;
+        x = layer_norm(f, ly.out_ln, eps);
     }
-    at::Tensor pooled = at::tanh(at::linear(x.select(1, 0), n.pooler.w, n.pooler.b));
+    at::Tensor pooled = at::tanh(at::linear(x.view({B, L, H}).select(1, 0), n.pooler.w, n.pooler.b));
     return at::linear(pooled, n.cls.w, n.cls.b);
 }
 
