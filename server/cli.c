@@ -149,18 +149,6 @@ int cli_inspect(int argc, char **argv)
     return 0;
 }
 
-/* Any model the daemon reads (model/checkpoint.h), the user's own files. */
-static int cli_open_model(const char *path, const char *config, const char *device,
-                          struct ts_model **m, char *err, size_t errlen)
-{
-    char model[PATH_MAX], conf[PATH_MAX];
-    if (ckpt_resolve_local(NULL, path, model, sizeof model, err, errlen) ||
-        (config && ckpt_resolve_local(NULL, config, conf, sizeof conf, err, errlen)))
-        return ERR_NOTFOUND;
-    return ckpt_open_path(model, config ? conf : NULL, ckpt_resolve_local, NULL, device, m, err,
-                          errlen);
-}
-
 static const char prune_usage[] =
     "usage: prunerd prune MODEL.pt [--model-config CONFIG.json] --out OUT.pt "
     "[--state-dict OUT.pth] --method M --amount A "
@@ -331,7 +319,8 @@ out:
 }
 
 static const char eval_usage[] =
-    "usage: prunerd eval MODEL.pt --data FILE --vocab VOCAB --classes CLASSES [--max-length 32] "
+    "usage: prunerd eval MODEL --data FILE [--vocab VOCAB] --classes CLASSES "
+    "[--model-config CONFIG.json] [--max-length 32] "
     "[--batch-size 256] [--lowercase|--no-lowercase] [--tokenizer bert|bert_legacy] "
     "[--padding exact|dynamic] [--limit N] [--report R.json] [--logits OUT.f32] [--threads N] "
     "[--device D]";
@@ -352,7 +341,8 @@ int cli_eval(int argc, char **argv)
         O_LOGITS,
         O_THREADS,
         O_DEVICE,
-        O_TOKENIZER
+        O_TOKENIZER,
+        O_CONFIG
     };
     static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
                                          {"vocab", required_argument, 0, O_VOCAB},
@@ -368,11 +358,12 @@ int cli_eval(int argc, char **argv)
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"device", required_argument, 0, O_DEVICE},
                                          {"tokenizer", required_argument, 0, O_TOKENIZER},
+                                         {"model-config", required_argument, 0, O_CONFIG},
                                          {0, 0, 0, 0}};
     const char *data = NULL, *vocab = NULL, *classes = NULL, *report = NULL, *logits_path = NULL;
-    const char *device = "cpu";
+    const char *device = "cpu", *config = NULL;
     long max_length = 32, batch = 256, limit = 0, threads = 0;
-    int lowercase = 1, c, rc = 0;
+    int lowercase = -1, c, rc = 0;
     enum tok_mode mode = TOK_BERT;
     enum eval_padding pad = EVAL_PAD_EXACT;
     char err[1024];
@@ -383,12 +374,15 @@ int cli_eval(int argc, char **argv)
     json_t *mj = NULL;
     float *logits = NULL;
     int ncls = 0;
+    struct ckpt_files files = {0};
+    char model[PATH_MAX], conf[PATH_MAX];
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_DATA: data = optarg; break;
         case O_VOCAB: vocab = optarg; break;
+        case O_CONFIG: config = optarg; break;
         case O_CLASSES: classes = optarg; break;
         case O_REPORT: report = optarg; break;
         case O_LOGITS: logits_path = optarg; break;
@@ -419,12 +413,28 @@ int cli_eval(int argc, char **argv)
         default: return fail(EXIT_USAGE, "%s", eval_usage);
         }
     }
-    if (optind != argc - 1 || !data || !vocab || !classes) return fail(EXIT_USAGE, "%s", eval_usage);
+    if (optind != argc - 1 || !data || !classes) return fail(EXIT_USAGE, "%s", eval_usage);
     if (threads > 0) ts_set_threads((int)threads);
     double t0 = fs_monotonic();
+    /* What the flags leave out a Hugging Face folder gives, as in a job: its
+     * vocab.txt, tokenizer_config.json's do_lower_case; lowercase said by
+     * neither is BERT's default, true. */
+    if (ckpt_resolve_local(NULL, argv[optind], model, sizeof model, err, sizeof err) ||
+        (config && ckpt_resolve_local(NULL, config, conf, sizeof conf, err, sizeof err)) ||
+        ckpt_locate(model, config ? conf : NULL, ckpt_resolve_local, NULL, &files, err,
+                    sizeof err)) {
+        rc = fail(EXIT_USAGE, "%s", err);
+        goto out;
+    }
+    if (!vocab && !(vocab = files.vocab)) {
+        rc = fail(EXIT_USAGE, "--vocab: is required (the model is no Hugging Face folder with a "
+                              "vocab.txt)");
+        goto out;
+    }
+    if (lowercase < 0) lowercase = files.do_lower_case >= 0 ? files.do_lower_case : 1;
     if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
         !(tok = tok_create(vocab, mode, lowercase, err, sizeof err)) ||
-        cli_open_model(argv[optind], NULL, device, &m, err, sizeof err) ||
+        ckpt_open(&files, device, &m, err, sizeof err) ||
         !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
         rc = fail(EXIT_USAGE, "%s", err);
         goto out;
@@ -460,6 +470,7 @@ out:
     ts_model_destroy(m);
     tok_destroy(tok);
     dataset_destroy(ds);
+    ckpt_files_free(&files);
     return rc;
 }
 

@@ -250,6 +250,45 @@ def test_shared_model(tmp):
     check(torch.equal(ts.argmax(1), nat.argmax(1)), "shared model: predictions differ")
     print("shared model on the dev titles: max |logit diff| native vs TorchScript %.3g" % diff)
 
+    # prunerd eval on a Hugging Face folder takes its vocab.txt and do_lower_case when the
+    # flags say nothing; a flag wins; a single file without --vocab is exit 2
+    hfd = os.path.join(tmp, "shared-hf")
+    os.makedirs(hfd)
+    save_file({k: v.contiguous() for k, v in torch.jit.load(model).state_dict().items()},
+              os.path.join(hfd, "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(config, os.path.join(hfd, "config.json"))
+    shutil.copy(vocab, os.path.join(hfd, "vocab.txt"))
+    with open(os.path.join(hfd, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": False}, f)
+    common = ["--data", os.path.join(data, "dev.txt"), "--classes", os.path.join(data, "class.txt"),
+              "--limit", "256", "--threads", "2"]
+
+    def cli_eval(path, *flags):
+        rep, lg = os.path.join(tmp, "cli.json"), os.path.join(tmp, "cli.f32")
+        p = subprocess.run([PRUNERD, "eval", path, *common, *flags, "--report", rep, "--logits", lg],
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            return p, None, None
+        with open(lg, "rb") as f:
+            lgt = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).view(-1, 10)
+        with open(rep) as f:
+            return p, json.load(f)["settings"], lgt
+
+    p, folder_settings, folder_logits = cli_eval(hfd)
+    check(p.returncode == 0, "prunerd eval FOLDER without --vocab: exit %d: %s" % (p.returncode, p.stderr.strip()))
+    p, said, said_logits = cli_eval(os.path.join(d, "model.pt"), "--vocab", vocab, "--no-lowercase")
+    check(p.returncode == 0, "prunerd eval --no-lowercase: exit %d: %s" % (p.returncode, p.stderr.strip()))
+    if folder_settings and said:
+        check(folder_settings["lowercase"] is False, "folder do_lower_case false: settings %s" % folder_settings)
+        check(torch.equal(folder_logits, said_logits), "the folder's vocab and casing give other logits than the flags")
+    p, over, _ = cli_eval(hfd, "--lowercase")
+    check(p.returncode == 0 and over and over["lowercase"] is True,
+          "--lowercase on a cased folder: exit %d, settings %s %s" % (p.returncode, over, p.stderr.strip()))
+    p, _, _ = cli_eval(os.path.join(d, "model.pt"))
+    check(p.returncode == 2 and p.stderr.strip() ==
+          "prunerd: --vocab: is required (the model is no Hugging Face folder with a vocab.txt)",
+          "a state_dict without --vocab: exit %d %r" % (p.returncode, p.stderr))
+
 
 def main():
     if not SHARED or not os.path.isdir(SHARED):
