@@ -212,8 +212,11 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     existed = sub.existed;
     snprintf(id, sizeof id, "%s", sub.id);
     if (!existed && rq->env->job_submitted) rq->env->job_submitted(rq->env->ud);
+    /* A new job's row is known without another round trip to the database;
+     * a replay reads the earlier job. */
     struct job_row row;
-    if ((rc = queue_get(rq->q, id, &row, err, sizeof err))) {
+    if ((rc = existed ? queue_get(rq->q, id, &row, err, sizeof err)
+                      : queue_submission_row(&sub, &row, err, sizeof err))) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
     }

@@ -255,6 +255,7 @@ int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, 
     for (size_t i = 0; i < n; i++) {
         subs[i].id[0] = '\0';
         subs[i].existed = 0;
+        subs[i].created_at = 0;
         subs[i].err[0] = '\0';
         subs[i].rc = 0;
         if (submission_check(&subs[i]) == 0) valid++;
@@ -267,6 +268,7 @@ int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, 
             subs[i].rc = rc;
             subs[i].id[0] = '\0';
             subs[i].existed = 0;
+            subs[i].created_at = 0;
             snprintf(subs[i].err, sizeof subs[i].err, "%s", err ? err : "");
         }
     }
@@ -284,6 +286,24 @@ int queue_submit(struct queue *q, const char *request_json, const char *name, co
     snprintf(id, JOB_ID_LEN + 1, "%s", sub.id);
     if (existed) *existed = sub.existed;
     return sub.rc;
+}
+
+int queue_submission_row(const struct queue_submission *sub, struct job_row *out, char *err,
+                         size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (sub->rc || sub->existed || !sub->id[0])
+        return err_set(err, errlen, ERR_INVALID, "the submission created no job");
+    snprintf(out->id, sizeof out->id, "%s", sub->id);
+    out->status = JOB_QUEUED;
+    out->created_at = sub->created_at;
+    if (!(out->name = strdup(sub->name ? sub->name : "")) || !(out->stage = strdup("")) ||
+        !(out->owner = strdup(sub->owner ? sub->owner : "")) ||
+        !(out->request = strdup(sub->request_json)) || !(out->stages = strdup("[]"))) {
+        job_row_free(out);
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    }
+    return 0;
 }
 
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen)

@@ -108,6 +108,7 @@ struct queue_submission {
     const char *request_json, *name, *owner, *idem_key; /* in, as queue_submit's */
     char id[JOB_ID_LEN + 1]; /* out: the new (or, by idem_key, existing) job */
     int existed;             /* out: idem_key matched an earlier job */
+    double created_at;       /* out: the new job's created_at (0 when existed) */
     int rc;                  /* out: 0 or this submission's ERR_* */
     char err[256];           /* out: the message when rc != 0 */
 };
@@ -119,6 +120,14 @@ struct queue_submission {
  */
 int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, char *err,
                       size_t errlen);
+/*
+ * The row of a job a submission has just created (rc 0, existed 0), as
+ * queue_get reads it right after the commit, without asking the database:
+ * queued, attempt 0, stages [], the request text as submitted.  ERR_INVALID
+ * for a submission that created nothing, ERR_NOMEM.
+ */
+int queue_submission_row(const struct queue_submission *sub, struct job_row *out, char *err,
+                         size_t errlen);
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen);
 /* Newest first; status < 0 for all; limit clamped to 1..500; cursor "" (or
  * NULL) or the next_cursor of the last page, which is "" after the last

@@ -510,10 +510,11 @@ static int submission_insert(struct pg_queue *pq, struct queue_submission *sub, 
     if (idem && ((rc = idem_lookup(pq, sub, owner, idem, &found, err, errlen)) || found)) return rc;
     if ((rc = queue_uuid_v4(nid, err, errlen))) return rc;
     struct pg_params p = {0};
+    double now = fs_now();
     p_text(&p, nid);
     p_text(&p, name);
     p_text(&p, owner);
-    p_real(&p, fs_now());
+    p_real(&p, now);
     p_text(&p, sub->request_json);
     p_text(&p, idem);
     /* Another daemon may insert the same key meanwhile: then take its job. */
@@ -527,6 +528,7 @@ static int submission_insert(struct pg_queue *pq, struct queue_submission *sub, 
     PQclear(r);
     if (inserted) {
         memcpy(sub->id, nid, sizeof nid);
+        sub->created_at = now;
         return 0;
     }
     if ((rc = idem_lookup(pq, sub, owner, idem, &found, err, errlen))) return rc;
@@ -572,8 +574,9 @@ static int submit_batch(struct pg_queue *pq, struct queue_submission *subs, size
         goto out;
     }
     struct pg_params p = {0};
+    double now = fs_now();
     p_text(&p, text);
-    p_real(&p, fs_now());
+    p_real(&p, now);
     if ((rc = pg_ready(pq, err, errlen)) ||
         (rc = pg_exec(pq,
                       "WITH ins AS (INSERT INTO jobs (id, name, status, owner, created_at, "
@@ -588,7 +591,10 @@ static int submit_batch(struct pg_queue *pq, struct queue_submission *subs, size
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        if (!subs[i].rc) memcpy(subs[i].id, ids[i], sizeof ids[i]);
+        if (!subs[i].rc) {
+            memcpy(subs[i].id, ids[i], sizeof ids[i]);
+            subs[i].created_at = now;
+        }
 out:
     PQclear(r);
     free(text);

@@ -289,6 +289,7 @@ static int submission_insert(struct queue *q, struct queue_submission *sub, char
     if (idem) sqlite3_bind_text(st, 7, idem, -1, SQLITE_STATIC);
     if ((rc = step_done(q, st, "insert job", err, errlen))) goto out;
     memcpy(sub->id, nid, sizeof nid);
+    sub->created_at = now;
 out:
     sqlite3_finalize(st);
     return rc;

@@ -257,6 +257,59 @@ static void test_submit_get_durable(void)
     queue_close(q);
 }
 
+/* queue_submission_row is what queue_get reads right after the commit, field
+ * for field, for batches with and without idempotency keys; a replay has no
+ * row of its own. */
+static void test_submission_row(void)
+{
+    char path[256];
+    db_path(path, sizeof path, "subrow");
+    struct queue *q = open_q(path);
+    struct queue_submission subs[4] = {
+        {.request_json = REQ, .name = "a", .owner = "alice"},
+        {.request_json = REQ, .name = NULL, .owner = NULL},
+        {.request_json = "{\"model\":\"x\"}", .name = "k", .owner = "bob", .idem_key = "k1"},
+        {.request_json = "[1]", .name = "bad", .owner = "bob"},
+    };
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: a batch with a key (one statement each on PostgreSQL); 1: no key */
+        size_t n = pass ? 2 : 4;
+        CHECK_INT(queue_submit_many(q, subs, n, err, sizeof err), 0);
+        CHECK_INT(subs[3 * !pass].rc, pass ? 0 : ERR_INVALID);
+        for (size_t i = 0; i < n; i++) {
+            struct job_row a, b;
+            if (subs[i].rc) {
+                CHECK_INT(queue_submission_row(&subs[i], &a, err, sizeof err), ERR_INVALID);
+                continue;
+            }
+            CHECK_INT(subs[i].existed, 0);
+            CHECK_INT(queue_submission_row(&subs[i], &a, err, sizeof err), 0);
+            CHECK_INT(queue_get(q, subs[i].id, &b, err, sizeof err), 0);
+            CHECK(!strcmp(a.id, b.id) && !strcmp(a.name, b.name) && !strcmp(a.owner, b.owner) &&
+                      !strcmp(a.stage, b.stage) && !strcmp(a.request, b.request) &&
+                      !strcmp(a.stages, b.stages) && !strcmp(a.claimed_by, b.claimed_by),
+                  "pass %d sub %zu: strings differ (%s/%s, %s/%s)", pass, i, a.name, b.name,
+                  a.request, b.request);
+            CHECK(a.status == b.status && a.progress == b.progress && a.attempts == b.attempts &&
+                      a.cancel_requested == b.cancel_requested && a.created_at == b.created_at &&
+                      a.started_at == b.started_at && a.finished_at == b.finished_at &&
+                      a.files_deleted == b.files_deleted && a.fence == b.fence &&
+                      !a.result && !b.result && !a.error && !b.error,
+                  "pass %d sub %zu: created_at %.17g vs %.17g, status %d vs %d", pass, i,
+                  a.created_at, b.created_at, (int)a.status, (int)b.status);
+            CHECK(a.created_at > 0, "created_at set");
+            job_row_free(&a);
+            job_row_free(&b);
+        }
+    }
+    /* the same key again: a replay, which has no new row */
+    CHECK_INT(queue_submit_many(q, &subs[2], 1, err, sizeof err), 0);
+    struct job_row r;
+    CHECK_INT(subs[2].existed, 1);
+    CHECK_INT(queue_submission_row(&subs[2], &r, err, sizeof err), ERR_INVALID);
+    queue_close(q);
+}
+
 static void test_idempotency(void)
 {
     char path[256], a[JOB_ID_LEN + 1], b[JOB_ID_LEN + 1], c[JOB_ID_LEN + 1];
@@ -1343,6 +1396,7 @@ int main(void)
     printf("backend: %s\n", pg_base ? "postgres" : "sqlite");
     RUN(test_names_and_ids);
     RUN(test_submit_get_durable);
+    RUN(test_submission_row);
     RUN(test_idempotency);
     RUN(test_list_pages);
     RUN(test_claim_stages_finish);
