@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "bert_config.h"
 #include "dataset.h"
 #include "err.h"
 #include "eval.h"
@@ -16,6 +17,7 @@
 #include "prune.h"
 #include "queue.h"
 #include "sparsity.h"
+#include "structured.h"
 #include "targets.h"
 #include "tokenizer.h"
 #include "torch_shim.h"
@@ -56,6 +58,10 @@ struct run {
     unsigned want;     /* JOB_OUT_* this run writes (outputs_for) */
     const char *vocab; /* the vocab and lowercasing the evaluation used */
     int lowercase;
+    uint8_t *layers;   /* structured: the encoder layers the targets select */
+    int nlayers;
+    int **removed;     /* structured: each layer's removed heads, numbered as loaded */
+    int *nremoved;
 };
 
 static int cancelled(void *ud)
@@ -158,6 +164,11 @@ int job_check_model(const struct job_spec *spec, ckpt_resolve_fn resolve, void *
         rc = err_set(err, sizeof err, ERR_INVALID,
                      "is required (the model is no Hugging Face folder with a vocab.txt)");
         field = "eval.vocab";
+    } else if (!rc && spec->has_structured && f.kind == CKPT_TORCHSCRIPT) {
+        rc = err_set(err, sizeof err, ERR_INVALID,
+                     "structured needs a model read from its weights (a state_dict, safetensors "
+                     "or a Hugging Face folder with its config.json); this one is TorchScript");
+        field = "method";
     } else if (!rc && (rc = outputs_of(f.kind, spec->outputs, &want, err, sizeof err))) {
         field = "outputs";
     }
@@ -192,8 +203,20 @@ static int load(struct run *r, char *err, size_t errlen)
     if ((rc = ckpt_open(&r->files, device, &r->model, err, errlen))) return rc;
 
     long bad = -1;
-    rc = targets_resolve(r->model, s->targets, s->ntargets, &r->targets, &r->ntargets, &bad, err,
-                         errlen);
+    if (s->has_structured) {
+        if (!ts_model_is_native(r->model))
+            return err_set(err, errlen, ERR_INVALID,
+                           "method: structured needs a model read from its weights; this one "
+                           "is TorchScript");
+        r->nlayers = ts_model_layers(r->model);
+        if (!(r->layers = calloc((size_t)r->nlayers + 1, 1)))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
+        rc = targets_layers(r->model, s->targets, s->ntargets, r->nlayers, r->layers, &bad, err,
+                            errlen);
+    } else {
+        rc = targets_resolve(r->model, s->targets, s->ntargets, &r->targets, &r->ntargets, &bad,
+                             err, errlen);
+    }
     if (rc) {
         char msg[512];
         snprintf(msg, sizeof msg, "targets[%ld]: %s", bad, err);
@@ -260,8 +283,126 @@ static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
     return 0;
 }
 
+static int64_t parameters_of(const struct ts_model *m)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < ts_model_count(m); i++) {
+        struct ts_tensor_info ti;
+        if (ts_model_info(m, i, &ti) == 0 && ti.is_parameter) n += ti.numel;
+    }
+    return n;
+}
+
+/*
+ * Method structured: importance, the choice (structured.h), then the heads
+ * and neurons removed from the tensors; result.structured says what went
+ * and what it saves (parameters, encoder MACs at seq_len).
+ */
+static int prune_structured(struct run *r, char *err, size_t errlen)
+{
+    const struct structured_request *q = &r->spec->structured;
+    const struct bert_config *c = ts_model_config(r->model);
+    const int nl = r->nlayers;
+    int *heads = calloc((size_t)nl + 1, sizeof *heads), *ffn = calloc((size_t)nl + 1, sizeof *ffn);
+    int *heads2 = calloc((size_t)nl + 1, sizeof *heads2), *ffn2 = calloc((size_t)nl + 1, sizeof *ffn2);
+    float *hi = NULL, *ni = NULL;
+    uint8_t *hk = NULL, *nk = NULL;
+    size_t nh = 0, nn = 0;
+    int rc = 0;
+    r->removed = calloc((size_t)nl + 1, sizeof *r->removed);
+    r->nremoved = calloc((size_t)nl + 1, sizeof *r->nremoved);
+    if (!heads || !ffn || !heads2 || !ffn2 || !r->removed || !r->nremoved) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int l = 0; l < nl; l++) {
+        ts_model_layer_shape(r->model, l, &heads[l], &ffn[l]);
+        nh += (size_t)heads[l];
+        nn += (size_t)ffn[l];
+    }
+    hi = malloc((nh + 1) * sizeof *hi);
+    ni = malloc((nn + 1) * sizeof *ni);
+    hk = malloc(nh + 1);
+    nk = malloc(nn + 1);
+    if (!hi || !ni || !hk || !nk) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = ts_model_magnitude(r->model, hi, ni, err, errlen))) goto out;
+    progress(r, 0.3);
+    const int head_size = c->hidden_size / c->num_attention_heads;
+    struct structured_shape sh = {nl, heads, ffn, r->layers, c->hidden_size, head_size};
+    if ((rc = structured_select(&sh, q, hi, ni, hk, nk, err, errlen))) goto out;
+    int64_t params = parameters_of(r->model);
+    int64_t macs = structured_macs(nl, heads, ffn, q->seq_len, c->hidden_size, head_size);
+    json_t *layers = json_array();
+    size_t h = 0, f = 0, hkept = 0, nkept = 0;
+    for (int l = 0; l < nl; l++) {
+        json_t *gone = json_array();
+        r->removed[l] = malloc(sizeof **r->removed * (size_t)(heads[l] + 1));
+        if (!r->removed[l]) {
+            json_decref(gone);
+            json_decref(layers);
+            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < heads[l]; i++) {
+            if (hk[h + (size_t)i]) {
+                heads2[l]++;
+                continue;
+            }
+            r->removed[l][r->nremoved[l]++] = i;
+            json_array_append_new(gone, json_integer(i));
+        }
+        for (int i = 0; i < ffn[l]; i++)
+            ffn2[l] += nk[f + (size_t)i];
+        h += (size_t)heads[l];
+        f += (size_t)ffn[l];
+        hkept += (size_t)heads2[l];
+        nkept += (size_t)ffn2[l];
+        json_array_append_new(layers,
+                              json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o}", "layer", l,
+                                        "selected", r->layers[l], "heads_before", heads[l],
+                                        "heads", heads2[l], "ffn_before", ffn[l], "ffn", ffn2[l],
+                                        "removed_heads", gone));
+    }
+    if ((rc = ts_model_shrink(r->model, hk, nk, err, errlen))) {
+        json_decref(layers);
+        goto out;
+    }
+    int64_t params2 = parameters_of(r->model);
+    int64_t macs2 = structured_macs(nl, heads2, ffn2, q->seq_len, c->hidden_size, head_size);
+    json_object_set_new(
+        r->result, "structured",
+        json_pack("{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, "
+                  "s:o}",
+                  "importance", "magnitude", "seq_len", q->seq_len, "heads", "before",
+                  (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
+                  "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
+                  (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
+                  "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
+                  macs ? (double)macs2 / (double)macs : 1.0, "layers", layers));
+    if (r->out)
+        fprintf(r->out,
+                "structured: heads %zu -> %zu, FFN neurons %zu -> %zu, parameters %lld -> %lld, "
+                "encoder MACs at %d tokens %.4f of dense\n",
+                nh, hkept, nn, nkept, (long long)params, (long long)params2, q->seq_len,
+                macs ? (double)macs2 / (double)macs : 1.0);
+out:
+    free(heads);
+    free(ffn);
+    free(heads2);
+    free(ffn2);
+    free(hi);
+    free(ni);
+    free(hk);
+    free(nk);
+    return rc;
+}
+
 static int prune(struct run *r, char *err, size_t errlen)
 {
+    if (r->spec->has_structured) return prune_structured(r, err, errlen);
     const struct job_spec *s = r->spec;
     const struct prune_method *pm = s->method;
     struct prune_params p = {0};
@@ -396,7 +537,9 @@ static int save_folder(struct run *r, const char *dir, char *err, size_t errlen)
     int nlabels = ts_model_labels(r->model);
     const char *const *labels =
         r->data && (int)r->data->nclasses == nlabels ? (const char *const *)r->data->classes : NULL;
-    int rc = ckpt_save_folder(r->model, r->files.config, labels, nlabels, dir, &saved, err, errlen);
+    int rc = ckpt_save_folder(r->model, r->files.config, labels, nlabels,
+                              (const int *const *)r->removed, r->nremoved, dir, &saved, err,
+                              errlen);
     if (rc) return rc;
     json_t *files = json_array();
     for (size_t i = 0; i < saved.nfiles; i++)
@@ -582,6 +725,11 @@ static int run_job(const struct job_spec *spec, const json_t *request,
     dataset_destroy(r.data);
     tok_destroy(r.tok);
     free(r.targets);
+    free(r.layers);
+    for (int l = 0; r.removed && l < r.nlayers; l++)
+        free(r.removed[l]);
+    free(r.removed);
+    free(r.nremoved);
     ts_model_destroy(r.model);
     ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an

@@ -11,6 +11,7 @@
 
 #include "eval.h"
 #include "prune.h"
+#include "structured.h"
 #include "tokenizer.h"
 
 /*
@@ -19,7 +20,9 @@
  *
  *   {"model", "model_config", "targets": [glob...], "method", "amount", "amount_kind",
  *    "scope", "options": {n, dim, seed, threshold, mask, plugin,
- *    plugin_params, iterative}, "eval": {data, vocab, classes, max_length,
+ *    plugin_params, iterative}, "structured": {heads, neurons, target: {macs,
+ *    seq_len}, scope, importance, min_heads_per_layer} (method structured only),
+ *    "eval": {data, vocab, classes, max_length,
  *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
  *    "device", "name"}
  *
@@ -77,6 +80,9 @@ struct job_spec {
     char *plugin;                      /* plugin name (letters, digits, '_', '-'), or NULL */
     char *plugin_params;               /* compact JSON text for the plugin, or NULL */
     int iterative;                     /* exact zeros count as pruned already; 0 */
+    int has_structured;                /* method structured: its "structured" object */
+    struct structured_request structured; /* seq_len: target.seq_len, else eval.max_length,
+                                             else 128 */
     int has_eval;                      /* 0: no evaluation (eval is zeroed) */
     struct job_eval_spec eval;         /* when has_eval */
     unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */

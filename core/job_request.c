@@ -280,6 +280,120 @@ static int get_eval(const json_t *in, json_t *out, struct job_field_error *fe)
     return 0;
 }
 
+/* structured.heads / structured.neurons: an integer is a count, a real a
+ * fraction (PyTorch's amount rules); absent or null: none of that kind. */
+static int get_struct_amount(const json_t *st, const char *key, const char *field, json_t *out,
+                             struct job_field_error *fe)
+{
+    json_t *v = json_object_get(st, key);
+    char msg[256];
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_null());
+        return 0;
+    }
+    if (!json_is_number(v)) return bad(fe, field, "must be a fraction in [0, 1], a count, or null");
+    struct prune_amount a = {.is_count = json_is_integer(v)};
+    if (a.is_count)
+        a.count = (int64_t)json_integer_value(v);
+    else
+        a.fraction = json_real_value(v);
+    if (prune_amount_check(&a, msg, sizeof msg)) return bad(fe, field, "%s", msg);
+    json_object_set(out, key, v);
+    return 0;
+}
+
+/* The "structured" object of method structured, with its defaults. */
+static int get_structured(const json_t *in, json_t *out, struct job_field_error *fe)
+{
+    static const char *const keys[] = {"heads",      "neurons",     "target",
+                                       "scope",      "importance",  "calibration",
+                                       "rescale",    "min_heads_per_layer", "latency", NULL};
+    static const char *const tkeys[] = {"macs", "seq_len", NULL};
+    static const char *const scopes[] = {"global", "local", NULL};
+    static const char *const importances[] = {"magnitude", "taylor", "fisher", NULL};
+    json_t *st = json_object_get(in, "structured");
+    if (!json_is_object(st))
+        return bad(fe, "structured", "must be an object: {\"heads\", \"neurons\"} or "
+                                     "{\"target\": {\"macs\"}}");
+    json_t *o = json_object();
+    int rc;
+    if ((rc = only_keys(st, "structured.", keys, fe)) ||
+        (rc = get_struct_amount(st, "heads", "structured.heads", o, fe)) ||
+        (rc = get_struct_amount(st, "neurons", "structured.neurons", o, fe)) ||
+        (rc = get_enum(st, "scope", "structured.scope", scopes, "global", o, fe)) ||
+        (rc = get_enum(st, "importance", "structured.importance", importances, "magnitude", o,
+                       fe)) ||
+        (rc = get_int(st, "min_heads_per_layer", "structured.min_heads_per_layer", 0, 1024, 0, 0,
+                      o, fe)))
+        goto out;
+    /* Said plainly rather than ignored: what is not built yet. */
+    if (strcmp(json_string_value(json_object_get(o, "importance")), "magnitude")) {
+        rc = bad(fe, "structured.importance",
+                 "taylor and fisher are not built yet; magnitude is (it needs no data)");
+        goto out;
+    }
+    json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
+    json_t *lat = json_object_get(st, "latency");
+    if (cal && !json_is_null(cal)) {
+        rc = bad(fe, "structured.calibration",
+                 "is for the taylor and fisher importances, which are not built yet");
+        goto out;
+    }
+    if (rs && !json_is_null(rs) && !json_is_false(rs)) {
+        rc = bad(fe, "structured.rescale", "is not built yet: leave it out or false");
+        goto out;
+    }
+    if (lat && !json_is_null(lat)) {
+        rc = bad(fe, "structured.latency", "is not built yet: leave it out");
+        goto out;
+    }
+    json_t *t = json_object_get(st, "target");
+    int amounts = !json_is_null(json_object_get(o, "heads")) ||
+                  !json_is_null(json_object_get(o, "neurons"));
+    if (t && !json_is_null(t)) {
+        json_t *to = json_object(), *m;
+        json_object_set_new(o, "target", to);
+        if (!json_is_object(t)) {
+            rc = bad(fe, "structured.target", "must be an object {\"macs\": F, \"seq_len\": L}");
+            goto out;
+        }
+        if ((rc = only_keys(t, "structured.target.", tkeys, fe))) goto out;
+        m = json_object_get(t, "macs");
+        if (!json_is_number(m) || !(json_number_value(m) > 0) || json_number_value(m) > 1) {
+            rc = bad(fe, "structured.target.macs",
+                     "must be a number in (0, 1]: the fraction of the encoder's MACs to keep");
+            goto out;
+        }
+        json_object_set_new(to, "macs", json_real(json_number_value(m)));
+        const json_t *ev = json_object_get(in, "eval");
+        json_int_t def = json_is_object(ev) && json_is_integer(json_object_get(ev, "max_length"))
+                             ? json_integer_value(json_object_get(ev, "max_length"))
+                             : json_is_object(ev) ? 32 : 128;
+        if ((rc = get_int(t, "seq_len", "structured.target.seq_len", 1, 4096, 0, def, to, fe)))
+            goto out;
+        if (amounts) {
+            rc = bad(fe, "structured.target",
+                     "give either structured.target or structured.heads / neurons, not both");
+            goto out;
+        }
+        if (!strcmp(json_string_value(json_object_get(o, "scope")), "local")) {
+            rc = bad(fe, "structured.scope",
+                     "target.macs ranks heads and neurons across layers: use global");
+            goto out;
+        }
+    } else {
+        json_object_set_new(o, "target", json_null());
+        if (!amounts) {
+            rc = bad(fe, "structured", "needs heads, neurons or target.macs");
+            goto out;
+        }
+    }
+    json_object_set(out, "structured", o);
+out:
+    json_decref(o);
+    return rc;
+}
+
 /* The names of enum job_output's bits, in bit order. */
 static const char *const output_names[] = {"torchscript", "state_dict", "safetensors"};
 #define OUTPUT_COUNT (sizeof output_names / sizeof output_names[0])
@@ -406,6 +520,29 @@ static int spec_of(const json_t *r, struct job_spec *s)
         nomem = 1;
     s->iterative = json_is_true(json_object_get(opts, "iterative"));
 
+    const json_t *st = json_object_get(r, "structured");
+    s->has_structured = json_is_object(st);
+    if (s->has_structured) {
+        struct structured_request *q = &s->structured;
+        const json_t *h = json_object_get(st, "heads"), *nu = json_object_get(st, "neurons");
+        const json_t *tg = json_object_get(st, "target");
+        q->has_heads = json_is_number(h);
+        q->heads.is_count = json_is_integer(h);
+        q->heads.count = (int64_t)json_integer_value(h);
+        q->heads.fraction = json_is_real(h) ? json_real_value(h) : 0;
+        q->has_neurons = json_is_number(nu);
+        q->neurons.is_count = json_is_integer(nu);
+        q->neurons.count = (int64_t)json_integer_value(nu);
+        q->neurons.fraction = json_is_real(nu) ? json_real_value(nu) : 0;
+        q->has_target = json_is_object(tg);
+        q->macs = json_real_value(json_object_get(tg, "macs"));
+        q->seq_len = q->has_target ? (int)json_integer_value(json_object_get(tg, "seq_len"))
+                     : json_is_object(ev) ? (int)json_integer_value(json_object_get(ev, "max_length"))
+                                          : 128;
+        q->scope = !strcmp(str_of(st, "scope"), "local") ? PRUNE_LOCAL : PRUNE_GLOBAL;
+        q->min_heads_per_layer = (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
+    }
+
     s->has_eval = json_is_object(ev);
     if (s->has_eval) {
         struct job_eval_spec *e = &s->eval;
@@ -435,7 +572,7 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
 {
     static const char *const keys[] = {
         "model",   "model_config", "targets", "method", "amount", "amount_kind", "scope",
-        "options", "eval",         "outputs", "device", "name",   NULL};
+        "options", "eval",         "outputs", "device", "name",   "structured", NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -483,6 +620,24 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     }
     if (!pm) pm = prune_method_find("l1_unstructured");
     json_object_set_new(o, "method", json_string(pm->name));
+    if (pm->id == PRUNE_STRUCTURED) {
+        static const char *const unused[] = {"amount", "amount_kind", "scope"};
+        for (size_t u = 0; u < 3; u++) {
+            json_t *x = json_object_get(in, unused[u]);
+            if (x && !json_is_null(x)) {
+                rc = bad(fe, unused[u], "is not used by method structured: give "
+                                        "structured.heads / neurons / target / scope");
+                goto out;
+            }
+        }
+        if ((rc = get_structured(in, o, fe))) goto out;
+    } else {
+        json_t *x = json_object_get(in, "structured");
+        if (x && !json_is_null(x)) {
+            rc = bad(fe, "structured", "is only for method structured");
+            goto out;
+        }
+    }
     if ((rc = get_amount(in, pm, o, fe))) goto out;
     if ((rc = get_enum(in, "scope", "scope", scopes, "local", o, fe))) goto out;
     if (!strcmp(json_string_value(json_object_get(o, "scope")), "global") &&

@@ -92,6 +92,7 @@ const struct prune_method prune_methods[] = {
     {"threshold", PRUNE_THRESHOLD, 0},
     {"custom_from_mask", PRUNE_CUSTOM_FROM_MASK, 0},
     {"plugin", PRUNE_PLUGIN, 0},
+    {"structured", PRUNE_STRUCTURED, 0},
     {NULL, 0, 0},
 };
 
@@ -991,6 +992,10 @@ int prune_apply(struct prune_target *targets, size_t ntargets, const struct prun
         for (size_t i = 0; i < ntargets; i++)
             elementwise(&targets[i], p);
         return 0;
+    case PRUNE_STRUCTURED:
+        return err_set(err, errlen, ERR_INVALID,
+                       "structured removes heads and neurons from a whole model, not masks of "
+                       "tensors");
     }
     return err_set(err, errlen, ERR_INTERNAL, "method %s has no implementation", m->name);
 }

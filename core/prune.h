@@ -22,6 +22,7 @@ enum prune_method_id {
     PRUNE_THRESHOLD,
     PRUNE_CUSTOM_FROM_MASK,
     PRUNE_PLUGIN,
+    PRUNE_STRUCTURED, /* heads and FFN neurons of a whole BERT (structured.h, job.c) */
 };
 
 enum prune_scope { PRUNE_LOCAL, PRUNE_GLOBAL };

@@ -2,6 +2,7 @@
 #include "targets.h"
 
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +80,45 @@ long targets_layer_index(const char *name)
         p = strstr(p + 1, "layer.");
     }
     return -1;
+}
+
+int targets_layers(const struct ts_model *m, char *const *globs, size_t nglobs, int nlayers,
+                   uint8_t *selected, long *bad, char *err, size_t errlen)
+{
+    size_t count = ts_model_count(m);
+    char name[1024];
+    *bad = -1;
+    memset(selected, 0, (size_t)nlayers);
+    for (size_t g = 0; g < nglobs; g++) {
+        int hit = 0;
+        for (size_t i = 0; i < count; i++) {
+            struct ts_tensor_info ti;
+            if (ts_model_info(m, i, &ti) != 0) continue;
+            long l = targets_layer_index(ti.name);
+            if (l < 0 || l >= nlayers) continue;
+            /* the name and each module above it, down to the layer itself */
+            snprintf(name, sizeof name, "%s", ti.name);
+            const char *layer = strstr(name, "layer.");
+            size_t floor = layer ? (size_t)(strchr(layer + 6, '.') ? strchr(layer + 6, '.') - name
+                                                                   : (long)strlen(name))
+                                 : 0;
+            for (;;) {
+                if (fnmatch(globs[g], name, 0) == 0) {
+                    selected[l] = 1;
+                    hit = 1;
+                    break;
+                }
+                char *dot = strrchr(name, '.');
+                if (!dot || (size_t)(dot - name) < floor) break;
+                *dot = '\0';
+            }
+        }
+        if (!hit) {
+            *bad = (long)g;
+            return err_set(err, errlen, ERR_INVALID,
+                           "'%s' names no encoder layer (nor a module or parameter in one)",
+                           globs[g]);
+        }
+    }
+    return 0;
 }

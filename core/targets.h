@@ -3,6 +3,7 @@
 #define PRUNERD_TARGETS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "torch_shim.h"
 
@@ -20,6 +21,16 @@
  */
 int targets_resolve(const struct ts_model *m, char *const *globs, size_t nglobs, size_t **idx,
                     size_t *n, long *bad, char *err, size_t errlen);
+
+/*
+ * The encoder layers the globs select, for structured pruning: a glob
+ * selects layer N when it matches the layer's module
+ * ("bert.encoder.layer.N"), or a module or parameter in it.  Sets
+ * selected[0..nlayers).  A glob that selects none is ERR_INVALID, *bad its
+ * index.
+ */
+int targets_layers(const struct ts_model *m, char *const *globs, size_t nglobs, int nlayers,
+                   uint8_t *selected, long *bad, char *err, size_t errlen);
 
 /* The encoder layer index in a name like "bert.encoder.layer.11.x", or -1. */
 long targets_layer_index(const char *name);

@@ -663,6 +663,28 @@ int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *f
     return 0;
 }
 
+int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, char *err,
+                       size_t errlen)
+{
+    if (!ts_model_is_native(m))
+        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
+                                                     "its weights (this one is TorchScript)");
+    return ts_catch(err, errlen, ERR_TORCH, "importance", [&] {
+        bert_magnitude(*m->net, heads, neurons);
+        return 0;
+    });
+}
+
+int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                    char *err, size_t errlen)
+{
+    if (!ts_model_is_native(m))
+        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
+                                                     "its weights (this one is TorchScript)");
+    return ts_catch(err, errlen, ERR_TORCH, "removing heads and neurons",
+                    [&] { return bert_shrink(m, heads_keep, neurons_keep, err, errlen); });
+}
+
 const struct bert_config *ts_model_config(const struct ts_model *m)
 {
     return ts_model_is_native(m) ? bert_config_of(*m->net) : nullptr;

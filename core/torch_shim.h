@@ -105,6 +105,21 @@ int ts_model_labels(const struct ts_model *m);
 int ts_model_layers(const struct ts_model *m);
 int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *ffn);
 const struct bert_config *ts_model_config(const struct ts_model *m);
+/*
+ * Structured pruning of a native model.  Heads are counted over the layers
+ * in order (layer 0's heads first), and so are FFN neurons (as
+ * ts_model_layer_shape gives them).  ts_model_magnitude writes each head's
+ * L2 norm over its Q, K, V rows and its attention.output.dense columns,
+ * and each neuron's over its intermediate.dense row and output.dense
+ * column.  ts_model_shrink removes the heads and neurons whose keep byte is
+ * 0 from the tensors themselves (as transformers' prune_heads and
+ * prune_linear_layer do): the model becomes smaller, and its tensors'
+ * shapes and count stay names-for-names.  ERR_UNSUPPORTED for TorchScript.
+ */
+int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, char *err,
+                       size_t errlen);
+int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                    char *err, size_t errlen);
 /* The dtype tensor i is saved in (a native model's file dtype; a
  * TorchScript tensor's own). */
 enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i);

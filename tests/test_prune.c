@@ -80,12 +80,13 @@ static void test_method_table(void)
 {
     static const char *names[] = {
         "identity",          "l1_unstructured", "random_unstructured", "ln_structured",
-        "random_structured", "threshold",       "custom_from_mask",    "plugin"};
+        "random_structured", "threshold",       "custom_from_mask",    "plugin",
+        "structured"};
     int n = 0;
     for (const struct prune_method *m = prune_methods; m->name; m++)
         n++;
-    CHECK_INT(n, 8);
-    for (int i = 0; i < 8; i++) {
+    CHECK_INT(n, 9);
+    for (int i = 0; i < 9; i++) {
         const struct prune_method *m = prune_method_find(names[i]);
         CHECK(m && !strcmp(m->name, names[i]), "find %s", names[i]);
     }

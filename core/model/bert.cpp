@@ -390,4 +390,84 @@ const struct bert_config *bert_config_of(const bert_net &net)
     return &net.cfg;
 }
 
+void bert_magnitude(const bert_net &net, float *heads, float *neurons)
+{
+    at::NoGradGuard no_grad;
+    const int64_t hs = net.head_size;
+    size_t h = 0, f = 0;
+    for (const bert_layer &ly : net.layers) {
+        if (ly.heads > 0) {
+            auto rows = [&](const at::Tensor &w) {
+                return w.to(at::kFloat).view({ly.heads, hs, -1}).pow(2).sum({1, 2});
+            };
+            at::Tensor sq = rows(ly.q.w) + rows(ly.k.w) + rows(ly.v.w) +
+                            ly.attn_out.w.to(at::kFloat).t().reshape({ly.heads, hs, -1})
+                                .pow(2).sum({1, 2});
+            at::Tensor n = sq.sqrt().to(at::kCPU).contiguous();
+            memcpy(heads + h, n.data_ptr<float>(), (size_t)ly.heads * sizeof(float));
+        }
+        if (ly.ffn > 0) {
+            at::Tensor sq = ly.inter.w.to(at::kFloat).pow(2).sum(1) +
+                            ly.out.w.to(at::kFloat).pow(2).sum(0);
+            at::Tensor n = sq.sqrt().to(at::kCPU).contiguous();
+            memcpy(neurons + f, n.data_ptr<float>(), (size_t)ly.ffn * sizeof(float));
+        }
+        h += (size_t)ly.heads;
+        f += (size_t)ly.ffn;
+    }
+}
+
+int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                char *err, size_t errlen)
+{
+    at::NoGradGuard no_grad;
+    const bert_net &n = *m->net;
+    const int64_t hs = n.head_size;
+    std::map<std::string, at::Tensor> repl;
+    size_t h = 0, f = 0;
+    for (size_t li = 0; li < n.layers.size(); li++) {
+        const bert_layer &ly = n.layers[li];
+        const std::string l = n.prefix + "encoder.layer." + std::to_string(li) + ".";
+        std::vector<int64_t> rows, cols;
+        for (int i = 0; i < ly.heads; i++)
+            if (heads_keep[h + (size_t)i])
+                for (int64_t j = 0; j < hs; j++)
+                    rows.push_back(i * hs + j);
+        for (int i = 0; i < ly.ffn; i++)
+            if (neurons_keep[f + (size_t)i]) cols.push_back(i);
+        h += (size_t)ly.heads;
+        f += (size_t)ly.ffn;
+        auto index = [&](const std::vector<int64_t> &v, const at::Tensor &like) {
+            return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(like.device());
+        };
+        if ((int64_t)rows.size() != (int64_t)ly.heads * hs) {
+            at::Tensor r = index(rows, ly.q.w);
+            for (const char *p : {"query", "key", "value"}) {
+                const lin &x = !strcmp(p, "query") ? ly.q : !strcmp(p, "key") ? ly.k : ly.v;
+                repl[l + "attention.self." + p + ".weight"] = x.w.index_select(0, r).contiguous();
+                repl[l + "attention.self." + p + ".bias"] = x.b.index_select(0, r).contiguous();
+            }
+            repl[l + "attention.output.dense.weight"] =
+                ly.attn_out.w.index_select(1, r).contiguous();
+        }
+        if ((int)cols.size() != ly.ffn) {
+            at::Tensor c = index(cols, ly.inter.w);
+            repl[l + "intermediate.dense.weight"] = ly.inter.w.index_select(0, c).contiguous();
+            repl[l + "intermediate.dense.bias"] = ly.inter.b.index_select(0, c).contiguous();
+            repl[l + "output.dense.weight"] = ly.out.w.index_select(1, c).contiguous();
+        }
+    }
+    const struct bert_config cfg = n.cfg;
+    std::vector<at::Tensor> old;
+    for (ts_entry &e : m->ents) {
+        auto it = repl.find(e.name);
+        if (it == repl.end()) continue;
+        if (e.mapped)
+            return err_set(err, errlen, ERR_INTERNAL, "tensor '%s' is mapped", e.name.c_str());
+        old.push_back(e.t);
+        e.t = it->second;
+    }
+    return bert_bind(m, &cfg, err, errlen);
+}
+
 } /* namespace ts */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -140,8 +141,65 @@ out:
     return rc;
 }
 
+/* shape's layers into o's "prunerd" block and its removed heads into
+ * "pruned_heads", numbered as in the unpruned model: the input's own
+ * pruned_heads of a layer say which of its original heads are gone, so the
+ * k-th head now is the k-th one not among them (when they do not fit the
+ * weights, the layer's history is unknown and starts again). */
+static void write_shape(json_t *o, const struct bert_config *c, const struct bert_shape *shape)
+{
+    int uneven = 0;
+    json_t *layers = json_array();
+    for (int l = 0; l < shape->nlayers; l++) {
+        uneven |= shape->heads[l] != c->num_attention_heads || shape->ffn[l] != c->intermediate_size;
+        json_array_append_new(layers,
+                              json_pack("{s:i, s:i}", "heads", shape->heads[l], "ffn", shape->ffn[l]));
+    }
+    if (uneven)
+        json_object_set_new(o, "prunerd", json_pack("{s:o}", "layers", layers));
+    else {
+        json_object_del(o, "prunerd");
+        json_decref(layers);
+    }
+    if (!shape->removed) return;
+    json_t *had = json_object_get(o, "pruned_heads");
+    json_t *ph = json_object();
+    const int n = c->num_attention_heads;
+    char *gone = malloc((size_t)n + 1);
+    for (int l = 0; gone && l < shape->nlayers; l++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", l);
+        memset(gone, 0, (size_t)n + 1);
+        json_t *e = json_is_object(had) ? json_object_get(had, key) : NULL, *v;
+        size_t i;
+        int ngone = 0;
+        json_array_foreach(e, i, v) {
+            json_int_t h = json_integer_value(v);
+            if (json_is_integer(v) && h >= 0 && h < n && !gone[h]) gone[h] = 1, ngone++;
+        }
+        if (n - ngone != shape->heads[l] + shape->nremoved[l]) memset(gone, 0, (size_t)n), ngone = 0;
+        int *now = malloc(sizeof *now * (size_t)(n ? n : 1)), k = 0;
+        if (!now) break;
+        for (int h = 0; h < n; h++)
+            if (!gone[h]) now[k++] = h;
+        for (int r = 0; r < shape->nremoved[l]; r++)
+            if (shape->removed[l][r] >= 0 && shape->removed[l][r] < k) gone[now[shape->removed[l][r]]] = 1;
+        free(now);
+        json_t *list = json_array();
+        for (int h = 0; h < n; h++)
+            if (gone[h]) json_array_append_new(list, json_integer(h));
+        if (json_array_size(list))
+            json_object_set_new(ph, key, list);
+        else
+            json_decref(list);
+    }
+    free(gone);
+    json_object_set_new(o, "pruned_heads", ph);
+}
+
 int bert_config_write(const char *src, const struct bert_config *c, const char *head, int nlabels,
-                      const char *const *labels, const char *path, char *err, size_t errlen)
+                      const char *const *labels, const struct bert_shape *shape,
+                      const char *path, char *err, size_t errlen)
 {
     json_t *o = NULL, *id2label = json_object(), *label2id = json_object();
     int rc = 0;
@@ -180,6 +238,7 @@ int bert_config_write(const char *src, const struct bert_config *c, const char *
     json_object_set(o, "id2label", id2label);
     json_object_set(o, "label2id", label2id);
     json_object_del(o, "num_labels"); /* id2label says it */
+    if (shape) write_shape(o, c, shape);
     if (json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))) {
         rc = err_set(err, errlen, ERR_IO, "%s: cannot write", path);
         goto out;

@@ -45,6 +45,16 @@ void bert_config_default(struct bert_config *c);
  */
 int bert_config_load(const char *path, struct bert_config *c, char *err, size_t errlen);
 
+/* The encoder as saved: each layer's heads and FFN width, and the heads
+ * this save removed from each layer, numbered as in the model that was read
+ * (removed and nremoved NULL: none). */
+struct bert_shape {
+    int nlayers;
+    const int *heads, *ffn;
+    const int *const *removed;
+    const int *nremoved;
+};
+
 /*
  * Writes config.json for a saved model at path (exactly there; the caller
  * renames): the input's config (src, or BertConfig's keys from c when src is
@@ -52,10 +62,15 @@ int bert_config_load(const char *path, struct bert_config *c, char *err, size_t 
  * ("BertForSequenceClassification" for classifier.*, kept as it was for
  * fc.*), and "id2label" / "label2id" for the nlabels labels: labels[i];
  * when labels is NULL the input's id2label if it has nlabels names, else
- * "LABEL_i".  Returns 0 or ERR_* with a message.
+ * "LABEL_i".  With shape (may be NULL) and a layer narrower than the
+ * config says, also "prunerd": {"layers": [{"heads", "ffn"}, ...]}; and
+ * shape's removed heads go into "pruned_heads" as transformers v4 keeps it
+ * (per layer, the heads' numbers in the unpruned model, merged with the
+ * input's own pruned_heads).  Returns 0 or ERR_* with a message.
  */
 int bert_config_write(const char *src, const struct bert_config *c, const char *head, int nlabels,
-                      const char *const *labels, const char *path, char *err, size_t errlen);
+                      const char *const *labels, const struct bert_shape *shape,
+                      const char *path, char *err, size_t errlen);
 
 /* "gelu", "gelu_new", ... of an activation (static). */
 const char *bert_act_name(enum bert_act a);

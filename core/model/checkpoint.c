@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -324,8 +325,8 @@ int ckpt_open_path(const char *path, const char *model_config, ckpt_resolve_fn r
 }
 
 int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
-                     int nlabels, const char *dir, struct ckpt_saved *out, char *err,
-                     size_t errlen)
+                     int nlabels, const int *const *removed, const int *nremoved,
+                     const char *dir, struct ckpt_saved *out, char *err, size_t errlen)
 {
     static const char *const names[2] = {"model.safetensors", "config.json"};
     char tmp[PATH_MAX], path[PATH_MAX];
@@ -339,6 +340,17 @@ int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *con
     if (mkdir(tmp, 0755) != 0)
         return err_set(err, errlen, errno == ENOSPC ? ERR_NOSPACE : ERR_IO, "mkdir %s: %s", tmp,
                        strerror(errno));
+    int nl = ts_model_layers(m);
+    int *heads = calloc((size_t)nl + 1, sizeof *heads), *ffn = calloc((size_t)nl + 1, sizeof *ffn);
+    if (!heads || !ffn) {
+        free(heads);
+        free(ffn);
+        rmdir(tmp);
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    }
+    for (int l = 0; l < nl; l++)
+        ts_model_layer_shape(m, l, &heads[l], &ffn[l]);
+    struct bert_shape shape = {nl, heads, ffn, removed, nremoved};
     for (size_t i = 0; i < 2; i++) {
         struct ckpt_saved_file *f = &out->files[i];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", tmp, names[i]) >= sizeof path) {
@@ -347,7 +359,7 @@ int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *con
         }
         rc = i == 0 ? ts_model_save_safetensors(m, path, err, errlen)
                     : bert_config_write(config_src, ts_model_config(m), ts_model_head(m),
-                                        nlabels, labels, path, err, errlen);
+                                        nlabels, labels, &shape, path, err, errlen);
         if (!rc) rc = fs_fsync_path(path, err, errlen);
         if (!rc) rc = fs_sha256_file(path, f->sha256, &f->bytes, err, errlen);
         if (rc) goto fail;
@@ -357,9 +369,13 @@ int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *con
     }
     if ((rc = fs_tree_remove(dir, err, errlen))) goto fail;
     if ((rc = fs_commit(tmp, dir, err, errlen))) goto fail;
+    free(heads);
+    free(ffn);
     return 0;
 fail: {
     char e2[256];
+    free(heads);
+    free(ffn);
     fs_tree_remove(tmp, e2, sizeof e2);
     memset(out, 0, sizeof *out);
     return rc;

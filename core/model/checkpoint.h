@@ -100,8 +100,8 @@ struct ckpt_saved {
  * *out.  Returns 0 or ERR_* with a message; nothing is left on failure.
  */
 int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
-                     int nlabels, const char *dir, struct ckpt_saved *out, char *err,
-                     size_t errlen);
+                     int nlabels, const int *const *removed, const int *nremoved,
+                     const char *dir, struct ckpt_saved *out, char *err, size_t errlen);
 
 /* A ckpt_resolve_fn for the command line: realpath, no roots. */
 int ckpt_resolve_local(void *ud, const char *path, char *out, size_t outlen, char *err,

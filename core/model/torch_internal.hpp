@@ -254,6 +254,16 @@ int bert_labels(const bert_net &net);
 int bert_layers(const bert_net &net);
 void bert_layer_shape(const bert_net &net, int i, int *heads, int *ffn);
 const struct bert_config *bert_config_of(const bert_net &net);
+/* Magnitude importance: each head's L2 norm over its Q, K and V rows and
+ * its columns of attention.output.dense, into heads (every layer's heads in
+ * layer order); each FFN neuron's over its intermediate.dense row and
+ * output.dense column, into neurons. */
+void bert_magnitude(const bert_net &net, float *heads, float *neurons);
+/* Removes the heads and neurons whose keep byte is 0 (laid out as
+ * bert_magnitude's), as prune_heads / prune_linear_layer do: m->ents get the
+ * smaller tensors and the net is bound again. */
+int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                char *err, size_t errlen);
 
 /* ---- model/torch_save.cpp ---- */
 /* Reads a torch.save zip holding a dict of name -> tensor (a state_dict) with

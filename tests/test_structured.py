@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""test_structured.py - method structured (heads and FFN neurons, magnitude importance) against Python.
+
+On the shared model's weights as the tutorial's torch.save(state_dict) + config.json:
+  1. heads 0.5 and neurons 0.5, global and local: the heads and neurons
+     `prunerd run` removes are those of the test's own magnitude ranking (the
+     L2 norm of a head's Q, K, V rows and attention.output.dense columns; of
+     a neuron's intermediate.dense row and output.dense column; of two equal
+     importances the later-numbered goes first), per layer;
+  2. the saved smaller model (safetensors folder and state_dict) gives the
+     logits of the dense Python model cut by the test's own
+     prune_linear_layer (1e-5) and the same predictions, both through
+     prunerd's native forward (tests/shim_driver forward) and through
+     clients/python/prunerd_model.py; config.json has pruned_heads and the
+     prunerd block;
+  3. target.macs 0.6: the kept encoder MACs (the issue's formula) are at most
+     the target, and no removed head or neuron fits back under it;
+  4. result.structured's counts, parameters and MACs are those of the model;
+  5. bad requests: a TorchScript input, importance fisher, amount at the top
+     level: exit 2 with one line naming the field.
+Needs PRUNERD_BUILD and PRUNERD_SHARED; fails, naming them, when missing.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "clients", "python"))
+import prunerd_model  # noqa: E402
+from test_native_model import native_logits  # noqa: E402
+
+BUILD = os.environ.get("PRUNERD_BUILD", "build")
+SHARED = os.environ.get("PRUNERD_SHARED", "")
+PRUNERD = os.path.join(BUILD, "server", "prunerd")
+passed = failed = 0
+
+
+def check(cond, msg):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: " + msg)
+
+
+def shared(*p):
+    return os.path.join(SHARED, *p)
+
+
+def magnitude(sd, nl, nh, hs):
+    """Per layer: head importances [nh] and neuron importances [ffn], the definitions of the issue."""
+    heads, neurons = [], []
+    for i in range(nl):
+        p = f"bert.encoder.layer.{i}."
+        sq = sum(sd[p + f"attention.self.{n}.weight"].view(nh, hs, -1).pow(2).sum((1, 2))
+                 for n in ("query", "key", "value"))
+        sq = sq + sd[p + "attention.output.dense.weight"].t().reshape(nh, hs, -1).pow(2).sum((1, 2))
+        heads.append(sq.sqrt())
+        neurons.append((sd[p + "intermediate.dense.weight"].pow(2).sum(1) +
+                        sd[p + "output.dense.weight"].pow(2).sum(0)).sqrt())
+    return heads, neurons
+
+
+def removed_by_rank(imps, amount, scope):
+    """Which (layer, index) go: round(amount * n) of the lowest, globally or per layer; ties: the
+    later-numbered first."""
+    items = [(float(v), li, j) for li, t in enumerate(imps) for j, v in enumerate(t.tolist())]
+    if scope == "global":
+        k = round(amount * len(items))
+        items.sort(key=lambda x: (x[0], -(x[1] * 10**6 + x[2])))
+        return {(li, j) for _, li, j in items[:k]}
+    out = set()
+    for li in range(len(imps)):
+        mine = sorted([x for x in items if x[1] == li], key=lambda x: (x[0], -x[2]))
+        out |= {(li, j) for _, _, j in mine[:round(amount * len(mine))]}
+    return out
+
+
+def cut(sd, nl, hs, gone_heads, gone_neurons):
+    """The test's own prune_linear_layer: rows and columns removed from a copy of sd."""
+    sd = dict(sd)
+    for i in range(nl):
+        p = f"bert.encoder.layer.{i}."
+        nh = sd[p + "attention.self.query.weight"].shape[0] // hs
+        rows = torch.tensor([h * hs + j for h in range(nh) if (i, h) not in gone_heads for j in range(hs)],
+                            dtype=torch.long)
+        for n in ("query", "key", "value"):
+            sd[p + f"attention.self.{n}.weight"] = sd[p + f"attention.self.{n}.weight"][rows].clone()
+            sd[p + f"attention.self.{n}.bias"] = sd[p + f"attention.self.{n}.bias"][rows].clone()
+        sd[p + "attention.output.dense.weight"] = sd[p + "attention.output.dense.weight"][:, rows].clone()
+        ffn = sd[p + "intermediate.dense.weight"].shape[0]
+        cols = torch.tensor([j for j in range(ffn) if (i, j) not in gone_neurons], dtype=torch.long)
+        sd[p + "intermediate.dense.weight"] = sd[p + "intermediate.dense.weight"][cols].clone()
+        sd[p + "intermediate.dense.bias"] = sd[p + "intermediate.dense.bias"][cols].clone()
+        sd[p + "output.dense.weight"] = sd[p + "output.dense.weight"][:, cols].clone()
+    return sd
+
+
+def run(tmp, name, job, expect_rc=0):
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(job, f)
+    out = os.path.join(tmp, name + ".out")
+    p = subprocess.run([PRUNERD, "run", path, "--out-dir", out, "--quiet"], capture_output=True, text=True,
+                       timeout=600)
+    check(p.returncode == expect_rc, f"{name}: exit {p.returncode}, want {expect_rc}: {p.stderr.strip()}")
+    if p.returncode != 0:
+        return p, None, out
+    with open(os.path.join(out, "result.json")) as f:
+        return p, json.load(f), out
+
+
+def main():
+    for p in (PRUNERD, os.path.join(BUILD, "tests", "shim_driver")):
+        if not os.path.exists(p):
+            print(f"FAIL: {p} is missing (set PRUNERD_BUILD to a build)")
+            return 1
+    model = shared("models", "thucnews-bert-l4-h256.pt")
+    if not SHARED or not os.path.exists(model):
+        print(f"FAIL: the shared model is missing: {model!r} (set PRUNERD_SHARED)")
+        return 1
+    torch.set_num_threads(2)
+    cfg = json.load(open(shared("models", "thucnews-bert-l4-h256.config.json")))
+    nl, H, nh = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"]
+    hs = H // nh
+    with tempfile.TemporaryDirectory(prefix="prunerd-structured-") as tmp:
+        sd = {k: v.float() for k, v in torch.jit.load(model).state_dict().items()}
+        torch.save(sd, os.path.join(tmp, "bert20250521.pt"))
+        shutil.copy(shared("models", "thucnews-bert-l4-h256.config.json"), os.path.join(tmp, "config.json"))
+        g = torch.Generator().manual_seed(5)
+        ids = torch.randint(1000, 20000, (8, 32), generator=g)
+        ids[:, 0] = 101
+        mask = torch.ones(8, 32, dtype=torch.long)
+        for i in range(8):
+            mask[i, 32 - 3 * i:] = 0
+        hi, ni = magnitude(sd, nl, nh, hs)
+        base = {"model": "bert20250521.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
+                "outputs": ["safetensors", "state_dict"]}
+
+        for scope in ("global", "local"):
+            job = dict(base, structured={"heads": 0.5, "neurons": 0.5, "scope": scope})
+            _, r, out = run(tmp, "half-" + scope, job)
+            if not r:
+                continue
+            st = r["structured"]
+            gone_h = removed_by_rank(hi, 0.5, scope)
+            gone_n = removed_by_rank(ni, 0.5, scope)
+            got_h = {(lay["layer"], j) for lay in st["layers"] for j in lay["removed_heads"]}
+            check(got_h == gone_h, f"{scope}: removed heads {sorted(got_h)}, Python's {sorted(gone_h)}")
+            for lay in st["layers"]:
+                want = lay["ffn_before"] - sum(1 for (li, _) in gone_n if li == lay["layer"])
+                check(lay["ffn"] == want, f"{scope}: layer {lay['layer']} keeps {lay['ffn']} neurons, Python {want}")
+            ref_sd = cut(sd, nl, hs, gone_h, gone_n)
+            folder = os.path.join(out, "safetensors")
+            ref_sd = {k: v for k, v in ref_sd.items() if not k.endswith(("position_ids", "token_type_ids"))}
+            ref = prunerd_model.load(folder)  # the saved shapes, then the test's own weights
+            ref.load_state_dict(ref_sd, strict=True)
+            with torch.no_grad():
+                want = ref(ids, mask)
+            for what, path in (("safetensors folder", folder), ("state_dict", os.path.join(out, "model.pth"))):
+                if what == "state_dict":
+                    shutil.copy(os.path.join(folder, "config.json"), os.path.join(out, "config.json"))
+                rc, got = native_logits(path, ids, mask, tmp)
+                check(got is not None, f"{scope} {what}: native forward: {rc}")
+                if got is not None:
+                    d = float((got - want).abs().max())
+                    check(d <= 1e-5, f"{scope} {what}: max |logit diff| {d:.3g} against prune_linear_layer")
+                    check(torch.equal(got.argmax(1), want.argmax(1)), f"{scope} {what}: predictions differ")
+            with torch.no_grad():
+                loaded = prunerd_model.load(folder)(ids, mask)
+            check(float((loaded - want).abs().max()) <= 1e-5, f"{scope}: prunerd_model's logits differ")
+            conf = json.load(open(os.path.join(folder, "config.json")))
+            ph = {(int(k), j) for k, v in conf.get("pruned_heads", {}).items() for j in v}
+            check(ph == gone_h, f"{scope}: config pruned_heads {conf.get('pruned_heads')}")
+            shapes = [(x["heads"], x["ffn"]) for x in conf.get("prunerd", {}).get("layers", [])]
+            check(shapes == [(lay["heads"], lay["ffn"]) for lay in st["layers"]],
+                  f"{scope}: config prunerd block {conf.get('prunerd')}")
+            check(shapes == prunerd_model.layer_shapes(prunerd_model.load(folder)), f"{scope}: layer shapes")
+            n_params = sum(v.numel() for k, v in ref_sd.items() if not k.endswith("position_ids"))
+            check(st["parameters"]["pruned"] == n_params,
+                  f"{scope}: parameters {st['parameters']['pruned']}, the model has {n_params}")
+            L = st["seq_len"]
+            macs = sum(h * (4 * L * H * hs + 2 * L * L * hs) + f * 2 * L * H for h, f in shapes)
+            check(st["encoder_macs"]["pruned"] == macs, f"{scope}: MACs {st['encoder_macs']['pruned']} vs {macs}")
+
+        # target.macs: under the budget, and nothing removed fits back
+        job = dict(base, structured={"target": {"macs": 0.6, "seq_len": 128}})
+        _, r, out = run(tmp, "macs", job)
+        if r:
+            st = r["structured"]
+            L = 128
+            hc, nc = 4 * L * H * hs + 2 * L * L * hs, 2 * L * H
+            budget = 0.6 * st["encoder_macs"]["dense"]
+            kept = st["encoder_macs"]["pruned"]
+            check(kept <= budget, f"macs: kept {kept} > budget {budget}")
+            removed_n = st["neurons"]["before"] - st["neurons"]["after"]
+            removed_h = st["heads"]["before"] - st["heads"]["after"]
+            check(not (removed_n and kept + nc <= budget), f"macs: a neuron fits back ({budget - kept} left)")
+            check(not (removed_h and kept + hc <= budget), f"macs: a head fits back ({budget - kept} left)")
+            print(f"target.macs 0.6 at 128 tokens: heads {st['heads']['after']}/{st['heads']['before']}, "
+                  f"neurons {st['neurons']['after']}/{st['neurons']['before']}, kept {st['encoder_macs']['kept']:.4f}")
+
+        # bad requests: exit 2, one line naming the field
+        for name, job, want in (
+                ("torchscript", dict(base, model=model, structured={"heads": 0.5}, outputs=None),
+                 "prunerd: method: structured needs a model read from its weights"),
+                ("fisher", dict(base, structured={"heads": 0.5, "importance": "fisher"}),
+                 "prunerd: structured.importance: taylor and fisher are not built yet"),
+                ("amount", dict(base, amount=0.3, structured={"heads": 0.5}),
+                 "prunerd: amount: is not used by method structured"),
+                ("both", dict(base, structured={"heads": 0.5, "target": {"macs": 0.5}}),
+                 "prunerd: structured.target: give either"),
+                ("nolayer", dict(base, targets=["pooler.dense"], structured={"heads": 0.5}),
+                 "prunerd: targets[0]: 'pooler.dense' names no encoder layer")):
+            job = {k: v for k, v in job.items() if v is not None}
+            p, _, out = run(tmp, "bad-" + name, job, expect_rc=2)
+            line = p.stderr.strip()
+            check(line.startswith(want) and "\n" not in line, f"bad {name}: {line!r}")
+            check(not os.path.exists(os.path.join(out, "result.json")), f"bad {name}: a result was written")
+    print(f"test_structured: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
