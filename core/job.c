@@ -62,6 +62,7 @@ struct run {
     int nlayers;
     int **removed;     /* structured: each layer's removed heads, numbered as loaded */
     int *nremoved;
+    json_t *latency;   /* structured: result.structured.latency */
 };
 
 static int cancelled(void *ud)
@@ -293,6 +294,105 @@ static int64_t parameters_of(const struct ts_model *m)
     return n;
 }
 
+static void timing(struct run *r, const char *key, double since);
+
+#define LATENCY_WARMUP 3
+#define LATENCY_RUNS 20
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Forward milliseconds of m on batch x len ids (every token attended), p50
+ * and p90 by nearest rank over LATENCY_RUNS timed runs after
+ * LATENCY_WARMUP untimed ones. */
+static int latency_of(struct ts_model *m, int batch, int len, double *p50, double *p90, char *err,
+                      size_t errlen)
+{
+    const struct bert_config *c = ts_model_config(m);
+    size_t n = (size_t)batch * (size_t)len;
+    int64_t *ids = malloc(n * sizeof *ids), *mask = malloc(n * sizeof *mask);
+    float *out = malloc((size_t)batch * (size_t)ts_model_labels(m) * sizeof *out + sizeof *out);
+    double ms[LATENCY_RUNS];
+    int ncls, rc = 0;
+    if (!ids || !mask || !out) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = i % (size_t)len == 0 ? 0 : 1 + (int64_t)((i * 7919) % (size_t)(c->vocab_size - 1));
+        mask[i] = 1;
+    }
+    for (int k = 0; k < LATENCY_WARMUP + LATENCY_RUNS && !rc; k++) {
+        double t = fs_monotonic();
+        rc = ts_model_forward(m, ids, mask, batch, len, out,
+                              (size_t)batch * (size_t)ts_model_labels(m), &ncls, err, errlen);
+        if (k >= LATENCY_WARMUP) ms[k - LATENCY_WARMUP] = (fs_monotonic() - t) * 1000.0;
+    }
+    if (!rc) {
+        qsort(ms, LATENCY_RUNS, sizeof ms[0], cmp_double);
+        *p50 = ms[(LATENCY_RUNS + 1) / 2 - 1];
+        *p90 = ms[(LATENCY_RUNS * 9 + 9) / 10 - 1];
+    }
+out:
+    free(ids);
+    free(mask);
+    free(out);
+    return rc;
+}
+
+/* Times m at every point of the request; pruned 0 fills dense_ms, 1
+ * pruned_ms and the speed-up, in r->latency's points. */
+static int latency_pass(struct run *r, int pruned, char *err, size_t errlen)
+{
+    const struct job_latency_spec *ls = &r->spec->latency;
+    const struct bert_config *c = ts_model_config(r->model);
+    json_t *points = json_object_get(r->latency, "points");
+    size_t k = 0;
+    for (int s = 0; s < ls->nseq_lens; s++) {
+        if (ls->seq_lens[s] > c->max_position_embeddings) continue;
+        for (int b = 0; b < ls->nbatches; b++, k++) {
+            double p50 = 0, p90 = 0;
+            int rc = latency_of(r->model, ls->batches[b], ls->seq_lens[s], &p50, &p90, err, errlen);
+            if (rc) return rc;
+            json_t *pt = json_array_get(points, k);
+            json_object_set_new(pt, pruned ? "pruned_ms" : "dense_ms",
+                                json_pack("{s:f, s:f}", "p50", p50, "p90", p90));
+            if (pruned) {
+                double d = json_real_value(
+                    json_object_get(json_object_get(pt, "dense_ms"), "p50"));
+                json_object_set_new(pt, "speedup", json_real(p50 > 0 ? d / p50 : 0));
+            }
+            if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        }
+    }
+    return 0;
+}
+
+/* r->latency with its points laid out, before anything is timed. */
+static int latency_begin(struct run *r, char *err, size_t errlen)
+{
+    const struct job_latency_spec *ls = &r->spec->latency;
+    const struct bert_config *c = ts_model_config(r->model);
+    json_t *points = json_array(), *skipped = json_array();
+    r->latency = json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "device", ts_model_device(r->model),
+                           "threads", threads_of(r->hooks), "runs", LATENCY_RUNS, "warmup",
+                           LATENCY_WARMUP, "points", points, "skipped_seq_lens", skipped);
+    if (!r->latency) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (int s = 0; s < ls->nseq_lens; s++) {
+        if (ls->seq_lens[s] > c->max_position_embeddings) {
+            json_array_append_new(skipped, json_integer(ls->seq_lens[s]));
+            continue;
+        }
+        for (int b = 0; b < ls->nbatches; b++)
+            json_array_append_new(points, json_pack("{s:i, s:i}", "batch", ls->batches[b],
+                                                    "seq_len", ls->seq_lens[s]));
+    }
+    return 0;
+}
+
 /*
  * Method structured: importance, the choice (structured.h), then the heads
  * and neurons removed from the tensors; result.structured says what went
@@ -301,7 +401,8 @@ static int64_t parameters_of(const struct ts_model *m)
 static int prune_structured(struct run *r, char *err, size_t errlen)
 {
     const struct structured_request *q = &r->spec->structured;
-    const struct bert_config *c = ts_model_config(r->model);
+    /* a copy: ts_model_shrink binds a new net, and the config with it */
+    const struct bert_config cfg = *ts_model_config(r->model), *c = &cfg;
     const int nl = r->nlayers;
     int *heads = calloc((size_t)nl + 1, sizeof *heads), *ffn = calloc((size_t)nl + 1, sizeof *ffn);
     int *heads2 = calloc((size_t)nl + 1, sizeof *heads2), *ffn2 = calloc((size_t)nl + 1, sizeof *ffn2);
@@ -333,6 +434,9 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
     const int head_size = c->hidden_size / c->num_attention_heads;
     struct structured_shape sh = {nl, heads, ffn, r->layers, c->hidden_size, head_size};
     if ((rc = structured_select(&sh, q, hi, ni, hk, nk, err, errlen))) goto out;
+    double lt = fs_monotonic();
+    if ((rc = latency_begin(r, err, errlen)) || (rc = latency_pass(r, 0, err, errlen))) goto out;
+    progress(r, 0.6);
     int64_t params = parameters_of(r->model);
     int64_t macs = structured_macs(nl, heads, ffn, q->seq_len, c->hidden_size, head_size);
     json_t *layers = json_array();
@@ -370,24 +474,41 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
         json_decref(layers);
         goto out;
     }
+    if ((rc = latency_pass(r, 1, err, errlen))) {
+        json_decref(layers);
+        goto out;
+    }
+    timing(r, "latency_s", lt);
     int64_t params2 = parameters_of(r->model);
     int64_t macs2 = structured_macs(nl, heads2, ffn2, q->seq_len, c->hidden_size, head_size);
     json_object_set_new(
         r->result, "structured",
         json_pack("{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, "
-                  "s:o}",
+                  "s:o, s:O}",
                   "importance", "magnitude", "seq_len", q->seq_len, "heads", "before",
                   (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
                   "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
                   (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
                   "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
-                  macs ? (double)macs2 / (double)macs : 1.0, "layers", layers));
+                  macs ? (double)macs2 / (double)macs : 1.0, "layers", layers, "latency",
+                  r->latency));
     if (r->out)
         fprintf(r->out,
                 "structured: heads %zu -> %zu, FFN neurons %zu -> %zu, parameters %lld -> %lld, "
                 "encoder MACs at %d tokens %.4f of dense\n",
                 nh, hkept, nn, nkept, (long long)params, (long long)params2, q->seq_len,
                 macs ? (double)macs2 / (double)macs : 1.0);
+    size_t pi;
+    json_t *pt;
+    json_array_foreach(json_object_get(r->latency, "points"), pi, pt) {
+        if (!r->out) break;
+        fprintf(r->out, "latency batch %lld x %lld tokens: dense p50 %.2f ms, pruned p50 %.2f ms, %.2fx\n",
+                (long long)json_integer_value(json_object_get(pt, "batch")),
+                (long long)json_integer_value(json_object_get(pt, "seq_len")),
+                json_real_value(json_object_get(json_object_get(pt, "dense_ms"), "p50")),
+                json_real_value(json_object_get(json_object_get(pt, "pruned_ms"), "p50")),
+                json_real_value(json_object_get(pt, "speedup")));
+    }
 out:
     free(heads);
     free(ffn);
@@ -730,6 +851,7 @@ static int run_job(const struct job_spec *spec, const json_t *request,
         free(r.removed[l]);
     free(r.removed);
     free(r.nremoved);
+    json_decref(r.latency);
     ts_model_destroy(r.model);
     ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an

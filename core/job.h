@@ -40,6 +40,14 @@ struct job_field_error {
     char message[256];
 };
 
+/* structured.latency: the forward passes timed, dense and pruned, for every
+ * batch size x sequence length. */
+#define JOB_LATENCY_MAX 8
+struct job_latency_spec {
+    int batches[JOB_LATENCY_MAX], nbatches;   /* [8] */
+    int seq_lens[JOB_LATENCY_MAX], nseq_lens; /* [eval.max_length], else [128] */
+};
+
 /* The request's "eval" object, typed. */
 struct job_eval_spec {
     char *data;                /* THUCNews-format file: text<TAB>label per line */
@@ -83,6 +91,7 @@ struct job_spec {
     int has_structured;                /* method structured: its "structured" object */
     struct structured_request structured; /* seq_len: target.seq_len, else eval.max_length,
                                              else 128 */
+    struct job_latency_spec latency;   /* structured only */
     int has_eval;                      /* 0: no evaluation (eval is zeroed) */
     struct job_eval_spec eval;         /* when has_eval */
     unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */

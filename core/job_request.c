@@ -343,9 +343,45 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         rc = bad(fe, "structured.rescale", "is not built yet: leave it out or false");
         goto out;
     }
-    if (lat && !json_is_null(lat)) {
-        rc = bad(fe, "structured.latency", "is not built yet: leave it out");
-        goto out;
+    {
+        static const char *const lkeys[] = {"batches", "seq_lens", NULL};
+        const json_t *ev = json_object_get(in, "eval");
+        json_int_t def_len = !json_is_object(ev)                                ? 128
+                             : json_is_integer(json_object_get(ev, "max_length")) ? json_integer_value(
+                                                                                      json_object_get(ev, "max_length"))
+                                                                                : 32;
+        json_t *lo = json_object();
+        json_object_set_new(o, "latency", lo);
+        if (lat && !json_is_null(lat) && !json_is_object(lat)) {
+            rc = bad(fe, "structured.latency", "must be an object {\"batches\", \"seq_lens\"}");
+            goto out;
+        }
+        if (lat && json_is_object(lat) && (rc = only_keys(lat, "structured.latency.", lkeys, fe)))
+            goto out;
+        const char *const names[2] = {"batches", "seq_lens"};
+        for (int k = 0; k < 2; k++) {
+            json_t *a = json_is_object(lat) ? json_object_get(lat, names[k]) : NULL, *x;
+            char field[48];
+            size_t i;
+            snprintf(field, sizeof field, "structured.latency.%s", names[k]);
+            if (!a || json_is_null(a)) {
+                json_object_set_new(lo, names[k], json_pack("[I]", k ? def_len : (json_int_t)8));
+                continue;
+            }
+            if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > JOB_LATENCY_MAX) {
+                rc = bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
+                         JOB_LATENCY_MAX);
+                goto out;
+            }
+            json_array_foreach(a, i, x) {
+                if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 4096) {
+                    rc = bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
+                             JOB_LATENCY_MAX);
+                    goto out;
+                }
+            }
+            json_object_set(lo, names[k], a);
+        }
     }
     json_t *t = json_object_get(st, "target");
     int amounts = !json_is_null(json_object_get(o, "heads")) ||
@@ -541,6 +577,11 @@ static int spec_of(const json_t *r, struct job_spec *s)
                                           : 128;
         q->scope = !strcmp(str_of(st, "scope"), "local") ? PRUNE_LOCAL : PRUNE_GLOBAL;
         q->min_heads_per_layer = (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
+        const json_t *lat = json_object_get(st, "latency");
+        json_array_foreach(json_object_get(lat, "batches"), i, v)
+            s->latency.batches[s->latency.nbatches++] = (int)json_integer_value(v);
+        json_array_foreach(json_object_get(lat, "seq_lens"), i, v)
+            s->latency.seq_lens[s->latency.nseq_lens++] = (int)json_integer_value(v);
     }
 
     s->has_eval = json_is_object(ev);

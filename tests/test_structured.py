@@ -15,7 +15,10 @@ On the shared model's weights as the tutorial's torch.save(state_dict) + config.
      prunerd block;
   3. target.macs 0.6: the kept encoder MACs (the issue's formula) are at most
      the target, and no removed head or neuron fits back under it;
-  4. result.structured's counts, parameters and MACs are those of the model;
+  4. result.structured's counts, parameters and MACs are those of the model,
+     and its latency has the points asked for (a length above
+     max_position_embeddings skipped and listed), p90 >= p50, and the
+     speed-up is dense p50 / pruned p50;
   5. bad requests: a TorchScript input, importance fisher, amount at the top
      level: exit 2 with one line naming the field.
 Needs PRUNERD_BUILD and PRUNERD_SHARED; fails, naming them, when missing.
@@ -145,7 +148,8 @@ def main():
                 "outputs": ["safetensors", "state_dict"]}
 
         for scope in ("global", "local"):
-            job = dict(base, structured={"heads": 0.5, "neurons": 0.5, "scope": scope})
+            job = dict(base, structured={"heads": 0.5, "neurons": 0.5, "scope": scope,
+                                         "latency": {"batches": [8], "seq_lens": [32, 1000]}})
             _, r, out = run(tmp, "half-" + scope, job)
             if not r:
                 continue
@@ -189,6 +193,16 @@ def main():
             L = st["seq_len"]
             macs = sum(h * (4 * L * H * hs + 2 * L * L * hs) + f * 2 * L * H for h, f in shapes)
             check(st["encoder_macs"]["pruned"] == macs, f"{scope}: MACs {st['encoder_macs']['pruned']} vs {macs}")
+            lat = st.get("latency", {})
+            pts = lat.get("points", [])
+            check([(x["batch"], x["seq_len"]) for x in pts] == [(8, 32)] and lat.get("runs") == 20,
+                  f"{scope}: latency points {pts}")
+            for x in pts:
+                ok = x["dense_ms"]["p50"] > 0 and x["pruned_ms"]["p50"] > 0 and \
+                    x["dense_ms"]["p90"] >= x["dense_ms"]["p50"] and x["pruned_ms"]["p90"] >= x["pruned_ms"]["p50"]
+                check(ok and abs(x["speedup"] - x["dense_ms"]["p50"] / x["pruned_ms"]["p50"]) < 1e-9,
+                      f"{scope}: latency point {x}")
+            check(lat.get("skipped_seq_lens") == [1000], f"{scope}: skipped {lat.get('skipped_seq_lens')}")
 
         # target.macs: under the budget, and nothing removed fits back
         job = dict(base, structured={"target": {"macs": 0.6, "seq_len": 128}})
@@ -218,7 +232,9 @@ def main():
                 ("both", dict(base, structured={"heads": 0.5, "target": {"macs": 0.5}}),
                  "prunerd: structured.target: give either"),
                 ("nolayer", dict(base, targets=["pooler.dense"], structured={"heads": 0.5}),
-                 "prunerd: targets[0]: 'pooler.dense' names no encoder layer")):
+                 "prunerd: targets[0]: 'pooler.dense' names no encoder layer"),
+                ("latency", dict(base, structured={"heads": 0.5, "latency": {"batches": [0]}}),
+                 "prunerd: structured.latency.batches: must be a list of 1 to 8 integers")):
             job = {k: v for k, v in job.items() if v is not None}
             p, _, out = run(tmp, "bad-" + name, job, expect_rc=2)
             line = p.stderr.strip()
