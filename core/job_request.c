@@ -680,8 +680,11 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
         }
     }
     if ((rc = get_amount(in, pm, o, fe))) goto out;
-    if ((rc = get_enum(in, "scope", "scope", scopes, "local", o, fe))) goto out;
-    if (!strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
+    /* structured has its own scope (and refuses this one), so a stored
+     * request normalizes to itself again */
+    if (pm->id != PRUNE_STRUCTURED && (rc = get_enum(in, "scope", "scope", scopes, "local", o, fe)))
+        goto out;
+    if (pm->id != PRUNE_STRUCTURED && !strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
         !(pm->flags & PRUNE_F_GLOBAL)) {
         rc = bad(fe, "scope", "%s cannot run with scope global (only l1_unstructured and "
                               "random_unstructured, as PyTorch's global_unstructured)",

@@ -204,6 +204,15 @@ def main():
                       f"{scope}: latency point {x}")
             check(lat.get("skipped_seq_lens") == [1000], f"{scope}: skipped {lat.get('skipped_seq_lens')}")
 
+        # the request as the queue stores it (every default filled in) runs again as it is:
+        # the daemon's worker normalizes the stored request a second time
+        _, r, _ = run(tmp, "half-global", dict(base, structured={"heads": 0.5, "neurons": 0.5}))
+        if r:
+            stored = r["provenance"]["request"]
+            _, again, _ = run(tmp, "stored", stored)
+            check(again and again["provenance"]["request"] == stored,
+                  "the normalized request does not normalize to itself")
+
         # target.macs: under the budget, and nothing removed fits back
         job = dict(base, structured={"target": {"macs": 0.6, "seq_len": 128}})
         _, r, out = run(tmp, "macs", job)
