@@ -530,6 +530,9 @@
     setText($('#job-request'), '');
     $('#job-error').hidden = true;
     $('#job-results').hidden = true;
+    $('#job-structured').hidden = true;
+    $('#job-speedup').hidden = true;
+    $('#job-sparsity-card').hidden = false;
     for (const b of $$('[data-download]')) b.disabled = true;
     $('#job-cancel').disabled = true;
     $('#job-delete').disabled = true;
@@ -668,6 +671,7 @@
 
     renderConfusion(before, after);
     renderSparsity(res.sparsity || {}, job.request || {});
+    renderStructured(res);
 
     const tt = $('#job-timings tbody');
     clear(tt);
@@ -799,6 +803,120 @@
     parts.push(params.length + ' pruned parameter' + (params.length === 1 ? '' : 's') + (prefix ? ' (under ' + prefix + ')' : ''));
     if (marker !== null) parts.push('dashed line: requested amount');
     setText($('#job-sparsity-summary'), parts.join(' · '));
+  }
+
+  /* ---- method structured: heads and neurons kept, speed-up against accuracy ---- */
+
+  const count = (x) => (isNum(x) ? x.toLocaleString() : '–');
+  const ratio = (a, b) => (isNum(a) && isNum(b) && b > 0 ? a / b : null);
+
+  /* Shows result.structured (only a structured job's result has one) and hides the
+   * sparsity card, which is empty for it: whole heads and neurons go, nothing is masked. */
+  function renderStructured(res) {
+    const st = res.structured && typeof res.structured === 'object' ? res.structured : null;
+    const sp = res.sparsity || {};
+    $('#job-structured').hidden = !st;
+    $('#job-speedup').hidden = !st;
+    $('#job-sparsity-card').hidden = !!st && !(Array.isArray(sp.parameters) && sp.parameters.length);
+    if (!st) return;
+    const layers = Array.isArray(st.layers) ? st.layers : [];
+
+    const parts = [];
+    if (st.importance) parts.push('importance: ' + st.importance);
+    if (isNum(st.seq_len)) parts.push('MACs counted at ' + st.seq_len + ' tokens');
+    parts.push(layers.filter((l) => l.selected !== false).length + ' of ' + layers.length + ' layers selected');
+    setText($('#job-structured-summary'), parts.join(' · '));
+
+    const tb = $('#job-structured-totals tbody');
+    clear(tb);
+    const h = st.heads || {};
+    const n = st.neurons || {};
+    const pa = st.parameters || {};
+    const mc = st.encoder_macs || {};
+    for (const [key, label, kept, before, frac] of [
+      ['heads', 'attention heads', h.after, h.before, ratio(h.after, h.before)],
+      ['neurons', 'FFN neurons', n.after, n.before, ratio(n.after, n.before)],
+      ['parameters', 'parameters', pa.pruned, pa.dense, isNum(pa.kept) ? pa.kept : ratio(pa.pruned, pa.dense)],
+      ['encoder_macs', 'encoder MACs' + (isNum(st.seq_len) ? ' at ' + st.seq_len + ' tokens' : ''), mc.pruned, mc.dense,
+        isNum(mc.kept) ? mc.kept : ratio(mc.pruned, mc.dense)],
+    ]) {
+      tb.append(el('tr', { 'data-total': key, 'data-kept': isNum(kept) ? kept : null, 'data-before': isNum(before) ? before : null, 'data-fraction': isNum(frac) ? frac : null },
+        el('th', { text: label }), el('td', { text: count(kept) }), el('td', { text: count(before) }), el('td', { text: pct(frac) })));
+    }
+
+    /* Tracks are scaled to the largest layer of their kind, so a layer smaller before
+     * (pruned earlier) shows a shorter track. */
+    const maxOf = (k) => layers.reduce((m, l) => (isNum(l[k]) ? Math.max(m, l[k]) : m), 0);
+    const kinds = [['heads', 'heads', 'heads_before', maxOf('heads_before')], ['ffn', 'FFN neurons', 'ffn_before', maxOf('ffn_before')]];
+    const lb = $('#job-structured-layers tbody');
+    clear(lb);
+    for (const l of layers) {
+      const name = typeof l.layer === 'number' ? 'layer ' + l.layer : String(l.layer);
+      const removed = Array.isArray(l.removed_heads) ? l.removed_heads : [];
+      kinds.forEach(([key, label, beforeKey, max], i) => {
+        const kept = l[key];
+        const before = l[beforeKey];
+        const track = el('div', { class: 'kbar kbar-' + key, 'aria-hidden': 'true', title: name + ': ' + count(kept) + ' of ' + count(before) + ' ' + label + ' kept (' + pct(ratio(kept, before)) + ')' },
+          el('div', { class: 'kfill' }));
+        track.style.width = (max > 0 && isNum(before) ? (before / max) * 100 : 0).toFixed(2) + '%';
+        track.firstChild.style.width = ((ratio(kept, before) || 0) * 100).toFixed(2) + '%';
+        const tr = el('tr', { class: (i ? 'second' : 'first') + (l.selected === false ? ' unselected' : ''), 'data-layer': String(l.layer), 'data-kind': key, 'data-kept': isNum(kept) ? kept : null, 'data-before': isNum(before) ? before : null });
+        if (!i) tr.append(el('th', { rowspan: '2', text: name + (l.selected === false ? ' (not selected)' : '') }));
+        tr.append(el('td', { class: 'kind', text: label }), el('td', { class: 'w-bar' }, track), el('td', { class: 'num kept', text: count(kept) + ' / ' + count(before) }));
+        if (!i) tr.append(el('td', { rowspan: '2', class: 'mono removed', text: removed.length ? removed.join(', ') : 'none' }));
+        lb.append(tr);
+      });
+    }
+    if (!layers.length) lb.append(el('tr', null, el('td', { colspan: '5', class: 'muted', text: 'no per-layer numbers' })));
+
+    renderLatency(st.latency && typeof st.latency === 'object' ? st.latency : null);
+    renderAccuracyChange(res.metrics || {});
+  }
+
+  /* One row per latency point; none for a result written before latency was measured. */
+  function renderLatency(lat) {
+    const info = [];
+    const tb = $('#job-latency tbody');
+    clear(tb);
+    $('#job-latency').hidden = !lat;
+    if (!lat) {
+      setText($('#job-latency-info'), 'not measured: this result has no latency');
+      return;
+    }
+    if (lat.device) info.push(String(lat.device) + (isNum(lat.threads) ? ', ' + lat.threads + ' thread' + (lat.threads === 1 ? '' : 's') : ''));
+    if (isNum(lat.runs)) info.push('p50 of ' + lat.runs + ' runs' + (isNum(lat.warmup) && lat.warmup > 0 ? ' after ' + lat.warmup + ' warm-up' : ''));
+    const skipped = Array.isArray(lat.skipped_seq_lens) ? lat.skipped_seq_lens : [];
+    if (skipped.length) info.push('skipped seq_len ' + skipped.join(', '));
+    setText($('#job-latency-info'), info.join(' · '));
+    const points = Array.isArray(lat.points) ? lat.points : [];
+    for (const p of points) {
+      const d = (p.dense_ms || {}).p50;
+      const q = (p.pruned_ms || {}).p50;
+      const s = isNum(p.speedup) ? p.speedup : ratio(d, q);
+      tb.append(el('tr', { 'data-batch': isNum(p.batch) ? p.batch : null, 'data-seq-len': isNum(p.seq_len) ? p.seq_len : null },
+        el('td', { text: String(p.batch) }), el('td', { text: String(p.seq_len) }),
+        el('td', { text: fmt(d, 2), title: 'p90 ' + fmt((p.dense_ms || {}).p90, 2) + ' ms' }),
+        el('td', { text: fmt(q, 2), title: 'p90 ' + fmt((p.pruned_ms || {}).p90, 2) + ' ms' }),
+        el('td', { class: 'speedup ' + (!isNum(s) || s === 1 ? '' : s > 1 ? 'up' : 'down'), text: isNum(s) ? fmt(s, 2) + '×' : '–' })));
+    }
+    if (!points.length) tb.append(el('tr', null, el('td', { colspan: '5', class: 'muted', text: 'no points measured' })));
+  }
+
+  /* Accuracy and macro F1 before and after, in percent; the change in points. */
+  function renderAccuracyChange(m) {
+    const tb = $('#job-accuracy-change tbody');
+    clear(tb);
+    const before = m.before || null;
+    const after = m.after || null;
+    for (const [key, label] of [['accuracy', 'accuracy'], ['macro_f1', 'macro F1']]) {
+      const b = before ? before[key] : null;
+      const a = after ? after[key] : null;
+      if (!isNum(b) && !isNum(a)) continue;
+      const d = isNum(a) && isNum(b) ? (a - b) * 100 : null;
+      tb.append(el('tr', { 'data-metric': key }, el('th', { text: label }), el('td', { text: pct(b, 2) }), el('td', { text: pct(a, 2) }),
+        el('td', { class: 'num delta ' + (!isNum(d) || Math.abs(d) < 0.005 ? '' : d > 0 ? 'up' : 'down'), text: isNum(d) ? signed(d, 2) + ' pt' : '' })));
+    }
+    if (!tb.firstChild) tb.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: 'no evaluation was asked for' })));
   }
 
   /* ---- downloads: fetch + blob, so the Authorization header goes along ---- */

@@ -9,14 +9,22 @@ to the amount field), watches its row reach `succeeded`, opens the job page (spa
 chart: one bar per pruned parameter; confusion difference; timeline),
 downloads a checkpoint and result.json and compares them with the API,
 downloads the two files of a safetensors folder from a job the test answers
-itself (page.route),
+itself (page.route), checks the structured cards (heads and FFN neurons
+kept per layer, totals, latency rows, accuracy change) on two structured
+results the test answers itself (with latency and eval, and without), then
+runs a method structured job on the shared model's weights written as a
+torch.save state_dict with its config.json (a second model root in the
+temporary dir) and checks its page against its own result.json, checks a
+non-structured job's page shows none of it,
 cancels and deletes jobs, and checks polling pauses while the tab is hidden.
-Saves screenshot-jobs.png and screenshot-job.png into PRUNERD_SCREENSHOTS
-(default: the build folder); `PRUNERD_SCREENSHOTS=docs` refreshes the README's.
+Saves screenshot-jobs.png, screenshot-job.png and screenshot-structured.png
+(the daemon's structured job; the answered one with latency when that job
+fails) into PRUNERD_SCREENSHOTS (default: the build folder); `PRUNERD_SCREENSHOTS=docs`
+refreshes the README's.
 
-Needs PRUNERD_BIN, PRUNERD_SHARED, /usr/bin/chromium (or PRUNERD_CHROMIUM)
-and Playwright for Python (the repository's .venv, which meson runs this
-with).  Missing any of them is a failure, never a skip.  Every failure prints
+Needs PRUNERD_BIN, PRUNERD_SHARED, /usr/bin/chromium (or PRUNERD_CHROMIUM),
+Playwright for Python and torch (the repository's .venv, which meson runs
+this with).  Missing any of them is a failure, never a skip.  Every failure prints
 what it expected and what it got; the last line is "N passed, N failed".
 
 Playwright's sync API hands events (requests, route handlers) to Python only
@@ -70,6 +78,7 @@ BEARER = "Bearer " + TOKEN
 SEED_TARGET = "bert.encoder.layer.*.attention.self.query"
 
 MODEL_PATH = os.path.join(SHARED, "models", MODEL)
+MODEL_CONFIG = os.path.join(SHARED, "models", "thucnews-bert-l4-h256.config.json")
 DATA_DIR = os.path.join(SHARED, "data")
 EVAL_FILES = {
     "data": os.path.join(DATA_DIR, "thucnews", "dev.txt"),
@@ -107,13 +116,42 @@ def squash(text):
     return re.sub(r"\s+", " ", text or "")
 
 
+def signed(x, digits):
+    """The dashboard's signed(): +0.50, -0.25, 0.00 (never -0.00)."""
+    s = to_fixed(x, digits)
+    return "+" + s if x > 0 else to_fixed(0, digits) if s == "-" + to_fixed(0, digits) else s
+
+
+def js_pct(x, digits=1):
+    """The dashboard's pct(): (x * 100).toFixed(digits) + '%'."""
+    return to_fixed(x * 100, digits) + "%"
+
+
+def kept_of(text):
+    """(kept, before) from "2,048 / 4,096" in whatever digit grouping the browser's locale uses."""
+    m = re.fullmatch(r"\s*([\d.,\u00a0\u202f ]+?)\s*/\s*([\d.,\u00a0\u202f ]+?)\s*", text or "")
+    return (int(re.sub(r"\D", "", m.group(1))), int(re.sub(r"\D", "", m.group(2)))) if m else None
+
+
+def write_state_dict_model(folder):
+    """The shared model's weights as torch.save(state_dict) with its config.json beside it (what
+    method structured reads; TorchScript is refused); returns the weights' path."""
+    import torch  # only here: the rest of the test needs no torch
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "bert.pt")
+    torch.save(torch.jit.load(MODEL_PATH).state_dict(), path)
+    shutil.copy(MODEL_CONFIG, os.path.join(folder, "config.json"))
+    return path
+
+
 # ---------------------------------------------------------------- the daemon
 
 
 class Daemon:
     """prunerd serve on 127.0.0.1 with a port it picks itself, one admin token, one worker."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra_model_root=None):
         self.tmp = tmp
         conf = os.path.join(tmp, "prunerd.conf")
         with open(conf, "w") as f:
@@ -122,8 +160,9 @@ class Daemon:
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var"),
-                 "--model-root", os.path.join(SHARED, "models"), "--data-root", DATA_DIR,
-                 "--config", conf, "--workers", "1"],
+                 "--model-root", os.path.join(SHARED, "models")]
+                + (["--model-root", extra_model_root] if extra_model_root else [])
+                + ["--data-root", DATA_DIR, "--config", conf, "--workers", "1"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.port = None
         for _ in range(400):
@@ -415,6 +454,211 @@ def test_safetensors_job(page, api_requests):
         check(mine and all(r["auth"] == BEARER for r in mine), "the folder downloads send the bearer token", mine)
     finally:
         page.unroute(ours, serve)
+
+
+FAKE_LAT = "5afe7e45-0000-4000-8000-000000000002"
+FAKE_OLD = "5afe7e45-0000-4000-8000-000000000003"
+
+
+def structured_fixture(latency):
+    """A structured result.json as `prunerd run` writes one (heads 0.5, neurons 0.5, global, on the
+    shared model): with a latency block and eval; or without either (a result made before latency
+    existed), and with markup in its importance."""
+    st = {"importance": "magnitude" if latency else '<img src=x onerror="window.__xss_st=1">magnitude', "seq_len": 32,
+          "heads": {"before": 16, "after": 8}, "neurons": {"before": 4096, "after": 2048},
+          "parameters": {"dense": 8653578, "pruned": 7077130, "kept": 0.8178270306224777},
+          "encoder_macs": {"dense": 102760448, "pruned": 51380224, "kept": 0.5},
+          "layers": [{"layer": i, "selected": True, "heads_before": 4, "heads": h, "ffn_before": 1024, "ffn": f,
+                      "removed_heads": [] if h else [0, 1, 2, 3]}
+                     for i, (h, f) in enumerate(((4, 661), (4, 420), (0, 421), (0, 546)))]}
+    res = {"metrics": {}, "sparsity": {"parameters": [], "layers": []}, "timings": {}, "provenance": {},
+           "artifacts": [], "structured": st}
+    if latency:
+        st["latency"] = {
+            "device": "cpu", "threads": 2, "runs": 20, "skipped_seq_lens": [512],
+            "points": [{"batch": 1, "seq_len": 32, "dense_ms": {"p50": 3.25, "p90": 3.5},
+                        "pruned_ms": {"p50": 2.5, "p90": 2.75}, "speedup": 1.3},
+                       {"batch": 8, "seq_len": 128, "dense_ms": {"p50": 12.125, "p90": 13.0},
+                        "pruned_ms": {"p50": 7.25, "p90": 7.875}, "speedup": 12.125 / 7.25}]}
+        res["metrics"] = {"before": {"accuracy": 0.84375, "macro_f1": 0.8433394383394385},
+                          "after": {"accuracy": 0.796875, "macro_f1": 0.81504218004218}}
+    return res
+
+
+def structured_cards_hidden(page):
+    """{card: hidden?} of the structured job's two cards, and whether the sparsity card shows."""
+    return page.evaluate("""() => ({
+        structured: document.querySelector('#job-structured').hidden,
+        speedup: document.querySelector('#job-speedup').hidden,
+        sparsity_card_shown: !document.querySelector('#job-sparsity-card').hidden })""")
+
+
+def check_structured_page(page, res, what):
+    """The job page's structured cards against res (that job's result.json): heads and neurons
+    kept per layer (text and bar), totals, one latency row per point (none without latency),
+    accuracy and macro F1 before -> after with the change in points."""
+    st = res["structured"]
+    page.wait_for_selector("#job-structured:not([hidden]) #job-structured-layers tbody tr[data-kind]")
+    hidden = structured_cards_hidden(page)
+    check(hidden == {"structured": False, "speedup": False, "sparsity_card_shown": False},
+          f"{what}: the structured cards show; the sparsity card (nothing masked) does not", hidden)
+
+    rows = page.locator("#job-structured-layers tbody tr[data-kind]").evaluate_all("""(rs) => rs.map((r) => ({
+        layer: r.dataset.layer, kind: r.dataset.kind, text: r.querySelector('td.kept').textContent,
+        fill: parseFloat(r.querySelector('.kfill').style.width),
+        removed: r.querySelector('td.removed')?.textContent ?? null }))""")
+    want = []
+    for lay in st["layers"]:
+        want.append({"layer": str(lay["layer"]), "kind": "heads", "kept": (lay["heads"], lay["heads_before"]),
+                     "removed": ", ".join(map(str, lay["removed_heads"])) or "none"})
+        want.append({"layer": str(lay["layer"]), "kind": "ffn", "kept": (lay["ffn"], lay["ffn_before"]), "removed": None})
+    got = [{"layer": r["layer"], "kind": r["kind"], "kept": kept_of(r["text"]), "removed": r["removed"]} for r in rows]
+    check(got == want, f"{what}: per layer, heads and FFN neurons kept / before and the removed heads, as in result.json",
+          {"page": got, "result.json": want})
+    fills = [round(r["fill"], 2) for r in rows]
+    want_fills = [round(w["kept"][0] / w["kept"][1] * 100, 2) if w["kept"][1] else 0 for w in want]
+    check(len(fills) == len(want_fills) and all(abs(a - b) < 0.011 for a, b in zip(fills, want_fills)),
+          f"{what}: each bar is kept / before", (fills, want_fills))
+    heads_rows = [r for r in got if r["kind"] == "heads"]
+    check(len(heads_rows) == len(st["layers"]) == 4, f"{what}: one heads row per layer (4)",
+          (len(heads_rows), len(st["layers"])))
+
+    totals = {t["key"]: t for t in page.locator("#job-structured-totals tbody tr").evaluate_all(
+        "(rs) => rs.map((r) => ({ key: r.dataset.total, cells: Array.from(r.querySelectorAll('td'), (c) => c.textContent) }))")}
+    h, n, pa, mc = st["heads"], st["neurons"], st["parameters"], st["encoder_macs"]
+    want_totals = {
+        "heads": (h["after"], h["before"], js_pct(h["after"] / h["before"])),
+        "neurons": (n["after"], n["before"], js_pct(n["after"] / n["before"])),
+        "parameters": (pa["pruned"], pa["dense"], js_pct(pa["kept"])),
+        "encoder_macs": (mc["pruned"], mc["dense"], js_pct(mc["kept"])),
+    }
+    got_totals = {}
+    for k, t in totals.items():
+        c = t["cells"]
+        got_totals[k] = (int(re.sub(r"\D", "", c[0]) or -1), int(re.sub(r"\D", "", c[1]) or -1), c[2]) if len(c) == 3 else c
+    check(got_totals == want_totals, f"{what}: totals: heads, neurons, parameters and encoder MACs kept, as in result.json",
+          {"page": got_totals, "result.json": want_totals})
+    summary = page.text_content("#job-structured-summary") or ""
+    check(f"importance: {st['importance']}" in summary and f"at {st['seq_len']} tokens" in summary,
+          f"{what}: the summary names the importance and the tokens MACs are counted at", summary)
+
+    lat = st.get("latency")
+    lrows = page.locator("#job-latency tbody tr[data-batch]").evaluate_all(
+        "(rs) => rs.map((r) => Array.from(r.querySelectorAll('td'), (c) => c.textContent))")
+    if lat is None:
+        check(lrows == [] and page.is_hidden("#job-latency"), f"{what}: no latency in result.json: no latency row", lrows)
+        info = page.text_content("#job-latency-info") or ""
+        check("not measured" in info, f"{what}: the page says latency was not measured", info)
+    else:
+        want_rows = [[str(p["batch"]), str(p["seq_len"]), to_fixed(p["dense_ms"]["p50"], 2),
+                      to_fixed(p["pruned_ms"]["p50"], 2), to_fixed(p["speedup"], 2) + "\u00d7"] for p in lat["points"]]
+        check(lrows == want_rows, f"{what}: one latency row per point: batch, seq_len, p50s and the speed-up",
+              {"page": lrows, "result.json": want_rows})
+        info = page.text_content("#job-latency-info") or ""
+        skipped = lat.get("skipped_seq_lens") or []
+        check(str(lat["device"]) in info and (not skipped or "skipped seq_len " + ", ".join(map(str, skipped)) in info),
+              f"{what}: the latency line names the device and the skipped seq_lens", (info, lat["device"], skipped))
+
+    m = res.get("metrics") or {}
+    acc = {r["key"]: r["cells"] for r in page.locator("#job-accuracy-change tbody tr[data-metric]").evaluate_all(
+        "(rs) => rs.map((r) => ({ key: r.dataset.metric, cells: Array.from(r.querySelectorAll('td'), (c) => c.textContent) }))")}
+    if m.get("before") and m.get("after"):
+        want_acc = {}
+        for k in ("accuracy", "macro_f1"):
+            b, a = m["before"][k], m["after"][k]
+            want_acc[k] = [js_pct(b, 2), js_pct(a, 2), signed((a - b) * 100, 2) + " pt"]
+        check(acc == want_acc, f"{what}: accuracy and macro F1 before -> after, the change in points",
+              {"page": acc, "result.json": want_acc})
+    else:
+        check(acc == {}, f"{what}: no evaluation: no accuracy rows", acc)
+
+
+def test_structured_fixtures(page, shots):
+    """Two structured results answered by the test (page.route): with latency points and eval,
+    and without either; markup in them stays text."""
+    created = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    answers = {}
+    for jid, latency in ((FAKE_LAT, True), (FAKE_OLD, False)):
+        job = {"id": jid, "name": f"fake structured job {'with' if latency else 'without'} latency",
+               "status": "succeeded", "stage": "saving", "progress": 1, "created_at": created,
+               "started_at": created, "finished_at": created, "stages": [], "attempts": 1, "error": None,
+               "files_deleted": False,
+               "request": {"model": "/m/bert.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
+                           "structured": {"heads": 0.5, "neurons": 0.5}}}
+        answers[jid] = (job, structured_fixture(latency))
+
+    def ours(url):
+        return any(urlsplit(url).path.startswith("/v1/jobs/" + j) for j in answers)
+
+    def serve(route):
+        path = urlsplit(route.request.url).path
+        job, res = answers[path.split("/")[3]]
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps(res if path.endswith("/result") else job))
+
+    page.route(ours, serve)
+    try:
+        for jid, (job, res) in answers.items():
+            page.goto(page.url.split("#")[0] + "#/jobs/" + jid)
+            page.wait_for_function("(n) => document.querySelector('#job-name').textContent === n", arg=job["name"])
+            check_structured_page(page, res, job["name"])
+            ran = page.evaluate("() => [typeof window.__xss_st, document.querySelectorAll('#job-structured img').length]")
+            check(ran == ["undefined", 0], f"{job['name']}: markup in result.structured is shown as text "
+                  "([typeof __xss_st, img elements])", ran)
+            if jid == FAKE_LAT:
+                screenshot_structured(page, os.path.join(shots, "screenshot-structured.png"))
+    finally:
+        page.unroute(ours, serve)
+
+
+def screenshot_structured(page, path):
+    """The structured job's two cards, from the top of the first to the bottom of the second."""
+    box = page.evaluate("""() => { const a = document.querySelector('#job-structured').getBoundingClientRect();
+        const b = document.querySelector('#job-speedup').getBoundingClientRect();
+        return { x: a.left, y: a.top + window.scrollY, width: Math.max(a.right, b.right) - a.left,
+                 height: b.bottom - a.top }; }""")
+    page.screenshot(path=path, full_page=True, clip={"x": max(0, box["x"] - 8), "y": max(0, box["y"] - 8),
+                                                     "width": box["width"] + 16, "height": box["height"] + 16})
+
+
+def test_structured_job(page, d, model_path, seed_id, shots):
+    """A method structured job run by the daemon: its page against its own result.json (latency
+    rows if the daemon measured it, none if not); then a non-structured job's page shows none of it."""
+    test_structured_fixtures(page, shots)
+    st, job = api_call(d, "POST", "/v1/jobs", {
+        "name": "structured: half the heads and neurons", "model": model_path, "targets": ["bert.encoder.layer.*"],
+        "method": "structured", "structured": {"heads": 0.5, "neurons": 0.5},
+        "eval": dict(EVAL_FILES, limit=64, max_length=32)})
+    if check(st == 201, "a method structured job is accepted", (st, job)):
+        jid = job["id"]
+
+        def finished():
+            _, j = api_call(d, "GET", "/v1/jobs/" + jid)
+            return j if isinstance(j, dict) and j.get("status") in ("succeeded", "failed", "cancelled") else None
+
+        done = wait_for(page, finished, "the structured job to finish", 180000, 250)
+        _, res = api_call(d, "GET", f"/v1/jobs/{jid}/result")
+        if not check(done and done["status"] == "succeeded", "the structured job succeeds",
+                     done and (done["status"], done.get("error"))):
+            pass
+        elif check(isinstance(res, dict) and isinstance(res.get("structured"), dict),
+                   "the structured job's result.json has a structured object", res):
+            lat = res["structured"].get("latency")
+            print("structured job: result.structured.latency is "
+                  + (f"present ({len(lat.get('points') or [])} points)" if lat is not None else "absent"), flush=True)
+            page.goto(d.base + "/#/jobs/" + jid)
+            check_structured_page(page, res, "the daemon's structured job")
+            screenshot_structured(page, os.path.join(shots, "screenshot-structured.png"))
+
+    # A non-structured job's page: none of it.
+    page.goto(d.base + "/#/jobs/" + seed_id)
+    page.wait_for_selector("svg.sparsity rect.bar")
+    hidden = structured_cards_hidden(page)
+    check(hidden == {"structured": True, "speedup": True, "sparsity_card_shown": True},
+          "a non-structured job's page: no structured cards, the sparsity card", hidden)
+    shown = page.locator("#job-structured-layers tbody tr, #job-latency tbody tr").evaluate_all(
+        "(rs) => rs.filter((r) => r.offsetParent !== null).length")
+    check(shown == 0, "a non-structured job's page shows no per-layer or latency row", shown)
 
 
 def run(pw, d, run_state):
@@ -756,6 +1000,7 @@ def run(pw, d, run_state):
           dl_reqs)
 
     test_safetensors_job(page, api_requests)
+    test_structured_job(page, d, run_state["structured_model"], seed_id, DOCS)
 
     # 8. The failed job's page shows the error; Delete removes it.
     page.goto(d.base + "/#/jobs/" + failing["id"])
@@ -786,15 +1031,24 @@ def main():
     for f in [MODEL_PATH] + list(EVAL_FILES.values()):
         if not os.path.exists(f):
             finish(f"shared data missing: {f} (PRUNERD_SHARED={SHARED!r})")
+    if not os.path.exists(MODEL_CONFIG):
+        finish(f"shared data missing: {MODEL_CONFIG} (PRUNERD_SHARED={SHARED!r})")
     if not os.path.exists(CHROMIUM):
         finish(f"{CHROMIUM} is missing: install Debian's chromium (tools/deps.sh)")
     if PLAYWRIGHT_MISSING:
         finish(f"cannot load Playwright for Python ({PLAYWRIGHT_MISSING}): run this with "
                f"{ROOT}/.venv/bin/python, the venv that has it (this is {sys.executable})")
 
-    tmp = tempfile.mkdtemp(prefix="prunerd-browser-")
-    d = Daemon(tmp)
-    run_state = {"context": None, "user_dir": None}
+    tmp = os.path.realpath(tempfile.mkdtemp(prefix="prunerd-browser-"))
+    # A second model root: the shared model as a state_dict + config.json, for method structured.
+    own_models = os.path.join(tmp, "models")
+    try:
+        structured_model = write_state_dict_model(os.path.join(own_models, "structured"))
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        finish("cannot write the shared model as a state_dict (torch in this Python?): " + traceback.format_exc())
+    d = Daemon(tmp, own_models)
+    run_state = {"context": None, "user_dir": None, "structured_model": structured_model}
     try:
         if d.port is None:
             check(False, "prunerd did not start listening", d.log()[-2000:])
