@@ -63,6 +63,7 @@ struct run {
     int **removed;     /* structured: each layer's removed heads, numbered as loaded */
     int *nremoved;
     json_t *latency;   /* structured: result.structured.latency */
+    json_t *calibration; /* structured, fisher: what the importance was computed on */
 };
 
 static int cancelled(void *ud)
@@ -393,6 +394,67 @@ static int latency_begin(struct run *r, char *err, size_t errlen)
     return 0;
 }
 
+/* The calibration pass's progress: the pruning stage's first 30%, and a
+ * cancel between batches. */
+static int fisher_progress(void *ud, double done)
+{
+    struct run *r = ud;
+    progress(r, 0.3 * done);
+    return cancelled(r);
+}
+
+/* Fisher importance on structured.calibration: the file read and encoded
+ * as the evaluation reads its data, padded to eval.max_length. */
+static int fisher_importance(struct run *r, float *hi, float *ni, char *err, size_t errlen)
+{
+    const struct job_spec *s = r->spec;
+    struct dataset *ds = dataset_load(s->calibration_data, s->eval.classes,
+                                      s->calibration_samples, err, errlen);
+    struct eval_inputs *in = NULL;
+    int64_t *ids = NULL, *mask = NULL, *labels = NULL;
+    int rc = 0;
+    if (!ds) return ERR_FORMAT;
+    if (!r->tok || !(in = eval_inputs_create(r->tok, ds, s->eval.max_length, err, errlen))) {
+        rc = r->tok ? ERR_FORMAT : err_set(err, errlen, ERR_INTERNAL, "fisher: no tokenizer");
+        goto out;
+    }
+    const size_t n = in->n, L = (size_t)in->max_length;
+    ids = calloc(n * L + 1, sizeof *ids);
+    mask = calloc(n * L + 1, sizeof *mask);
+    labels = malloc((n + 1) * sizeof *labels);
+    if (!ids || !mask || !labels) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = in->offset[i], k = 0; j < in->offset[i + 1] && k < L; j++, k++) {
+            ids[i * L + k] = in->ids[j];
+            mask[i * L + k] = 1;
+        }
+        labels[i] = in->label[i];
+        if (in->label[i] < 0 || in->label[i] >= ts_model_labels(r->model)) {
+            rc = err_set(err, errlen, ERR_INVALID,
+                         "structured.calibration.data: line %zu has label %d; the model has %d",
+                         i + 1, in->label[i], ts_model_labels(r->model));
+            goto out;
+        }
+    }
+    rc = ts_model_fisher(r->model, ids, mask, s->calibration_model_labels ? NULL : labels,
+                         (int64_t)n, (int64_t)L, s->calibration_batch, hi, ni, fisher_progress, r,
+                         err, errlen);
+    if (!rc)
+        r->calibration = json_pack("{s:s, s:I, s:i, s:s}", "data", s->calibration_data, "samples",
+                                   (json_int_t)n, "batch_size", s->calibration_batch, "labels",
+                                   s->calibration_model_labels ? "model" : "data");
+out:
+    free(ids);
+    free(mask);
+    free(labels);
+    eval_inputs_destroy(in);
+    dataset_destroy(ds);
+    return rc;
+}
+
 /*
  * Method structured: importance, the choice (structured.h), then the heads
  * and neurons removed from the tensors; result.structured says what went
@@ -429,7 +491,9 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = ts_model_magnitude(r->model, hi, ni, err, errlen))) goto out;
+    if ((rc = r->spec->fisher ? fisher_importance(r, hi, ni, err, errlen)
+                              : ts_model_magnitude(r->model, hi, ni, err, errlen)))
+        goto out;
     progress(r, 0.3);
     const int head_size = c->hidden_size / c->num_attention_heads;
     struct structured_shape sh = {nl, heads, ffn, r->layers, c->hidden_size, head_size};
@@ -485,13 +549,15 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
         r->result, "structured",
         json_pack("{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, "
                   "s:o, s:O}",
-                  "importance", "magnitude", "seq_len", q->seq_len, "heads", "before",
+                  "importance", r->spec->fisher ? "fisher" : "magnitude", "seq_len", q->seq_len, "heads", "before",
                   (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
                   "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
                   (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
                   "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
                   macs ? (double)macs2 / (double)macs : 1.0, "layers", layers, "latency",
                   r->latency));
+    if (r->calibration)
+        json_object_set(json_object_get(r->result, "structured"), "calibration", r->calibration);
     if (r->out)
         fprintf(r->out,
                 "structured: heads %zu -> %zu, FFN neurons %zu -> %zu, parameters %lld -> %lld, "
@@ -852,6 +918,7 @@ static int run_job(const struct job_spec *spec, const json_t *request,
     free(r.removed);
     free(r.nremoved);
     json_decref(r.latency);
+    json_decref(r.calibration);
     ts_model_destroy(r.model);
     ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an

@@ -92,6 +92,11 @@ struct job_spec {
     struct structured_request structured; /* seq_len: target.seq_len, else eval.max_length,
                                              else 128 */
     struct job_latency_spec latency;   /* structured only */
+    int fisher;                        /* structured.importance: 1 fisher, 0 magnitude */
+    char *calibration_data;            /* structured.calibration.data (fisher), or NULL */
+    int calibration_samples;           /* the file's first N lines; 2048 */
+    int calibration_batch;             /* 32 */
+    int calibration_model_labels;      /* labels "model": the dense model's predictions */
     int has_eval;                      /* 0: no evaluation (eval is zeroed) */
     struct job_eval_spec eval;         /* when has_eval */
     unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */

@@ -327,16 +327,43 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
                       o, fe)))
         goto out;
     /* Said plainly rather than ignored: what is not built yet. */
-    if (strcmp(json_string_value(json_object_get(o, "importance")), "magnitude")) {
-        rc = bad(fe, "structured.importance",
-                 "taylor and fisher are not built yet; magnitude is (it needs no data)");
+    const char *imp = json_string_value(json_object_get(o, "importance"));
+    if (!strcmp(imp, "taylor")) {
+        rc = bad(fe, "structured.importance", "taylor is not built yet; magnitude and fisher are");
         goto out;
     }
     json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
     json_t *lat = json_object_get(st, "latency");
-    if (cal && !json_is_null(cal)) {
-        rc = bad(fe, "structured.calibration",
-                 "is for the taylor and fisher importances, which are not built yet");
+    static const char *const ckeys[] = {"data", "samples", "batch_size", "labels", NULL};
+    static const char *const label_kinds[] = {"data", "model", NULL};
+    if (!strcmp(imp, "fisher")) {
+        json_t *co = json_object();
+        json_object_set_new(o, "calibration", co);
+        if (!json_is_object(cal)) {
+            rc = bad(fe, "structured.calibration",
+                     "is required for fisher: {\"data\": a THUCNews-format file such as "
+                     "train.txt}");
+            goto out;
+        }
+        if ((rc = only_keys(cal, "structured.calibration.", ckeys, fe)) ||
+            (rc = get_string(cal, "data", "structured.calibration.data", 1, NULL, co, fe)) ||
+            (rc = get_int(cal, "samples", "structured.calibration.samples", 1, 1000000, 0, 2048,
+                          co, fe)) ||
+            (rc = get_int(cal, "batch_size", "structured.calibration.batch_size", 1, 4096, 0, 32,
+                          co, fe)) ||
+            (rc = get_enum(cal, "labels", "structured.calibration.labels", label_kinds, "data",
+                           co, fe)))
+            goto out;
+        const json_t *ev = json_object_get(in, "eval");
+        if (!json_is_object(ev)) {
+            rc = bad(fe, "structured.calibration",
+                     "fisher reads its data with the job's eval settings (vocab, classes, "
+                     "max_length, lowercase): give an eval block");
+            goto out;
+        }
+    } else if (cal && !json_is_null(cal)) {
+        rc = bad(fe, "structured.calibration", "is for the fisher importance (magnitude needs no "
+                                               "data)");
         goto out;
     }
     if (rs && !json_is_null(rs) && !json_is_false(rs)) {
@@ -488,6 +515,7 @@ void job_spec_free(struct job_spec *spec)
     free(spec->eval.data);
     free(spec->eval.vocab);
     free(spec->eval.classes);
+    free(spec->calibration_data);
     memset(spec, 0, sizeof *spec);
 }
 
@@ -578,6 +606,12 @@ static int spec_of(const json_t *r, struct job_spec *s)
         q->scope = !strcmp(str_of(st, "scope"), "local") ? PRUNE_LOCAL : PRUNE_GLOBAL;
         q->min_heads_per_layer = (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
         const json_t *lat = json_object_get(st, "latency");
+        const json_t *cal = json_object_get(st, "calibration");
+        s->fisher = !strcmp(str_of(st, "importance"), "fisher");
+        s->calibration_data = dup_str(json_object_get(cal, "data"), &nomem);
+        s->calibration_samples = (int)json_integer_value(json_object_get(cal, "samples"));
+        s->calibration_batch = (int)json_integer_value(json_object_get(cal, "batch_size"));
+        s->calibration_model_labels = !strcmp(str_of(cal, "labels"), "model");
         json_array_foreach(json_object_get(lat, "batches"), i, v)
             s->latency.batches[s->latency.nbatches++] = (int)json_integer_value(v);
         json_array_foreach(json_object_get(lat, "seq_lens"), i, v)
@@ -781,6 +815,30 @@ int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn
         *paths[i].path = copy;
         json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
         if (json_is_object(obj)) json_object_set_new(obj, paths[i].key, json_string(resolved));
+    }
+    /* structured.calibration.data, one level deeper: a data file, never the
+     * eval set (choosing on the data it is scored on is a leak) */
+    if (spec->calibration_data) {
+        msg[0] = '\0';
+        int rc = resolve(ud, "structured.calibration.data", spec->calibration_data, resolved,
+                         sizeof resolved, msg, sizeof msg);
+        char *copy = rc ? NULL : strdup(resolved);
+        if (!rc && !copy) rc = ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
+        if (!rc && spec->eval.data && !strcmp(resolved, spec->eval.data)) {
+            rc = ERR_INVALID;
+            snprintf(msg, sizeof msg,
+                     "is the eval data: calibrate on other data, such as train.txt");
+        }
+        if (rc) {
+            free(copy);
+            snprintf(fe->field, sizeof fe->field, "structured.calibration.data");
+            snprintf(fe->message, sizeof fe->message, "%s", msg);
+            return rc;
+        }
+        free(spec->calibration_data);
+        spec->calibration_data = copy;
+        json_t *cal = json_object_get(json_object_get(req, "structured"), "calibration");
+        if (json_is_object(cal)) json_object_set_new(cal, "data", json_string(resolved));
     }
     return 0;
 }

@@ -675,6 +675,28 @@ int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, c
     });
 }
 
+int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
+                    const int64_t *labels, int64_t n, int64_t len, int batch, float *heads,
+                    float *neurons, int (*progress)(void *ud, double done), void *ud, char *err,
+                    size_t errlen)
+{
+    if (!ts_model_is_native(m))
+        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
+                                                     "its weights (this one is TorchScript)");
+    if (n <= 0 || len <= 0 || batch <= 0 || n > INT64_MAX / len)
+        return err_set(err, errlen, ERR_INVALID, "fisher: bad shape [%lld, %lld], batch %d",
+                       (long long)n, (long long)len, batch);
+    return ts_catch(err, errlen, ERR_TORCH, "fisher importance", [&]() -> int {
+        auto i64 = at::TensorOptions().dtype(at::kLong);
+        at::Tensor ti = at::from_blob(const_cast<int64_t *>(ids), {n, len}, i64).to(m->dev, false, true);
+        at::Tensor tm = at::from_blob(const_cast<int64_t *>(mask), {n, len}, i64).to(m->dev, false, true);
+        at::Tensor tl;
+        if (labels) tl = at::from_blob(const_cast<int64_t *>(labels), {n}, i64).to(m->dev, false, true);
+        int rc = bert_fisher(*m->net, ti, tm, tl, batch, heads, neurons, progress, ud);
+        return rc ? err_set(err, errlen, rc, "cancelled") : 0;
+    });
+}
+
 int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                     char *err, size_t errlen)
 {

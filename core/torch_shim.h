@@ -120,6 +120,20 @@ int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, c
                        size_t errlen);
 int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                     char *err, size_t errlen);
+/*
+ * Fisher importance (Kwon et al. 2022; Michel et al. 2019 take |dL/dmask|):
+ * for each batch of batch rows of ids / mask (int64 [n, len], row-major, on
+ * the CPU), the squared gradient of the cross-entropy loss (mean over the
+ * batch) against labels (int64 [n]; NULL: the dense model's own
+ * predictions) with respect to a mask of ones on every head's context and
+ * every FFN neuron's activation, summed over the batches; laid out as
+ * ts_model_magnitude's.  progress(ud, done) is called after each batch and
+ * stops the pass with ERR_CANCELLED when it returns non-zero.
+ */
+int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
+                    const int64_t *labels, int64_t n, int64_t len, int batch, float *heads,
+                    float *neurons, int (*progress)(void *ud, double done), void *ud, char *err,
+                    size_t errlen);
 /* The dtype tensor i is saved in (a native model's file dtype; a
  * TorchScript tensor's own). */
 enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i);

@@ -149,6 +149,74 @@ out:
     return 0;
 }
 
+/* importance MODEL INPUT magnitude|fisher BATCH: INPUT as forward's, then
+ * (fisher) a line of batch labels, or "model" for the model's own
+ * predictions.  Prints the rc line, the head count, the heads' importances,
+ * the neuron count and the neurons'. */
+static int cmd_importance(const char *model, const char *input, const char *kind, const char *bs)
+{
+    char err[1024] = "", word[16] = "";
+    int64_t b = 0, l = 0, *ids = NULL, *mask = NULL, *labels = NULL;
+    float *hi = NULL, *ni = NULL;
+    struct ts_model *m = NULL;
+    int rc = ERR_INVALID, fisher = !strcmp(kind, "fisher");
+    size_t nh = 0, nn = 0;
+    FILE *f = fopen(input, "r");
+    if (!f || fscanf(f, "%" SCNd64 " %" SCNd64, &b, &l) != 2 || b <= 0 || l <= 0) {
+        snprintf(err, sizeof err, "%s: bad input file", input);
+        goto out;
+    }
+    ids = calloc((size_t)(b * l), sizeof *ids);
+    mask = calloc((size_t)(b * l), sizeof *mask);
+    labels = calloc((size_t)b, sizeof *labels);
+    if (!ids || !mask || !labels) {
+        rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < b * l; i++)
+        if (fscanf(f, "%" SCNd64, &ids[i]) != 1) goto out;
+    for (int64_t i = 0; i < b * l; i++)
+        if (fscanf(f, "%" SCNd64, &mask[i]) != 1) goto out;
+    int own = fisher && fscanf(f, " %15[a-z]", word) == 1 && !strcmp(word, "model");
+    for (int64_t i = 0; fisher && !own && i < b; i++)
+        if (fscanf(f, "%" SCNd64, &labels[i]) != 1) goto out;
+    if ((rc = open_any(model, "cpu", &m, err, sizeof err))) goto out;
+    for (int i = 0; i < ts_model_layers(m); i++) {
+        int h, n;
+        ts_model_layer_shape(m, i, &h, &n);
+        nh += (size_t)h;
+        nn += (size_t)n;
+    }
+    hi = calloc(nh + 1, sizeof *hi);
+    ni = calloc(nn + 1, sizeof *ni);
+    if (!hi || !ni) {
+        rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = fisher ? ts_model_fisher(m, ids, mask, own ? NULL : labels, b, l, atoi(bs), hi, ni, NULL,
+                                  NULL, err, sizeof err)
+                : ts_model_magnitude(m, hi, ni, err, sizeof err);
+    if (report(rc, err) == 0) {
+        printf("%zu\n", nh);
+        for (size_t i = 0; i < nh; i++)
+            printf("%.9g\n", hi[i]);
+        printf("%zu\n", nn);
+        for (size_t i = 0; i < nn; i++)
+            printf("%.9g\n", ni[i]);
+    }
+    rc = 0;
+out:
+    if (rc != 0) report(rc, err);
+    if (f) fclose(f);
+    ts_model_destroy(m);
+    free(ids);
+    free(mask);
+    free(labels);
+    free(hi);
+    free(ni);
+    return 0;
+}
+
 /* "VmRSS" or "VmHWM" from /proc/self/status, in kB; -1 if unknown. */
 static long proc_kb(const char *key)
 {
@@ -250,10 +318,13 @@ int main(int argc, char **argv)
         return cmd_zero_first_half(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "dict") && argc == 3) return cmd_dict(argv[2]);
     if (!strcmp(cmd, "forward") && argc == 4) return cmd_forward(argv[2], argv[3]);
+    if (!strcmp(cmd, "importance") && argc == 6)
+        return cmd_importance(argv[2], argv[3], argv[4], argv[5]);
     if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "load-rss") && argc == 3) return cmd_load_rss(argv[2]);
     fprintf(stderr,
             "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
-            "dict FILE | forward MODEL INPUT | save-rss MODEL OUT sd|ts | load-rss MODEL\n");
+            "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher BATCH | "
+            "save-rss MODEL OUT sd|ts | load-rss MODEL\n");
     return 2;
 }

@@ -19,8 +19,13 @@ On the shared model's weights as the tutorial's torch.save(state_dict) + config.
      and its latency has the points asked for (a length above
      max_position_embeddings skipped and listed), p90 >= p50, and the
      speed-up is dense p50 / pruned p50;
-  5. bad requests: a TorchScript input, importance fisher, amount at the top
-     level: exit 2 with one line naming the field.
+  5. importances through tests/shim_driver importance: magnitude, and fisher
+     (with labels and with the model's own predictions) against the test's
+     own masked forward and autograd, to 1e-4 of the largest;
+  6. a fisher job with a calibration file runs and says what it used;
+  7. bad requests: a TorchScript input, importance taylor, fisher without
+     calibration, without eval or on the eval file, amount at the top level:
+     exit 2 with one line naming the field.
 Needs PRUNERD_BUILD and PRUNERD_SHARED; fails, naming them, when missing.
 """
 import json
@@ -86,6 +91,57 @@ def removed_by_rank(imps, amount, scope):
     return out
 
 
+def fisher_py(model, ids, mask, labels, batch):
+    """Kwon's Fisher importance: per batch, the squared gradient of the mean cross-entropy with
+    respect to masks of ones on each head's context and each FFN neuron's activation, summed."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layers = model.body().encoder.layer
+    hm = [torch.ones(ly.heads, requires_grad=True) for ly in layers]
+    nm = [torch.ones(ly.ffn, requires_grad=True) for ly in layers]
+    hooks = []
+    for ly, h, n in zip(layers, hm, nm):
+        def head_hook(mod, args, ly=ly, h=h):
+            x = args[0]
+            B, L, _ = x.shape
+            return (x.view(B, L, ly.heads, ly.head_size) * h.view(1, 1, -1, 1)).reshape(B, L, -1),
+        hooks.append(ly.attention.output.dense.register_forward_pre_hook(head_hook))
+        hooks.append(ly.output.dense.register_forward_pre_hook(lambda mod, args, n=n: (args[0] * n,)))
+    acc = [torch.zeros_like(t) for t in hm + nm]
+    for s in range(0, ids.shape[0], batch):
+        logits = model(ids[s:s + batch], mask[s:s + batch])
+        lb = labels[s:s + batch] if labels is not None else logits.detach().argmax(1)
+        g = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, lb), hm + nm)
+        acc = [a + x.pow(2) for a, x in zip(acc, g)]
+    for h in hooks:
+        h.remove()
+    k = len(hm)
+    return torch.cat(acc[:k]), torch.cat(acc[k:])
+
+
+def driver_importance(model, ids, mask, labels, kind, batch, tmp):
+    """tests/shim_driver importance: (heads, neurons) tensors, or the rc line."""
+    inp = os.path.join(tmp, "importance.txt")
+    with open(inp, "w") as f:
+        f.write("%d %d\n" % ids.shape)
+        f.write(" ".join(map(str, ids.flatten().tolist())) + "\n")
+        f.write(" ".join(map(str, mask.flatten().tolist())) + "\n")
+        f.write(("model" if labels is None else " ".join(map(str, labels.tolist()))) + "\n")
+    p = subprocess.run([os.path.join(BUILD, "tests", "shim_driver"), "importance", model, inp, kind, str(batch)],
+                       capture_output=True, text=True, timeout=600)
+    lines = p.stdout.splitlines()
+    if p.returncode != 0 or not lines or not lines[0].startswith("0 "):
+        return lines[0] if lines else p.stderr.strip()[-300:]
+    nh = int(lines[1])
+    heads = torch.tensor([float(x) for x in lines[2:2 + nh]])
+    nn_ = int(lines[2 + nh])
+    return heads, torch.tensor([float(x) for x in lines[3 + nh:3 + nh + nn_]])
+
+
+def rel_close(a, b, tol=1e-4):
+    return a.shape == b.shape and bool(((a - b).abs() <= tol * b.abs().max()).all())
+
+
 def cut(sd, nl, hs, gone_heads, gone_neurons):
     """The test's own prune_linear_layer: rows and columns removed from a copy of sd."""
     sd = dict(sd)
@@ -144,6 +200,34 @@ def main():
         for i in range(8):
             mask[i, 32 - 3 * i:] = 0
         hi, ni = magnitude(sd, nl, nh, hs)
+        dense_path = os.path.join(tmp, "bert20250521.pt")
+
+        # importances: prunerd's (tests/shim_driver importance) against the test's own
+        got = driver_importance(dense_path, ids, mask, None, "magnitude", 32, tmp)
+        check(isinstance(got, tuple), f"magnitude importance: {got}")
+        if isinstance(got, tuple):
+            check(rel_close(got[0], torch.cat(hi)) and rel_close(got[1], torch.cat(ni)),
+                  "magnitude importances differ from Python's")
+        g2 = torch.Generator().manual_seed(7)
+        cids = torch.randint(1000, 20000, (80, 32), generator=g2)
+        cids[:, 0] = 101
+        cmask = torch.ones(80, 32, dtype=torch.long)
+        for i in range(80):
+            cmask[i, 8 + (i * 7) % 24:] = 0
+            cids[i, 8 + (i * 7) % 24:] = 0
+        clabels = torch.randint(0, 10, (80,), generator=g2)
+        dense = prunerd_model.load(dense_path, config=os.path.join(tmp, "config.json"))
+        for labels, what in ((clabels, "labels"), (None, "the model's own predictions")):
+            want_h, want_n = fisher_py(dense, cids, cmask, labels, 32)
+            got = driver_importance(dense_path, cids, cmask, labels, "fisher", 32, tmp)
+            check(isinstance(got, tuple), f"fisher importance ({what}): {got}")
+            if isinstance(got, tuple):
+                dh = float((got[0] - want_h).abs().max() / want_h.abs().max())
+                dn = float((got[1] - want_n).abs().max() / want_n.abs().max())
+                check(dh <= 1e-4 and dn <= 1e-4 and float(want_h.abs().max()) > 0,
+                      f"fisher ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} (relative to the largest)")
+                print(f"fisher importance ({what}), 80 rows in batches of 32: largest relative difference "
+                      f"heads {dh:.2g}, neurons {dn:.2g}")
         base = {"model": "bert20250521.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
                 "outputs": ["safetensors", "state_dict"]}
 
@@ -230,12 +314,42 @@ def main():
             print(f"target.macs 0.6 at 128 tokens: heads {st['heads']['after']}/{st['heads']['before']}, "
                   f"neurons {st['neurons']['after']}/{st['neurons']['before']}, kept {st['encoder_macs']['kept']:.4f}")
 
+        # a fisher job end to end: calibration on train.txt's first lines, evaluation on dev.txt's
+        cal = os.path.join(tmp, "calibration.txt")
+        with open(shared("data", "thucnews", "train.txt"), encoding="utf-8") as f, \
+                open(cal, "w", encoding="utf-8") as g:
+            for _ in range(128):
+                g.write(f.readline())
+        ev = {"data": shared("data", "thucnews", "dev.txt"), "classes": shared("data", "thucnews", "class.txt"),
+              "vocab": shared("data", "vocab", "bert-base-chinese-vocab.txt"), "limit": 256}
+        fjob = dict(base, eval=ev, structured={"target": {"macs": 0.6},
+                                               "importance": "fisher", "calibration": {"data": cal}})
+        _, r, _ = run(tmp, "fisher", fjob)
+        if r:
+            st = r["structured"]
+            check(st["importance"] == "fisher" and st.get("calibration", {}).get("samples") == 128 and
+                  st["calibration"]["batch_size"] == 32 and st["calibration"]["labels"] == "data",
+                  f"fisher job: {st.get('importance')} {st.get('calibration')}")
+            check(st["encoder_macs"]["kept"] <= 0.6, f"fisher job keeps {st['encoder_macs']['kept']}")
+            print(f"fisher, target.macs 0.6 (128 calibration titles, 256 dev titles): heads "
+                  f"{st['heads']['after']}/{st['heads']['before']}, neurons {st['neurons']['after']}/"
+                  f"{st['neurons']['before']}, accuracy {r['metrics']['before']['accuracy']:.4f} -> "
+                  f"{r['metrics']['after']['accuracy']:.4f}")
+
         # bad requests: exit 2, one line naming the field
         for name, job, want in (
                 ("torchscript", dict(base, model=model, structured={"heads": 0.5}, outputs=None),
                  "prunerd: method: structured needs a model read from its weights"),
-                ("fisher", dict(base, structured={"heads": 0.5, "importance": "fisher"}),
-                 "prunerd: structured.importance: taylor and fisher are not built yet"),
+                ("taylor", dict(base, structured={"heads": 0.5, "importance": "taylor"}),
+                 "prunerd: structured.importance: taylor is not built yet"),
+                ("nocal", dict(base, eval=ev, structured={"heads": 0.5, "importance": "fisher"}),
+                 "prunerd: structured.calibration: is required for fisher"),
+                ("noeval", dict(base, structured={"heads": 0.5, "importance": "fisher",
+                                                  "calibration": {"data": cal}}),
+                 "prunerd: structured.calibration: fisher reads its data with the job's eval settings"),
+                ("evalcal", dict(base, eval=ev, structured={"heads": 0.5, "importance": "fisher",
+                                                            "calibration": {"data": ev["data"]}}),
+                 "prunerd: structured.calibration.data: is the eval data"),
                 ("amount", dict(base, amount=0.3, structured={"heads": 0.5}),
                  "prunerd: amount: is not used by method structured"),
                 ("both", dict(base, structured={"heads": 0.5, "target": {"macs": 0.5}}),

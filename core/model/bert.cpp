@@ -35,6 +35,7 @@
 #include <set>
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
 #include "torch_internal.hpp"
@@ -221,7 +222,7 @@ at::Tensor layer_norm(const at::Tensor &x, const lin &ln, double eps)
  * Q, K and V come out of one product as [B, L, 3, heads, hs], viewed as
  * three [B, heads, L, hs]. */
 at::Tensor attention(const bert_layer &ly, int hs, int64_t B, int64_t L, const at::Tensor &x,
-                     const at::Tensor &amask)
+                     const at::Tensor &amask, const at::Tensor *head_mask)
 {
     lin qkv{at::cat({ly.q.w, ly.k.w, ly.v.w}), at::cat({ly.q.b, ly.k.b, ly.v.b})};
     at::Tensor t = linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
@@ -232,6 +233,7 @@ at::Tensor attention(const bert_layer &ly, int hs, int64_t B, int64_t L, const a
     at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt((double)hs) + amask;
     at::Tensor ctx = at::matmul(at::softmax(scores, -1), v);
 #endif
+    if (head_mask) ctx = ctx * head_mask->view({1, ly.heads, 1, 1});
     return ctx.transpose(1, 2).reshape({B * L, (int64_t)ly.heads * hs});
 }
 
@@ -330,7 +332,21 @@ int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t
     return 0;
 }
 
+/* The forward with a mask on each layer's heads and FFN neurons (Michel et
+ * al.'s, Kwon et al.'s): a head's context and a neuron's activation are
+ * multiplied by its entry; masks NULL for none. */
+static at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
+                                 const std::vector<at::Tensor> *head_masks,
+                                 const std::vector<at::Tensor> *neuron_masks);
+
 at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask)
+{
+    return forward_masked(n, ids, mask, nullptr, nullptr);
+}
+
+static at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
+                                 const std::vector<at::Tensor> *head_masks,
+                                 const std::vector<at::Tensor> *neuron_masks)
 {
     const int64_t B = ids.size(0), L = ids.size(1);
     const double eps = n.cfg.layer_norm_eps;
@@ -346,15 +362,21 @@ at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tens
     at::Tensor amask = (1.0 - mask.to(x.scalar_type())).mul(
                            std::numeric_limits<float>::lowest())
                            .view({B, 1, 1, L});
-    for (const bert_layer &ly : n.layers) {
+    for (size_t li = 0; li < n.layers.size(); li++) {
+        const bert_layer &ly = n.layers[li];
         at::Tensor a;
         if (ly.heads > 0)
-            a = linear_add(attention(ly, n.head_size, B, L, x, amask), ly.attn_out, x);
+            a = linear_add(attention(ly, n.head_size, B, L, x, amask,
+                                     head_masks ? &(*head_masks)[li] : nullptr),
+                           ly.attn_out, x);
         else
             a = ly.attn_out.b + x; /* every head removed: only the bias is left */
         x = layer_norm(a, ly.attn_ln, eps);
         at::Tensor f;
-        if (ly.ffn > 0)
+        if (ly.ffn > 0 && neuron_masks)
+            f = linear_add(linear_act(x, ly.inter, &n.cfg.hidden_act) * (*neuron_masks)[li], ly.out,
+                           x);
+        else if (ly.ffn > 0)
             f = linear_add(linear_act(x, ly.inter, &n.cfg.hidden_act), ly.out, x);
         else
             f = ly.out.b + x;
@@ -468,6 +490,50 @@ int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *ne
         e.t = it->second;
     }
     return bert_bind(m, &cfg, err, errlen);
+}
+
+int bert_fisher(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
+                const at::Tensor &labels, int64_t batch, float *heads, float *neurons,
+                int (*progress)(void *ud, double done), void *ud)
+{
+    at::AutoGradMode grad(true);
+    auto f32 = at::TensorOptions().dtype(at::kFloat).device(ids.device());
+    std::vector<at::Tensor> hm, nm, want, acc;
+    for (const bert_layer &ly : n.layers) {
+        hm.push_back(at::ones({ly.heads}, f32).requires_grad_());
+        nm.push_back(at::ones({ly.ffn}, f32).requires_grad_());
+    }
+    for (const at::Tensor &t : hm)
+        want.push_back(t);
+    for (const at::Tensor &t : nm)
+        want.push_back(t);
+    for (const at::Tensor &t : want)
+        acc.push_back(at::zeros_like(t).detach());
+    const int64_t N = ids.size(0);
+    for (int64_t s = 0; s < N; s += batch) {
+        int64_t b = std::min(batch, N - s);
+        at::Tensor ib = ids.narrow(0, s, b), mb = mask.narrow(0, s, b), lb;
+        if (labels.defined()) {
+            lb = labels.narrow(0, s, b);
+        } else { /* the dense model's own predictions */
+            at::NoGradGuard no_grad;
+            lb = forward_masked(n, ib, mb, nullptr, nullptr).argmax(1);
+        }
+        at::Tensor loss = at::cross_entropy_loss(forward_masked(n, ib, mb, &hm, &nm), lb);
+        std::vector<at::Tensor> g = torch::autograd::grad({loss}, want, {}, false, false, true);
+        for (size_t i = 0; i < g.size(); i++)
+            if (g[i].defined()) acc[i] += g[i].detach().pow(2);
+        if (progress && progress(ud, (double)(s + b) / (double)N)) return ERR_CANCELLED;
+    }
+    size_t h = 0, f = 0;
+    for (size_t l = 0; l < n.layers.size(); l++) {
+        at::Tensor th = acc[l].to(at::kCPU).contiguous(), tn = acc[n.layers.size() + l].to(at::kCPU).contiguous();
+        if (th.numel()) memcpy(heads + h, th.data_ptr<float>(), (size_t)th.numel() * sizeof(float));
+        if (tn.numel()) memcpy(neurons + f, tn.data_ptr<float>(), (size_t)tn.numel() * sizeof(float));
+        h += (size_t)th.numel();
+        f += (size_t)tn.numel();
+    }
+    return 0;
 }
 
 } /* namespace ts */

@@ -264,6 +264,15 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons);
  * smaller tensors and the net is bound again. */
 int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                 char *err, size_t errlen);
+/* Fisher importance: per calibration batch of ids / mask (int64 [N, L] on
+ * the net's device) the squared gradient of the cross-entropy loss (against
+ * labels, int64 [N], or the model's own predictions when undefined) with
+ * respect to a mask of ones on every head and neuron, summed over batches;
+ * laid out as bert_magnitude's.  progress(ud, done) after each batch stops
+ * the pass (ERR_CANCELLED) when it returns non-zero.  Returns 0. */
+int bert_fisher(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask,
+                const at::Tensor &labels, int64_t batch, float *heads, float *neurons,
+                int (*progress)(void *ud, double done), void *ud);
 
 /* ---- model/torch_save.cpp ---- */
 /* Reads a torch.save zip holding a dict of name -> tensor (a state_dict) with
