@@ -2,6 +2,7 @@
 """bench_structured.py - forward latency of a structured job's smaller model against the dense one.
 
     .venv/bin/python bench/bench_structured.py [--prunerd build/server/prunerd] [--threads 2] [--batch 8] [--seq-len 128]
+    .venv/bin/python bench/bench_structured.py --accuracy [--shared ../shared]
 
 A bert-base-shaped BertForSequenceClassification (hidden 768, 12 layers, 12
 heads, FFN 3072, vocab 21128, 10 labels, random weights) saved with
@@ -12,6 +13,15 @@ times the dense model before it removes anything and the smaller one after
 process), so the ratio is measured in one run.  Two jobs: 50% of heads and
 50% of neurons (goal >= 1.5x), and target.macs 0.6 (goal >= 1.3x).  Prints
 p50 / p90 of each, the speed-up of p50, and what was kept.
+
+--accuracy: instead, the shared model's weights as a torch.save state_dict
+plus its config.json, and one job each for target.macs 0.8, 0.6, 0.4 and
+heads 0.5 + neurons 0.5, with magnitude and again with fisher (calibration:
+the first 2,048 titles of train.txt, batch 32, the file's labels),
+evaluated on the 10,000 dev titles
+before and after; prints what was kept, accuracy and macro-F1 before ->
+after, the latency speed-up at batch 8 x eval max_length, and each job's
+wall time.
 """
 import argparse
 import json
@@ -20,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import torch
 from transformers import BertConfig, BertForSequenceClassification
@@ -28,15 +39,56 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def accuracy(a, tmp):
+    model = os.path.join(a.shared, "models", "thucnews-bert-l4-h256.pt")
+    data = os.path.join(a.shared, "data")
+    if not os.path.exists(model):
+        sys.exit(f"missing shared model: {model}")
+    torch.save({k: v.float() for k, v in torch.jit.load(model).state_dict().items()},
+               os.path.join(tmp, "bert20250521.pt"))
+    shutil.copy(os.path.join(a.shared, "models", "thucnews-bert-l4-h256.config.json"),
+                os.path.join(tmp, "config.json"))
+    ev = {"data": os.path.join(data, "thucnews", "dev.txt"), "classes": os.path.join(data, "thucnews", "class.txt"),
+          "vocab": os.path.join(data, "vocab", "bert-base-chinese-vocab.txt")}
+    cal = {"importance": "fisher", "calibration": {"data": os.path.join(data, "thucnews", "train.txt")}}
+    jobs = [(f"target.macs {m}", {"target": {"macs": m}}) for m in (0.8, 0.6, 0.4)]
+    jobs += [("heads 0.5 + neurons 0.5", {"heads": 0.5, "neurons": 0.5})]
+    jobs += [(f"fisher, {n}", dict(st, **cal)) for n, st in jobs]
+    for name, st in jobs:
+        job = {"model": "bert20250521.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
+               "structured": st, "eval": ev, "outputs": ["state_dict"], "device": "cpu"}
+        path, out = os.path.join(tmp, "job.json"), os.path.join(tmp, "out")
+        with open(path, "w") as f:
+            json.dump(job, f)
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.monotonic()
+        subprocess.run([a.prunerd, "run", path, "--out-dir", out, "--threads", str(a.threads), "--quiet"], check=True)
+        wall = time.monotonic() - t0
+        r = json.load(open(os.path.join(out, "result.json")))
+        s, m = r["structured"], r["metrics"]
+        ups = ", ".join("%.2fx" % p["speedup"] for p in s["latency"]["points"])
+        imp_s = r["timings"]["prune_s"] - r["timings"].get("latency_s", 0)
+        print(f"{name}: importance + choice + shrink {imp_s:.1f} s; heads {s['heads']['after']}/{s['heads']['before']}, neurons {s['neurons']['after']}/"
+              f"{s['neurons']['before']}, encoder MACs kept {s['encoder_macs']['kept']:.3f} at {s['seq_len']} tokens; "
+              f"accuracy {m['before']['accuracy']:.4f} -> {m['after']['accuracy']:.4f}, macro-F1 "
+              f"{m['before']['macro_f1']:.4f} -> {m['after']['macro_f1']:.4f}; speed-up "
+              f"{ups}; job {wall:.0f} s", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prunerd", default=os.path.join(ROOT, "build", "server", "prunerd"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--accuracy", action="store_true", help="the shared model on the dev set instead")
+    ap.add_argument("--shared", default=os.environ.get("PRUNERD_SHARED", os.path.join(ROOT, "..", "shared")))
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="prunerd-bench-structured-")
     try:
+        if a.accuracy:
+            accuracy(a, tmp)
+            return 0
         cfg = BertConfig(vocab_size=21128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                          intermediate_size=3072, max_position_embeddings=512, num_labels=10)
         torch.manual_seed(0)
@@ -57,7 +109,8 @@ def main():
             r = json.load(open(os.path.join(out, "result.json")))["structured"]
             pt = r["latency"]["points"][0]
             d, p = pt["dense_ms"], pt["pruned_ms"]
-            print(f"{name}: heads {r['heads']['after']}/{r['heads']['before']}, neurons "
+            imp_s = r["timings"]["prune_s"] - r["timings"].get("latency_s", 0)
+        print(f"{name}: importance + choice + shrink {imp_s:.1f} s; heads {r['heads']['after']}/{r['heads']['before']}, neurons "
                   f"{r['neurons']['after']}/{r['neurons']['before']}, parameters kept {r['parameters']['kept']:.3f}, "
                   f"encoder MACs kept {r['encoder_macs']['kept']:.3f}; batch {pt['batch']} x {pt['seq_len']} tokens, "
                   f"{r['latency']['threads']} threads: dense p50 {d['p50']:.1f} ms (p90 {d['p90']:.1f}), pruned p50 "
