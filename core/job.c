@@ -62,7 +62,8 @@ struct run {
     int nlayers;
     int **removed;     /* structured: each layer's removed heads, numbered as loaded */
     int *nremoved;
-    json_t *latency;   /* structured: result.structured.latency */
+    struct latency_point *points; /* structured: latency, typed */
+    size_t npoints;
     json_t *calibration; /* structured, fisher: what the importance was computed on */
 };
 
@@ -236,9 +237,7 @@ static int load(struct run *r, char *err, size_t errlen)
             return err_set(err, errlen, ERR_INVALID,
                            "eval.vocab: is required (the model is no Hugging Face folder with a "
                            "vocab.txt)");
-        int lowercase = ev->lowercase >= 0          ? ev->lowercase
-                        : r->files.do_lower_case >= 0 ? r->files.do_lower_case
-                                                      : 1;
+        int lowercase = ckpt_lowercase(&r->files, ev->lowercase);
         r->data = dataset_load(ev->data, ev->classes, ev->limit, err, errlen);
         if (!r->data) return ERR_FORMAT;
         /* (A request queued before eval.tokenizer existed has TOK_BERT_LEGACY
@@ -344,54 +343,66 @@ out:
     return rc;
 }
 
-/* Times m at every point of the request; pruned 0 fills dense_ms, 1
- * pruned_ms and the speed-up, in r->latency's points. */
-static int latency_pass(struct run *r, int pruned, char *err, size_t errlen)
+/* One batch x length of structured.latency, timed dense and pruned. */
+struct latency_point {
+    int batch, seq_len;
+    double dense_p50, dense_p90, pruned_p50, pruned_p90;
+};
+
+/* The points of the request (lengths above max_position_embeddings left
+ * out) into r->points. */
+static int latency_begin(struct run *r, char *err, size_t errlen)
 {
     const struct job_latency_spec *ls = &r->spec->latency;
-    const struct bert_config *c = ts_model_config(r->model);
-    json_t *points = json_object_get(r->latency, "points");
-    size_t k = 0;
-    for (int s = 0; s < ls->nseq_lens; s++) {
-        if (ls->seq_lens[s] > c->max_position_embeddings) continue;
-        for (int b = 0; b < ls->nbatches; b++, k++) {
-            double p50 = 0, p90 = 0;
-            int rc = latency_of(r->model, ls->batches[b], ls->seq_lens[s], &p50, &p90, err, errlen);
-            if (rc) return rc;
-            json_t *pt = json_array_get(points, k);
-            json_object_set_new(pt, pruned ? "pruned_ms" : "dense_ms",
-                                json_pack("{s:f, s:f}", "p50", p50, "p90", p90));
-            if (pruned) {
-                double d = json_real_value(
-                    json_object_get(json_object_get(pt, "dense_ms"), "p50"));
-                json_object_set_new(pt, "speedup", json_real(p50 > 0 ? d / p50 : 0));
-            }
-            if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
-        }
+    const int maxpos = ts_model_config(r->model)->max_position_embeddings;
+    r->points = calloc((size_t)(ls->nseq_lens * ls->nbatches) + 1, sizeof *r->points);
+    if (!r->points) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (int s = 0; s < ls->nseq_lens; s++)
+        for (int b = 0; b < ls->nbatches && ls->seq_lens[s] <= maxpos; b++)
+            r->points[r->npoints++] = (struct latency_point){.batch = ls->batches[b],
+                                                             .seq_len = ls->seq_lens[s]};
+    return 0;
+}
+
+/* Times r->model at every point: the dense figures when pruned is 0, else
+ * the pruned ones. */
+static int latency_pass(struct run *r, int pruned, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < r->npoints; k++) {
+        struct latency_point *pt = &r->points[k];
+        int rc = latency_of(r->model, pt->batch, pt->seq_len,
+                            pruned ? &pt->pruned_p50 : &pt->dense_p50,
+                            pruned ? &pt->pruned_p90 : &pt->dense_p90, err, errlen);
+        if (rc) return rc;
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
     }
     return 0;
 }
 
-/* r->latency with its points laid out, before anything is timed. */
-static int latency_begin(struct run *r, char *err, size_t errlen)
+static double speedup_of(const struct latency_point *pt)
+{
+    return pt->pruned_p50 > 0 ? pt->dense_p50 / pt->pruned_p50 : 0;
+}
+
+/* result.structured.latency, from r->points. */
+static json_t *latency_json(struct run *r)
 {
     const struct job_latency_spec *ls = &r->spec->latency;
-    const struct bert_config *c = ts_model_config(r->model);
+    const int maxpos = ts_model_config(r->model)->max_position_embeddings;
     json_t *points = json_array(), *skipped = json_array();
-    r->latency = json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "device", ts_model_device(r->model),
-                           "threads", threads_of(r->hooks), "runs", LATENCY_RUNS, "warmup",
-                           LATENCY_WARMUP, "points", points, "skipped_seq_lens", skipped);
-    if (!r->latency) return err_set(err, errlen, ERR_NOMEM, "out of memory");
-    for (int s = 0; s < ls->nseq_lens; s++) {
-        if (ls->seq_lens[s] > c->max_position_embeddings) {
-            json_array_append_new(skipped, json_integer(ls->seq_lens[s]));
-            continue;
-        }
-        for (int b = 0; b < ls->nbatches; b++)
-            json_array_append_new(points, json_pack("{s:i, s:i}", "batch", ls->batches[b],
-                                                    "seq_len", ls->seq_lens[s]));
+    for (int s = 0; s < ls->nseq_lens; s++)
+        if (ls->seq_lens[s] > maxpos) json_array_append_new(skipped, json_integer(ls->seq_lens[s]));
+    for (size_t k = 0; k < r->npoints; k++) {
+        const struct latency_point *pt = &r->points[k];
+        json_array_append_new(
+            points, json_pack("{s:i, s:i, s:{s:f, s:f}, s:{s:f, s:f}, s:f}", "batch", pt->batch,
+                              "seq_len", pt->seq_len, "dense_ms", "p50", pt->dense_p50, "p90",
+                              pt->dense_p90, "pruned_ms", "p50", pt->pruned_p50, "p90",
+                              pt->pruned_p90, "speedup", speedup_of(pt)));
     }
-    return 0;
+    return json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "device", ts_model_device(r->model),
+                     "threads", threads_of(r->hooks), "runs", LATENCY_RUNS, "warmup",
+                     LATENCY_WARMUP, "points", points, "skipped_seq_lens", skipped);
 }
 
 /* The calibration pass's progress: the pruning stage's first 30%, and a
@@ -548,14 +559,14 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
     json_object_set_new(
         r->result, "structured",
         json_pack("{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, "
-                  "s:o, s:O}",
+                  "s:o, s:o}",
                   "importance", r->spec->fisher ? "fisher" : "magnitude", "seq_len", q->seq_len, "heads", "before",
                   (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
                   "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
                   (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
                   "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
                   macs ? (double)macs2 / (double)macs : 1.0, "layers", layers, "latency",
-                  r->latency));
+                  latency_json(r)));
     if (r->calibration)
         json_object_set(json_object_get(r->result, "structured"), "calibration", r->calibration);
     if (r->out)
@@ -564,16 +575,10 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
                 "encoder MACs at %d tokens %.4f of dense\n",
                 nh, hkept, nn, nkept, (long long)params, (long long)params2, q->seq_len,
                 macs ? (double)macs2 / (double)macs : 1.0);
-    size_t pi;
-    json_t *pt;
-    json_array_foreach(json_object_get(r->latency, "points"), pi, pt) {
-        if (!r->out) break;
-        fprintf(r->out, "latency batch %lld x %lld tokens: dense p50 %.2f ms, pruned p50 %.2f ms, %.2fx\n",
-                (long long)json_integer_value(json_object_get(pt, "batch")),
-                (long long)json_integer_value(json_object_get(pt, "seq_len")),
-                json_real_value(json_object_get(json_object_get(pt, "dense_ms"), "p50")),
-                json_real_value(json_object_get(json_object_get(pt, "pruned_ms"), "p50")),
-                json_real_value(json_object_get(pt, "speedup")));
+    for (size_t k = 0; r->out && k < r->npoints; k++) {
+        const struct latency_point *pt = &r->points[k];
+        fprintf(r->out, "latency batch %d x %d tokens: dense p50 %.2f ms, pruned p50 %.2f ms, %.2fx\n",
+                pt->batch, pt->seq_len, pt->dense_p50, pt->pruned_p50, speedup_of(pt));
     }
 out:
     free(heads);
@@ -917,7 +922,7 @@ static int run_job(const struct job_spec *spec, const json_t *request,
         free(r.removed[l]);
     free(r.removed);
     free(r.nremoved);
-    json_decref(r.latency);
+    free(r.points);
     json_decref(r.calibration);
     ts_model_destroy(r.model);
     ckpt_files_free(&r.files);

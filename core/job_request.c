@@ -302,6 +302,38 @@ static int get_struct_amount(const json_t *st, const char *key, const char *fiel
     return 0;
 }
 
+/* structured.latency: {batches: [8], seq_lens: [def_len]} filled in. */
+static int get_latency(const json_t *lat, json_int_t def_len, json_t *out,
+                       struct job_field_error *fe)
+{
+    static const char *const keys[] = {"batches", "seq_lens", NULL};
+    const json_int_t defs[2] = {8, def_len};
+    int rc;
+    if (lat && !json_is_null(lat) && !json_is_object(lat))
+        return bad(fe, "structured.latency", "must be an object {\"batches\", \"seq_lens\"}");
+    if (json_is_object(lat) && (rc = only_keys(lat, "structured.latency.", keys, fe))) return rc;
+    json_t *lo = json_object();
+    json_object_set_new(out, "latency", lo);
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(lat, keys[k]), *x;
+        char field[48];
+        size_t i;
+        snprintf(field, sizeof field, "structured.latency.%s", keys[k]);
+        if (!a || json_is_null(a)) {
+            json_object_set_new(lo, keys[k], json_pack("[I]", defs[k]));
+            continue;
+        }
+        int ok = json_is_array(a) && json_array_size(a) && json_array_size(a) <= JOB_LATENCY_MAX;
+        json_array_foreach(a, i, x) ok &= json_is_integer(x) && json_integer_value(x) >= 1 &&
+                                          json_integer_value(x) <= 4096;
+        if (!ok)
+            return bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
+                       JOB_LATENCY_MAX);
+        json_object_set(lo, keys[k], a);
+    }
+    return 0;
+}
+
 /* The "structured" object of method structured, with its defaults. */
 static int get_structured(const json_t *in, json_t *out, struct job_field_error *fe)
 {
@@ -333,7 +365,11 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         goto out;
     }
     json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
-    json_t *lat = json_object_get(st, "latency");
+    /* the length the MACs and latency default to: eval's max_length (its
+     * default 32), else 128 */
+    const json_t *ev = json_object_get(in, "eval");
+    const json_t *evlen = json_object_get(ev, "max_length");
+    json_int_t def_len = !json_is_object(ev) ? 128 : json_is_integer(evlen) ? json_integer_value(evlen) : 32;
     static const char *const ckeys[] = {"data", "samples", "batch_size", "labels", NULL};
     static const char *const label_kinds[] = {"data", "model", NULL};
     if (!strcmp(imp, "fisher")) {
@@ -354,7 +390,6 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
             (rc = get_enum(cal, "labels", "structured.calibration.labels", label_kinds, "data",
                            co, fe)))
             goto out;
-        const json_t *ev = json_object_get(in, "eval");
         if (!json_is_object(ev)) {
             rc = bad(fe, "structured.calibration",
                      "fisher reads its data with the job's eval settings (vocab, classes, "
@@ -370,46 +405,7 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         rc = bad(fe, "structured.rescale", "is not built yet: leave it out or false");
         goto out;
     }
-    {
-        static const char *const lkeys[] = {"batches", "seq_lens", NULL};
-        const json_t *ev = json_object_get(in, "eval");
-        json_int_t def_len = !json_is_object(ev)                                ? 128
-                             : json_is_integer(json_object_get(ev, "max_length")) ? json_integer_value(
-                                                                                      json_object_get(ev, "max_length"))
-                                                                                : 32;
-        json_t *lo = json_object();
-        json_object_set_new(o, "latency", lo);
-        if (lat && !json_is_null(lat) && !json_is_object(lat)) {
-            rc = bad(fe, "structured.latency", "must be an object {\"batches\", \"seq_lens\"}");
-            goto out;
-        }
-        if (lat && json_is_object(lat) && (rc = only_keys(lat, "structured.latency.", lkeys, fe)))
-            goto out;
-        const char *const names[2] = {"batches", "seq_lens"};
-        for (int k = 0; k < 2; k++) {
-            json_t *a = json_is_object(lat) ? json_object_get(lat, names[k]) : NULL, *x;
-            char field[48];
-            size_t i;
-            snprintf(field, sizeof field, "structured.latency.%s", names[k]);
-            if (!a || json_is_null(a)) {
-                json_object_set_new(lo, names[k], json_pack("[I]", k ? def_len : (json_int_t)8));
-                continue;
-            }
-            if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > JOB_LATENCY_MAX) {
-                rc = bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
-                         JOB_LATENCY_MAX);
-                goto out;
-            }
-            json_array_foreach(a, i, x) {
-                if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 4096) {
-                    rc = bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
-                             JOB_LATENCY_MAX);
-                    goto out;
-                }
-            }
-            json_object_set(lo, names[k], a);
-        }
-    }
+    if ((rc = get_latency(json_object_get(st, "latency"), def_len, o, fe))) goto out;
     json_t *t = json_object_get(st, "target");
     int amounts = !json_is_null(json_object_get(o, "heads")) ||
                   !json_is_null(json_object_get(o, "neurons"));
@@ -428,11 +424,7 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
             goto out;
         }
         json_object_set_new(to, "macs", json_real(json_number_value(m)));
-        const json_t *ev = json_object_get(in, "eval");
-        json_int_t def = json_is_object(ev) && json_is_integer(json_object_get(ev, "max_length"))
-                             ? json_integer_value(json_object_get(ev, "max_length"))
-                             : json_is_object(ev) ? 32 : 128;
-        if ((rc = get_int(t, "seq_len", "structured.target.seq_len", 1, 4096, 0, def, to, fe)))
+        if ((rc = get_int(t, "seq_len", "structured.target.seq_len", 1, 4096, 0, def_len, to, fe)))
             goto out;
         if (amounts) {
             rc = bad(fe, "structured.target",

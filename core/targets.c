@@ -98,19 +98,14 @@ int targets_layers(const struct ts_model *m, char *const *globs, size_t nglobs, 
             if (l < 0 || l >= nlayers) continue;
             /* the name and each module above it, down to the layer itself */
             snprintf(name, sizeof name, "%s", ti.name);
-            const char *layer = strstr(name, "layer.");
-            size_t floor = layer ? (size_t)(strchr(layer + 6, '.') ? strchr(layer + 6, '.') - name
-                                                                   : (long)strlen(name))
-                                 : 0;
-            for (;;) {
+            char *dot = name;
+            while (dot && targets_layer_index(name) == l) {
                 if (fnmatch(globs[g], name, 0) == 0) {
                     selected[l] = 1;
                     hit = 1;
                     break;
                 }
-                char *dot = strrchr(name, '.');
-                if (!dot || (size_t)(dot - name) < floor) break;
-                *dot = '\0';
+                if ((dot = strrchr(name, '.'))) *dot = '\0';
             }
         }
         if (!hit) {

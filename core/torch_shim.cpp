@@ -663,12 +663,18 @@ int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *f
     return 0;
 }
 
+/* Structured pruning on a TorchScript model. */
+static int not_native(char *err, size_t errlen)
+{
+    return err_set(err, errlen, ERR_UNSUPPORTED,
+                   "structured pruning needs a model read from its weights (this one is "
+                   "TorchScript)");
+}
+
 int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, char *err,
                        size_t errlen)
 {
-    if (!ts_model_is_native(m))
-        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
-                                                     "its weights (this one is TorchScript)");
+    if (!ts_model_is_native(m)) return not_native(err, errlen);
     return ts_catch(err, errlen, ERR_TORCH, "importance", [&] {
         bert_magnitude(*m->net, heads, neurons);
         return 0;
@@ -680,9 +686,7 @@ int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
                     float *neurons, int (*progress)(void *ud, double done), void *ud, char *err,
                     size_t errlen)
 {
-    if (!ts_model_is_native(m))
-        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
-                                                     "its weights (this one is TorchScript)");
+    if (!ts_model_is_native(m)) return not_native(err, errlen);
     if (n <= 0 || len <= 0 || batch <= 0 || n > INT64_MAX / len)
         return err_set(err, errlen, ERR_INVALID, "fisher: bad shape [%lld, %lld], batch %d",
                        (long long)n, (long long)len, batch);
@@ -700,9 +704,7 @@ int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
 int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                     char *err, size_t errlen)
 {
-    if (!ts_model_is_native(m))
-        return err_set(err, errlen, ERR_UNSUPPORTED, "structured pruning needs a model read from "
-                                                     "its weights (this one is TorchScript)");
+    if (!ts_model_is_native(m)) return not_native(err, errlen);
     return ts_catch(err, errlen, ERR_TORCH, "removing heads and neurons",
                     [&] { return bert_shrink(m, heads_keep, neurons_keep, err, errlen); });
 }

@@ -431,7 +431,7 @@ int cli_eval(int argc, char **argv)
                               "vocab.txt)");
         goto out;
     }
-    if (lowercase < 0) lowercase = files.do_lower_case >= 0 ? files.do_lower_case : 1;
+    lowercase = ckpt_lowercase(&files, lowercase);
     if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
         !(tok = tok_create(vocab, mode, lowercase, err, sizeof err)) ||
         ckpt_open(&files, device, &m, err, sizeof err) ||

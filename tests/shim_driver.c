@@ -107,29 +107,36 @@ static int cmd_dict(const char *path)
     return 0;
 }
 
+/* An input file: "B L", then B * L ids, then B * L mask values.  Returns 0
+ * with *ids and *mask malloc'd (the caller frees them, also on failure). */
+static int read_input(FILE *f, const char *input, int64_t *b, int64_t *l, int64_t **ids,
+                      int64_t **mask, char *err, size_t errlen)
+{
+    if (!f || fscanf(f, "%" SCNd64 " %" SCNd64, b, l) != 2 || *b <= 0 || *l <= 0)
+        return err_set(err, errlen, ERR_INVALID, "%s: bad input file", input);
+    *ids = calloc((size_t)(*b * *l), sizeof **ids);
+    *mask = calloc((size_t)(*b * *l), sizeof **mask);
+    if (!*ids || !*mask) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < *b * *l; i++)
+        if (fscanf(f, "%" SCNd64, &(*ids)[i]) != 1) return ERR_INVALID;
+    for (int64_t i = 0; i < *b * *l; i++)
+        if (fscanf(f, "%" SCNd64, &(*mask)[i]) != 1) return ERR_INVALID;
+    return 0;
+}
+
 static int cmd_forward(const char *model, const char *input)
 {
     char err[1024] = "";
     int64_t b = 0, l = 0, *ids = NULL, *mask = NULL;
     float *out = NULL;
     struct ts_model *m = NULL;
-    int rc = ERR_INVALID, ncls = 0;
+    int rc, ncls = 0;
     FILE *f = fopen(input, "r");
-    if (!f || fscanf(f, "%" SCNd64 " %" SCNd64, &b, &l) != 2 || b <= 0 || l <= 0) {
-        snprintf(err, sizeof err, "%s: bad input file", input);
-        goto out;
-    }
-    ids = calloc((size_t)(b * l), sizeof *ids);
-    mask = calloc((size_t)(b * l), sizeof *mask);
-    out = calloc((size_t)b * 1024, sizeof *out);
-    if (!ids || !mask || !out) {
+    if ((rc = read_input(f, input, &b, &l, &ids, &mask, err, sizeof err))) goto out;
+    if (!(out = calloc((size_t)b * 1024, sizeof *out))) {
         rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (int64_t i = 0; i < b * l; i++)
-        if (fscanf(f, "%" SCNd64, &ids[i]) != 1) goto out;
-    for (int64_t i = 0; i < b * l; i++)
-        if (fscanf(f, "%" SCNd64, &mask[i]) != 1) goto out;
     rc = open_any(model, "cpu", &m, err, sizeof err);
     if (rc == 0)
         rc = ts_model_forward(m, ids, mask, b, l, out, (size_t)b * 1024, &ncls, err, sizeof err);
@@ -159,24 +166,15 @@ static int cmd_importance(const char *model, const char *input, const char *kind
     int64_t b = 0, l = 0, *ids = NULL, *mask = NULL, *labels = NULL;
     float *hi = NULL, *ni = NULL;
     struct ts_model *m = NULL;
-    int rc = ERR_INVALID, fisher = !strcmp(kind, "fisher");
+    int rc, fisher = !strcmp(kind, "fisher");
     size_t nh = 0, nn = 0;
     FILE *f = fopen(input, "r");
-    if (!f || fscanf(f, "%" SCNd64 " %" SCNd64, &b, &l) != 2 || b <= 0 || l <= 0) {
-        snprintf(err, sizeof err, "%s: bad input file", input);
-        goto out;
-    }
-    ids = calloc((size_t)(b * l), sizeof *ids);
-    mask = calloc((size_t)(b * l), sizeof *mask);
-    labels = calloc((size_t)b, sizeof *labels);
-    if (!ids || !mask || !labels) {
+    if ((rc = read_input(f, input, &b, &l, &ids, &mask, err, sizeof err))) goto out;
+    if (!(labels = calloc((size_t)b, sizeof *labels))) {
         rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (int64_t i = 0; i < b * l; i++)
-        if (fscanf(f, "%" SCNd64, &ids[i]) != 1) goto out;
-    for (int64_t i = 0; i < b * l; i++)
-        if (fscanf(f, "%" SCNd64, &mask[i]) != 1) goto out;
+    rc = ERR_INVALID;
     int own = fisher && fscanf(f, " %15[a-z]", word) == 1 && !strcmp(word, "model");
     for (int64_t i = 0; fisher && !own && i < b; i++)
         if (fscanf(f, "%" SCNd64, &labels[i]) != 1) goto out;

@@ -98,8 +98,8 @@ def hf(model):
 
 
 def cut_heads(layer, keep, head_size):
-    """Keeps the heads keep of a BertLayer, as structured head pruning leaves it."""
-    rows = torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in keep])
+    """Keeps the heads keep of a BertLayer (none when keep is empty), as head pruning leaves it."""
+    rows = torch.tensor([h * head_size + j for h in keep for j in range(head_size)], dtype=torch.long)
     att = layer.attention
     with torch.no_grad():
         for lin in (att.self.query, att.self.key, att.self.value):
@@ -110,6 +110,8 @@ def cut_heads(layer, keep, head_size):
         att.output.dense.in_features = len(rows)
     att.self.num_attention_heads = len(keep)
     att.self.all_head_size = len(rows)
+    if not keep:  # transformers cannot view an empty tensor: the context of no heads, [B, L, 0]
+        att.self.forward = lambda hidden_states, *a, **k: (hidden_states[..., :0], None)
 
 
 def small_config(**kw):

@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "clients", "python"))
 import prunerd_model  # noqa: E402
-from test_native_model import BertClassifier, hf, inputs, native_logits  # noqa: E402
+from test_native_model import BertClassifier, cut_heads, hf, inputs, native_logits  # noqa: E402
 from test_native_model import small_config as native_config  # noqa: E402
 
 passed = failed = 0
@@ -89,23 +89,6 @@ def raises(what, exc, words, fn):
         check(False, "%s: raised %s %r, want %s" % (what, type(e).__name__, str(e), exc.__name__))
         return
     check(False, "%s: did not raise %s" % (what, exc.__name__))
-
-
-def cut_heads(layer, keep, head_size):
-    """Keeps the heads keep of a BertLayer (none when keep is empty), as head pruning leaves it."""
-    rows = torch.tensor([h * head_size + j for h in keep for j in range(head_size)], dtype=torch.long)
-    att = layer.attention
-    with torch.no_grad():
-        for lin in (att.self.query, att.self.key, att.self.value):
-            lin.weight = nn.Parameter(lin.weight[rows].clone())
-            lin.bias = nn.Parameter(lin.bias[rows].clone())
-            lin.out_features = len(rows)
-        att.output.dense.weight = nn.Parameter(att.output.dense.weight[:, rows].clone())
-        att.output.dense.in_features = len(rows)
-    att.self.num_attention_heads = len(keep)
-    att.self.all_head_size = len(rows)
-    if not keep:  # the context of no heads: [B, L, 0]
-        att.self.forward = lambda hidden_states, *a, **k: (hidden_states[..., :0], None)
 
 
 def cut_ffn(layer, keep):

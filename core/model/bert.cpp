@@ -464,10 +464,11 @@ int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *ne
         };
         if ((int64_t)rows.size() != (int64_t)ly.heads * hs) {
             at::Tensor r = index(rows, ly.q.w);
-            for (const char *p : {"query", "key", "value"}) {
-                const lin &x = !strcmp(p, "query") ? ly.q : !strcmp(p, "key") ? ly.k : ly.v;
-                repl[l + "attention.self." + p + ".weight"] = x.w.index_select(0, r).contiguous();
-                repl[l + "attention.self." + p + ".bias"] = x.b.index_select(0, r).contiguous();
+            const std::pair<const char *, const lin *> qkv[] = {
+                {"query", &ly.q}, {"key", &ly.k}, {"value", &ly.v}};
+            for (const auto &[p, x] : qkv) {
+                repl[l + "attention.self." + p + ".weight"] = x->w.index_select(0, r).contiguous();
+                repl[l + "attention.self." + p + ".bias"] = x->b.index_select(0, r).contiguous();
             }
             repl[l + "attention.output.dense.weight"] =
                 ly.attn_out.w.index_select(1, r).contiguous();
@@ -479,15 +480,13 @@ int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *ne
             repl[l + "output.dense.weight"] = ly.out.w.index_select(1, c).contiguous();
         }
     }
-    const struct bert_config cfg = n.cfg;
-    std::vector<at::Tensor> old;
+    for (const ts_entry &e : m->ents)
+        if (e.mapped && repl.count(e.name))
+            return err_set(err, errlen, ERR_INTERNAL, "tensor '%s' is mapped", e.name.c_str());
+    const struct bert_config cfg = n.cfg; /* n goes with the old net */
     for (ts_entry &e : m->ents) {
         auto it = repl.find(e.name);
-        if (it == repl.end()) continue;
-        if (e.mapped)
-            return err_set(err, errlen, ERR_INTERNAL, "tensor '%s' is mapped", e.name.c_str());
-        old.push_back(e.t);
-        e.t = it->second;
+        if (it != repl.end()) e.t = it->second;
     }
     return bert_bind(m, &cfg, err, errlen);
 }

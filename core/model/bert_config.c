@@ -166,7 +166,8 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
     json_t *ph = json_object();
     const int n = c->num_attention_heads;
     char *gone = malloc((size_t)n + 1);
-    for (int l = 0; gone && l < shape->nlayers; l++) {
+    int *now = malloc(sizeof *now * (size_t)(n + 1));
+    for (int l = 0; gone && now && l < shape->nlayers; l++) {
         char key[16];
         snprintf(key, sizeof key, "%d", l);
         memset(gone, 0, (size_t)n + 1);
@@ -178,13 +179,11 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
             if (json_is_integer(v) && h >= 0 && h < n && !gone[h]) gone[h] = 1, ngone++;
         }
         if (n - ngone != shape->heads[l] + shape->nremoved[l]) memset(gone, 0, (size_t)n), ngone = 0;
-        int *now = malloc(sizeof *now * (size_t)(n ? n : 1)), k = 0;
-        if (!now) break;
+        int k = 0;
         for (int h = 0; h < n; h++)
             if (!gone[h]) now[k++] = h;
         for (int r = 0; r < shape->nremoved[l]; r++)
             if (shape->removed[l][r] >= 0 && shape->removed[l][r] < k) gone[now[shape->removed[l][r]]] = 1;
-        free(now);
         json_t *list = json_array();
         for (int h = 0; h < n; h++)
             if (gone[h]) json_array_append_new(list, json_integer(h));
@@ -194,6 +193,7 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
             json_decref(list);
     }
     free(gone);
+    free(now);
     json_object_set_new(o, "pruned_heads", ph);
 }
 

@@ -77,6 +77,11 @@ static int sniff(const char *path, enum sniff *s, char *err, size_t errlen)
     return 0;
 }
 
+int ckpt_lowercase(const struct ckpt_files *f, int said)
+{
+    return said >= 0 ? said : f->do_lower_case >= 0 ? f->do_lower_case : 1;
+}
+
 static int legacy_pickle(const char *path, char *err, size_t errlen)
 {
     return err_set(err, errlen, ERR_FORMAT,

@@ -59,6 +59,10 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
                 struct ckpt_files *out, char *err, size_t errlen);
 void ckpt_files_free(struct ckpt_files *f);
 
+/* The lowercasing an evaluation of f uses: said (0 or 1) when said >= 0,
+ * else the folder's tokenizer_config.json, else BERT's default, true. */
+int ckpt_lowercase(const struct ckpt_files *f, int said);
+
 /* "torchscript", "state_dict", "safetensors", "hf_folder" (static). */
 const char *ckpt_kind_name(enum ckpt_kind k);
 
