@@ -22,9 +22,14 @@
 #include "tokenizer.h"
 #include "torch_shim.h"
 
-/* Share of the whole job each stage stands for, for progress. */
-static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0.05, 0.4, 0.1};
-static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0.2, 0, 0.5};
+/* The stages, as indexes of job_stages. */
+enum { ST_LOAD, ST_EVAL_BEFORE, ST_IMPORTANCE, ST_PRUNE, ST_EVAL_AFTER, ST_SAVE };
+
+/* Share of the whole job each stage stands for, for progress: without and
+ * with evaluation, and a structured job's (importance from data, rescale). */
+static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0, 0.05, 0.4, 0.1};
+static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0, 0.2, 0, 0.5};
+static const double stage_weight_structured[JOB_STAGE_COUNT] = {0.05, 0.2, 0.25, 0.2, 0.2, 0.1};
 
 /* Where artifacts go.  family: the input's own format is written there
  * (the command line's --out); the others are written when wanted. */
@@ -41,8 +46,9 @@ struct run {
     const struct job_spec *spec;
     const json_t *request; /* for provenance.request only */
     const struct job_hooks *hooks;
-    const double *weight;
+    double weight[JOB_STAGE_COUNT];
     int stage; /* index in job_stages */
+    double sub_lo, sub_hi; /* the part of the stage progress() now counts in; 0, 1 */
     struct ckpt_files files; /* what the model is made of */
     struct ts_model *model;
     struct tokenizer *tok;
@@ -64,7 +70,15 @@ struct run {
     int *nremoved;
     struct latency_point *points; /* structured: latency, typed */
     size_t npoints;
-    json_t *calibration; /* structured, fisher: what the importance was computed on */
+    struct calibration *cal; /* structured: the calibration rows, or NULL */
+    float *hi, *ni;          /* structured: each head's and neuron's importance */
+};
+
+/* structured.calibration's rows, encoded as the evaluation encodes its data
+ * (padded to eval.max_length). */
+struct calibration {
+    int64_t *ids, *mask, *labels; /* [n, len], [n, len], [n] */
+    size_t n, len;
 };
 
 static int cancelled(void *ud)
@@ -76,6 +90,8 @@ static int cancelled(void *ud)
 static void stage_begin(struct run *r, int stage)
 {
     r->stage = stage;
+    r->sub_lo = 0;
+    r->sub_hi = 1;
     if (r->hooks && r->hooks->stage) r->hooks->stage(r->hooks->ud, job_stages[stage]);
 }
 
@@ -87,7 +103,16 @@ static void progress(void *ud, double done)
     double p = 0;
     for (int s = 0; s < r->stage; s++)
         p += r->weight[s];
+    done = r->sub_lo + (r->sub_hi - r->sub_lo) * done;
     r->hooks->progress(r->hooks->ud, p + r->weight[r->stage] * done);
+}
+
+/* Until the next call, progress() counts [lo, hi] of the current stage. */
+static void substage(struct run *r, double lo, double hi)
+{
+    r->sub_lo = lo;
+    r->sub_hi = hi;
+    progress(r, 0);
 }
 
 static int threads_of(const struct job_hooks *h)
@@ -405,83 +430,160 @@ static json_t *latency_json(struct run *r)
                      LATENCY_WARMUP, "points", points, "skipped_seq_lens", skipped);
 }
 
-/* The calibration pass's progress: the pruning stage's first 30%, and a
- * cancel between batches. */
-static int fisher_progress(void *ud, double done)
+/* A pass over the calibration rows: progress in the current (sub)stage,
+ * and a cancel between batches. */
+static int pass_progress(void *ud, double done)
 {
     struct run *r = ud;
-    progress(r, 0.3 * done);
+    progress(r, done);
     return cancelled(r);
 }
 
-/* Fisher importance on structured.calibration: the file read and encoded
- * as the evaluation reads its data, padded to eval.max_length. */
-static int fisher_importance(struct run *r, float *hi, float *ni, char *err, size_t errlen)
+static void calibration_free(struct calibration *c)
+{
+    if (!c) return;
+    free(c->ids);
+    free(c->mask);
+    free(c->labels);
+    free(c);
+}
+
+/* structured.calibration read and encoded as the evaluation reads its data,
+ * padded to eval.max_length, into r->cal; with labels the model must have
+ * when a gradient importance uses them. */
+static int calibration_load(struct run *r, char *err, size_t errlen)
 {
     const struct job_spec *s = r->spec;
     struct dataset *ds = dataset_load(s->calibration_data, s->eval.classes,
                                       s->calibration_samples, err, errlen);
     struct eval_inputs *in = NULL;
-    int64_t *ids = NULL, *mask = NULL, *labels = NULL;
+    struct calibration *c = NULL;
     int rc = 0;
     if (!ds) return ERR_FORMAT;
     if (!r->tok || !(in = eval_inputs_create(r->tok, ds, s->eval.max_length, err, errlen))) {
-        rc = r->tok ? ERR_FORMAT : err_set(err, errlen, ERR_INTERNAL, "fisher: no tokenizer");
+        rc = r->tok ? ERR_FORMAT : err_set(err, errlen, ERR_INTERNAL, "calibration: no tokenizer");
         goto out;
     }
     const size_t n = in->n, L = (size_t)in->max_length;
-    ids = calloc(n * L + 1, sizeof *ids);
-    mask = calloc(n * L + 1, sizeof *mask);
-    labels = malloc((n + 1) * sizeof *labels);
-    if (!ids || !mask || !labels) {
+    if (!(c = calloc(1, sizeof *c)) || !(c->ids = calloc(n * L + 1, sizeof *c->ids)) ||
+        !(c->mask = calloc(n * L + 1, sizeof *c->mask)) ||
+        !(c->labels = malloc((n + 1) * sizeof *c->labels))) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
+    c->n = n;
+    c->len = L;
+    const int labelled = s->importance != JOB_MAGNITUDE && !s->calibration_model_labels;
     for (size_t i = 0; i < n; i++) {
         for (size_t j = in->offset[i], k = 0; j < in->offset[i + 1] && k < L; j++, k++) {
-            ids[i * L + k] = in->ids[j];
-            mask[i * L + k] = 1;
+            c->ids[i * L + k] = in->ids[j];
+            c->mask[i * L + k] = 1;
         }
-        labels[i] = in->label[i];
-        if (in->label[i] < 0 || in->label[i] >= ts_model_labels(r->model)) {
+        c->labels[i] = in->label[i];
+        if (labelled && (in->label[i] < 0 || in->label[i] >= ts_model_labels(r->model))) {
             rc = err_set(err, errlen, ERR_INVALID,
                          "structured.calibration.data: line %zu has label %d; the model has %d",
                          i + 1, in->label[i], ts_model_labels(r->model));
             goto out;
         }
     }
-    rc = ts_model_fisher(r->model, ids, mask, s->calibration_model_labels ? NULL : labels,
-                         (int64_t)n, (int64_t)L, s->calibration_batch, hi, ni, fisher_progress, r,
-                         err, errlen);
-    if (!rc)
-        r->calibration = json_pack("{s:s, s:I, s:i, s:s}", "data", s->calibration_data, "samples",
-                                   (json_int_t)n, "batch_size", s->calibration_batch, "labels",
-                                   s->calibration_model_labels ? "model" : "data");
+    r->cal = c;
+    c = NULL;
 out:
-    free(ids);
-    free(mask);
-    free(labels);
+    calibration_free(c);
     eval_inputs_destroy(in);
     dataset_destroy(ds);
     return rc;
 }
 
+static const char *importance_name(enum job_importance i)
+{
+    return i == JOB_FISHER ? "fisher" : i == JOB_TAYLOR ? "taylor" : "magnitude";
+}
+
+/* The importance stage: each head's and neuron's importance into r->hi and
+ * r->ni (the calibration rows read first, when the job has them). */
+static int importance(struct run *r, char *err, size_t errlen)
+{
+    const struct job_spec *s = r->spec;
+    size_t nh = 0, nn = 0;
+    int rc;
+    for (int l = 0; l < r->nlayers; l++) {
+        int h, f;
+        ts_model_layer_shape(r->model, l, &h, &f);
+        nh += (size_t)h;
+        nn += (size_t)f;
+    }
+    if (!(r->hi = calloc(nh + 1, sizeof *r->hi)) || !(r->ni = calloc(nn + 1, sizeof *r->ni)))
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    float *hi = r->hi, *ni = r->ni;
+    if (s->calibration_data && (rc = calibration_load(r, err, errlen))) return rc;
+    if (s->importance == JOB_MAGNITUDE) return ts_model_magnitude(r->model, hi, ni, err, errlen);
+    const struct calibration *c = r->cal;
+    return ts_model_importance(r->model, s->importance == JOB_TAYLOR ? TS_TAYLOR : TS_FISHER,
+                               c->ids, c->mask, s->calibration_model_labels ? NULL : c->labels,
+                               (int64_t)c->n, (int64_t)c->len, s->calibration_batch, hi, ni,
+                               pass_progress, r, err, errlen);
+}
+
+/* The kept heads' and neurons' factors, laid out by the smaller model's
+ * own heads and neurons (the kept ones, in order). */
+static void compact(const float *scale, const uint8_t *keep, size_t n, float *out)
+{
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (keep[i]) out[k++] = scale[i];
+}
+
+/* result.structured.rescale: how far it got and the factors' range. */
+static json_t *rescale_json(const struct ts_rescale_stop *st, const float *hs, const uint8_t *hk,
+                            size_t nh, const float *ns, const uint8_t *nk, size_t nn)
+{
+    double range[2][2] = {{0, 0}, {0, 0}};
+    int seen[2] = {0, 0};
+    for (int part = 0; part < 2; part++) {
+        const float *v = part ? ns : hs;
+        const uint8_t *k = part ? nk : hk;
+        for (size_t i = 0; i < (part ? nn : nh); i++) {
+            if (!k[i]) continue;
+            double x = v[i];
+            if (!seen[part]++ || x < range[part][0]) range[part][0] = x;
+            if (seen[part] == 1 || x > range[part][1]) range[part][1] = x;
+        }
+    }
+    json_t *stopped = json_null();
+    if (st->layer >= 0)
+        stopped = json_pack("{s:i, s:s, s:s, s:f}", "layer", st->layer, "at",
+                            st->neurons ? "neurons" : "heads", "reason",
+                            st->reason == 1 ? "no finite solution" : "a factor beyond 10 in size",
+                            "max_abs_factor", st->max_abs);
+    return json_pack("{s:i, s:o, s:{s:f, s:f}, s:{s:f, s:f}}", "layers", st->layers, "stopped",
+                     stopped, "heads", "min", range[0][0], "max", range[0][1], "neurons", "min",
+                     range[1][0], "max", range[1][1]);
+}
+
 /*
- * Method structured: importance, the choice (structured.h), then the heads
- * and neurons removed from the tensors; result.structured says what went
- * and what it saves (parameters, encoder MACs at seq_len).
+ * Method structured, the pruning stage after the importance stage: the
+ * choice (structured.h); with rescale, Kwon's factors on the dense model;
+ * the dense latency; the heads and neurons removed from the tensors; with
+ * rescale, metrics.after_mask on that smaller model and then the factors
+ * folded into its columns; the pruned latency.  result.structured says
+ * what went and what it saves (parameters, encoder MACs at seq_len).
  */
-static int prune_structured(struct run *r, char *err, size_t errlen)
+static int prune_structured(struct run *r, const float *hi, const float *ni, char *err,
+                            size_t errlen)
 {
     const struct structured_request *q = &r->spec->structured;
+    const int rescale = r->spec->rescale;
     /* a copy: ts_model_shrink binds a new net, and the config with it */
     const struct bert_config cfg = *ts_model_config(r->model), *c = &cfg;
     const int nl = r->nlayers;
     int *heads = calloc((size_t)nl + 1, sizeof *heads), *ffn = calloc((size_t)nl + 1, sizeof *ffn);
     int *heads2 = calloc((size_t)nl + 1, sizeof *heads2), *ffn2 = calloc((size_t)nl + 1, sizeof *ffn2);
-    float *hi = NULL, *ni = NULL;
+    float *hs = NULL, *ns = NULL, *hs2 = NULL, *ns2 = NULL;
     uint8_t *hk = NULL, *nk = NULL;
     size_t nh = 0, nn = 0;
+    json_t *layers = NULL, *rj = NULL;
+    struct ts_rescale_stop stop = {0, -1, 0, 0, 0};
     int rc = 0;
     r->removed = calloc((size_t)nl + 1, sizeof *r->removed);
     r->nremoved = calloc((size_t)nl + 1, sizeof *r->nremoved);
@@ -494,34 +596,45 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
         nh += (size_t)heads[l];
         nn += (size_t)ffn[l];
     }
-    hi = malloc((nh + 1) * sizeof *hi);
-    ni = malloc((nn + 1) * sizeof *ni);
     hk = malloc(nh + 1);
     nk = malloc(nn + 1);
-    if (!hi || !ni || !hk || !nk) {
+    hs = calloc(nh + 1, sizeof *hs);
+    ns = calloc(nn + 1, sizeof *ns);
+    hs2 = calloc(nh + 1, sizeof *hs2);
+    ns2 = calloc(nn + 1, sizeof *ns2);
+    if (!hk || !nk || !hs || !ns || !hs2 || !ns2) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = r->spec->fisher ? fisher_importance(r, hi, ni, err, errlen)
-                              : ts_model_magnitude(r->model, hi, ni, err, errlen)))
-        goto out;
-    progress(r, 0.3);
     const int head_size = c->hidden_size / c->num_attention_heads;
     struct structured_shape sh = {nl, heads, ffn, r->layers, c->hidden_size, head_size};
     if ((rc = structured_select(&sh, q, hi, ni, hk, nk, err, errlen))) goto out;
+    double t = fs_monotonic();
+    if (rescale) {
+        substage(r, 0, 0.4);
+        const struct calibration *cal = r->cal;
+        if ((rc = ts_model_rescale(r->model, cal->ids, cal->mask, (int64_t)cal->n,
+                                   (int64_t)cal->len, r->spec->calibration_batch, hk, nk, hs, ns,
+                                   &stop, pass_progress, r, err, errlen)))
+            goto out;
+        timing(r, "rescale_s", t);
+        rj = rescale_json(&stop, hs, hk, nh, ns, nk, nn);
+        if (r->out)
+            fprintf(r->out, "rescale: %d of %d layers%s\n", stop.layers, nl,
+                    stop.layer >= 0 ? " (stopped: no usable factors)" : "");
+    }
+    substage(r, rescale ? 0.4 : 0, rescale ? 0.5 : 0.5);
     double lt = fs_monotonic();
     if ((rc = latency_begin(r, err, errlen)) || (rc = latency_pass(r, 0, err, errlen))) goto out;
-    progress(r, 0.6);
     int64_t params = parameters_of(r->model);
     int64_t macs = structured_macs(nl, heads, ffn, q->seq_len, c->hidden_size, head_size);
-    json_t *layers = json_array();
+    layers = json_array();
     size_t h = 0, f = 0, hkept = 0, nkept = 0;
     for (int l = 0; l < nl; l++) {
         json_t *gone = json_array();
         r->removed[l] = malloc(sizeof **r->removed * (size_t)(heads[l] + 1));
         if (!r->removed[l]) {
             json_decref(gone);
-            json_decref(layers);
             rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
             goto out;
         }
@@ -545,30 +658,43 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
                                         "heads", heads2[l], "ffn_before", ffn[l], "ffn", ffn2[l],
                                         "removed_heads", gone));
     }
-    if ((rc = ts_model_shrink(r->model, hk, nk, err, errlen))) {
-        json_decref(layers);
-        goto out;
+    if ((rc = ts_model_shrink(r->model, hk, nk, err, errlen))) goto out;
+    if (rescale) {
+        if (r->spec->has_eval) { /* the smaller model before its factors */
+            substage(r, 0.5, 0.9);
+            double et = fs_monotonic();
+            if ((rc = evaluate(r, "after_mask", err, errlen))) goto out;
+            timing(r, "eval_after_mask_s", et);
+        }
+        compact(hs, hk, nh, hs2);
+        compact(ns, nk, nn, ns2);
+        if ((rc = ts_model_scale(r->model, hs2, ns2, err, errlen))) goto out;
     }
-    if ((rc = latency_pass(r, 1, err, errlen))) {
-        json_decref(layers);
-        goto out;
-    }
+    substage(r, rescale ? 0.9 : 0.5, 1);
+    if ((rc = latency_pass(r, 1, err, errlen))) goto out;
     timing(r, "latency_s", lt);
     int64_t params2 = parameters_of(r->model);
     int64_t macs2 = structured_macs(nl, heads2, ffn2, q->seq_len, c->hidden_size, head_size);
-    json_object_set_new(
-        r->result, "structured",
-        json_pack("{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, "
-                  "s:o, s:o}",
-                  "importance", r->spec->fisher ? "fisher" : "magnitude", "seq_len", q->seq_len, "heads", "before",
-                  (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
-                  "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
-                  (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
-                  "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
-                  macs ? (double)macs2 / (double)macs : 1.0, "layers", layers, "latency",
-                  latency_json(r)));
-    if (r->calibration)
-        json_object_set(json_object_get(r->result, "structured"), "calibration", r->calibration);
+    json_t *sj = json_pack(
+        "{s:s, s:i, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:{s:I, s:I, s:f}, s:o, s:o}",
+        "importance", importance_name(r->spec->importance), "seq_len", q->seq_len, "heads",
+        "before", (json_int_t)nh, "after", (json_int_t)hkept, "neurons", "before", (json_int_t)nn,
+        "after", (json_int_t)nkept, "parameters", "dense", (json_int_t)params, "pruned",
+        (json_int_t)params2, "kept", params ? (double)params2 / (double)params : 1.0,
+        "encoder_macs", "dense", (json_int_t)macs, "pruned", (json_int_t)macs2, "kept",
+        macs ? (double)macs2 / (double)macs : 1.0, "layers", layers, "latency", latency_json(r));
+    layers = NULL;
+    if (r->cal) {
+        const struct job_spec *s = r->spec;
+        json_object_set_new(sj, "calibration",
+                            json_pack("{s:s, s:I, s:i, s:s}", "data", s->calibration_data,
+                                      "samples", (json_int_t)r->cal->n, "batch_size",
+                                      s->calibration_batch, "labels",
+                                      s->calibration_model_labels ? "model" : "data"));
+    }
+    if (rj) json_object_set_new(sj, "rescale", rj);
+    rj = NULL;
+    json_object_set_new(r->result, "structured", sj);
     if (r->out)
         fprintf(r->out,
                 "structured: heads %zu -> %zu, FFN neurons %zu -> %zu, parameters %lld -> %lld, "
@@ -581,12 +707,16 @@ static int prune_structured(struct run *r, char *err, size_t errlen)
                 pt->batch, pt->seq_len, pt->dense_p50, pt->pruned_p50, speedup_of(pt));
     }
 out:
+    json_decref(layers);
+    json_decref(rj);
     free(heads);
     free(ffn);
     free(heads2);
     free(ffn2);
-    free(hi);
-    free(ni);
+    free(hs);
+    free(ns);
+    free(hs2);
+    free(ns2);
     free(hk);
     free(nk);
     return rc;
@@ -594,7 +724,7 @@ out:
 
 static int prune(struct run *r, char *err, size_t errlen)
 {
-    if (r->spec->has_structured) return prune_structured(r, err, errlen);
+    if (r->spec->has_structured) return prune_structured(r, r->hi, r->ni, err, errlen);
     const struct job_spec *s = r->spec;
     const struct prune_method *pm = s->method;
     struct prune_params p = {0};
@@ -819,7 +949,16 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     int rc;
     double t;
 
-    r->weight = has_eval ? stage_weight_eval : stage_weight_noeval;
+    memcpy(r->weight,
+           r->spec->has_structured ? stage_weight_structured
+           : has_eval              ? stage_weight_eval
+                                   : stage_weight_noeval,
+           sizeof r->weight);
+    if (r->spec->has_structured && !has_eval) { /* the evaluations' share to the others */
+        r->weight[ST_EVAL_BEFORE] = r->weight[ST_EVAL_AFTER] = 0;
+        r->weight[ST_LOAD] = 0.2;
+        r->weight[ST_SAVE] = 0.35;
+    }
     if (r->spec->has_seed) {
         r->seed = r->spec->seed;
     } else {
@@ -830,7 +969,7 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     r->result = json_pack("{s:{}, s:[]}", "metrics", "artifacts");
     r->timings = json_object();
 
-    stage_begin(r, 0);
+    stage_begin(r, ST_LOAD);
     t = fs_monotonic();
     if ((rc = load(r, err, errlen))) return rc;
     timing(r, "load_s", t);
@@ -839,13 +978,20 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
 
     if (has_eval) {
         if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
-        stage_begin(r, 1);
+        stage_begin(r, ST_EVAL_BEFORE);
         t = fs_monotonic();
         if ((rc = evaluate(r, "before", err, errlen))) return rc;
         timing(r, "eval_before_s", t);
     }
+    if (r->spec->has_structured) {
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        stage_begin(r, ST_IMPORTANCE);
+        t = fs_monotonic();
+        if ((rc = importance(r, err, errlen))) return rc;
+        timing(r, "importance_s", t);
+    }
     if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
-    stage_begin(r, 2);
+    stage_begin(r, ST_PRUNE);
     t = fs_monotonic();
     if ((rc = prune(r, err, errlen))) return rc;
     timing(r, "prune_s", t);
@@ -860,13 +1006,13 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
 
     if (has_eval) {
         if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
-        stage_begin(r, 3);
+        stage_begin(r, ST_EVAL_AFTER);
         t = fs_monotonic();
         if ((rc = evaluate(r, "after", err, errlen))) return rc;
         timing(r, "eval_after_s", t);
     }
     if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
-    stage_begin(r, 4);
+    stage_begin(r, ST_SAVE);
     t = fs_monotonic();
     if (o->family) {
         enum ckpt_kind k = r->files.kind;
@@ -923,7 +1069,9 @@ static int run_job(const struct job_spec *spec, const json_t *request,
     free(r.removed);
     free(r.nremoved);
     free(r.points);
-    json_decref(r.calibration);
+    calibration_free(r.cal);
+    free(r.hi);
+    free(r.ni);
     ts_model_destroy(r.model);
     ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an

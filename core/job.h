@@ -21,16 +21,19 @@
  *   {"model", "model_config", "targets": [glob...], "method", "amount", "amount_kind",
  *    "scope", "options": {n, dim, seed, threshold, mask, plugin,
  *    plugin_params, iterative}, "structured": {heads, neurons, target: {macs,
- *    seq_len}, scope, importance, min_heads_per_layer} (method structured only),
+ *    seq_len}, scope, importance, calibration: {data, samples, batch_size,
+ *    labels}, rescale, min_heads_per_layer, latency: {batches, seq_lens}}
+ *    (method structured only),
  *    "eval": {data, vocab, classes, max_length,
  *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
  *    "device", "name"}
  *
- * The stages, in order: loading, evaluating_before, pruning,
- * evaluating_after, saving (the evaluations only when "eval" is given).
+ * The stages, in order: loading, evaluating_before, importance, pruning,
+ * evaluating_after, saving (the evaluations only when "eval" is given,
+ * importance only for method structured).
  */
 
-#define JOB_STAGE_COUNT 5
+#define JOB_STAGE_COUNT 6
 extern const char *const job_stages[JOB_STAGE_COUNT];
 
 /* Which request field is wrong and why ("eval.max_length", "must be an
@@ -68,6 +71,9 @@ struct job_eval_spec {
  * the JSON; JSON stays at the edges (the HTTP body, the queue's column,
  * result.json).  Strings are owned (job_spec_free frees them).
  */
+/* structured.importance */
+enum job_importance { JOB_MAGNITUDE, JOB_TAYLOR, JOB_FISHER };
+
 struct job_spec {
     char *model;                       /* the model: a file or a Hugging Face folder
                                           (model/checkpoint.h) */
@@ -92,8 +98,10 @@ struct job_spec {
     struct structured_request structured; /* seq_len: target.seq_len, else eval.max_length,
                                              else 128 */
     struct job_latency_spec latency;   /* structured only */
-    int fisher;                        /* structured.importance: 1 fisher, 0 magnitude */
-    char *calibration_data;            /* structured.calibration.data (fisher), or NULL */
+    enum job_importance importance;    /* structured.importance; JOB_MAGNITUDE */
+    int rescale;                       /* structured.rescale; 0 */
+    char *calibration_data;            /* structured.calibration.data (taylor, fisher or
+                                          rescale), or NULL */
     int calibration_samples;           /* the file's first N lines; 2048 */
     int calibration_batch;             /* 32 */
     int calibration_model_labels;      /* labels "model": the dense model's predictions */

@@ -12,7 +12,7 @@
 #include "tokenizer.h"
 
 const char *const job_stages[JOB_STAGE_COUNT] = {
-    "loading", "evaluating_before", "pruning", "evaluating_after", "saving",
+    "loading", "evaluating_before", "importance", "pruning", "evaluating_after", "saving",
 };
 
 static int bad(struct job_field_error *fe, const char *field, const char *fmt, ...)
@@ -358,13 +358,14 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         (rc = get_int(st, "min_heads_per_layer", "structured.min_heads_per_layer", 0, 1024, 0, 0,
                       o, fe)))
         goto out;
-    /* Said plainly rather than ignored: what is not built yet. */
     const char *imp = json_string_value(json_object_get(o, "importance"));
-    if (!strcmp(imp, "taylor")) {
-        rc = bad(fe, "structured.importance", "taylor is not built yet; magnitude and fisher are");
+    json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
+    if (rs && !json_is_null(rs) && !json_is_boolean(rs)) {
+        rc = bad(fe, "structured.rescale", "must be true or false");
         goto out;
     }
-    json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
+    const int rescale = json_is_true(rs);
+    json_object_set_new(o, "rescale", json_boolean(rescale));
     /* the length the MACs and latency default to: eval's max_length (its
      * default 32), else 128 */
     const json_t *ev = json_object_get(in, "eval");
@@ -372,13 +373,16 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
     json_int_t def_len = !json_is_object(ev) ? 128 : json_is_integer(evlen) ? json_integer_value(evlen) : 32;
     static const char *const ckeys[] = {"data", "samples", "batch_size", "labels", NULL};
     static const char *const label_kinds[] = {"data", "model", NULL};
-    if (!strcmp(imp, "fisher")) {
+    /* what reads the calibration data: a gradient importance, rescale */
+    const char *user = strcmp(imp, "magnitude") ? imp : rescale ? "rescale" : NULL;
+    if (user) {
         json_t *co = json_object();
         json_object_set_new(o, "calibration", co);
         if (!json_is_object(cal)) {
             rc = bad(fe, "structured.calibration",
-                     "is required for fisher: {\"data\": a THUCNews-format file such as "
-                     "train.txt}");
+                     "is required for %s: {\"data\": a THUCNews-format file such as "
+                     "train.txt}",
+                     user);
             goto out;
         }
         if ((rc = only_keys(cal, "structured.calibration.", ckeys, fe)) ||
@@ -392,17 +396,14 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
             goto out;
         if (!json_is_object(ev)) {
             rc = bad(fe, "structured.calibration",
-                     "fisher reads its data with the job's eval settings (vocab, classes, "
-                     "max_length, lowercase): give an eval block");
+                     "%s reads its data with the job's eval settings (vocab, classes, "
+                     "max_length, lowercase): give an eval block",
+                     user);
             goto out;
         }
     } else if (cal && !json_is_null(cal)) {
-        rc = bad(fe, "structured.calibration", "is for the fisher importance (magnitude needs no "
-                                               "data)");
-        goto out;
-    }
-    if (rs && !json_is_null(rs) && !json_is_false(rs)) {
-        rc = bad(fe, "structured.rescale", "is not built yet: leave it out or false");
+        rc = bad(fe, "structured.calibration",
+                 "is for the taylor and fisher importances and rescale (magnitude needs no data)");
         goto out;
     }
     if ((rc = get_latency(json_object_get(st, "latency"), def_len, o, fe))) goto out;
@@ -599,7 +600,11 @@ static int spec_of(const json_t *r, struct job_spec *s)
         q->min_heads_per_layer = (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
         const json_t *lat = json_object_get(st, "latency");
         const json_t *cal = json_object_get(st, "calibration");
-        s->fisher = !strcmp(str_of(st, "importance"), "fisher");
+        const char *imp = str_of(st, "importance");
+        s->importance = !strcmp(imp, "fisher")   ? JOB_FISHER
+                        : !strcmp(imp, "taylor") ? JOB_TAYLOR
+                                                 : JOB_MAGNITUDE;
+        s->rescale = json_is_true(json_object_get(st, "rescale"));
         s->calibration_data = dup_str(json_object_get(cal, "data"), &nomem);
         s->calibration_samples = (int)json_integer_value(json_object_get(cal, "samples"));
         s->calibration_batch = (int)json_integer_value(json_object_get(cal, "batch_size"));

@@ -681,24 +681,68 @@ int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, c
     });
 }
 
-int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
-                    const int64_t *labels, int64_t n, int64_t len, int batch, float *heads,
-                    float *neurons, int (*progress)(void *ud, double done), void *ud, char *err,
-                    size_t errlen)
+/* ids / mask [n, len] (and labels [n]) from the caller's memory onto m's device. */
+static int calibration_tensors(const struct ts_model *m, const char *what, const int64_t *ids,
+                               const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
+                               int batch, at::Tensor &ti, at::Tensor &tm, at::Tensor &tl,
+                               char *err, size_t errlen)
+{
+    if (n <= 0 || len <= 0 || batch <= 0 || n > INT64_MAX / len)
+        return err_set(err, errlen, ERR_INVALID, "%s: bad shape [%lld, %lld], batch %d", what,
+                       (long long)n, (long long)len, batch);
+    auto i64 = at::TensorOptions().dtype(at::kLong);
+    ti = at::from_blob(const_cast<int64_t *>(ids), {n, len}, i64).to(m->dev, false, true);
+    tm = at::from_blob(const_cast<int64_t *>(mask), {n, len}, i64).to(m->dev, false, true);
+    if (labels) tl = at::from_blob(const_cast<int64_t *>(labels), {n}, i64).to(m->dev, false, true);
+    return 0;
+}
+
+int ts_model_importance(struct ts_model *m, enum ts_importance kind, const int64_t *ids,
+                        const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
+                        int batch, float *heads, float *neurons,
+                        int (*progress)(void *ud, double done), void *ud, char *err,
+                        size_t errlen)
 {
     if (!ts_model_is_native(m)) return not_native(err, errlen);
-    if (n <= 0 || len <= 0 || batch <= 0 || n > INT64_MAX / len)
-        return err_set(err, errlen, ERR_INVALID, "fisher: bad shape [%lld, %lld], batch %d",
-                       (long long)n, (long long)len, batch);
-    return ts_catch(err, errlen, ERR_TORCH, "fisher importance", [&]() -> int {
-        auto i64 = at::TensorOptions().dtype(at::kLong);
-        at::Tensor ti = at::from_blob(const_cast<int64_t *>(ids), {n, len}, i64).to(m->dev, false, true);
-        at::Tensor tm = at::from_blob(const_cast<int64_t *>(mask), {n, len}, i64).to(m->dev, false, true);
-        at::Tensor tl;
-        if (labels) tl = at::from_blob(const_cast<int64_t *>(labels), {n}, i64).to(m->dev, false, true);
-        int rc = bert_fisher(*m->net, ti, tm, tl, batch, heads, neurons, progress, ud);
+    const char *what = kind == TS_TAYLOR ? "taylor importance" : "fisher importance";
+    return ts_catch(err, errlen, ERR_TORCH, what, [&]() -> int {
+        at::Tensor ti, tm, tl;
+        int rc = calibration_tensors(m, what, ids, mask, labels, n, len, batch, ti, tm, tl, err,
+                                     errlen);
+        if (rc) return rc;
+        rc = bert_importance(*m->net, kind == TS_TAYLOR ? BERT_IMPORTANCE_TAYLOR
+                                                        : BERT_IMPORTANCE_FISHER,
+                             ti, tm, tl, batch, heads, neurons, progress, ud);
         return rc ? err_set(err, errlen, rc, "cancelled") : 0;
     });
+}
+
+int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask, int64_t n,
+                     int64_t len, int batch, const uint8_t *heads_keep,
+                     const uint8_t *neurons_keep, float *head_scale, float *neuron_scale,
+                     struct ts_rescale_stop *stop, int (*progress)(void *ud, double done),
+                     void *ud, char *err, size_t errlen)
+{
+    if (!ts_model_is_native(m)) return not_native(err, errlen);
+    return ts_catch(err, errlen, ERR_TORCH, "rescale", [&]() -> int {
+        at::Tensor ti, tm, tl;
+        int rc = calibration_tensors(m, "rescale", ids, mask, nullptr, n, len, batch, ti, tm, tl,
+                                     err, errlen);
+        if (rc) return rc;
+        bert_rescale_stop st;
+        rc = bert_rescale(*m->net, ti, tm, batch, heads_keep, neurons_keep, head_scale,
+                          neuron_scale, &st, progress, ud);
+        *stop = ts_rescale_stop{st.layers, st.layer, st.part, st.reason, st.max_abs};
+        return rc ? err_set(err, errlen, rc, "cancelled") : 0;
+    });
+}
+
+int ts_model_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale,
+                   char *err, size_t errlen)
+{
+    if (!ts_model_is_native(m)) return not_native(err, errlen);
+    return ts_catch(err, errlen, ERR_TORCH, "folding the rescale factors",
+                    [&] { return bert_scale(m, head_scale, neuron_scale, err, errlen); });
 }
 
 int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,

@@ -121,19 +121,53 @@ int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, c
 int ts_model_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                     char *err, size_t errlen);
 /*
- * Fisher importance (Kwon et al. 2022; Michel et al. 2019 take |dL/dmask|):
- * for each batch of batch rows of ids / mask (int64 [n, len], row-major, on
- * the CPU), the squared gradient of the cross-entropy loss (mean over the
- * batch) against labels (int64 [n]; NULL: the dense model's own
- * predictions) with respect to a mask of ones on every head's context and
- * every FFN neuron's activation, summed over the batches; laid out as
- * ts_model_magnitude's.  progress(ud, done) is called after each batch and
- * stops the pass with ERR_CANCELLED when it returns non-zero.
+ * Importance from gradients: for each batch of batch rows of ids / mask
+ * (int64 [n, len], row-major, on the CPU), of the cross-entropy loss (mean
+ * over the batch) against labels (int64 [n]; NULL: the dense model's own
+ * predictions); laid out as ts_model_magnitude's.
+ *   TS_FISHER: the squared gradient with respect to a mask of ones on every
+ *     head's context and every FFN neuron's activation, summed over the
+ *     batches (Kwon et al. 2022; Michel et al. 2019 take |dL/dmask|);
+ *   TS_TAYLOR: |sum of gradient x weight| over the weights
+ *     ts_model_magnitude reads, the gradient summed over the batches
+ *     (TextPruner).
+ * progress(ud, done) is called after each batch and stops the pass with
+ * ERR_CANCELLED when it returns non-zero.
  */
-int ts_model_fisher(struct ts_model *m, const int64_t *ids, const int64_t *mask,
-                    const int64_t *labels, int64_t n, int64_t len, int batch, float *heads,
-                    float *neurons, int (*progress)(void *ud, double done), void *ud, char *err,
-                    size_t errlen);
+enum ts_importance { TS_FISHER, TS_TAYLOR };
+int ts_model_importance(struct ts_model *m, enum ts_importance kind, const int64_t *ids,
+                        const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
+                        int batch, float *heads, float *neurons,
+                        int (*progress)(void *ud, double done), void *ud, char *err,
+                        size_t errlen);
+/*
+ * Kwon et al.'s mask rescaling ("mask tuning") for the heads and neurons
+ * whose keep byte is 1, on the dense model before ts_model_shrink: layer by
+ * layer, the factors that bring the pruned layer's output closest, in least
+ * squares over the calibration tokens (ids / mask as ts_model_importance's,
+ * in batches of batch), to the dense model's.  Layer 0's heads keep 1, and
+ * the last layer's neurons are fitted on the first token only.  A layer
+ * whose system has no finite solution or a factor beyond +-10 stops the
+ * pass there: it and the layers after it keep 1.  Factors go to
+ * head_scale / neuron_scale (laid out as the keep bytes; 0 where removed),
+ * and *stop says how far it got.  ts_model_scale multiplies each head's
+ * attention.output.dense columns and each neuron's output.dense column by
+ * its factor, laid out by the model's current heads and neurons.
+ */
+struct ts_rescale_stop {
+    int layers;    /* layers done */
+    int layer;     /* -1: all done; else where it stopped */
+    int neurons;   /* 0: at the layer's heads, 1: at its neurons */
+    int reason;    /* 1: no finite solution, 2: a factor beyond +-10 */
+    double max_abs; /* reason 2: the largest |factor| */
+};
+int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask, int64_t n,
+                     int64_t len, int batch, const uint8_t *heads_keep,
+                     const uint8_t *neurons_keep, float *head_scale, float *neuron_scale,
+                     struct ts_rescale_stop *stop, int (*progress)(void *ud, double done),
+                     void *ud, char *err, size_t errlen);
+int ts_model_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale,
+                   char *err, size_t errlen);
 /* The dtype tensor i is saved in (a native model's file dtype; a
  * TorchScript tensor's own). */
 enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i);

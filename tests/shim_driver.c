@@ -156,9 +156,9 @@ out:
     return 0;
 }
 
-/* importance MODEL INPUT magnitude|fisher BATCH: INPUT as forward's, then
- * (fisher) a line of batch labels, or "model" for the model's own
- * predictions.  Prints the rc line, the head count, the heads' importances,
+/* importance MODEL INPUT magnitude|fisher|taylor BATCH: INPUT as forward's,
+ * then (fisher, taylor) a line of batch labels, or "model" for the model's
+ * own predictions.  Prints the rc line, the head count, the heads' importances,
  * the neuron count and the neurons'. */
 static int cmd_importance(const char *model, const char *input, const char *kind, const char *bs)
 {
@@ -166,7 +166,7 @@ static int cmd_importance(const char *model, const char *input, const char *kind
     int64_t b = 0, l = 0, *ids = NULL, *mask = NULL, *labels = NULL;
     float *hi = NULL, *ni = NULL;
     struct ts_model *m = NULL;
-    int rc, fisher = !strcmp(kind, "fisher");
+    int rc, fisher = !strcmp(kind, "fisher") || !strcmp(kind, "taylor");
     size_t nh = 0, nn = 0;
     FILE *f = fopen(input, "r");
     if ((rc = read_input(f, input, &b, &l, &ids, &mask, err, sizeof err))) goto out;
@@ -191,8 +191,9 @@ static int cmd_importance(const char *model, const char *input, const char *kind
         rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = fisher ? ts_model_fisher(m, ids, mask, own ? NULL : labels, b, l, atoi(bs), hi, ni, NULL,
-                                  NULL, err, sizeof err)
+    rc = fisher ? ts_model_importance(m, strcmp(kind, "taylor") ? TS_FISHER : TS_TAYLOR, ids,
+                                      mask, own ? NULL : labels, b, l, atoi(bs), hi, ni, NULL,
+                                      NULL, err, sizeof err)
                 : ts_model_magnitude(m, hi, ni, err, sizeof err);
     if (report(rc, err) == 0) {
         printf("%zu\n", nh);
@@ -212,6 +213,68 @@ out:
     free(labels);
     free(hi);
     free(ni);
+    return 0;
+}
+
+/* rescale MODEL INPUT BATCH: INPUT as forward's, then the heads' keep bytes
+ * and the neurons' (0 or 1, as ts_model_magnitude lays them out).  Prints
+ * the rc line, "layers layer neurons reason", the head count and factors,
+ * the neuron count and factors. */
+static int cmd_rescale(const char *model, const char *input, const char *bs)
+{
+    char err[1024] = "";
+    int64_t b = 0, l = 0, *ids = NULL, *mask = NULL;
+    float *hs = NULL, *ns = NULL;
+    uint8_t *hk = NULL, *nk = NULL;
+    struct ts_model *m = NULL;
+    struct ts_rescale_stop st;
+    size_t nh = 0, nn = 0;
+    int rc, v;
+    FILE *f = fopen(input, "r");
+    if ((rc = read_input(f, input, &b, &l, &ids, &mask, err, sizeof err))) goto out;
+    if ((rc = open_any(model, "cpu", &m, err, sizeof err))) goto out;
+    for (int i = 0; i < ts_model_layers(m); i++) {
+        int h, n;
+        ts_model_layer_shape(m, i, &h, &n);
+        nh += (size_t)h;
+        nn += (size_t)n;
+    }
+    hs = calloc(nh + 1, sizeof *hs);
+    ns = calloc(nn + 1, sizeof *ns);
+    hk = calloc(nh + 1, 1);
+    nk = calloc(nn + 1, 1);
+    if (!hs || !ns || !hk || !nk) {
+        rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = err_set(err, sizeof err, ERR_INVALID, "%s: bad keep bytes", input);
+    for (size_t i = 0; i < nh + nn; i++) {
+        if (fscanf(f, "%d", &v) != 1) goto out;
+        if (i < nh) hk[i] = (uint8_t)v;
+        else nk[i - nh] = (uint8_t)v;
+    }
+    rc = ts_model_rescale(m, ids, mask, b, l, atoi(bs), hk, nk, hs, ns, &st, NULL, NULL, err,
+                          sizeof err);
+    if (report(rc, err) == 0) {
+        printf("%d %d %d %d\n", st.layers, st.layer, st.neurons, st.reason);
+        printf("%zu\n", nh);
+        for (size_t i = 0; i < nh; i++)
+            printf("%.9g\n", hs[i]);
+        printf("%zu\n", nn);
+        for (size_t i = 0; i < nn; i++)
+            printf("%.9g\n", ns[i]);
+    }
+    rc = 0;
+out:
+    if (rc != 0) report(rc, err);
+    if (f) fclose(f);
+    ts_model_destroy(m);
+    free(ids);
+    free(mask);
+    free(hs);
+    free(ns);
+    free(hk);
+    free(nk);
     return 0;
 }
 
@@ -318,11 +381,13 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "forward") && argc == 4) return cmd_forward(argv[2], argv[3]);
     if (!strcmp(cmd, "importance") && argc == 6)
         return cmd_importance(argv[2], argv[3], argv[4], argv[5]);
+    if (!strcmp(cmd, "rescale") && argc == 5) return cmd_rescale(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "load-rss") && argc == 3) return cmd_load_rss(argv[2]);
     fprintf(stderr,
             "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
-            "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher BATCH | "
+            "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher|taylor BATCH | "
+            "rescale MODEL INPUT BATCH | "
             "save-rss MODEL OUT sd|ts | load-rss MODEL\n");
     return 2;
 }

@@ -19,13 +19,21 @@ On the shared model's weights as the tutorial's torch.save(state_dict) + config.
      and its latency has the points asked for (a length above
      max_position_embeddings skipped and listed), p90 >= p50, and the
      speed-up is dense p50 / pruned p50;
-  5. importances through tests/shim_driver importance: magnitude, and fisher
-     (with labels and with the model's own predictions) against the test's
-     own masked forward and autograd, to 1e-4 of the largest;
-  6. a fisher job with a calibration file runs and says what it used;
-  7. bad requests: a TorchScript input, importance taylor, fisher without
-     calibration, without eval or on the eval file, amount at the top level:
-     exit 2 with one line naming the field.
+  5. importances through tests/shim_driver importance: magnitude, fisher and
+     taylor (with labels and with the model's own predictions) against the
+     test's own masked forward and autograd (structured_oracle.py), to 1e-4
+     of the largest;
+  6. rescale factors through tests/shim_driver rescale against the test's own
+     least squares (structured_oracle.rescale_py), to 1e-4 of the largest,
+     stopping where it stops;
+  7. a fisher job with a calibration file runs and says what it used; a
+     rescale job's saved model gives the logits of the dense Python model cut
+     by prune_linear_layer with the test's own factors folded into its
+     columns (1e-4), and metrics.after_mask is there;
+  8. bad requests: a TorchScript input, fisher or rescale without
+     calibration, calibration nobody reads, rescale not a boolean, fisher
+     without eval or on the eval file, amount at the top level: exit 2 with
+     one line naming the field.
 Needs PRUNERD_BUILD and PRUNERD_SHARED; fails, naming them, when missing.
 """
 import json
@@ -41,6 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "clients", "python"))
 import prunerd_model  # noqa: E402
+import structured_oracle  # noqa: E402
 from test_native_model import native_logits  # noqa: E402
 
 BUILD = os.environ.get("PRUNERD_BUILD", "build")
@@ -138,6 +147,26 @@ def driver_importance(model, ids, mask, labels, kind, batch, tmp):
     return heads, torch.tensor([float(x) for x in lines[3 + nh:3 + nh + nn_]])
 
 
+def driver_rescale(model, ids, mask, keep_h, keep_n, batch, tmp):
+    """tests/shim_driver rescale: (layers done, head factors, neuron factors), or the rc line."""
+    inp = os.path.join(tmp, "rescale.txt")
+    with open(inp, "w") as f:
+        f.write("%d %d\n" % ids.shape)
+        f.write(" ".join(map(str, ids.flatten().tolist())) + "\n")
+        f.write(" ".join(map(str, mask.flatten().tolist())) + "\n")
+        f.write(" ".join(str(int(x)) for x in torch.cat(keep_h).tolist() + torch.cat(keep_n).tolist()) + "\n")
+    p = subprocess.run([os.path.join(BUILD, "tests", "shim_driver"), "rescale", model, inp, str(batch)],
+                       capture_output=True, text=True, timeout=600)
+    lines = p.stdout.splitlines()
+    if p.returncode != 0 or not lines or not lines[0].startswith("0 "):
+        return lines[0] if lines else p.stderr.strip()[-300:]
+    done = int(lines[1].split()[0])
+    nh_ = int(lines[2])
+    heads = torch.tensor([float(x) for x in lines[3:3 + nh_]])
+    nn_ = int(lines[3 + nh_])
+    return done, heads, torch.tensor([float(x) for x in lines[4 + nh_:4 + nh_ + nn_]])
+
+
 def rel_close(a, b, tol=1e-4):
     return a.shape == b.shape and bool(((a - b).abs() <= tol * b.abs().max()).all())
 
@@ -228,6 +257,38 @@ def main():
                       f"fisher ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} (relative to the largest)")
                 print(f"fisher importance ({what}), 80 rows in batches of 32: largest relative difference "
                       f"heads {dh:.2g}, neurons {dn:.2g}")
+            want_h, want_n = structured_oracle.taylor_py(dense, cids, cmask, labels, 32)
+            got = driver_importance(dense_path, cids, cmask, labels, "taylor", 32, tmp)
+            check(isinstance(got, tuple), f"taylor importance ({what}): {got}")
+            if isinstance(got, tuple):
+                dh = float((got[0] - want_h).abs().max() / want_h.abs().max())
+                dn = float((got[1] - want_n).abs().max() / want_n.abs().max())
+                check(dh <= 1e-4 and dn <= 1e-4 and float(want_h.abs().max()) > 0,
+                      f"taylor ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} (relative to the largest)")
+                print(f"taylor importance ({what}), 80 rows in batches of 32: largest relative difference "
+                      f"heads {dh:.2g}, neurons {dn:.2g}")
+
+        # rescale factors: prunerd's (tests/shim_driver rescale) against the test's own least squares
+        g3 = torch.Generator().manual_seed(11)
+        layers = dense.body().encoder.layer
+        keep_h = [torch.rand(ly.heads, generator=g3) > 0.4 for ly in layers]
+        keep_n = [torch.rand(ly.ffn, generator=g3) > 0.5 for ly in layers]
+        want_h, want_n, want_done = structured_oracle.rescale_py(dense, cids[:32], cmask[:32], 8, keep_h, keep_n)
+        got = driver_rescale(dense_path, cids[:32], cmask[:32], keep_h, keep_n, 8, tmp)
+        check(isinstance(got, tuple), f"rescale: {got}")
+        if isinstance(got, tuple):
+            done, gh, gn = got
+            wh, wn = torch.cat(want_h), torch.cat(want_n)
+            dh = float((gh - wh).abs().max() / wh.abs().max())
+            dn = float((gn - wn).abs().max() / wn.abs().max())
+            check(done == want_done, f"rescale: prunerd did {done} layers, Python {want_done}")
+            check(dh <= 1e-4 and dn <= 1e-4, f"rescale: head factors differ by {dh:.3g}, neuron factors by "
+                                             f"{dn:.3g} (relative to the largest)")
+            check(bool(((wh != 0) == torch.cat(keep_h)).all()) and bool(((gh != 0) == torch.cat(keep_h)).all()),
+                  "rescale: a factor for every kept head, none for a removed one")
+            print(f"rescale, 32 rows in batches of 8: {done} of {nl} layers, largest relative difference "
+                  f"heads {dh:.2g}, neurons {dn:.2g}")
+
         base = {"model": "bert20250521.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
                 "outputs": ["safetensors", "state_dict"]}
 
@@ -336,12 +397,67 @@ def main():
                   f"{st['neurons']['before']}, accuracy {r['metrics']['before']['accuracy']:.4f} -> "
                   f"{r['metrics']['after']['accuracy']:.4f}")
 
+        # a rescale job end to end: magnitude heads 0.5 + neurons 0.5, factors from 48 calibration titles
+        cal48 = os.path.join(tmp, "calibration48.txt")
+        with open(cal, encoding="utf-8") as f:
+            lines = f.readlines()[:48]
+        with open(cal48, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        rjob = dict(base, eval=dict(ev, limit=64), structured={
+            "heads": 0.5, "neurons": 0.5, "rescale": True, "calibration": {"data": cal48, "batch_size": 16}})
+        _, r, out = run(tmp, "rescale", rjob)
+        if r:
+            st, m = r["structured"], r["metrics"]
+            check(set(m) == {"before", "after_mask", "after"}, f"rescale job: metrics {sorted(m)}")
+            rs = st.get("rescale") or {}
+            check(st.get("calibration", {}).get("samples") == 48 and "rescale_s" in r["timings"],
+                  f"rescale job: calibration {st.get('calibration')}, timings {sorted(r['timings'])}")
+            from transformers import BertTokenizer
+            tok = BertTokenizer(vocab=ev["vocab"], do_lower_case=True)
+            enc = tok([ln.split("\t")[0] for ln in lines], max_length=32, padding="max_length", truncation=True,
+                      return_tensors="pt")
+            gone_h, gone_n = removed_by_rank(hi, 0.5, "global"), removed_by_rank(ni, 0.5, "global")
+            keep_h = [torch.tensor([(li, j) not in gone_h for j in range(nh)]) for li in range(nl)]
+            keep_n = [torch.tensor([(li, j) not in gone_n for j in range(len(ni[li]))]) for li in range(nl)]
+            fh, fn, done = structured_oracle.rescale_py(dense, enc["input_ids"], enc["attention_mask"], 16,
+                                                       keep_h, keep_n)
+            check(rs.get("layers") == done and (rs.get("stopped") is None) == (done == nl),
+                  f"rescale job: {rs}, Python did {done} layers")
+            ref_sd = {k: v for k, v in cut(sd, nl, hs, gone_h, gone_n).items()
+                      if not k.endswith(("position_ids", "token_type_ids"))}
+            for li in range(nl):
+                p = f"bert.encoder.layer.{li}."
+                ref_sd[p + "attention.output.dense.weight"] = \
+                    ref_sd[p + "attention.output.dense.weight"] * fh[li][keep_h[li]].repeat_interleave(hs)
+                ref_sd[p + "output.dense.weight"] = ref_sd[p + "output.dense.weight"] * fn[li][keep_n[li]]
+            folder = os.path.join(out, "safetensors")
+            ref = prunerd_model.load(folder)
+            ref.load_state_dict(ref_sd, strict=True)
+            with torch.no_grad():
+                want = ref(ids, mask)
+            rc, got = native_logits(folder, ids, mask, tmp)
+            check(got is not None, f"rescale job: native forward: {rc}")
+            if got is not None:
+                d = float((got - want).abs().max())
+                check(d <= 1e-4, f"rescale job: max |logit diff| {d:.3g} against the test's cut and factors")
+                check(torch.equal(got.argmax(1), want.argmax(1)), "rescale job: predictions differ")
+                print(f"rescale job (heads 0.5, neurons 0.5, 48 calibration titles): {rs.get('layers')} of {nl} "
+                      f"layers, max |logit diff| {d:.2g} against Python; accuracy on 64 dev titles "
+                      f"{m['before']['accuracy']:.4f} -> {m['after_mask']['accuracy']:.4f} (mask) -> "
+                      f"{m['after']['accuracy']:.4f}")
+
         # bad requests: exit 2, one line naming the field
         for name, job, want in (
                 ("torchscript", dict(base, model=model, structured={"heads": 0.5}, outputs=None),
                  "prunerd: method: structured needs a model read from its weights"),
-                ("taylor", dict(base, structured={"heads": 0.5, "importance": "taylor"}),
-                 "prunerd: structured.importance: taylor is not built yet"),
+                ("taylor-nocal", dict(base, eval=ev, structured={"heads": 0.5, "importance": "taylor"}),
+                 "prunerd: structured.calibration: is required for taylor"),
+                ("rescale-nocal", dict(base, eval=ev, structured={"heads": 0.5, "rescale": True}),
+                 "prunerd: structured.calibration: is required for rescale"),
+                ("rescale-type", dict(base, structured={"heads": 0.5, "rescale": 1}),
+                 "prunerd: structured.rescale: must be true or false"),
+                ("unread-cal", dict(base, eval=ev, structured={"heads": 0.5, "calibration": {"data": cal}}),
+                 "prunerd: structured.calibration: is for the taylor and fisher importances and rescale"),
                 ("nocal", dict(base, eval=ev, structured={"heads": 0.5, "importance": "fisher"}),
                  "prunerd: structured.calibration: is required for fisher"),
                 ("noeval", dict(base, structured={"heads": 0.5, "importance": "fisher",

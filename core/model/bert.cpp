@@ -332,58 +332,86 @@ int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t
     return 0;
 }
 
-/* The forward with a mask on each layer's heads and FFN neurons (Michel et
- * al.'s, Kwon et al.'s): a head's context and a neuron's activation are
- * multiplied by its entry; masks NULL for none. */
-static at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
-                                 const std::vector<at::Tensor> *head_masks,
-                                 const std::vector<at::Tensor> *neuron_masks);
+} /* namespace ts */
 
-at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask)
+namespace
 {
-    return forward_masked(n, ids, mask, nullptr, nullptr);
-}
 
-static at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
-                                 const std::vector<at::Tensor> *head_masks,
-                                 const std::vector<at::Tensor> *neuron_masks)
+/* word + position + token type 0 embeddings and their LayerNorm: [B * L, H] */
+at::Tensor embed(const bert_net &n, const at::Tensor &ids)
 {
     const int64_t B = ids.size(0), L = ids.size(1);
-    const double eps = n.cfg.layer_norm_eps;
     if (L > n.cfg.max_position_embeddings)
         throw ts_format_error("inputs of " + std::to_string(L) + " tokens are longer than " +
                               std::to_string(n.cfg.max_position_embeddings) +
                               " (max_position_embeddings)");
-    const int64_t H = n.cfg.hidden_size;
     at::Tensor x = at::embedding(n.word, ids).add_(n.pos.narrow(0, 0, L).unsqueeze(0) +
                                                    n.type.select(0, 0));
-    x = layer_norm(x, n.emb_ln, eps).view({B * L, H});
-    /* HF's extended mask: 0 where attended, the lowest value where padded */
-    at::Tensor amask = (1.0 - mask.to(x.scalar_type())).mul(
-                           std::numeric_limits<float>::lowest())
-                           .view({B, 1, 1, L});
-    for (size_t li = 0; li < n.layers.size(); li++) {
-        const bert_layer &ly = n.layers[li];
-        at::Tensor a;
-        if (ly.heads > 0)
-            a = linear_add(attention(ly, n.head_size, B, L, x, amask,
-                                     head_masks ? &(*head_masks)[li] : nullptr),
-                           ly.attn_out, x);
-        else
-            a = ly.attn_out.b + x; /* every head removed: only the bias is left */
-        x = layer_norm(a, ly.attn_ln, eps);
-        at::Tensor f;
-        if (ly.ffn > 0 && neuron_masks)
-            f = linear_add(linear_act(x, ly.inter, &n.cfg.hidden_act) * (*neuron_masks)[li], ly.out,
-                           x);
-        else if (ly.ffn > 0)
-            f = linear_add(linear_act(x, ly.inter, &n.cfg.hidden_act), ly.out, x);
-        else
-            f = ly.out.b + x;
-        x = layer_norm(f, ly.out_ln, eps);
-    }
+    return layer_norm(x, n.emb_ln, n.cfg.layer_norm_eps).view({B * L, (int64_t)n.cfg.hidden_size});
+}
+
+/* HF's extended mask of mask [B, L]: 0 where attended, the lowest value
+ * where padded, [B, 1, 1, L] */
+at::Tensor extended_mask(const at::Tensor &mask, at::ScalarType t)
+{
+    return (1.0 - mask.to(t)).mul(std::numeric_limits<float>::lowest())
+        .view({mask.size(0), 1, 1, mask.size(1)});
+}
+
+/* A layer's attention half before its LayerNorm: x + the attention output
+ * (the bias alone when every head is gone). */
+at::Tensor attn_half(const bert_net &n, const bert_layer &ly, int64_t B, int64_t L,
+                     const at::Tensor &x, const at::Tensor &amask, const at::Tensor *head_mask)
+{
+    if (ly.heads == 0) return ly.attn_out.b + x;
+    return linear_add(attention(ly, n.head_size, B, L, x, amask, head_mask), ly.attn_out, x);
+}
+
+/* A layer's FFN half before its LayerNorm: x + the FFN output. */
+at::Tensor ffn_half(const bert_net &n, const bert_layer &ly, const at::Tensor &x,
+                    const at::Tensor *neuron_mask)
+{
+    if (ly.ffn == 0) return ly.out.b + x;
+    at::Tensor h = linear_act(x, ly.inter, &n.cfg.hidden_act);
+    if (neuron_mask) h = h * *neuron_mask;
+    return linear_add(h, ly.out, x);
+}
+
+/* One encoder layer: x [B * L, H] -> [B * L, H]. */
+at::Tensor layer_forward(const bert_net &n, const bert_layer &ly, int64_t B, int64_t L,
+                         const at::Tensor &x, const at::Tensor &amask, const at::Tensor *head_mask,
+                         const at::Tensor *neuron_mask)
+{
+    const double eps = n.cfg.layer_norm_eps;
+    at::Tensor a = layer_norm(attn_half(n, ly, B, L, x, amask, head_mask), ly.attn_ln, eps);
+    return layer_norm(ffn_half(n, ly, a, neuron_mask), ly.out_ln, eps);
+}
+
+/* The forward with a mask on each layer's heads and FFN neurons (Michel et
+ * al.'s, Kwon et al.'s): a head's context and a neuron's activation are
+ * multiplied by its entry; masks NULL for none. */
+at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
+                          const std::vector<at::Tensor> *head_masks,
+                          const std::vector<at::Tensor> *neuron_masks)
+{
+    const int64_t B = ids.size(0), L = ids.size(1), H = n.cfg.hidden_size;
+    at::Tensor x = embed(n, ids);
+    at::Tensor amask = extended_mask(mask, x.scalar_type());
+    for (size_t li = 0; li < n.layers.size(); li++)
+        x = layer_forward(n, n.layers[li], B, L, x, amask, head_masks ? &(*head_masks)[li] : nullptr,
+                          neuron_masks ? &(*neuron_masks)[li] : nullptr);
     at::Tensor pooled = at::tanh(at::linear(x.view({B, L, H}).select(1, 0), n.pooler.w, n.pooler.b));
     return at::linear(pooled, n.cls.w, n.cls.b);
+}
+
+} /* namespace */
+
+namespace ts
+{
+
+at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask)
+{
+    return forward_masked(n, ids, mask, nullptr, nullptr);
 }
 
 const char *bert_head(const bert_net &net)
@@ -439,6 +467,22 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons)
     }
 }
 
+/* m's tensors named in repl replaced, and the net bound again. */
+static int replace_and_bind(struct ts_model *m, const std::map<std::string, at::Tensor> &repl,
+                            char *err, size_t errlen)
+{
+    for (const ts_entry &e : m->ents)
+        if (e.mapped && repl.count(e.name))
+            return err_set(err, errlen, ERR_INTERNAL, "tensor '%s' is mapped", e.name.c_str());
+    if (repl.empty()) return 0;
+    const struct bert_config cfg = m->net->cfg; /* it goes with the old net */
+    for (ts_entry &e : m->ents) {
+        auto it = repl.find(e.name);
+        if (it != repl.end()) e.t = it->second;
+    }
+    return bert_bind(m, &cfg, err, errlen);
+}
+
 int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                 char *err, size_t errlen)
 {
@@ -480,34 +524,44 @@ int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *ne
             repl[l + "output.dense.weight"] = ly.out.w.index_select(1, c).contiguous();
         }
     }
-    for (const ts_entry &e : m->ents)
-        if (e.mapped && repl.count(e.name))
-            return err_set(err, errlen, ERR_INTERNAL, "tensor '%s' is mapped", e.name.c_str());
-    const struct bert_config cfg = n.cfg; /* n goes with the old net */
-    for (ts_entry &e : m->ents) {
-        auto it = repl.find(e.name);
-        if (it != repl.end()) e.t = it->second;
-    }
-    return bert_bind(m, &cfg, err, errlen);
+    return replace_and_bind(m, repl, err, errlen);
 }
 
-int bert_fisher(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
-                const at::Tensor &labels, int64_t batch, float *heads, float *neurons,
-                int (*progress)(void *ud, double done), void *ud)
+/* The weights a taylor importance differentiates: every layer's Q, K, V,
+ * attention.output.dense, intermediate.dense and output.dense weights, as
+ * leaves of their own that share the model's storage. */
+static std::vector<at::Tensor> taylor_leaves(bert_net &g)
+{
+    std::vector<at::Tensor> v;
+    for (bert_layer &ly : g.layers)
+        for (lin *p : {&ly.q, &ly.k, &ly.v, &ly.attn_out, &ly.inter, &ly.out}) {
+            p->w = p->w.detach().requires_grad_();
+            v.push_back(p->w);
+        }
+    return v;
+}
+
+int bert_importance(const bert_net &n, enum bert_importance kind, const at::Tensor &ids,
+                    const at::Tensor &mask, const at::Tensor &labels, int64_t batch, float *heads,
+                    float *neurons, int (*progress)(void *ud, double done), void *ud)
 {
     at::AutoGradMode grad(true);
     auto f32 = at::TensorOptions().dtype(at::kFloat).device(ids.device());
+    const bool taylor = kind == BERT_IMPORTANCE_TAYLOR;
+    bert_net g = n; /* taylor: the same tensors, its weights as leaves */
     std::vector<at::Tensor> hm, nm, want, acc;
-    for (const bert_layer &ly : n.layers) {
-        hm.push_back(at::ones({ly.heads}, f32).requires_grad_());
-        nm.push_back(at::ones({ly.ffn}, f32).requires_grad_());
+    if (taylor) {
+        want = taylor_leaves(g);
+    } else {
+        for (const bert_layer &ly : n.layers) {
+            hm.push_back(at::ones({ly.heads}, f32).requires_grad_());
+            nm.push_back(at::ones({ly.ffn}, f32).requires_grad_());
+        }
+        want = hm;
+        want.insert(want.end(), nm.begin(), nm.end());
     }
-    for (const at::Tensor &t : hm)
-        want.push_back(t);
-    for (const at::Tensor &t : nm)
-        want.push_back(t);
     for (const at::Tensor &t : want)
-        acc.push_back(at::zeros_like(t).detach());
+        acc.push_back(at::zeros(t.sizes(), f32));
     const int64_t N = ids.size(0);
     for (int64_t s = 0; s < N; s += batch) {
         int64_t b = std::min(batch, N - s);
@@ -518,21 +572,214 @@ int bert_fisher(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask
             at::NoGradGuard no_grad;
             lb = forward_masked(n, ib, mb, nullptr, nullptr).argmax(1);
         }
-        at::Tensor loss = at::cross_entropy_loss(forward_masked(n, ib, mb, &hm, &nm), lb);
-        std::vector<at::Tensor> g = torch::autograd::grad({loss}, want, {}, false, false, true);
-        for (size_t i = 0; i < g.size(); i++)
-            if (g[i].defined()) acc[i] += g[i].detach().pow(2);
+        at::Tensor logits = taylor ? forward_masked(g, ib, mb, nullptr, nullptr)
+                                   : forward_masked(n, ib, mb, &hm, &nm);
+        at::Tensor loss = at::cross_entropy_loss(logits.to(at::kFloat), lb);
+        std::vector<at::Tensor> gr = torch::autograd::grad({loss}, want, {}, false, false, true);
+        for (size_t i = 0; i < gr.size(); i++)
+            if (gr[i].defined()) acc[i] += taylor ? gr[i].detach().to(at::kFloat) : gr[i].detach().pow(2);
         if (progress && progress(ud, (double)(s + b) / (double)N)) return ERR_CANCELLED;
     }
     size_t h = 0, f = 0;
+    const int64_t hs = n.head_size;
     for (size_t l = 0; l < n.layers.size(); l++) {
-        at::Tensor th = acc[l].to(at::kCPU).contiguous(), tn = acc[n.layers.size() + l].to(at::kCPU).contiguous();
-        if (th.numel()) memcpy(heads + h, th.data_ptr<float>(), (size_t)th.numel() * sizeof(float));
-        if (tn.numel()) memcpy(neurons + f, tn.data_ptr<float>(), (size_t)tn.numel() * sizeof(float));
+        const bert_layer &ly = n.layers[l];
+        at::Tensor th, tn;
+        if (taylor) { /* |sum of gradient x weight| over each head's and neuron's weights */
+            at::NoGradGuard no_grad;
+            auto gw = [&](size_t i, const at::Tensor &w) { return acc[l * 6 + i] * w.to(at::kFloat); };
+            auto rows = [&](const at::Tensor &t) { return t.view({(int64_t)ly.heads, hs, -1}).sum({1, 2}); };
+            if (ly.heads)
+                th = (rows(gw(0, ly.q.w)) + rows(gw(1, ly.k.w)) + rows(gw(2, ly.v.w)) +
+                      gw(3, ly.attn_out.w).view({-1, (int64_t)ly.heads, hs}).sum(std::vector<int64_t>{0, 2}))
+                         .abs();
+            if (ly.ffn) tn = (gw(4, ly.inter.w).sum(1) + gw(5, ly.out.w).sum(0)).abs();
+        } else {
+            th = acc[l];
+            tn = acc[n.layers.size() + l];
+        }
+        if (ly.heads) th = th.to(at::kCPU).contiguous();
+        if (ly.ffn) tn = tn.to(at::kCPU).contiguous();
+        if (ly.heads) memcpy(heads + h, th.data_ptr<float>(), (size_t)ly.heads * sizeof(float));
+        if (ly.ffn) memcpy(neurons + f, tn.data_ptr<float>(), (size_t)ly.ffn * sizeof(float));
+        h += (size_t)ly.heads;
+        f += (size_t)ly.ffn;
+    }
+    return 0;
+}
+
+/* x of A x = b (A symmetric, float64 on the CPU): Cholesky, else the SVD's
+ * least squares; false when no finite x comes out. */
+static bool solve_normal(const at::Tensor &A, const at::Tensor &b, at::Tensor &x)
+{
+    auto [lo, info] = at::linalg_cholesky_ex(A);
+    if (info.item<int64_t>() == 0) x = at::cholesky_solve(b.unsqueeze(1), lo).squeeze(1);
+    if (info.item<int64_t>() != 0 || !at::isfinite(x).all().item<bool>())
+        x = std::get<0>(at::linalg_lstsq(A, b.unsqueeze(1), c10::nullopt, c10::string_view("gelsd")))
+                .squeeze(1);
+    return at::isfinite(x).all().item<bool>();
+}
+
+/* Rows of a batch's [b * L, H] states that count: the attended tokens, or
+ * (cls) each row's first token. */
+static at::Tensor rows_of(const at::Tensor &mb, bool cls)
+{
+    const int64_t b = mb.size(0), L = mb.size(1);
+    if (cls) return at::arange(b, mb.options().dtype(at::kLong)) * L;
+    return mb.reshape({-1}).nonzero().squeeze(1);
+}
+
+static void set_stop(struct bert_rescale_stop *st, size_t layer, int part, bool solved,
+                     const at::Tensor &x)
+{
+    st->layer = (int)layer;
+    st->part = part;
+    st->reason = solved ? 2 : 1;
+    st->max_abs = solved ? x.abs().max().item<double>() : 0;
+}
+
+int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask, int64_t batch,
+                 const uint8_t *heads_keep, const uint8_t *neurons_keep, float *head_scale,
+                 float *neuron_scale, struct bert_rescale_stop *stop,
+                 int (*progress)(void *ud, double done), void *ud)
+{
+    at::NoGradGuard no_grad;
+    const int64_t N = ids.size(0), L = ids.size(1), hs = n.head_size;
+    const size_t nl = n.layers.size();
+    const double eps = n.cfg.layer_norm_eps;
+    auto cpu64 = at::TensorOptions().dtype(at::kDouble);
+    *stop = bert_rescale_stop{-1, 0, 0, 0, 0};
+    /* the student's masks (binary, then rescaled) and its kept indices */
+    std::vector<at::Tensor> hm, nm, hidx, nidx;
+    size_t h0 = 0, f0 = 0;
+    for (const bert_layer &ly : n.layers) {
+        std::vector<float> hv(heads_keep + h0, heads_keep + h0 + ly.heads),
+            nv(neurons_keep + f0, neurons_keep + f0 + ly.ffn);
+        at::Tensor ht = at::tensor(hv).to(ids.device()), nt = at::tensor(nv).to(ids.device());
+        hm.push_back(ht.to(n.word.scalar_type()));
+        nm.push_back(nt.to(n.word.scalar_type()));
+        hidx.push_back(ht.nonzero().squeeze(1));
+        nidx.push_back(nt.nonzero().squeeze(1));
+        h0 += (size_t)ly.heads;
+        f0 += (size_t)ly.ffn;
+    }
+    /* every calibration row's layer input, the dense model's and the pruned one's */
+    std::vector<at::Tensor> Xt, Xs, M;
+    for (int64_t s = 0; s < N; s += batch) {
+        int64_t b = std::min(batch, N - s);
+        Xt.push_back(embed(n, ids.narrow(0, s, b)));
+        Xs.push_back(Xt.back().clone());
+        M.push_back(mask.narrow(0, s, b));
+    }
+    const size_t nb = Xt.size();
+    for (size_t li = 0; li < nl; li++) {
+        const bert_layer &ly = n.layers[li];
+        const int64_t kh = hidx[li].numel(), kn = nidx[li].numel();
+        /* the heads: layer 0's input is the dense model's, and its heads stay (Kwon's code) */
+        if (li != 0 && kh > 0) {
+            at::Tensor ATA = at::zeros({kh + 1, kh + 1}, cpu64), ATB = at::zeros({kh + 1}, cpu64);
+            at::Tensor Wo = ly.attn_out.w.view({-1, ly.heads, hs}).index_select(1, hidx[li]);
+            for (size_t k = 0; k < nb; k++) {
+                const int64_t b = M[k].size(0);
+                at::Tensor am = extended_mask(M[k], Xt[k].scalar_type()), r = rows_of(M[k], false);
+                at::Tensor teacher = attn_half(n, ly, b, L, Xt[k], am, nullptr);
+                at::Tensor ctx = attention(ly, hs, b, L, Xs[k], am, &hm[li]);
+                at::Tensor B = (teacher - ly.attn_out.b - Xs[k]).index_select(0, r).to(at::kFloat);
+                at::Tensor c = ctx.index_select(0, r).view({-1, ly.heads, hs}).index_select(1, hidx[li]);
+                /* each kept head's share of the output, [kh, tokens * H] */
+                at::Tensor O = at::einsum("tkd,hkd->kth", {c, Wo}).reshape({kh, -1}).to(at::kFloat);
+                ATA.narrow(0, 0, kh).narrow(1, 0, kh) += at::matmul(O, O.t()).to(at::kDouble).cpu();
+                at::Tensor os = O.sum(1).to(at::kDouble).cpu();
+                ATA.narrow(0, 0, kh).select(1, kh) += os;
+                ATA.select(0, kh).narrow(0, 0, kh) += os;
+                ATA[kh][kh] += (double)O.size(1);
+                ATB.narrow(0, 0, kh) += at::mv(O, B.reshape({-1})).to(at::kDouble).cpu();
+                ATB[kh] += B.sum().to(at::kDouble).cpu();
+            }
+            at::Tensor x;
+            bool ok = solve_normal(ATA, ATB, x);
+            x = x.narrow(0, 0, kh); /* the last unknown is the intercept, not kept */
+            if (!ok || x.abs().max().item<double>() > 10) {
+                set_stop(stop, li, 0, ok, x);
+                break;
+            }
+            hm[li].index_copy_(0, hidx[li], (hm[li].index_select(0, hidx[li]).to(at::kDouble) *
+                                             x.to(hm[li].device())).to(hm[li].scalar_type()));
+        }
+        /* the neurons: on the last layer only the first token counts (a classifier reads it) */
+        if (kn > 0) {
+            const bool cls = li + 1 == nl;
+            at::Tensor Wk = ly.out.w.index_select(1, nidx[li]).to(at::kFloat);
+            at::Tensor G = at::matmul(Wk.t(), Wk);
+            at::Tensor ATA = at::zeros({kn, kn}, cpu64), ATB = at::zeros({kn}, cpu64);
+            for (size_t k = 0; k < nb; k++) {
+                const int64_t b = M[k].size(0);
+                at::Tensor am = extended_mask(M[k], Xt[k].scalar_type()), r = rows_of(M[k], cls);
+                at::Tensor at_ = layer_norm(attn_half(n, ly, b, L, Xt[k], am, nullptr), ly.attn_ln, eps);
+                at::Tensor teacher = ffn_half(n, ly, at_, nullptr);
+                at::Tensor as = layer_norm(attn_half(n, ly, b, L, Xs[k], am, &hm[li]), ly.attn_ln, eps);
+                at::Tensor act = linear_act(as, ly.inter, &n.cfg.hidden_act);
+                at::Tensor B = (teacher - ly.out.b - as).index_select(0, r).to(at::kFloat);
+                at::Tensor A = act.index_select(0, r).index_select(1, nidx[li]).to(at::kFloat);
+                ATA += (G * at::matmul(A.t(), A)).to(at::kDouble).cpu();
+                ATB += (at::matmul(B, Wk) * A).sum(0).to(at::kDouble).cpu();
+            }
+            at::Tensor x;
+            bool ok = solve_normal(ATA, ATB, x);
+            if (!ok || x.abs().max().item<double>() > 10) {
+                set_stop(stop, li, 1, ok, x);
+                break;
+            }
+            nm[li].index_copy_(0, nidx[li], (nm[li].index_select(0, nidx[li]).to(at::kDouble) *
+                                             x.to(nm[li].device())).to(nm[li].scalar_type()));
+        }
+        stop->layers = (int)li + 1;
+        for (size_t k = 0; li + 1 < nl && k < nb; k++) { /* the next layer's inputs */
+            const int64_t b = M[k].size(0);
+            at::Tensor am = extended_mask(M[k], Xt[k].scalar_type());
+            Xt[k] = layer_forward(n, ly, b, L, Xt[k], am, nullptr, nullptr);
+            Xs[k] = layer_forward(n, ly, b, L, Xs[k], am, &hm[li], &nm[li]);
+        }
+        if (progress && progress(ud, (double)(li + 1) / (double)nl)) return ERR_CANCELLED;
+    }
+    size_t h = 0, f = 0;
+    for (size_t li = 0; li < nl; li++) {
+        at::Tensor th = hm[li].to(at::kFloat).cpu().contiguous(), tn = nm[li].to(at::kFloat).cpu().contiguous();
+        if (th.numel()) memcpy(head_scale + h, th.data_ptr<float>(), (size_t)th.numel() * sizeof(float));
+        if (tn.numel()) memcpy(neuron_scale + f, tn.data_ptr<float>(), (size_t)tn.numel() * sizeof(float));
         h += (size_t)th.numel();
         f += (size_t)tn.numel();
     }
     return 0;
+}
+
+int bert_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale, char *err,
+               size_t errlen)
+{
+    at::NoGradGuard no_grad;
+    const bert_net &n = *m->net;
+    std::map<std::string, at::Tensor> repl;
+    size_t h = 0, f = 0;
+    for (size_t li = 0; li < n.layers.size(); li++) {
+        const bert_layer &ly = n.layers[li];
+        const std::string l = n.prefix + "encoder.layer." + std::to_string(li) + ".";
+        auto scaled = [&](const at::Tensor &w, const float *s, int64_t k, int64_t rep) {
+            at::Tensor v = at::from_blob(const_cast<float *>(s), {k}, at::kFloat).clone();
+            v = v.to(w.device()).repeat_interleave(rep);
+            return (w.to(at::kFloat) * v.view({1, -1})).to(w.scalar_type()).contiguous();
+        };
+        auto ones = [](const float *s, int64_t k) {
+            return std::all_of(s, s + k, [](float x) { return x == 1.0f; });
+        };
+        if (ly.heads && !ones(head_scale + h, ly.heads))
+            repl[l + "attention.output.dense.weight"] =
+                scaled(ly.attn_out.w, head_scale + h, ly.heads, n.head_size);
+        if (ly.ffn && !ones(neuron_scale + f, ly.ffn))
+            repl[l + "output.dense.weight"] = scaled(ly.out.w, neuron_scale + f, ly.ffn, 1);
+        h += (size_t)ly.heads;
+        f += (size_t)ly.ffn;
+    }
+    return replace_and_bind(m, repl, err, errlen);
 }
 
 } /* namespace ts */

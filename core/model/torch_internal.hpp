@@ -264,15 +264,44 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons);
  * smaller tensors and the net is bound again. */
 int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                 char *err, size_t errlen);
-/* Fisher importance: per calibration batch of ids / mask (int64 [N, L] on
- * the net's device) the squared gradient of the cross-entropy loss (against
- * labels, int64 [N], or the model's own predictions when undefined) with
- * respect to a mask of ones on every head and neuron, summed over batches;
- * laid out as bert_magnitude's.  progress(ud, done) after each batch stops
+/* Importance from gradients, per calibration batch of ids / mask (int64
+ * [N, L] on the net's device), of the cross-entropy loss (mean over the
+ * batch) against labels (int64 [N], or the model's own predictions when
+ * undefined):
+ *   fisher: the squared gradient with respect to a mask of ones on every
+ *           head's context and every neuron's activation, summed over the
+ *           batches (Kwon et al. 2022);
+ *   taylor: |sum over a head's Q, K, V rows and attention.output.dense
+ *           columns (a neuron's intermediate.dense row and output.dense
+ *           column) of gradient x weight|, the gradient summed over the
+ *           batches (TextPruner's first-order Taylor).
+ * Laid out as bert_magnitude's.  progress(ud, done) after each batch stops
  * the pass (ERR_CANCELLED) when it returns non-zero.  Returns 0. */
-int bert_fisher(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask,
-                const at::Tensor &labels, int64_t batch, float *heads, float *neurons,
-                int (*progress)(void *ud, double done), void *ud);
+enum bert_importance { BERT_IMPORTANCE_FISHER, BERT_IMPORTANCE_TAYLOR };
+int bert_importance(const bert_net &net, enum bert_importance kind, const at::Tensor &ids,
+                    const at::Tensor &mask, const at::Tensor &labels, int64_t batch, float *heads,
+                    float *neurons, int (*progress)(void *ud, double done), void *ud);
+/* Where bert_rescale stopped: layers done; layer -1 when it did not stop,
+ * else the layer, part 0 heads / 1 neurons, reason 1 (no finite solution)
+ * or 2 (a factor beyond +-10, largest |factor| in max_abs). */
+struct bert_rescale_stop {
+    int layer, part, reason;
+    double max_abs;
+    int layers;
+};
+/* Kwon et al.'s layer-wise mask tuning: the factors of the kept heads and
+ * neurons (keep bytes laid out as bert_magnitude's) that make each layer's
+ * output, by least squares over the calibration rows' tokens, closest to
+ * the dense model's; into head_scale / neuron_scale (0 where removed).  See
+ * docs/models.md.  ERR_CANCELLED when progress says so. */
+int bert_rescale(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask, int64_t batch,
+                 const uint8_t *heads_keep, const uint8_t *neurons_keep, float *head_scale,
+                 float *neuron_scale, struct bert_rescale_stop *stop,
+                 int (*progress)(void *ud, double done), void *ud);
+/* Multiplies each head's attention.output.dense columns and each neuron's
+ * output.dense column by its factor (the net's own heads and neurons). */
+int bert_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale, char *err,
+               size_t errlen);
 
 /* ---- model/torch_save.cpp ---- */
 /* Reads a torch.save zip holding a dict of name -> tensor (a state_dict) with
