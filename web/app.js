@@ -825,6 +825,12 @@
     if (st.importance) parts.push('importance: ' + st.importance);
     if (isNum(st.seq_len)) parts.push('MACs counted at ' + st.seq_len + ' tokens');
     parts.push(layers.filter((l) => l.selected !== false).length + ' of ' + layers.length + ' layers selected');
+    const rs = st.rescale && typeof st.rescale === 'object' ? st.rescale : null;
+    if (rs && isNum(rs.layers)) {
+      const stop = rs.stopped && typeof rs.stopped === 'object' ? rs.stopped : null;
+      parts.push('rescaled ' + rs.layers + ' of ' + layers.length + ' layers' +
+        (stop ? ' (stopped at layer ' + stop.layer + "'s " + stop.at + ': ' + stop.reason + ')' : ''));
+    }
     setText($('#job-structured-summary'), parts.join(' · '));
 
     const tb = $('#job-structured-totals tbody');
@@ -902,19 +908,24 @@
     if (!points.length) tb.append(el('tr', null, el('td', { colspan: '5', class: 'muted', text: 'no points measured' })));
   }
 
-  /* Accuracy and macro F1 before and after, in percent; the change in points. */
+  /* Accuracy and macro F1 before and after, in percent; the change in points.  With
+   * rescale, also the smaller model before its factors (metrics.after_mask). */
   function renderAccuracyChange(m) {
     const tb = $('#job-accuracy-change tbody');
     clear(tb);
     const before = m.before || null;
-    const after = m.after || null;
-    for (const [key, label] of [['accuracy', 'accuracy'], ['macro_f1', 'macro F1']]) {
-      const b = before ? before[key] : null;
-      const a = after ? after[key] : null;
-      if (!isNum(b) && !isNum(a)) continue;
-      const d = isNum(a) && isNum(b) ? (a - b) * 100 : null;
-      tb.append(el('tr', { 'data-metric': key }, el('th', { text: label }), el('td', { text: pct(b, 2) }), el('td', { text: pct(a, 2) }),
-        el('td', { class: 'num delta ' + (!isNum(d) || Math.abs(d) < 0.005 ? '' : d > 0 ? 'up' : 'down'), text: isNum(d) ? signed(d, 2) + ' pt' : '' })));
+    const rows = [['after', '', ''], ['after_mask', '_after_mask', ', before rescale']];
+    for (const [when, suffix, note] of rows) {
+      const after = m[when] || null;
+      if (when === 'after_mask' && !after) continue;
+      for (const [key, label] of [['accuracy', 'accuracy'], ['macro_f1', 'macro F1']]) {
+        const b = before ? before[key] : null;
+        const a = after ? after[key] : null;
+        if (!isNum(b) && !isNum(a)) continue;
+        const d = isNum(a) && isNum(b) ? (a - b) * 100 : null;
+        tb.append(el('tr', { 'data-metric': key + suffix }, el('th', { text: label + note }), el('td', { text: pct(b, 2) }), el('td', { text: pct(a, 2) }),
+          el('td', { class: 'num delta ' + (!isNum(d) || Math.abs(d) < 0.005 ? '' : d > 0 ? 'up' : 'down'), text: isNum(d) ? signed(d, 2) + ' pt' : '' })));
+      }
     }
     if (!tb.firstChild) tb.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: 'no evaluation was asked for' })));
   }

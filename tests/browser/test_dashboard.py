@@ -481,7 +481,12 @@ def structured_fixture(latency):
                        {"batch": 8, "seq_len": 128, "dense_ms": {"p50": 12.125, "p90": 13.0},
                         "pruned_ms": {"p50": 7.25, "p90": 7.875}, "speedup": 12.125 / 7.25}]}
         res["metrics"] = {"before": {"accuracy": 0.84375, "macro_f1": 0.8433394383394385},
-                          "after": {"accuracy": 0.796875, "macro_f1": 0.81504218004218}}
+                          "after": {"accuracy": 0.796875, "macro_f1": 0.81504218004218},
+                          "after_mask": {"accuracy": 0.7265625, "macro_f1": 0.7011204481792717}}
+        st["importance"] = "fisher"
+        st["rescale"] = {"layers": 3, "stopped": {"layer": 3, "at": "neurons", "reason": "a factor beyond 10 in size",
+                                                  "max_abs_factor": 11.5},
+                         "heads": {"min": 0.9, "max": 1.1}, "neurons": {"min": -0.5, "max": 4.25}}
     return res
 
 
@@ -541,6 +546,14 @@ def check_structured_page(page, res, what):
     summary = page.text_content("#job-structured-summary") or ""
     check(f"importance: {st['importance']}" in summary and f"at {st['seq_len']} tokens" in summary,
           f"{what}: the summary names the importance and the tokens MACs are counted at", summary)
+    rs = st.get("rescale")
+    if rs:
+        want = f"rescaled {rs['layers']} of {len(st['layers'])} layers"
+        if rs.get("stopped"):
+            want += f" (stopped at layer {rs['stopped']['layer']}'s {rs['stopped']['at']}: {rs['stopped']['reason']})"
+        check(want in summary, f"{what}: the summary says how far rescale got", (summary, want))
+    else:
+        check("rescaled" not in summary, f"{what}: no rescale: the summary says none", summary)
 
     lat = st.get("latency")
     lrows = page.locator("#job-latency tbody tr[data-batch]").evaluate_all(
@@ -564,9 +577,12 @@ def check_structured_page(page, res, what):
         "(rs) => rs.map((r) => ({ key: r.dataset.metric, cells: Array.from(r.querySelectorAll('td'), (c) => c.textContent) }))")}
     if m.get("before") and m.get("after"):
         want_acc = {}
-        for k in ("accuracy", "macro_f1"):
-            b, a = m["before"][k], m["after"][k]
-            want_acc[k] = [js_pct(b, 2), js_pct(a, 2), signed((a - b) * 100, 2) + " pt"]
+        for when, suffix in (("after", ""), ("after_mask", "_after_mask")):
+            for k in ("accuracy", "macro_f1"):
+                if when not in m:
+                    continue
+                b, a = m["before"][k], m[when][k]
+                want_acc[k + suffix] = [js_pct(b, 2), js_pct(a, 2), signed((a - b) * 100, 2) + " pt"]
         check(acc == want_acc, f"{what}: accuracy and macro F1 before -> after, the change in points",
               {"page": acc, "result.json": want_acc})
     else:
@@ -643,6 +659,9 @@ def test_structured_job(page, d, model_path, seed_id, shots):
             pass
         elif check(isinstance(res, dict) and isinstance(res.get("structured"), dict),
                    "the structured job's result.json has a structured object", res):
+            stages = [s["stage"] for s in done.get("stages") or []]
+            check(stages == ["loading", "evaluating_before", "importance", "pruning", "evaluating_after", "saving"],
+                  "a structured job's stages: importance is its own, between the evaluation and pruning", stages)
             lat = res["structured"].get("latency")
             print("structured job: result.structured.latency is "
                   + (f"present ({len(lat.get('points') or [])} points)" if lat is not None else "absent"), flush=True)
