@@ -15,13 +15,13 @@ process), so the ratio is measured in one run.  Two jobs: 50% of heads and
 p50 / p90 of each, the speed-up of p50, and what was kept.
 
 --accuracy: instead, the shared model's weights as a torch.save state_dict
-plus its config.json, and one job each for target.macs 0.8, 0.6, 0.4 and
-heads 0.5 + neurons 0.5, with magnitude and again with fisher (calibration:
-the first 2,048 titles of train.txt, batch 32, the file's labels),
-evaluated on the 10,000 dev titles
-before and after; prints what was kept, accuracy and macro-F1 before ->
-after, the latency speed-up at batch 8 x eval max_length, and each job's
-wall time.
+plus its config.json, and one job for each target.macs 0.8, 0.6, 0.4, each
+importance (magnitude, taylor, fisher) and rescale off and on (18 jobs;
+calibration: the first 2,048 titles of train.txt, batch 32, the file's
+labels), evaluated on the 10,000 dev titles before and after; prints what
+was kept, accuracy and macro-F1 before -> after (and after_mask, the smaller
+model before its rescale factors), the latency speed-up at batch 8 x eval
+max_length, the importance and rescale seconds and each job's wall time.
 """
 import argparse
 import json
@@ -50,10 +50,15 @@ def accuracy(a, tmp):
                 os.path.join(tmp, "config.json"))
     ev = {"data": os.path.join(data, "thucnews", "dev.txt"), "classes": os.path.join(data, "thucnews", "class.txt"),
           "vocab": os.path.join(data, "vocab", "bert-base-chinese-vocab.txt")}
-    cal = {"importance": "fisher", "calibration": {"data": os.path.join(data, "thucnews", "train.txt")}}
-    jobs = [(f"target.macs {m}", {"target": {"macs": m}}) for m in (0.8, 0.6, 0.4)]
-    jobs += [("heads 0.5 + neurons 0.5", {"heads": 0.5, "neurons": 0.5})]
-    jobs += [(f"fisher, {n}", dict(st, **cal)) for n, st in jobs]
+    cal = {"data": os.path.join(data, "thucnews", "train.txt")}
+    jobs = []
+    for m in (0.8, 0.6, 0.4):
+        for imp in ("magnitude", "taylor", "fisher"):
+            for rescale in (False, True):
+                st = {"target": {"macs": m}, "importance": imp, "rescale": rescale}
+                if imp != "magnitude" or rescale:
+                    st["calibration"] = cal
+                jobs.append((f"macs {m}, {imp}{', rescale' if rescale else ''}", st))
     for name, st in jobs:
         job = {"model": "bert20250521.pt", "targets": ["bert.encoder.layer.*"], "method": "structured",
                "structured": st, "eval": ev, "outputs": ["state_dict"], "device": "cpu"}
@@ -67,12 +72,16 @@ def accuracy(a, tmp):
         r = json.load(open(os.path.join(out, "result.json")))
         s, m = r["structured"], r["metrics"]
         ups = ", ".join("%.2fx" % p["speedup"] for p in s["latency"]["points"])
-        imp_s = r["timings"]["prune_s"] - r["timings"].get("latency_s", 0)
-        print(f"{name}: importance + choice + shrink {imp_s:.1f} s; heads {s['heads']['after']}/{s['heads']['before']}, neurons {s['neurons']['after']}/"
-              f"{s['neurons']['before']}, encoder MACs kept {s['encoder_macs']['kept']:.3f} at {s['seq_len']} tokens; "
+        tm = r["timings"]
+        mask = ""
+        if "after_mask" in m:
+            mask = f" (after_mask {m['after_mask']['accuracy']:.4f} / {m['after_mask']['macro_f1']:.4f})"
+        print(f"{name}: heads {s['heads']['after']}/{s['heads']['before']}, neurons {s['neurons']['after']}/"
+              f"{s['neurons']['before']}, MACs kept {s['encoder_macs']['kept']:.3f} at {s['seq_len']} tokens; "
               f"accuracy {m['before']['accuracy']:.4f} -> {m['after']['accuracy']:.4f}, macro-F1 "
-              f"{m['before']['macro_f1']:.4f} -> {m['after']['macro_f1']:.4f}; speed-up "
-              f"{ups}; job {wall:.0f} s", flush=True)
+              f"{m['before']['macro_f1']:.4f} -> {m['after']['macro_f1']:.4f}{mask}; speed-up {ups}; "
+              f"importance {tm['importance_s']:.1f} s, rescale {tm.get('rescale_s', 0):.1f} s; job {wall:.0f} s",
+              flush=True)
 
 
 def main():
@@ -106,11 +115,12 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             subprocess.run([a.prunerd, "run", path, "--out-dir", out, "--threads", str(a.threads), "--quiet"],
                            check=True)
-            r = json.load(open(os.path.join(out, "result.json")))["structured"]
+            res = json.load(open(os.path.join(out, "result.json")))
+            r, tm = res["structured"], res["timings"]
             pt = r["latency"]["points"][0]
             d, p = pt["dense_ms"], pt["pruned_ms"]
-            imp_s = r["timings"]["prune_s"] - r["timings"].get("latency_s", 0)
-        print(f"{name}: importance + choice + shrink {imp_s:.1f} s; heads {r['heads']['after']}/{r['heads']['before']}, neurons "
+            imp_s = tm["importance_s"] + tm["prune_s"] - tm.get("latency_s", 0)
+            print(f"{name}: importance + choice + shrink {imp_s:.1f} s; heads {r['heads']['after']}/{r['heads']['before']}, neurons "
                   f"{r['neurons']['after']}/{r['neurons']['before']}, parameters kept {r['parameters']['kept']:.3f}, "
                   f"encoder MACs kept {r['encoder_macs']['kept']:.3f}; batch {pt['batch']} x {pt['seq_len']} tokens, "
                   f"{r['latency']['threads']} threads: dense p50 {d['p50']:.1f} ms (p90 {d['p90']:.1f}), pruned p50 "
