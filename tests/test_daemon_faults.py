@@ -6,7 +6,8 @@ kill -9 during evaluation: the job comes back with attempts + 1 and succeeds,
 the jobs queued behind it are all still there and succeed, and SQLite's
 integrity_check is ok.  A full disk (RLIMIT_FSIZE below the checkpoint's
 size) while saving: the job fails with the reason, leaves no partial
-artifact, and the daemon and the next job carry on.
+artifact, and the daemon and the next job carry on.  A structured fisher
+job cancelled in its importance stage stops between calibration batches.
 """
 import os
 import resource
@@ -113,6 +114,46 @@ def test_disk_full(tmp, roots, tiny_model):
         check(rc == 0, "exits 0 after the failures", rc)
 
 
+def test_cancel_in_importance(tmp, roots, native):
+    """A structured fisher job cancelled in its importance stage stops at the next calibration
+    batch, not at the end of the pass: the stage's progress moves batch by batch first."""
+    d = Daemon(tmp, roots, name="cancel-importance")
+    data = os.path.join(td.SHARED, "data")
+    try:
+        req = {"name": "cancelled in importance", "model": native, "targets": ["bert.encoder.layer.*"],
+               "method": "structured", "outputs": ["state_dict"],
+               "structured": {"target": {"macs": 0.6}, "importance": "fisher",
+                              "calibration": {"data": os.path.join(data, "thucnews", "train.txt"),
+                                              "samples": 20000, "batch_size": 8}},
+               "eval": {"data": os.path.join(data, "thucnews", "dev.txt"),
+                        "vocab": os.path.join(data, "vocab", "bert-base-chinese-vocab.txt"),
+                        "classes": os.path.join(data, "thucnews", "class.txt"), "limit": 16}}
+        st, _, j = d.json("POST", "/v1/jobs", req)
+        check(st == 201, "the structured fisher job is accepted", (st, j))
+        seen, body, deadline = [], None, time.time() + 120
+        while time.time() < deadline and len(set(seen)) < 3:
+            st, _, body = d.json("GET", f"/v1/jobs/{j['id']}")
+            if body.get("status") != "running" and body.get("status") != "queued":
+                break
+            if body.get("stage") == "importance":
+                seen.append(body["progress"])
+            time.sleep(0.05)
+        check(len(set(seen)) >= 3 and seen == sorted(seen),
+              "the importance stage's progress moves with the calibration batches", seen[-5:])
+        t0 = time.time()
+        st, _, _ = d.json("POST", f"/v1/jobs/{j['id']}/cancel")
+        done = wait_status(d, j["id"], ("succeeded", "failed", "cancelled"), timeout=120)
+        took = time.time() - t0
+        check(done and done["status"] == "cancelled", "the job is cancelled", done and done["status"])
+        stages = [x["stage"] for x in (done or {}).get("stages") or []]
+        check(stages[-1:] == ["importance"], "it stopped in the importance stage", stages)
+        # 20,000 calibration titles take minutes; one batch of 8 a fraction of a second
+        check(took < 15, f"the cancel took effect between batches ({took:.1f} s)", took)
+        print(f"  cancel in the importance stage: cancelled {took:.2f} s after the request")
+    finally:
+        d.stop()
+
+
 def main():
     if not td.BIN or not os.access(td.BIN, os.X_OK) or not os.path.isfile(
             os.path.join(td.SHARED, "models", td.MODEL_NAME)):
@@ -127,12 +168,21 @@ def main():
                       capture_output=True).returncode != 0:
         print("FAIL could not make a model with " + sys.executable + " (torch)\n0 passed, 1 failed")
         return 1
+    # the shared model's weights as a state_dict plus config.json: method structured reads those
+    import torch
+    native = os.path.join(tiny, "native", "bert.pt")
+    os.makedirs(os.path.dirname(native))
+    torch.save({k: v.float() for k, v in torch.jit.load(os.path.join(td.SHARED, "models", td.MODEL_NAME))
+                .state_dict().items()}, native)
+    shutil.copy(os.path.join(td.SHARED, "models", "thucnews-bert-l4-h256.config.json"),
+                os.path.join(tiny, "native", "config.json"))
     roots = ["--model-root", os.path.join(td.SHARED, "models"), "--model-root", tiny,
              "--data-root", os.path.join(td.SHARED, "data")]
     try:
         test_one_daemon_per_data_dir(tmp, roots)
         test_kill_during_eval(tmp, roots)
         test_disk_full(tmp, roots, os.path.join(tiny, "tiny.pt"))
+        test_cancel_in_importance(tmp, roots, native)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"test_daemon_faults: {td.passed} passed, {td.failed} failed")
