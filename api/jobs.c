@@ -111,14 +111,29 @@ out:
     return o;
 }
 
-/* Loads the job named by the {id} capture, or replies 400/404/500 and returns nonzero. */
+/* The key of a JSON_REJECT_DUPLICATES error ("duplicate object key near
+ * '"amount"'"), unquoted, into key; 0 for any other error. */
+static int duplicate_key_of(const json_error_t *e, char *key, size_t n)
+{
+    const char *near = strstr(e->text, "near '\"");
+    size_t len;
+    if (json_error_code(e) != json_error_duplicate_key || !near) return 0;
+    near += 7;
+    len = strlen(near);
+    if (len < 2 || strcmp(near + len - 2, "\"'")) return 0;
+    snprintf(key, n, "%.*s", (int)(len - 2), near);
+    return 1;
+}
+
+/* Loads the job named by the {id} capture, or replies 404/500 and returns
+ * nonzero: an id that is no UUID names no job either, so it is 404 too. */
 static int get_job_or_reply(struct api_request *rq, struct api_response *rs, struct job_row *row)
 {
     char err[256];
     const char *id = rq->params[0];
     memset(row, 0, sizeof *row);
     if (!api_valid_job_id(id)) {
-        api_reply_error(rs, 400, "invalid_field", "id", "'%s' is not a job id (a UUID)", id);
+        api_reply_error(rs, 404, "not_found", NULL, "no job '%s' (job ids are UUIDs)", id);
         return -1;
     }
     int rc = queue_get(rq->q, id, row, err, sizeof err);
@@ -171,9 +186,16 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 400, "invalid_field", "body", "a JSON job request is required");
         goto out;
     }
-    if (!(in = json_loadb(rq->body, rq->body_len, 0, &jerr))) {
-        api_reply_error(rs, 400, "invalid_json", "body", "line %d column %d: %s", jerr.line,
-                        jerr.column, jerr.text);
+    if (!(in = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr))) {
+        char key[128];
+        if (duplicate_key_of(&jerr, key, sizeof key))
+            api_reply_error(rs, 400, "duplicate_key", key,
+                            "the key '%s' appears twice (line %d column %d): send each key once; "
+                            "parsers disagree on which value wins",
+                            key, jerr.line, jerr.column);
+        else
+            api_reply_error(rs, 400, "invalid_json", "body", "line %d column %d: %s", jerr.line,
+                            jerr.column, jerr.text);
         goto out;
     }
     if ((rc = job_request_normalize(in, &req, &spec, &fe))) {

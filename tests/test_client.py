@@ -148,7 +148,7 @@ def test_basics(d):
            status=403, code="forbidden")
     raises(lambda: c.job("00000000-0000-4000-8000-000000000000"), "unknown job", status=404,
            code="not_found")
-    raises(lambda: c.job("nope"), "not a job id", status=400, field="id")
+    raises(lambda: c.job("nope"), "an id that names no job", status=404, code="not_found")
     try:
         Client("ftp://x")
         check(False, "a non-http url is refused")

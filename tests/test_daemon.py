@@ -216,8 +216,22 @@ def test_errors(d, tmp):
     check_error(st, b, 400, "unknown tokenizer", field="eval.tokenizer")
     check("bert_legacy" in error_of(b).get("message", ""), "the message lists the tokenizers",
           error_of(b))
-    st, _, b = d.json("GET", "/v1/jobs/not-a-uuid")
-    check_error(st, b, 400, "bad job id", field="id")
+    for method, path in (("GET", "/v1/jobs/not-a-uuid"), ("GET", "/v1/jobs/does-not-exist/result"),
+                         ("POST", "/v1/jobs/does-not-exist/cancel"), ("DELETE", "/v1/jobs/x"),
+                         ("GET", "/v1/jobs/" + "9" * 36), ("GET", "/v1/jobs/%2e%2e/checkpoint"),
+                         ("GET", "/v1/jobs/00000000-0000-4000-8000-000000000000")):
+        st, _, b = d.json(method, path)
+        check_error(st, b, 404, f"{method} {path}: an id that names no job")
+    st, _, listed = d.json("GET", "/v1/jobs?limit=100")
+    before = len(listed["jobs"])
+    for body, key in ((b'{"model": "m", "amount": 0.3, "amount": 5}', "amount"),
+                      (b'{"model": "m", "eval": {"limit": 1, "limit": 2}}', "limit")):
+        st, _, b = d.req("POST", "/v1/jobs", raw=body, headers={"Content-Type": "application/json"})
+        b = json.loads(b) if b else None
+        check_error(st, b, 400, f"a duplicate key {key!r}", field=key)
+        check(error_of(b).get("code") == "duplicate_key", "the code is duplicate_key", error_of(b))
+    st, _, listed = d.json("GET", "/v1/jobs?limit=100")
+    check(len(listed["jobs"]) == before, "nothing was queued by the duplicate keys", len(listed["jobs"]))
     st, _, b = d.json("GET", "/v1/jobs?limit=0")
     check_error(st, b, 400, "limit 0", field="limit")
     st, _, b = d.json("GET", "/v1/jobs?status=sleeping")
