@@ -14,6 +14,7 @@
 #include "committer.h"
 #include "err.h"
 #include "job.h"
+#include "json_text.h"
 #include "queue.h"
 #include "range.h"
 #include "roots.h"
@@ -221,7 +222,7 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                         fe.message);
         goto out;
     }
-    if (!(text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+    if (!(text = json_text_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         api_reply_error(rs, 500, "internal", NULL, "cannot serialise the request");
         goto out;
     }

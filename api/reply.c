@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "json_text.h"
 #include "queue.h"
 
 void api_response_init(struct api_response *rs)
@@ -39,7 +40,7 @@ void api_header(struct api_response *rs, const char *name, const char *fmt, ...)
 
 void api_reply_json(struct api_response *rs, int status, json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *s = body ? json_text_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
     free(rs->body);
     rs->body = NULL;

@@ -14,6 +14,7 @@
 #include "eval.h"
 #include "checkpoint.h"
 #include "fsutil.h"
+#include "json_text.h"
 #include "prune.h"
 #include "queue.h"
 #include "sparsity.h"
@@ -1036,7 +1037,7 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     json_object_set(r->result, "timings", r->timings);
     if ((rc = provenance(r, err, errlen))) return rc;
     if (o->result) {
-        char *text = json_dumps(r->result, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        char *text = json_text_dumps(r->result, JSON_INDENT(2));
         if (!text) return err_set(err, errlen, ERR_NOMEM, "result: out of memory");
         rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
         free(text);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_text.h"
 #include "prune.h"
 #include "tokenizer.h"
 
@@ -152,11 +153,12 @@ static int get_amount(const json_t *in, const struct prune_method *pm, json_t *o
                        : json_is_integer(v)   ? "count"
                                               : "fraction";
     double x = json_number_value(v);
+    char shown[32];
     if (!strcmp(kind, "count")) {
         if (!isfinite(x) || x != floor(x) || fabs(x) > 9007199254740992.0)
-            return bad(fe, "amount", "amount=%g should either be a float in the range [0, 1] or a "
+            return bad(fe, "amount", "amount=%s should either be a float in the range [0, 1] or a "
                                      "non-negative integer (amount_kind \"count\" needs a whole number)",
-                       x);
+                       json_text_real(x, shown, sizeof shown));
         a.is_count = 1;
         a.count = (int64_t)x;
     } else {

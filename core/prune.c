@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_text.h"
 
 /*
  * DESIGN
@@ -707,8 +708,10 @@ static int structured(struct prune_target *targets, size_t nt, const struct prun
 
     if (!cs) return err_set(err, errlen, ERR_NOMEM, "out of memory for channels");
     if (p->method == PRUNE_LN_STRUCTURED && !(p->n > 0.0 || p->n == -INFINITY)) {
+        char shown[32];
         rc = err_set(err, errlen, ERR_INVALID,
-                     "ln_structured: n must be a positive number, inf, -inf or fro (got %g)", p->n);
+                     "ln_structured: n must be a positive number, inf, -inf or fro (got %s)",
+                     json_text_real(p->n, shown, sizeof shown));
         goto out;
     }
     /* Everything checked and measured before the first write. */
@@ -958,9 +961,11 @@ int prune_apply(struct prune_target *targets, size_t ntargets, const struct prun
     }
     switch (p->method) {
     case PRUNE_THRESHOLD:
-        if (!(p->threshold >= 0.0))
-            return err_set(err, errlen, ERR_INVALID,
-                           "threshold must be a non-negative number (got %g)", p->threshold);
+        if (!(p->threshold >= 0.0)) {
+            char shown[32];
+            return err_set(err, errlen, ERR_INVALID, "threshold must be a non-negative number (got %s)",
+                           json_text_real(p->threshold, shown, sizeof shown));
+        }
         break;
     case PRUNE_CUSTOM_FROM_MASK:
         for (size_t i = 0; i < ntargets; i++)

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "inspect.h"
 #include "job.h"
+#include "json_text.h"
 #include "tokenizer.h"
 #include "torch_shim.h"
 
@@ -76,7 +77,7 @@ static int resolve_local(void *ud, const char *field, const char *path, char *ou
 static int write_json(const char *path, json_t *j)
 {
     char err[512];
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    char *text = json_text_dumps(j, JSON_INDENT(2));
     int rc = text ? fs_write_atomic(path, text, strlen(text), err, sizeof err) : ERR_NOMEM;
     free(text);
     if (rc) return fail(EXIT_RUN, "%s", rc == ERR_NOMEM ? "out of memory" : err);
@@ -105,8 +106,9 @@ int cli_inspect(int argc, char **argv)
                               sizeof err);
     if (!j) return fail(EXIT_USAGE, "%s", err);
     if (as_json) {
-        json_dumpf(j, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
+        char *text = json_text_dumps(j, JSON_INDENT(2));
+        if (text) puts(text);
+        free(text);
     } else {
         size_t i;
         json_t *t;

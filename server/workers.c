@@ -20,6 +20,7 @@
 #include "err.h"
 #include "fsutil.h"
 #include "job.h"
+#include "json_text.h"
 #include "log.h"
 #include "queue.h"
 #include "roots.h"
@@ -337,7 +338,7 @@ finish:
         goto out;
     }
     enum job_status st = !rc ? JOB_SUCCEEDED : rc == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
-    if (!rc) result_text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!rc) result_text = json_text_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
     int frc = finish(wk, q, row, st, result_text, rc ? err : NULL, qerr, sizeof qerr);
     /* Not recorded, and refused (or the lease keeper saw the job taken

@@ -326,7 +326,14 @@ def test_job_fields(d):
         q = job["request"]
         check(q["outputs"] is None and q["model_config"] is None and q["eval"]["lowercase"] is None
               and q["eval"]["vocab"].endswith("vocab.txt"), "unset fields stay null in the job's request", q)
+        # reals in their shortest form: 0.3, not 0.29999999999999999 (the 201 and the job view)
+        st, _, raw = d.req("GET", f"/v1/jobs/{job['id']}")
+        check(b'"amount":0.3,' in raw and b"0.2999999" not in raw,
+              "the job view prints amount as 0.3", raw[:300])
         d.json("POST", f"/v1/jobs/{job['id']}/cancel")
+    st, _, b = d.json("POST", "/v1/jobs", dict(seed_request(name="count"), amount=1.5, amount_kind="count"))
+    check_error(st, b, 400, "a count that is not whole", field="amount")
+    check("amount=1.5 " in error_of(b).get("message", ""), "the message quotes 1.5 as it was sent", error_of(b))
     r = seed_request(name="safetensors")
     r["outputs"] = ["safetensors"]
     st, _, b = d.json("POST", "/v1/jobs", r)

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "json_text.h"
 
 void bert_config_default(struct bert_config *c)
 {
@@ -239,7 +240,12 @@ int bert_config_write(const char *src, const struct bert_config *c, const char *
     json_object_set(o, "label2id", label2id);
     json_object_del(o, "num_labels"); /* id2label says it */
     if (shape) write_shape(o, c, shape);
-    if (json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))) {
+    char *text = json_text_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int bad = !f || fputs(text, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    free(text);
+    if (bad) {
         rc = err_set(err, errlen, ERR_IO, "%s: cannot write", path);
         goto out;
     }
