@@ -29,7 +29,17 @@
  * struct http_req is freed in the
  * MHD_OPTION_NOTIFY_COMPLETED callback, which also counts the request for
  * /metrics.
+ *
+ * A body over the limit is answered 413 with the JSON error, and the client
+ * hears it: with "Expect: 100-continue" the answer goes before the body is
+ * sent (no 100 Continue); otherwise up to DISCARD_MAX bytes are read and
+ * dropped first, so a client that writes its whole body before it reads
+ * (Python's http.client, curl without Expect) gets the 413 instead of a
+ * broken pipe.  Past DISCARD_MAX the answer goes at once and the connection
+ * closes.
  */
+
+#define DISCARD_MAX (64ull << 20)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -42,7 +52,8 @@ struct http_req {
     double start; /* monotonic seconds, for the latency */
     char *body;
     size_t len, cap;
-    int too_large;     /* a chunked body went over the limit: 413 once read */
+    int too_large;     /* the body is over the limit: discarded, 413 once read */
+    unsigned long long discarded; /* bytes of it dropped */
     int bad_type;      /* a body that is not JSON: discarded; 415 after auth */
     int status;        /* what was answered (0: nothing yet) */
     const char *route; /* static pattern, for /metrics */
@@ -141,10 +152,16 @@ static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connectio
     int has_body = len > 0 || (te && strcasestr(te, "chunked"));
 
     if (len > s->cfg.body_limit) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "the body of %llu bytes is over the limit of %zu bytes", len,
-                 s->cfg.body_limit);
-        return send_error(conn, r, 413, "payload_too_large", msg);
+        const char *expect =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if ((expect && !strcasecmp(expect, "100-continue")) || len > DISCARD_MAX) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the body of %llu bytes is over the limit of %zu bytes",
+                     len, s->cfg.body_limit);
+            return send_error(conn, r, 413, "payload_too_large", msg);
+        }
+        r->too_large = 1; /* read and dropped, then answered */
+        return MHD_YES;
     }
     if (has_body && !is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                               MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -152,15 +169,21 @@ static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connectio
     return MHD_YES;
 }
 
-static void take_body(struct http_server *s, struct http_req *r, const char *data, size_t size)
+/* Gathers the body; 0 once it has dropped more than DISCARD_MAX bytes of
+ * one that is over the limit (the connection is closed then). */
+static int take_body(struct http_server *s, struct http_req *r, const char *data, size_t size)
 {
-    if (r->too_large || r->bad_type) return; /* discarding */
+    if (r->too_large || r->bad_type) { /* discarding */
+        r->discarded += size;
+        return r->discarded <= DISCARD_MAX;
+    }
     if (r->len + size > s->cfg.body_limit) {
         r->too_large = 1;
+        r->discarded = r->len + size;
         free(r->body);
         r->body = NULL;
         r->len = r->cap = 0;
-        return;
+        return 1;
     }
     if (r->len + size + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;
@@ -169,7 +192,7 @@ static void take_body(struct http_server *s, struct http_req *r, const char *dat
         char *nb = realloc(r->body, cap);
         if (!nb) {
             r->too_large = 1; /* treat as over the limit rather than drop */
-            return;
+            return 1;
         }
         r->body = nb;
         r->cap = cap;
@@ -177,6 +200,7 @@ static void take_body(struct http_server *s, struct http_req *r, const char *dat
     memcpy(r->body + r->len, data, size);
     r->len += size;
     r->body[r->len] = '\0';
+    return 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -196,9 +220,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_first_call(s, conn, r);
     }
     if (*upload_data_size) {
-        take_body(s, r, upload_data, *upload_data_size);
+        int more = take_body(s, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return MHD_YES;
+        return more ? MHD_YES : MHD_NO;
     }
     if (r->too_large) {
         char msg[128];

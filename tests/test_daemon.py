@@ -273,12 +273,20 @@ def test_errors(d, tmp):
     st, h, b = d.json("GET", "/v1/jobs/00000000-0000-4000-8000-000000000000/cancel")
     check(st == 405 and h.get("Allow") == "POST", "GET cancel: 405 Allow POST", (st, h.get("Allow")))
 
-    # 413: Content-Length over the limit, answered before the body is sent
+    # 413: Content-Length over the limit with Expect: 100-continue, answered before the body is sent
     big = 2 * 1024 * 1024
     out = raw_http(d.port, (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            f"Content-Length: {big}\r\n\r\n").encode())
-    check(out.startswith(b"HTTP/1.1 413"), "413 on Content-Length before the body", out[:80])
+                            f"Content-Length: {big}\r\nExpect: 100-continue\r\n\r\n").encode())
+    check(out.startswith(b"HTTP/1.1 413"), "413 on Content-Length + Expect before the body", out[:80])
     check(b'"code":"payload_too_large"' in out, "413 body is a JSON error", out[-200:])
+    # without Expect the body is read and dropped first: urllib writes it all, then reads the 413
+    st, _, b = d.json("POST", "/v1/jobs", raw=b"x" * big, headers={"Content-Type": "application/json"})
+    check_error(st, b, 413, "a 2 MiB body written whole before reading")
+    # past 64 MiB nothing is read: the 413 goes at once, and the connection closes
+    out = raw_http(d.port, (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {100 << 20}\r\n\r\n").encode())
+    check(out.startswith(b"HTTP/1.1 413") and b'"code":"payload_too_large"' in out,
+          "413 at once for a declared 100 MiB body", out[:80])
     # 413: a chunked body that grows over the limit: read, discarded, then answered
     def chunks():
         for _ in range(40):
@@ -664,6 +672,7 @@ def test_limits(tmp, roots):
         big = {"model": MODEL_NAME, "name": "x" * 3000}
         st, _, b = d.json("POST", "/v1/jobs", big)
         check_error(st, b, 413, "configured body limit (2K)")
+        test_big_bodies(d)
     finally:
         d.stop()
     conf = "[limits]\nfree_space_factor = 1000000\n"
@@ -686,6 +695,44 @@ def test_limits(tmp, roots):
     check(parsed and all({"time", "level", "where", "message"} <= set(p) for p in parsed),
           "JSON log lines have time, level, where, message", parsed[:2])
     check(any(p.get("job") == j["id"] for p in parsed), "JSON log lines name the job", len(parsed))
+
+
+def test_big_bodies(d):
+    """3 MB bodies over the limit get a 413 with the JSON error, whichever way they are sent."""
+    import http.client
+    body = b'{"name": "' + b"x" * 3_000_000 + b'"}'
+    for what, chunked in (("the whole body written before reading (Content-Length)", False),
+                          ("a chunked body", True)):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        try:
+            if chunked:
+                c.request("POST", "/v1/jobs", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                          headers={"Content-Type": "application/json"}, encode_chunked=True)
+            else:
+                c.request("POST", "/v1/jobs", body=body, headers={"Content-Type": "application/json"})
+            resp = c.getresponse()
+            st, raw = resp.status, resp.read()
+        except OSError as e:
+            st, raw = None, repr(e).encode()
+        finally:
+            c.close()
+        b = json.loads(raw) if st else None
+        check_error(st, b, 413, f"3 MB, {what}")
+    # Expect: 100-continue: the 413 comes before the body is sent
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as sk:
+        sk.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 3000000\r\nExpect: 100-continue\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < 20:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 413") and b"payload_too_large" in rest,
+          "Expect: 100-continue over the limit: 413 before the body, with the JSON error", got[:300])
+    st, _, _ = d.req("GET", "/healthz")
+    check(st == 200, "the daemon answers after the big bodies", st)
 
 
 def test_sigterm_and_crash(tmp, roots):
