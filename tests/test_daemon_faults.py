@@ -8,6 +8,8 @@ integrity_check is ok.  A full disk (RLIMIT_FSIZE below the checkpoint's
 size) while saving: the job fails with the reason, leaves no partial
 artifact, and the daemon and the next job carry on.  A structured fisher
 job cancelled in its importance stage stops between calibration batches.
+The retention sweep deletes an old job's files and keeps its row; SIGTERM
+with a short --stop-timeout leaves a job mid-batch, queued again.
 """
 import os
 import resource
@@ -154,6 +156,75 @@ def test_cancel_in_importance(tmp, roots, native):
         d.stop()
 
 
+def test_retention(tmp, roots, tiny_model):
+    """The retention sweep at start-up deletes the files of a job finished over retention_days
+    ago (the row stays, files_deleted, its checkpoint 410) and leaves a newer job's alone."""
+    data = os.path.join(tmp, "var-retention")
+    req = {"model": tiny_model, "targets": ["fc"], "method": "l1_unstructured", "amount": 0.5}
+    d = Daemon(tmp, roots, data_dir=data, name="retention-1")
+    try:
+        ids = [d.json("POST", "/v1/jobs", dict(req, name=n))[2]["id"] for n in ("old", "new")]
+        for i in ids:
+            done = wait_status(d, i, ("succeeded", "failed"), timeout=120)
+            check(done and done["status"] == "succeeded", f"retention: job {i} succeeds", done and done.get("error"))
+    finally:
+        d.stop()
+    old, new = ids
+    db = sqlite3.connect(os.path.join(data, "prunerd.db"))
+    db.execute("UPDATE jobs SET finished_at = finished_at - 31 * 86400 WHERE id = ?", (old,))
+    db.commit()
+    db.close()
+    d = Daemon(tmp, roots, data_dir=data, name="retention-2")  # retention_days 30, the default
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and os.path.exists(os.path.join(data, "jobs", old)):
+            time.sleep(0.1)
+        check(not os.path.exists(os.path.join(data, "jobs", old)), "retention: the old job's folder is gone")
+        check(os.path.isdir(os.path.join(data, "jobs", new)), "retention: the new job's folder stays")
+        st, _, b = d.json("GET", f"/v1/jobs/{old}")
+        check(st == 200 and b.get("files_deleted") is True and b.get("status") == "succeeded",
+              "retention: the old job's row stays, files_deleted", b)
+        st, _, _ = d.req("GET", f"/v1/jobs/{old}/checkpoint?format=state_dict")
+        check(st == 410, "retention: the old job's checkpoint is 410", st)
+        st, _, b = d.json("GET", f"/v1/jobs/{new}")
+        check(st == 200 and b.get("files_deleted") is False, "retention: the new job keeps its files", b)
+        st, _, _ = d.req("GET", f"/v1/jobs/{new}/checkpoint?format=state_dict")
+        check(st == 200, "retention: the new job's checkpoint is served", st)
+    finally:
+        d.stop()
+
+
+def test_stop_timeout(tmp, roots):
+    """SIGTERM with --stop-timeout 1 while a job is inside one long batch: the daemon exits 0
+    within the timeout (not waiting for the batch), and the job is queued again and succeeds."""
+    data = os.path.join(tmp, "var-stop")
+    d = Daemon(tmp, roots + ["--stop-timeout", "1"], data_dir=data, name="stop-1")
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", seed_request(limit=4096, name="one long batch", batch_size=4096))
+        deadline, body = time.time() + 60, None
+        while time.time() < deadline:
+            st, _, body = d.json("GET", f"/v1/jobs/{j['id']}")
+            if body.get("stage") == "evaluating_before":
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside the batch of 4,096 titles
+        rc, took = d.stop()
+        check(rc == 0, "exits 0 with a job mid-batch", rc)
+        check(took < 5, f"it stops within the timeout, not after the batch ({took:.1f} s)", took)
+        log = open(d.log_path).read()
+        check("stopped with a job mid-batch (re-queued)" in log, "the log says the job was re-queued", log[-400:])
+        print(f"  stop timeout 1 s with a job mid-batch: exited in {took:.2f} s")
+    finally:
+        d.stop()
+    d = Daemon(tmp, roots, data_dir=data, name="stop-2")
+    try:
+        done = wait_status(d, j["id"], ("succeeded", "failed"), timeout=300)
+        check(done and done["status"] == "succeeded", "the job runs again after the restart and succeeds",
+              done and (done["status"], done.get("error")))
+    finally:
+        d.stop()
+
+
 def main():
     if not td.BIN or not os.access(td.BIN, os.X_OK) or not os.path.isfile(
             os.path.join(td.SHARED, "models", td.MODEL_NAME)):
@@ -183,6 +254,8 @@ def main():
         test_kill_during_eval(tmp, roots)
         test_disk_full(tmp, roots, os.path.join(tiny, "tiny.pt"))
         test_cancel_in_importance(tmp, roots, native)
+        test_retention(tmp, roots, os.path.join(tiny, "tiny.pt"))
+        test_stop_timeout(tmp, roots)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"test_daemon_faults: {td.passed} passed, {td.failed} failed")
