@@ -1,4 +1,4 @@
-/* cli.c - the one-shot commands: inspect, prune, eval, run */
+/* cli.c - the one-shot commands: inspect, prune, eval, run, token-hash */
 #include "cli.h"
 
 #include <errno.h>
@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "dataset.h"
 #include "err.h"
 #include "eval.h"
@@ -539,4 +541,49 @@ out:
     json_decref(result);
     job_spec_free(&spec);
     return rc;
+}
+
+int cli_token_hash(int argc, char **argv)
+{
+    const char *name = "token", *role = "submit";
+    char secret[1024], hex[AUTH_HASH_HEX + 1], err[256];
+    enum auth_role r;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+            name = argv[++i];
+        } else if (!strcmp(argv[i], "--role") && i + 1 < argc) {
+            role = argv[++i];
+        } else {
+            fprintf(stderr, "usage: prunerd token-hash [--name NAME] [--role read|submit|admin] "
+                            "< secret\n");
+            return 2;
+        }
+    }
+    if (auth_role_parse(role, &r)) {
+        fprintf(stderr, "prunerd token-hash: role must be read, submit or admin\n");
+        return 2;
+    }
+    if (isatty(STDIN_FILENO)) fprintf(stderr, "token (the secret clients send as Bearer): ");
+    if (!fgets(secret, sizeof secret, stdin)) {
+        fprintf(stderr, "prunerd token-hash: no token on stdin\n");
+        return 2;
+    }
+    secret[strcspn(secret, "\r\n")] = '\0';
+    if (auth_hash_token(secret, hex, err, sizeof err)) {
+        fprintf(stderr, "prunerd token-hash: %s\n", err);
+        return 2;
+    }
+    /* Check the line the way the server will read it. */
+    char spec[128];
+    struct auth *a = auth_create();
+    snprintf(spec, sizeof spec, "%s:%s", role, hex);
+    int rc = a ? auth_add(a, name, spec, err, sizeof err) : ERR_NOMEM;
+    auth_destroy(a);
+    if (rc) {
+        fprintf(stderr, "prunerd token-hash: %s\n", err);
+        return 2;
+    }
+    printf("%s = %s\n", name, spec);
+    return 0;
 }

@@ -1,4 +1,4 @@
-/* cli.h - the one-shot commands: inspect, prune, eval, run */
+/* cli.h - the one-shot commands: inspect, prune, eval, run, token-hash */
 #ifndef PRUNERD_CLI_H
 #define PRUNERD_CLI_H
 
@@ -9,5 +9,8 @@ int cli_inspect(int argc, char **argv);
 int cli_prune(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_run(int argc, char **argv);
+/* prunerd token-hash [--name NAME] [--role ROLE]: reads a secret on stdin
+ * and prints the [tokens] line "NAME = ROLE:SHA256HEX". */
+int cli_token_hash(int argc, char **argv);
 
 #endif

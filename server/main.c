@@ -16,7 +16,7 @@ static const struct command {
     {"eval", cli_eval, "evaluate a classifier on THUCNews-format data"},
     {"run", cli_run, "run one pruning job (evaluate, prune, evaluate, save) from JSON"},
     {"serve", serve_main, "run the daemon: REST API, SQLite queue, workers (serve --help)"},
-    {"token-hash", token_hash_main, "hash an API token (stdin) into a [tokens] config line"},
+    {"token-hash", cli_token_hash, "hash an API token (stdin) into a [tokens] config line"},
     {NULL, NULL, NULL},
 };
 
