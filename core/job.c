@@ -507,14 +507,9 @@ static const char *importance_name(enum job_importance i)
 static int importance(struct run *r, char *err, size_t errlen)
 {
     const struct job_spec *s = r->spec;
-    size_t nh = 0, nn = 0;
+    size_t nh, nn;
     int rc;
-    for (int l = 0; l < r->nlayers; l++) {
-        int h, f;
-        ts_model_layer_shape(r->model, l, &h, &f);
-        nh += (size_t)h;
-        nn += (size_t)f;
-    }
+    ts_model_units(r->model, &nh, &nn);
     if (!(r->hi = calloc(nh + 1, sizeof *r->hi)) || !(r->ni = calloc(nn + 1, sizeof *r->ni)))
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     float *hi = r->hi, *ni = r->ni;
@@ -535,22 +530,25 @@ static void compact(const float *scale, const uint8_t *keep, size_t n, float *ou
         if (keep[i]) out[k++] = scale[i];
 }
 
+/* The smallest and largest of v[i] where keep[i] (0 and 0 when none is kept). */
+static void kept_range(const float *v, const uint8_t *keep, size_t n, double *lo, double *hi)
+{
+    int any = 0;
+    *lo = *hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        if (!any++ || v[i] < *lo) *lo = v[i];
+        if (any == 1 || v[i] > *hi) *hi = v[i];
+    }
+}
+
 /* result.structured.rescale: how far it got and the factors' range. */
 static json_t *rescale_json(const struct ts_rescale_stop *st, const float *hs, const uint8_t *hk,
                             size_t nh, const float *ns, const uint8_t *nk, size_t nn)
 {
-    double range[2][2] = {{0, 0}, {0, 0}};
-    int seen[2] = {0, 0};
-    for (int part = 0; part < 2; part++) {
-        const float *v = part ? ns : hs;
-        const uint8_t *k = part ? nk : hk;
-        for (size_t i = 0; i < (part ? nn : nh); i++) {
-            if (!k[i]) continue;
-            double x = v[i];
-            if (!seen[part]++ || x < range[part][0]) range[part][0] = x;
-            if (seen[part] == 1 || x > range[part][1]) range[part][1] = x;
-        }
-    }
+    double hlo, hhi, nlo, nhi;
+    kept_range(hs, hk, nh, &hlo, &hhi);
+    kept_range(ns, nk, nn, &nlo, &nhi);
     json_t *stopped = json_null();
     if (st->layer >= 0)
         stopped = json_pack("{s:i, s:s, s:s, s:f}", "layer", st->layer, "at",
@@ -558,8 +556,7 @@ static json_t *rescale_json(const struct ts_rescale_stop *st, const float *hs, c
                             st->reason == 1 ? "no finite solution" : "a factor beyond 10 in size",
                             "max_abs_factor", st->max_abs);
     return json_pack("{s:i, s:o, s:{s:f, s:f}, s:{s:f, s:f}}", "layers", st->layers, "stopped",
-                     stopped, "heads", "min", range[0][0], "max", range[0][1], "neurons", "min",
-                     range[1][0], "max", range[1][1]);
+                     stopped, "heads", "min", hlo, "max", hhi, "neurons", "min", nlo, "max", nhi);
 }
 
 /*

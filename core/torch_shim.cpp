@@ -663,6 +663,17 @@ int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *f
     return 0;
 }
 
+void ts_model_units(const struct ts_model *m, size_t *heads, size_t *neurons)
+{
+    *heads = *neurons = 0;
+    for (int l = 0; ts_model_is_native(m) && l < bert_layers(*m->net); l++) {
+        int h, f;
+        bert_layer_shape(*m->net, l, &h, &f);
+        *heads += (size_t)h;
+        *neurons += (size_t)f;
+    }
+}
+
 /* Structured pruning on a TorchScript model. */
 static int not_native(char *err, size_t errlen)
 {
@@ -729,10 +740,8 @@ int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask
         int rc = calibration_tensors(m, "rescale", ids, mask, nullptr, n, len, batch, ti, tm, tl,
                                      err, errlen);
         if (rc) return rc;
-        bert_rescale_stop st;
         rc = bert_rescale(*m->net, ti, tm, batch, heads_keep, neurons_keep, head_scale,
-                          neuron_scale, &st, progress, ud);
-        *stop = ts_rescale_stop{st.layers, st.layer, st.part, st.reason, st.max_abs};
+                          neuron_scale, stop, progress, ud);
         return rc ? err_set(err, errlen, rc, "cancelled") : 0;
     });
 }

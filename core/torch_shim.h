@@ -104,6 +104,8 @@ const char *ts_model_head(const struct ts_model *m);
 int ts_model_labels(const struct ts_model *m);
 int ts_model_layers(const struct ts_model *m);
 int ts_model_layer_shape(const struct ts_model *m, int layer, int *heads, int *ffn);
+/* The heads and FFN neurons of all layers together (0 and 0 for TorchScript). */
+void ts_model_units(const struct ts_model *m, size_t *heads, size_t *neurons);
 const struct bert_config *ts_model_config(const struct ts_model *m);
 /*
  * Structured pruning of a native model.  Heads are counted over the layers

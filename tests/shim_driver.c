@@ -156,6 +156,18 @@ out:
     return 0;
 }
 
+/* The head count and one value per head, then the neuron count and one
+ * value per neuron, a line each. */
+static void print_units(const float *heads, size_t nh, const float *neurons, size_t nn)
+{
+    printf("%zu\n", nh);
+    for (size_t i = 0; i < nh; i++)
+        printf("%.9g\n", heads[i]);
+    printf("%zu\n", nn);
+    for (size_t i = 0; i < nn; i++)
+        printf("%.9g\n", neurons[i]);
+}
+
 /* importance MODEL INPUT magnitude|fisher|taylor BATCH: INPUT as forward's,
  * then (fisher, taylor) a line of batch labels, or "model" for the model's
  * own predictions.  Prints the rc line, the head count, the heads' importances,
@@ -179,12 +191,7 @@ static int cmd_importance(const char *model, const char *input, const char *kind
     for (int64_t i = 0; fisher && !own && i < b; i++)
         if (fscanf(f, "%" SCNd64, &labels[i]) != 1) goto out;
     if ((rc = open_any(model, "cpu", &m, err, sizeof err))) goto out;
-    for (int i = 0; i < ts_model_layers(m); i++) {
-        int h, n;
-        ts_model_layer_shape(m, i, &h, &n);
-        nh += (size_t)h;
-        nn += (size_t)n;
-    }
+    ts_model_units(m, &nh, &nn);
     hi = calloc(nh + 1, sizeof *hi);
     ni = calloc(nn + 1, sizeof *ni);
     if (!hi || !ni) {
@@ -196,12 +203,7 @@ static int cmd_importance(const char *model, const char *input, const char *kind
                                       NULL, err, sizeof err)
                 : ts_model_magnitude(m, hi, ni, err, sizeof err);
     if (report(rc, err) == 0) {
-        printf("%zu\n", nh);
-        for (size_t i = 0; i < nh; i++)
-            printf("%.9g\n", hi[i]);
-        printf("%zu\n", nn);
-        for (size_t i = 0; i < nn; i++)
-            printf("%.9g\n", ni[i]);
+        print_units(hi, nh, ni, nn);
     }
     rc = 0;
 out:
@@ -233,12 +235,7 @@ static int cmd_rescale(const char *model, const char *input, const char *bs)
     FILE *f = fopen(input, "r");
     if ((rc = read_input(f, input, &b, &l, &ids, &mask, err, sizeof err))) goto out;
     if ((rc = open_any(model, "cpu", &m, err, sizeof err))) goto out;
-    for (int i = 0; i < ts_model_layers(m); i++) {
-        int h, n;
-        ts_model_layer_shape(m, i, &h, &n);
-        nh += (size_t)h;
-        nn += (size_t)n;
-    }
+    ts_model_units(m, &nh, &nn);
     hs = calloc(nh + 1, sizeof *hs);
     ns = calloc(nn + 1, sizeof *ns);
     hk = calloc(nh + 1, 1);
@@ -257,12 +254,7 @@ static int cmd_rescale(const char *model, const char *input, const char *bs)
                           sizeof err);
     if (report(rc, err) == 0) {
         printf("%d %d %d %d\n", st.layers, st.layer, st.neurons, st.reason);
-        printf("%zu\n", nh);
-        for (size_t i = 0; i < nh; i++)
-            printf("%.9g\n", hs[i]);
-        printf("%zu\n", nn);
-        for (size_t i = 0; i < nn; i++)
-            printf("%.9g\n", ns[i]);
+        print_units(hs, nh, ns, nn);
     }
     rc = 0;
 out:

@@ -247,26 +247,18 @@ def main():
         clabels = torch.randint(0, 10, (80,), generator=g2)
         dense = prunerd_model.load(dense_path, config=os.path.join(tmp, "config.json"))
         for labels, what in ((clabels, "labels"), (None, "the model's own predictions")):
-            want_h, want_n = fisher_py(dense, cids, cmask, labels, 32)
-            got = driver_importance(dense_path, cids, cmask, labels, "fisher", 32, tmp)
-            check(isinstance(got, tuple), f"fisher importance ({what}): {got}")
-            if isinstance(got, tuple):
-                dh = float((got[0] - want_h).abs().max() / want_h.abs().max())
-                dn = float((got[1] - want_n).abs().max() / want_n.abs().max())
-                check(dh <= 1e-4 and dn <= 1e-4 and float(want_h.abs().max()) > 0,
-                      f"fisher ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} (relative to the largest)")
-                print(f"fisher importance ({what}), 80 rows in batches of 32: largest relative difference "
-                      f"heads {dh:.2g}, neurons {dn:.2g}")
-            want_h, want_n = structured_oracle.taylor_py(dense, cids, cmask, labels, 32)
-            got = driver_importance(dense_path, cids, cmask, labels, "taylor", 32, tmp)
-            check(isinstance(got, tuple), f"taylor importance ({what}): {got}")
-            if isinstance(got, tuple):
-                dh = float((got[0] - want_h).abs().max() / want_h.abs().max())
-                dn = float((got[1] - want_n).abs().max() / want_n.abs().max())
-                check(dh <= 1e-4 and dn <= 1e-4 and float(want_h.abs().max()) > 0,
-                      f"taylor ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} (relative to the largest)")
-                print(f"taylor importance ({what}), 80 rows in batches of 32: largest relative difference "
-                      f"heads {dh:.2g}, neurons {dn:.2g}")
+            for kind, oracle in (("fisher", fisher_py), ("taylor", structured_oracle.taylor_py)):
+                want_h, want_n = oracle(dense, cids, cmask, labels, 32)
+                got = driver_importance(dense_path, cids, cmask, labels, kind, 32, tmp)
+                check(isinstance(got, tuple), f"{kind} importance ({what}): {got}")
+                if isinstance(got, tuple):
+                    dh = float((got[0] - want_h).abs().max() / want_h.abs().max())
+                    dn = float((got[1] - want_n).abs().max() / want_n.abs().max())
+                    check(dh <= 1e-4 and dn <= 1e-4 and float(want_h.abs().max()) > 0,
+                          f"{kind} ({what}): heads differ by {dh:.3g}, neurons by {dn:.3g} "
+                          f"(relative to the largest)")
+                    print(f"{kind} importance ({what}), 80 rows in batches of 32: largest relative "
+                          f"difference heads {dh:.2g}, neurons {dn:.2g}")
 
         # rescale factors: prunerd's (tests/shim_driver rescale) against the test's own least squares
         g3 = torch.Generator().manual_seed(11)

@@ -629,18 +629,18 @@ static at::Tensor rows_of(const at::Tensor &mb, bool cls)
     return mb.reshape({-1}).nonzero().squeeze(1);
 }
 
-static void set_stop(struct bert_rescale_stop *st, size_t layer, int part, bool solved,
+static void set_stop(struct ts_rescale_stop *st, size_t layer, int neurons, bool solved,
                      const at::Tensor &x)
 {
     st->layer = (int)layer;
-    st->part = part;
+    st->neurons = neurons;
     st->reason = solved ? 2 : 1;
     st->max_abs = solved ? x.abs().max().item<double>() : 0;
 }
 
 int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask, int64_t batch,
                  const uint8_t *heads_keep, const uint8_t *neurons_keep, float *head_scale,
-                 float *neuron_scale, struct bert_rescale_stop *stop,
+                 float *neuron_scale, struct ts_rescale_stop *stop,
                  int (*progress)(void *ud, double done), void *ud)
 {
     at::NoGradGuard no_grad;
@@ -648,7 +648,7 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
     const size_t nl = n.layers.size();
     const double eps = n.cfg.layer_norm_eps;
     auto cpu64 = at::TensorOptions().dtype(at::kDouble);
-    *stop = bert_rescale_stop{-1, 0, 0, 0, 0};
+    *stop = ts_rescale_stop{0, -1, 0, 0, 0};
     /* the student's masks (binary, then rescaled) and its kept indices */
     std::vector<at::Tensor> hm, nm, hidx, nidx;
     size_t h0 = 0, f0 = 0;

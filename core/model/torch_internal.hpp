@@ -281,22 +281,15 @@ enum bert_importance { BERT_IMPORTANCE_FISHER, BERT_IMPORTANCE_TAYLOR };
 int bert_importance(const bert_net &net, enum bert_importance kind, const at::Tensor &ids,
                     const at::Tensor &mask, const at::Tensor &labels, int64_t batch, float *heads,
                     float *neurons, int (*progress)(void *ud, double done), void *ud);
-/* Where bert_rescale stopped: layers done; layer -1 when it did not stop,
- * else the layer, part 0 heads / 1 neurons, reason 1 (no finite solution)
- * or 2 (a factor beyond +-10, largest |factor| in max_abs). */
-struct bert_rescale_stop {
-    int layer, part, reason;
-    double max_abs;
-    int layers;
-};
 /* Kwon et al.'s layer-wise mask tuning: the factors of the kept heads and
  * neurons (keep bytes laid out as bert_magnitude's) that make each layer's
  * output, by least squares over the calibration rows' tokens, closest to
- * the dense model's; into head_scale / neuron_scale (0 where removed).  See
- * docs/models.md.  ERR_CANCELLED when progress says so. */
+ * the dense model's; into head_scale / neuron_scale (0 where removed), and
+ * how far it got into *stop (torch_shim.h).  See docs/api.md.
+ * ERR_CANCELLED when progress says so. */
 int bert_rescale(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask, int64_t batch,
                  const uint8_t *heads_keep, const uint8_t *neurons_keep, float *head_scale,
-                 float *neuron_scale, struct bert_rescale_stop *stop,
+                 float *neuron_scale, struct ts_rescale_stop *stop,
                  int (*progress)(void *ud, double done), void *ud);
 /* Multiplies each head's attention.output.dense columns and each neuron's
  * output.dense column by its factor (the net's own heads and neurons). */
