@@ -19,17 +19,18 @@
 struct queue;
 struct committer;
 struct roots;
-struct api_stats;
+struct stats;
+struct store;
 
 /* What every request shares; read-only once the server runs. */
 struct api_env {
     struct committer *committer; /* group commit of submissions */
-    const char *artifact_dir;    /* jobs' files: artifact_dir/jobs/<id>/ (shared by a group) */
+    struct store *store;         /* jobs' files and their bytes (core/store.h; shared by a group) */
     const char *db_path;         /* the queue's location: a SQLite path or "pg:" + dsn */
     uint64_t quota_bytes;        /* 0: none */
     const struct auth *auth;     /* no tokens: auth is off */
     const struct roots *roots;
-    struct api_stats *stats;         /* thread-safe counters for /metrics */
+    struct stats *stats;         /* thread-safe counters for /metrics */
     void (*job_submitted)(void *ud); /* wakes the workers */
     int (*workers_alive)(void *ud);  /* 1 when every worker thread runs */
     void *ud;
@@ -92,14 +93,18 @@ int api_status_for(int err_code);
 /* An ERR_* code with its message as an error reply. */
 void api_reply_err_code(struct api_response *rs, int err_code, const char *field,
                         const char *message);
+/* A request refused for one of its fields (field may be NULL): an input
+ * error (ERR_INVALID, ERR_FORMAT, ERR_UNSUPPORTED, and ERR_NOTFOUND or
+ * ERR_IO for a file the field names: the request is at fault, not the URL)
+ * is 400 "invalid_field"; ERR_DENIED (outside the roots) 403 "denied"; the
+ * rest as api_reply_err_code. */
+void api_reply_field_error(struct api_response *rs, int err_code, const char *field,
+                           const char *message);
 
 /* Is s a job id (a lowercase UUID v4, as queue_submit makes; core/queue.h)? */
 int api_valid_job_id(const char *s);
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
 json_t *api_time(double unix_seconds);
-
-/* Bytes used under dir (allocated blocks), for the quota. */
-uint64_t api_dir_usage(const char *dir);
 
 /* Handlers, one file per resource. */
 void api_jobs_create(struct api_request *rq, struct api_response *rs);

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,30 +17,8 @@
 #include "queue.h"
 #include "range.h"
 #include "roots.h"
+#include "store.h"
 
-#define LIST_DEFAULT 50
-#define LIST_MAX 200
-#define IDEM_KEY_MAX 200
-
-/* ---- files ---- */
-
-static __thread uint64_t usage_sum; /* nftw has no user pointer */
-
-static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)path;
-    (void)flag;
-    (void)ftw;
-    usage_sum += (uint64_t)st->st_blocks * 512u;
-    return 0;
-}
-
-uint64_t api_dir_usage(const char *dir)
-{
-    usage_sum = 0;
-    nftw(dir, add_usage, 16, FTW_PHYS);
-    return usage_sum;
-}
 
 /* ---- views ---- */
 
@@ -126,8 +103,8 @@ static int duplicate_key_of(const json_error_t *e, char *key, size_t n)
     return 1;
 }
 
-/* Loads the job named by the {id} capture, or replies 404/500 and returns
- * nonzero: an id that is no UUID names no job either, so it is 404 too. */
+/* Loads the job named by the {id} capture and returns 0, or replies 404 (an
+ * id that is no UUID names no job either) or 5xx and returns the code. */
 static int get_job_or_reply(struct api_request *rq, struct api_response *rs, struct job_row *row)
 {
     char err[256];
@@ -135,7 +112,7 @@ static int get_job_or_reply(struct api_request *rq, struct api_response *rs, str
     memset(row, 0, sizeof *row);
     if (!api_valid_job_id(id)) {
         api_reply_error(rs, 404, "not_found", NULL, "no job '%s' (job ids are UUIDs)", id);
-        return -1;
+        return ERR_NOTFOUND;
     }
     int rc = queue_get(rq->q, id, row, err, sizeof err);
     if (rc == ERR_NOTFOUND) {
@@ -149,15 +126,16 @@ static int get_job_or_reply(struct api_request *rq, struct api_response *rs, str
     return 0;
 }
 
-/* A submit token may act on its own jobs only; admin on any. */
+/* A submit token may act on its own jobs only; admin on any.  Returns 0, or
+ * replies 403 and returns ERR_DENIED. */
 static int may_modify_or_reply(struct api_request *rq, struct api_response *rs,
                                const struct job_row *row)
 {
-    if (rq->role >= AUTH_ADMIN || (row->owner && !strcmp(row->owner, rq->token_name))) return 1;
+    if (rq->role >= AUTH_ADMIN || (row->owner && !strcmp(row->owner, rq->token_name))) return 0;
     api_reply_error(rs, 403, "forbidden", NULL,
                     "job %s belongs to '%s'; token '%s' may not change it", row->id,
                     row->owner ? row->owner : "", rq->token_name);
-    return 0;
+    return ERR_DENIED;
 }
 
 /* ---- handlers ---- */
@@ -172,15 +150,15 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     int existed = 0, rc;
     const char *idem = rq->header(rq->conn, "Idempotency-Key");
 
-    if (rq->env->quota_bytes && api_dir_usage(rq->env->artifact_dir) >= rq->env->quota_bytes) {
+    if (rq->env->quota_bytes && store_used(rq->env->store) >= rq->env->quota_bytes) {
         api_reply_error(rs, 507, "insufficient_storage", NULL,
                         "the artifact store is over its quota of %llu bytes",
                         (unsigned long long)rq->env->quota_bytes);
         goto out;
     }
-    if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
+    if (idem && (!*idem || strlen(idem) > QUEUE_IDEM_KEY_MAX)) {
         api_reply_error(rs, 400, "invalid_field", "Idempotency-Key", "must have 1 to %d characters",
-                        IDEM_KEY_MAX);
+                        QUEUE_IDEM_KEY_MAX);
         goto out;
     }
     if (!rq->body || !rq->body_len) {
@@ -199,27 +177,13 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
                             jerr.column, jerr.text);
         goto out;
     }
-    if ((rc = job_request_normalize(in, &req, &spec, &fe))) {
-        api_reply_error(rs, rc == ERR_INVALID ? 400 : api_status_for(rc),
-                        rc == ERR_INVALID && fe.field[0] ? "invalid_field" : err_name(rc),
-                        fe.field[0] ? fe.field : NULL, "%s", fe.message);
-        goto out;
-    }
-    if ((rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots,
-                                        &fe))) {
-        /* A path outside the roots is 403; a missing file is a bad field (400). */
-        api_reply_error(rs,
-                        rc == ERR_DENIED     ? 403
-                        : rc == ERR_NOTFOUND ? 400
-                                             : api_status_for(rc),
-                        err_name(rc), fe.field[0] ? fe.field : NULL, "%s", fe.message);
-        goto out;
-    }
-    /* The model's format, files and config, before it is queued. */
-    if ((rc = job_check_model(&spec, roots_model_resolve, (void *)rq->env->roots, &fe))) {
-        api_reply_error(rs, rc == ERR_DENIED ? 403 : 400,
-                        rc == ERR_DENIED ? err_name(rc) : "invalid_field", fe.field, "%s",
-                        fe.message);
+    /* The fields, the paths (inside the roots, and there), then the model's
+     * format, files and config, before it is queued. */
+    if ((rc = job_request_normalize(in, &req, &spec, &fe)) ||
+        (rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots,
+                                        &fe)) ||
+        (rc = job_check_model(&spec, roots_model_resolve, (void *)rq->env->roots, &fe))) {
+        api_reply_field_error(rs, rc, fe.field[0] ? fe.field : NULL, fe.message);
         goto out;
     }
     if (!(text = json_text_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
@@ -263,7 +227,7 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
     struct job_row *rows = NULL;
     size_t n = 0;
     char next[64] = "", err[256];
-    long limit = LIST_DEFAULT;
+    long limit = QUEUE_PAGE_DEFAULT;
 
     if (st && *st && job_status_parse(st, &status)) {
         api_reply_error(rs, 400, "invalid_field", "status",
@@ -273,9 +237,9 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
     if (lim) {
         char *end;
         limit = strtol(lim, &end, 10);
-        if (end == lim || *end || limit < 1 || limit > LIST_MAX) {
+        if (end == lim || *end || limit < 1 || limit > QUEUE_PAGE_MAX) {
             api_reply_error(rs, 400, "invalid_field", "limit", "must be an integer from 1 to %d",
-                            LIST_MAX);
+                            QUEUE_PAGE_MAX);
             return;
         }
     }
@@ -326,7 +290,7 @@ void api_jobs_cancel(struct api_request *rq, struct api_response *rs)
     struct job_row row;
     char err[256];
     if (get_job_or_reply(rq, rs, &row)) return;
-    if (!may_modify_or_reply(rq, rs, &row)) goto out;
+    if (may_modify_or_reply(rq, rs, &row)) goto out;
     int rc = queue_cancel(rq->q, row.id, err, sizeof err);
     if (rc == ERR_INVALID) {
         api_reply_error(rs, 409, "conflict", NULL, "job %s is %s and cannot be cancelled", row.id,
@@ -349,7 +313,7 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
     struct job_row row;
     char err[256];
     if (get_job_or_reply(rq, rs, &row)) return;
-    if (!may_modify_or_reply(rq, rs, &row)) goto out;
+    if (may_modify_or_reply(rq, rs, &row)) goto out;
     if (row.status == JOB_QUEUED || row.status == JOB_RUNNING) {
         api_reply_error(rs, 409, "conflict", NULL, "job %s is %s: cancel it first", row.id,
                         job_status_name(row.status));
@@ -360,7 +324,7 @@ void api_jobs_delete(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 409, "conflict", NULL, "%s", err);
         goto out;
     }
-    if (!rc) rc = job_dir_remove(rq->env->artifact_dir, row.id, err, sizeof err);
+    if (!rc) rc = store_remove_job(rq->env->store, row.id, err, sizeof err);
     if (rc) {
         api_reply_err_code(rs, rc, NULL, err);
         goto out;
@@ -393,14 +357,6 @@ static const char *artifact_file(const json_t *a)
     if (!p) return NULL;
     const char *slash = strrchr(p, '/');
     return slash ? slash + 1 : p;
-}
-
-/* Does an If-None-Match list hold etag (or "*")? */
-static int etag_matches(const char *list, const char *etag)
-{
-    if (!list) return 0;
-    if (strstr(list, "*")) return 1;
-    return strstr(list, etag) != NULL;
 }
 
 void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
@@ -468,7 +424,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
             goto out;
         }
     }
-    job_run_dir(rq->env->artifact_dir, row.id, row.fence, dir, sizeof dir);
+    store_run_dir(rq->env->store, row.id, row.fence, dir, sizeof dir);
     if ((size_t)snprintf(path, sizeof path, "%s/%s%s%s", dir, file, member ? "/" : "",
                          member ? member : "") >= sizeof path)
         path[0] = '\0';
@@ -482,7 +438,7 @@ void api_jobs_checkpoint(struct api_request *rq, struct api_response *rs)
     snprintf(etag, sizeof etag, "\"%s\"", sha ? sha : "");
     if (sha) api_header(rs, "ETag", "%s", etag);
     api_header(rs, "Accept-Ranges", "bytes");
-    if (sha && etag_matches(rq->header(rq->conn, "If-None-Match"), etag)) {
+    if (sha && range_if_none_match(rq->header(rq->conn, "If-None-Match"), etag)) {
         rs->status = 304;
         goto out;
     }

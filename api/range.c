@@ -1,4 +1,4 @@
-/* range.c - the HTTP Range header for single byte ranges (RFC 9110 14.2) */
+/* range.c - the HTTP Range header for single byte ranges (RFC 9110 14.2) and If-None-Match (13.1.2) */
 #include "range.h"
 
 #include <ctype.h>
@@ -56,4 +56,19 @@ enum range_result range_parse(const char *h, uint64_t size, uint64_t *start, uin
     *start = a;
     *len = b - a + 1;
     return RANGE_OK;
+}
+
+int range_if_none_match(const char *list, const char *etag)
+{
+    size_t n = strlen(etag);
+    if (!list) return 0;
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        if (*p == '*') return 1;
+        if (!strncmp(p, "W/", 2)) p += 2; /* weak comparison, as RFC 9110 asks for GET */
+        if (!strncmp(p, etag, n) && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return 1;
+        p += strcspn(p, ",");
+    }
+    return 0;
 }

@@ -1,4 +1,4 @@
-/* range.h - the HTTP Range header for single byte ranges */
+/* range.h - the HTTP Range header for single byte ranges, and If-None-Match */
 #ifndef PRUNERD_RANGE_H
 #define PRUNERD_RANGE_H
 
@@ -12,5 +12,9 @@ enum range_result {
 
 /* Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against a file of size bytes. */
 enum range_result range_parse(const char *header, uint64_t size, uint64_t *start, uint64_t *len);
+
+/* Does an If-None-Match list ("a", W/"b", or *) name etag (a quoted
+ * strong tag)?  Weak comparison, as RFC 9110 asks for GET; NULL: no. */
+int range_if_none_match(const char *list, const char *etag);
 
 #endif

@@ -106,6 +106,22 @@ void api_reply_err_code(struct api_response *rs, int err_code, const char *field
     api_reply_error(rs, api_status_for(err_code), err_name(err_code), field, "%s", message);
 }
 
+void api_reply_field_error(struct api_response *rs, int err_code, const char *field,
+                           const char *message)
+{
+    switch (err_code) {
+    case ERR_INVALID:
+    case ERR_FORMAT:
+    case ERR_UNSUPPORTED:
+    case ERR_NOTFOUND:
+    case ERR_IO:
+        api_reply_error(rs, 400, "invalid_field", field, "%s", message);
+        return;
+    default:
+        api_reply_err_code(rs, err_code, field, message);
+    }
+}
+
 int api_valid_job_id(const char *s)
 {
     return s && job_id_valid(s);

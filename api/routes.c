@@ -2,6 +2,8 @@
 #include "routes.h"
 #include "static.h"
 
+#include "err.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -113,7 +115,7 @@ void api_dispatch(struct api_request *rq, struct api_response *rs)
         if (rc) {
             api_header(rs, "WWW-Authenticate", "Bearer realm=\"prunerd\"");
             api_reply_error(rs, 401, "unauthorized", NULL, "%s",
-                            rc == -2 ? "a bearer token is required (Authorization: Bearer ...)"
+                            rc == ERR_NOTFOUND ? "a bearer token is required (Authorization: Bearer ...)"
                                      : "the bearer token is not valid");
             return;
         }

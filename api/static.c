@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "range.h"
+
 const struct static_asset *static_find(const char *path)
 {
     if (!path) return NULL;
@@ -11,22 +13,6 @@ const struct static_asset *static_find(const char *path)
     for (const struct static_asset *a = static_assets; a->path; a++)
         if (!strcmp(a->path, path)) return a;
     return NULL;
-}
-
-/* Does an If-None-Match list ("a", W/"b", or *) name etag? */
-static int etag_listed(const char *list, const char *etag)
-{
-    size_t n = strlen(etag);
-    if (!list) return 0;
-    for (const char *p = list; *p;) {
-        p += strspn(p, " \t,");
-        if (*p == '*') return 1;
-        if (!strncmp(p, "W/", 2)) p += 2; /* weak comparison, as RFC 9110 asks for GET */
-        if (!strncmp(p, etag, n) && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
-            return 1;
-        p += strcspn(p, ",");
-    }
-    return 0;
 }
 
 void api_static_get(struct api_request *rq, struct api_response *rs)
@@ -48,7 +34,7 @@ void api_static_get(struct api_request *rq, struct api_response *rs)
                    "frame-ancestors 'none'; form-action 'none'");
         api_header(rs, "Referrer-Policy", "no-referrer");
     }
-    if (etag_listed(rq->header(rq->conn, "If-None-Match"), a->etag)) {
+    if (range_if_none_match(rq->header(rq->conn, "If-None-Match"), a->etag)) {
         rs->status = 304;
         return;
     }

@@ -185,17 +185,15 @@ static long parse_label(const struct dataset *d, const char *s, size_t l)
     return -1;
 }
 
-struct dataset *dataset_load(const char *data_path, const char *classes_path, long limit, char *err,
-                             size_t errlen)
+int dataset_open(const char *data_path, const char *classes_path, long limit,
+                 struct dataset **out, char *err, size_t errlen)
 {
     int rc;
     char *buf = NULL;
     size_t len;
     struct dataset *d = calloc(1, sizeof *d);
-    if (!d) {
-        err_set(err, errlen, ERR_NOMEM, "out of memory");
-        return NULL;
-    }
+    *out = NULL;
+    if (!d) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     rc = load_classes(d, classes_path, err, errlen);
     if (rc) goto out;
     rc = fs_read_file(data_path, limit > 0 ? (size_t)limit : 0, &buf, &len, err, errlen);
@@ -271,11 +269,11 @@ struct dataset *dataset_load(const char *data_path, const char *classes_path, lo
     buf = NULL; /* now owned by d->examples[0].text */
 out:
     free(buf);
-    if (rc) {
+    if (rc)
         dataset_destroy(d);
-        return NULL;
-    }
-    return d;
+    else
+        *out = d;
+    return rc;
 }
 
 void dataset_destroy(struct dataset *d)

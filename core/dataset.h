@@ -21,11 +21,12 @@ struct dataset {
  * Loads classes_path (one name a line, last newline optional) and data_path
  * (text<TAB>label, label an integer in range or a class name).  limit > 0
  * keeps the first limit lines.  UTF-8 is checked.  A malformed line is
- * ERR_FORMAT with "FILE:LINE: reason".  Returns NULL on failure; free with
- * dataset_destroy.
+ * ERR_FORMAT with "FILE:LINE: reason"; a file that cannot be read is
+ * ERR_NOTFOUND or ERR_IO; ERR_NOMEM.  Returns 0 with *out set (free with
+ * dataset_destroy), or the code with *out NULL.
  */
-struct dataset *dataset_load(const char *data_path, const char *classes_path, long limit,
-                             char *err, size_t errlen);
+int dataset_open(const char *data_path, const char *classes_path, long limit,
+                 struct dataset **out, char *err, size_t errlen);
 void dataset_destroy(struct dataset *d);
 
 #endif

@@ -8,12 +8,14 @@
 #include "fsutil.h"
 #include "metrics.h"
 
-struct eval_inputs *eval_inputs_create(const struct tokenizer *t, const struct dataset *d,
-                                       int max_length, char *err, size_t errlen)
+int eval_inputs_open(const struct tokenizer *t, const struct dataset *d, int max_length,
+                     struct eval_inputs **out, char *err, size_t errlen)
 {
     double t0 = fs_monotonic();
     struct eval_inputs *in = calloc(1, sizeof *in);
     int64_t *row = malloc(2 * (size_t)max_length * sizeof *row);
+    int rc;
+    *out = NULL;
     if (!in || !row) goto nomem;
     in->n = d->n;
     in->max_length = max_length;
@@ -25,11 +27,11 @@ struct eval_inputs *eval_inputs_create(const struct tokenizer *t, const struct d
     in->offset[0] = 0;
     for (size_t i = 0; i < d->n; i++) {
         int len = 0;
-        if (tok_encode(t, d->examples[i].text, d->examples[i].len, max_length, row,
-                       row + max_length, &len, err, errlen) != 0) {
+        if ((rc = tok_encode(t, d->examples[i].text, d->examples[i].len, max_length, row,
+                             row + max_length, &len, err, errlen))) {
             eval_inputs_destroy(in);
             free(row);
-            return NULL;
+            return rc;
         }
         if (in->offset[i] + (size_t)len > cap) {
             cap = cap * 2 + (size_t)len;
@@ -43,12 +45,12 @@ struct eval_inputs *eval_inputs_create(const struct tokenizer *t, const struct d
     }
     free(row);
     in->tokenize_s = fs_monotonic() - t0;
-    return in;
+    *out = in;
+    return 0;
 nomem:
     free(row);
     eval_inputs_destroy(in);
-    err_set(err, errlen, ERR_NOMEM, "encoding the dataset: out of memory");
-    return NULL;
+    return err_set(err, errlen, ERR_NOMEM, "encoding the dataset: out of memory");
 }
 
 void eval_inputs_destroy(struct eval_inputs *in)
@@ -180,24 +182,29 @@ out:
     return rc;
 }
 
-json_t *eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
-                   int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-                   const char *label, FILE *out, float **logits, int *ncls, int *rc, char *err,
-                   size_t errlen)
+int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
+               int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
+               char *err, size_t errlen)
 {
     struct eval_output eo;
     struct metrics mt;
     json_t *mj = NULL;
-    *rc = eval_run(m, in, batch_size, padding, hooks, &eo, err, errlen);
-    if (*rc) return NULL;
+    int rc;
+    *metrics = NULL;
+    if ((rc = eval_run(m, in, batch_size, padding, hooks, &eo, err, errlen))) return rc;
     if (eo.ncls != (int)d->nclasses) {
-        *rc = err_set(err, errlen, ERR_FORMAT, "the model has %d outputs but the class file names %zu classes",
-                      eo.ncls, d->nclasses);
+        rc = err_set(err, errlen, ERR_FORMAT,
+                     "the model has %d outputs but the class file names %zu classes", eo.ncls,
+                     d->nclasses);
         goto out;
     }
-    *rc = metrics_compute(in->label, eo.pred, eo.n, eo.ncls, &mt, err, errlen);
-    if (*rc) goto out;
-    mj = metrics_to_json(&mt, d->classes);
+    if ((rc = metrics_compute(in->label, eo.pred, eo.n, eo.ncls, &mt, err, errlen))) goto out;
+    if (!(mj = metrics_to_json(&mt, d->classes))) {
+        metrics_free(&mt);
+        rc = err_set(err, errlen, ERR_NOMEM, "metrics: out of memory");
+        goto out;
+    }
     json_object_set_new(mj, "samples_per_s", json_real(eo.samples_per_s));
     if (out) {
         fprintf(out, "%s: accuracy %.4f, macro-F1 %.4f, macro precision %.4f (%zu samples, %.0f samples/s)\n",
@@ -210,7 +217,8 @@ json_t *eval_score(struct ts_model *m, const struct eval_inputs *in, const struc
         *ncls = eo.ncls;
         eo.logits = NULL;
     }
+    *metrics = mj;
 out:
     eval_output_free(&eo);
-    return mj;
+    return rc;
 }

@@ -29,10 +29,10 @@ struct eval_inputs {
     double tokenize_s;            /* seconds spent encoding */
 };
 
-/* Encodes every example of d.  Returns NULL with a message on failure; free
- * with eval_inputs_destroy. */
-struct eval_inputs *eval_inputs_create(const struct tokenizer *t, const struct dataset *d,
-                                       int max_length, char *err, size_t errlen);
+/* Encodes every example of d.  Returns 0 with *out set (free with
+ * eval_inputs_destroy), or ERR_NOMEM or tok_encode's code with *out NULL. */
+int eval_inputs_open(const struct tokenizer *t, const struct dataset *d, int max_length,
+                     struct eval_inputs **out, char *err, size_t errlen);
 void eval_inputs_destroy(struct eval_inputs *in);
 
 struct eval_hooks {
@@ -62,11 +62,12 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
  * the result.json shape (metrics_to_json plus samples_per_s).  Prints the
  * one-line summary and sklearn's report on out unless out is NULL.  When
  * logits is set it gets the n x ncls logits (caller frees) and *ncls their
- * width.  NULL with a message (ERR_CANCELLED in *rc when cancelled).
+ * width.  Returns 0 with *metrics set (a new reference), or ERR_CANCELLED
+ * when cancelled, or another ERR_* with a message, with *metrics NULL.
  */
-json_t *eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
-                   int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-                   const char *label, FILE *out, float **logits, int *ncls, int *rc, char *err,
-                   size_t errlen);
+int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
+               int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
+               char *err, size_t errlen);
 
 #endif

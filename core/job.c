@@ -264,16 +264,15 @@ static int load(struct run *r, char *err, size_t errlen)
                            "eval.vocab: is required (the model is no Hugging Face folder with a "
                            "vocab.txt)");
         int lowercase = ckpt_lowercase(&r->files, ev->lowercase);
-        r->data = dataset_load(ev->data, ev->classes, ev->limit, err, errlen);
-        if (!r->data) return ERR_FORMAT;
+        int rc;
+        if ((rc = dataset_open(ev->data, ev->classes, ev->limit, &r->data, err, errlen))) return rc;
         /* (A request queued before eval.tokenizer existed has TOK_BERT_LEGACY
          * here: job_spec_from_stored saw to it.) */
-        r->tok = tok_create(vocab, ev->tokenizer, lowercase, err, errlen);
+        if ((rc = tok_open(vocab, ev->tokenizer, lowercase, &r->tok, err, errlen))) return rc;
         r->vocab = vocab;
         r->lowercase = lowercase;
-        if (!r->tok) return ERR_FORMAT;
-        r->inputs = eval_inputs_create(r->tok, r->data, ev->max_length, err, errlen);
-        if (!r->inputs) return ERR_FORMAT;
+        if ((rc = eval_inputs_open(r->tok, r->data, ev->max_length, &r->inputs, err, errlen)))
+            return rc;
     }
     if (r->out) {
         size_t count = ts_model_count(r->model);
@@ -302,10 +301,10 @@ static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
 {
     const struct job_eval_spec *ev = &r->spec->eval;
     struct eval_hooks eh = {r, progress, cancelled};
-    int rc;
-    json_t *mj = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh, when,
-                            r->out, NULL, NULL, &rc, err, errlen);
-    if (!mj) return rc;
+    json_t *mj;
+    int rc = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh, when,
+                        r->out, NULL, NULL, &mj, err, errlen);
+    if (rc) return rc;
     json_object_set_new(json_object_get(r->result, "metrics"), when, mj);
     return 0;
 }
@@ -455,16 +454,17 @@ static void calibration_free(struct calibration *c)
 static int calibration_load(struct run *r, char *err, size_t errlen)
 {
     const struct job_spec *s = r->spec;
-    struct dataset *ds = dataset_load(s->calibration_data, s->eval.classes,
-                                      s->calibration_samples, err, errlen);
+    struct dataset *ds = NULL;
     struct eval_inputs *in = NULL;
     struct calibration *c = NULL;
-    int rc = 0;
-    if (!ds) return ERR_FORMAT;
-    if (!r->tok || !(in = eval_inputs_create(r->tok, ds, s->eval.max_length, err, errlen))) {
-        rc = r->tok ? ERR_FORMAT : err_set(err, errlen, ERR_INTERNAL, "calibration: no tokenizer");
+    int rc = dataset_open(s->calibration_data, s->eval.classes, s->calibration_samples, &ds, err,
+                          errlen);
+    if (rc) return rc;
+    if (!r->tok) {
+        rc = err_set(err, errlen, ERR_INTERNAL, "calibration: no tokenizer");
         goto out;
     }
+    if ((rc = eval_inputs_open(r->tok, ds, s->eval.max_length, &in, err, errlen))) goto out;
     const size_t n = in->n, L = (size_t)in->max_length;
     if (!(c = calloc(1, sizeof *c)) || !(c->ids = calloc(n * L + 1, sizeof *c->ids)) ||
         !(c->mask = calloc(n * L + 1, sizeof *c->mask)) ||
@@ -1105,21 +1105,4 @@ int job_execute(const struct job_spec *spec, const json_t *request, const char *
                             .result = res,
                             .outputs = spec->outputs};
     return run_job(spec, request, &o, hooks, result, err, errlen);
-}
-
-void job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n)
-{
-    if (fence > 0)
-        snprintf(out, n, "%s/jobs/%s/run-%lld", artifact_dir, id, (long long)fence);
-    else
-        snprintf(out, n, "%s/jobs/%s", artifact_dir, id);
-}
-
-int job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen)
-{
-    char dir[PATH_MAX];
-    if (!id || !job_id_valid(id))
-        return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id ? id : "");
-    snprintf(dir, sizeof dir, "%s/jobs/%s", artifact_dir, id);
-    return fs_tree_remove(dir, err, errlen);
 }

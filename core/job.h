@@ -213,16 +213,4 @@ int job_execute_to(const struct job_spec *spec, const json_t *request, const cha
                    const char *state_dict, const char *result_path, const struct job_hooks *hooks,
                    json_t **result, char *err, size_t errlen);
 
-/*
- * Where a job's files live under the artifact store: artifact_dir/jobs/<id>/,
- * and the folder one run writes into: that folder itself for an unfenced
- * claim (SQLite, fence 0), artifact_dir/jobs/<id>/run-<fence>/ with
- * PostgreSQL, so a rescued run and its rescuer never share a file.
- * Downloads read the folder of the run that finished (the row's fence).
- */
-void job_run_dir(const char *artifact_dir, const char *id, int64_t fence, char *out, size_t n);
-/* Removes artifact_dir/jobs/<id>/ and everything in it (id must be a job
- * id).  Returns 0 (also when it was not there), ERR_INVALID or ERR_IO. */
-int job_dir_remove(const char *artifact_dir, const char *id, char *err, size_t errlen);
-
 #endif

@@ -242,9 +242,9 @@ static int submission_check(struct queue_submission *sub)
     if (!is_object)
         return sub->rc = err_set(sub->err, sizeof sub->err, ERR_INVALID,
                                  "the request is not a JSON object");
-    if (sub->idem_key && strlen(sub->idem_key) > 255)
+    if (sub->idem_key && strlen(sub->idem_key) > QUEUE_IDEM_KEY_MAX)
         return sub->rc = err_set(sub->err, sizeof sub->err, ERR_INVALID,
-                                 "idempotency key longer than 255 bytes");
+                                 "idempotency key longer than %d bytes", QUEUE_IDEM_KEY_MAX);
     return 0;
 }
 
@@ -325,7 +325,7 @@ int queue_list(struct queue *q, int status, int limit, const char *cursor, struc
         return err_set(err, errlen, ERR_INVALID, "unknown status %d", status);
     if (cursor && *cursor && queue_cursor_parse(cursor, &c_at, &c_seq))
         return err_set(err, errlen, ERR_INVALID, "invalid cursor '%.64s'", cursor);
-    limit = limit < 1 ? 1 : limit > 500 ? 500 : limit;
+    limit = limit < 1 ? 1 : limit > QUEUE_PAGE_MAX ? QUEUE_PAGE_MAX : limit;
     return q->ops->list(q, status, limit, cursor, rows, n, next_cursor, err, errlen);
 }
 

@@ -129,7 +129,13 @@ int queue_submit_many(struct queue *q, struct queue_submission *subs, size_t n, 
 int queue_submission_row(const struct queue_submission *sub, struct job_row *out, char *err,
                          size_t errlen);
 int queue_get(struct queue *q, const char *id, struct job_row *out, char *err, size_t errlen);
-/* Newest first; status < 0 for all; limit clamped to 1..500; cursor "" (or
+/* The queue's limits, which the API checks before asking (api/jobs.c): an
+ * idempotency key's length in bytes, and a page of queue_list. */
+#define QUEUE_IDEM_KEY_MAX 200
+#define QUEUE_PAGE_DEFAULT 50
+#define QUEUE_PAGE_MAX 200
+
+/* Newest first; status < 0 for all; limit clamped to 1..QUEUE_PAGE_MAX; cursor "" (or
  * NULL) or the next_cursor of the last page, which is "" after the last
  * page; pages stay stable while jobs are added.  ERR_INVALID for a bad
  * status or cursor.  *rows is malloc'd, NULL when *n is 0 (free each with

@@ -35,7 +35,7 @@
  * segment.
  *
  * The fast path does either in one pass over the bytes, with a per-BMP code
- * point table built by tok_create from the slow path's own primitives.  A
+ * point table built by tok_open from the slow path's own primitives.  A
  * code point is "simple" when doing it alone equals doing it in any context.
  * Legacy: it has no canonical decomposition, combining class 0, and is not
  * the second half of any canonical composition, so NFC leaves it alone and
@@ -823,16 +823,14 @@ static size_t trim_end(const unsigned char *s, size_t len)
 static const char *const special_names[TOK_NSPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]",
                                                         "[MASK]"};
 
-struct tokenizer *tok_create(const char *vocab_path, enum tok_mode mode, int lowercase, char *err,
-                             size_t errlen)
+int tok_open(const char *vocab_path, enum tok_mode mode, int lowercase, struct tokenizer **out,
+             char *err, size_t errlen)
 {
     int rc = 0;
     size_t size = 0;
     struct tokenizer *t = calloc(1, sizeof *t);
-    if (!t) {
-        err_set(err, errlen, ERR_NOMEM, "tokenizer: out of memory");
-        return NULL;
-    }
+    *out = NULL;
+    if (!t) return err_set(err, errlen, ERR_NOMEM, "tokenizer: out of memory");
     t->mode = mode;
     t->lowercase = lowercase != 0;
     if (mode != TOK_BERT && mode != TOK_BERT_LEGACY) {
@@ -919,11 +917,11 @@ struct tokenizer *tok_create(const char *vocab_path, enum tok_mode mode, int low
         goto out;
     }
 out:
-    if (rc) {
+    if (rc)
         tok_destroy(t);
-        return NULL;
-    }
-    return t;
+    else
+        *out = t;
+    return rc;
 }
 
 const char *const tok_mode_names[TOK_MODE_COUNT + 1] = {

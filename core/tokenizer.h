@@ -27,14 +27,16 @@ extern const char *const tok_mode_names[TOK_MODE_COUNT + 1];
 /* Sets *mode to the mode called name; ERR_INVALID (*mode untouched) if none. */
 int tok_mode_parse(const char *name, enum tok_mode *mode);
 
-/* Special ids of bert-base-chinese; tok_create checks the vocab has them. */
+/* Special ids of bert-base-chinese; tok_open checks the vocab has them. */
 #define TOK_PAD_ID 0
 
 /* Loads vocab_path (one token a line) for mode.  lowercase: BERT's
  * do_lower_case (strip_accents follows it, as both transformers classes
- * default).  Returns NULL with a message on failure; free with tok_destroy. */
-struct tokenizer *tok_create(const char *vocab_path, enum tok_mode mode, int lowercase, char *err,
-                             size_t errlen);
+ * default).  Returns 0 with *out set (free with tok_destroy), or ERR_INVALID
+ * (mode, no path), ERR_NOTFOUND / ERR_IO (the file), ERR_FORMAT (the vocab:
+ * not UTF-8, no tokens, a special token missing), ERR_NOMEM, with *out NULL. */
+int tok_open(const char *vocab_path, enum tok_mode mode, int lowercase, struct tokenizer **out,
+             char *err, size_t errlen);
 void tok_destroy(struct tokenizer *t);
 
 size_t tok_vocab_size(const struct tokenizer *t);

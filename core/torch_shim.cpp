@@ -24,7 +24,7 @@
  * sink remembers the first errno and the caller turns it into ERR_IO or
  * ERR_NOSPACE.
  *
- * ts_dict_load reads torch.save files with a small restricted unpickler
+ * ts_dict_open reads torch.save files with a small restricted unpickler
  * (struct pk_*) rather than torch::jit::pickle_load: libtorch 1.13's
  * unpickler turns collections.OrderedDict into None, and a state_dict is an
  * OrderedDict.  It knows only the opcodes and globals torch.save emits for a
@@ -289,12 +289,6 @@ int ts_model_open(const char *path, const char *device, struct ts_model **out, c
     }
     *out = m;
     return 0;
-}
-
-struct ts_model *ts_model_load(const char *path, const char *device, char *err, size_t errlen)
-{
-    struct ts_model *m = nullptr;
-    return ts_model_open(path, device, &m, err, errlen) == 0 ? m : nullptr;
 }
 
 void ts_model_destroy(struct ts_model *m)

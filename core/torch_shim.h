@@ -65,13 +65,11 @@ int ts_get_threads(void);
  * Loads a TorchScript archive (torch.jit.save output) onto device "cpu",
  * "cuda" or "cuda:N".  A frozen module (no parameters) is refused with
  * ERR_UNSUPPORTED; a file that is no TorchScript archive with ERR_FORMAT;
- * a CUDA device that is not there with ERR_UNSUPPORTED.  Caller frees with
- * ts_model_destroy.  Returns NULL on failure.
+ * a CUDA device that is not there with ERR_UNSUPPORTED.  Returns 0 with
+ * *out set (free with ts_model_destroy), or ERR_NOTFOUND / ERR_IO (file),
+ * ERR_INVALID (device string), ERR_FORMAT, ERR_UNSUPPORTED, ERR_NOMEM,
+ * ERR_TORCH with *out NULL.
  */
-struct ts_model *ts_model_load(const char *path, const char *device, char *err, size_t errlen);
-/* The same, returning the code: 0 with *out set, or ERR_NOTFOUND / ERR_IO
- * (file), ERR_INVALID (device string), ERR_FORMAT, ERR_UNSUPPORTED, ERR_NOMEM,
- * ERR_TORCH with *out NULL. */
 int ts_model_open(const char *path, const char *device, struct ts_model **out, char *err,
                   size_t errlen);
 void ts_model_destroy(struct ts_model *m);
@@ -225,19 +223,19 @@ int ts_model_save_state_dict(struct ts_model *m, const char *path, char *err, si
  * output's job. */
 int ts_model_save_safetensors(struct ts_model *m, const char *path, char *err, size_t errlen);
 
-/*
- * A torch.save'd dict of name -> tensor (e.g. masks for custom_from_mask).
- * Returns NULL on failure.  ts_dict_read_u8 writes numel bytes, 1 where the
- * element is non-zero, 0 where it is zero (any dtype).
- */
-struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen);
 /* For a zip file: 1 in *torchscript when it is a TorchScript archive
  * (constants.pkl), 0 when a torch.save file (data.pkl); ERR_FORMAT when it
  * is neither, ERR_IO / ERR_NOTFOUND for the file. */
 int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen);
 
-/* The same, returning the code (ERR_FORMAT for anything but a zip-format
- * torch.save of a dict of name -> tensor) with *out NULL on failure. */
+/*
+ * A torch.save'd dict of name -> tensor (e.g. masks for custom_from_mask).
+ * Returns 0 with *out set (free with ts_dict_destroy), or the code
+ * (ERR_FORMAT for anything but a zip-format torch.save of a dict of name ->
+ * tensor; ERR_NOTFOUND / ERR_IO for the file) with *out NULL.
+ * ts_dict_read_u8 writes numel bytes, 1 where the element is non-zero, 0
+ * where it is zero (any dtype).
+ */
 int ts_dict_open(const char *path, struct ts_dict **out, char *err, size_t errlen);
 void ts_dict_destroy(struct ts_dict *d);
 size_t ts_dict_count(const struct ts_dict *d);

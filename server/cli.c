@@ -436,17 +436,16 @@ int cli_eval(int argc, char **argv)
         goto out;
     }
     lowercase = ckpt_lowercase(&files, lowercase);
-    if (!(ds = dataset_load(data, classes, limit, err, sizeof err)) ||
-        !(tok = tok_create(vocab, mode, lowercase, err, sizeof err)) ||
+    if (dataset_open(data, classes, limit, &ds, err, sizeof err) ||
+        tok_open(vocab, mode, lowercase, &tok, err, sizeof err) ||
         ckpt_open(&files, device, &m, err, sizeof err) ||
-        !(in = eval_inputs_create(tok, ds, (int)max_length, err, sizeof err))) {
+        eval_inputs_open(tok, ds, (int)max_length, &in, err, sizeof err)) {
         rc = fail(EXIT_USAGE, "%s", err);
         goto out;
     }
     double load_s = fs_monotonic() - t0 - in->tokenize_s;
-    int erc;
-    mj = eval_score(m, in, ds, (int)batch, pad, NULL, "eval", stdout, &logits, &ncls, &erc, err, sizeof err);
-    if (!mj) {
+    if (eval_score(m, in, ds, (int)batch, pad, NULL, "eval", stdout, &logits, &ncls, &mj, err,
+                   sizeof err)) {
         rc = fail(EXIT_RUN, "%s", err);
         goto out;
     }

@@ -267,7 +267,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
     if (!r) return;
     if (r->status)
-        api_stats_http(s->cfg.env->stats, r->route, r->method, r->status,
+        stats_http(s->cfg.env->stats, r->route, r->method, r->status,
                        fs_monotonic() - r->start);
     free(r->body);
     free(r);

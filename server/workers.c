@@ -25,6 +25,7 @@
 #include "queue.h"
 #include "roots.h"
 #include "stats.h"
+#include "store.h"
 
 /*
  * DESIGN: N threads, each with its own struct queue.  A worker claims the
@@ -131,7 +132,7 @@ struct run_ctx {
 static void end_stage(struct run_ctx *c)
 {
     if (c->stage[0])
-        api_stats_stage(c->wk->pool->cfg.stats, c->stage, fs_monotonic() - c->stage_started);
+        stats_stage(c->wk->pool->cfg.stats, c->stage, fs_monotonic() - c->stage_started);
     c->stage[0] = '\0';
 }
 
@@ -207,15 +208,15 @@ static int check_space(const struct workers_config *cfg, const char *model, char
         }
         if (d) closedir(d);
     }
-    if (statvfs(cfg->artifact_dir, &vfs))
-        return err_set(err, errlen, ERR_IO, "statvfs %s: %s", cfg->artifact_dir, strerror(errno));
+    if (statvfs(store_dir(cfg->store), &vfs))
+        return err_set(err, errlen, ERR_IO, "statvfs %s: %s", store_dir(cfg->store), strerror(errno));
     double need = cfg->free_space_factor * (double)st.st_size;
     double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
     if (have < need)
         return err_set(err, errlen, ERR_NOSPACE,
                        "not enough free space in %s: %.0f bytes free, %.0f needed (%.1fx the "
                        "model's %lld bytes)",
-                       cfg->artifact_dir, have, need, cfg->free_space_factor,
+                       store_dir(cfg->store), have, need, cfg->free_space_factor,
                        (long long)st.st_size);
     return 0;
 }
@@ -226,7 +227,7 @@ static void abandon(struct worker *wk, const struct job_row *row, const char *ru
     char err[256];
     if (run_dir && row->fence > 0 && fs_tree_remove(run_dir, err, sizeof err))
         log_warn(row->id, "abandoning: %s", err);
-    api_stats_lease_lost(wk->pool->cfg.stats);
+    stats_lease_lost(wk->pool->cfg.stats);
     log_warn(row->id,
              "abandoned: its lease expired and another daemon took it over (fence %lld); "
              "removed this run's files",
@@ -300,7 +301,8 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     char err[1024] = "", dir[PATH_MAX] = "", job_dir[PATH_MAX], qerr[256];
     char *result_text = NULL;
     double t0 = fs_monotonic();
-    int rc;
+    uint64_t used_before = 0; /* the job folder's bytes before this run */
+    int rc, measured = 0;
 
     log_info(row->id, "running (attempt %d)", row->attempts + 1);
     /* Checked at submit; read again the way it ran when stored (a request
@@ -317,8 +319,10 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     }
     if ((rc = check_space(&pool->cfg, spec.model, err, sizeof err))) goto finish;
     /* This run's own folder: jobs/<id>/, or jobs/<id>/run-<fence>/ when fenced. */
-    snprintf(job_dir, sizeof job_dir, "%s/jobs/%s", pool->cfg.artifact_dir, row->id);
-    job_run_dir(pool->cfg.artifact_dir, row->id, row->fence, dir, sizeof dir);
+    store_job_dir(pool->cfg.store, row->id, job_dir, sizeof job_dir);
+    store_run_dir(pool->cfg.store, row->id, row->fence, dir, sizeof dir);
+    used_before = store_job_usage(pool->cfg.store, row->id);
+    measured = 1;
     if ((mkdir(job_dir, 0750) && errno != EEXIST) || (mkdir(dir, 0750) && errno != EEXIST)) {
         rc = err_set(err, sizeof err, ERR_IO, "mkdir %s: %s", dir, strerror(errno));
         goto finish;
@@ -350,12 +354,17 @@ finish:
     }
     if (frc) log_err(row->id, "recording the end (%s): %s", job_status_name(st), qerr);
     if (!frc && row->fence > 0) remove_other_runs(job_dir, dir);
-    api_stats_job(pool->cfg.stats, job_status_name(st), fs_monotonic() - t0);
+    stats_job(pool->cfg.stats, job_status_name(st), fs_monotonic() - t0);
     if (rc && rc != ERR_CANCELLED)
         log_warn(row->id, "failed (%s): %s", err_name(rc), err);
     else
         log_info(row->id, "%s in %.1f s", job_status_name(st), fs_monotonic() - t0);
 out:
+    /* What this run added to (or, replacing an earlier attempt's files,
+     * took from) the store, for the quota's running total. */
+    if (measured)
+        store_account(pool->cfg.store,
+                      (int64_t)store_job_usage(pool->cfg.store, row->id) - (int64_t)used_before);
     free(result_text);
     json_decref(result);
     json_decref(req);
@@ -370,6 +379,9 @@ static void sweep(struct workers *pool, struct queue *q)
     size_t n = 0;
     int removed = 0;
 
+    /* Hourly, the quota's running total meets the disk again: the
+     * database's own growth, and other daemons' writes to a shared store. */
+    store_recount(pool->cfg.store);
     if (pool->cfg.retention_days <= 0) return;
     double cutoff = fs_now() - (double)pool->cfg.retention_days * 86400.0;
     if (queue_expired(q, cutoff, &ids, &n, err, sizeof err)) {
@@ -377,7 +389,7 @@ static void sweep(struct workers *pool, struct queue *q)
         return;
     }
     for (size_t i = 0; i < n && !atomic_load(&pool->stopping); i++) {
-        if (job_dir_remove(pool->cfg.artifact_dir, ids[i], err, sizeof err) ||
+        if (store_remove_job(pool->cfg.store, ids[i], err, sizeof err) ||
             queue_mark_files_deleted(q, ids[i], err, sizeof err))
             log_warn(ids[i], "retention: %s", err);
         else
@@ -410,7 +422,7 @@ static void *worker_main(void *arg)
 
         int rc = queue_claim(q, pool->cfg.lease_seconds, &row, err, sizeof err);
         if (!rc) {
-            api_stats_claim(pool->cfg.stats);
+            stats_claim(pool->cfg.stats);
             pthread_mutex_lock(&pool->lock);
             memcpy(wk->current, row.id, sizeof wk->current);
             wk->current_fence = row.fence;
@@ -524,7 +536,7 @@ static void *keeper_main(void *arg)
         if (q && queue_rescue(q, pool->cfg.max_attempts, &requeued, &failed, err, sizeof err))
             log_warn(NULL, "rescuing expired leases: %s", err);
         else if (requeued || failed) {
-            api_stats_rescue(pool->cfg.stats, requeued, failed);
+            stats_rescue(pool->cfg.stats, requeued, failed);
             log_info(NULL,
                      "rescue: %d jobs with an expired lease re-queued, %d failed after %d "
                      "attempts",

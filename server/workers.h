@@ -5,19 +5,20 @@
 #include <stddef.h>
 
 struct roots;
-struct api_stats;
+struct stats;
+struct store;
 
 struct workers_config {
     int count;                 /* worker threads (>= 1) */
     const int *gpus;           /* NULL, or count CUDA device indices: worker i runs on gpus[i] */
     const char *db_path;       /* the queue's location (queue_open) */
-    const char *artifact_dir;  /* jobs write into artifact_dir/jobs/<id>/ (job_run_dir) */
+    struct store *store;       /* jobs write into their folders there (core/store.h) */
     const struct roots *roots; /* paths are resolved again before a run */
     const char *plugin_dir;    /* NULL: plugins refused */
     int job_threads;           /* libtorch threads per job; <= 0: default */
     double free_space_factor;  /* needs factor x model size free before a job */
     int retention_days;        /* 0: keep finished jobs */
-    struct api_stats *stats;   /* may be NULL */
+    struct stats *stats;   /* may be NULL */
     int lease_seconds;         /* claims' lease (PostgreSQL); >= 1 */
     int leases;                /* run the lease keeper (PostgreSQL): renew, rescue */
     int max_attempts;          /* rescue fails a job interrupted this many times */

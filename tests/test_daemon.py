@@ -697,6 +697,40 @@ def test_limits(tmp, roots):
     check(any(p.get("job") == j["id"] for p in parsed), "JSON log lines name the job", len(parsed))
 
 
+def test_quota_total(tmp, roots):
+    """The quota is a running total: a finished job's files count at once, a
+    DELETE gives them back, and a file dropped into the dir behind the
+    daemon's back is not seen until the hourly recount (no walk per POST)."""
+    conf = "[limits]\nquota = 10M\n"
+    data_dir = os.path.join(tmp, "var-quota-total")
+    d = Daemon(tmp, roots, config=conf, data_dir=data_dir, name="quota-total")
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", seed_request(name="quota-1"))
+        check(st == 201, "under the quota: the first job is accepted", (st, j))
+        done = wait_status(d, j["id"], ("failed", "succeeded"), timeout=120) if st == 201 else None
+        check(done and done["status"] == "succeeded", "the first job succeeds", done)
+        st, _, b = d.json("POST", "/v1/jobs", seed_request(name="quota-2"))
+        check_error(st, b, 507, "its checkpoints (about 44 MB) put the store over 10M at once")
+        st, _, _ = d.req("DELETE", f"/v1/jobs/{j['id']}")
+        check(st == 204, "the first job is deleted", st)
+        with open(os.path.join(data_dir, "behind-its-back.bin"), "wb") as f:
+            f.write(os.urandom(12 << 20))
+        st, _, b = d.json("POST", "/v1/jobs", seed_request(name="quota-3"))
+        check(st == 201, "the DELETE gave the bytes back; a file written behind the daemon's "
+              "back waits for the recount", (st, b))
+        if st == 201:
+            wait_status(d, b["id"], ("failed", "succeeded"), timeout=120)
+    finally:
+        d.stop()
+    # A restart counts the dir again: now the dropped file and job 3 are seen.
+    d = Daemon(tmp, roots, config=conf, data_dir=data_dir, name="quota-total-2")
+    try:
+        st, _, b = d.json("POST", "/v1/jobs", seed_request(name="quota-4"))
+        check_error(st, b, 507, "after a restart the start-up count sees every file")
+    finally:
+        d.stop()
+
+
 def test_big_bodies(d):
     """3 MB bodies over the limit get a 413 with the JSON error, whichever way they are sent."""
     import http.client
@@ -803,6 +837,7 @@ def main():
                 print(d.tail())
         test_auth(tmp, roots)
         test_limits(tmp, roots)
+        test_quota_total(tmp, roots)
         test_sigterm_and_crash(tmp, roots)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,7 @@
 
 #include "ct.h"
 #include "dataset.h"
+#include "err.h"
 
 static char tmpdir[] = "/tmp/test_dataset.XXXXXX";
 
@@ -30,14 +31,27 @@ static const char *classes3(void)
     return PUTS(1, "class.txt", "finance\nrealty\nstocks\n");
 }
 
-/* Expects dataset_load to fail with code and a message holding want. */
+/* dataset_open, holding it to its contract: 0 with a dataset, or a code with
+ * NULL; the code is kept in last_rc. */
+static int last_rc;
+static struct dataset *load(const char *data, const char *cls, long limit, char *err,
+                            size_t errlen)
+{
+    struct dataset *d = (struct dataset *)&d; /* not NULL: dataset_open must set it */
+    last_rc = dataset_open(data, cls, limit, &d, err, errlen);
+    CHECK((last_rc == 0) == (d != NULL), "dataset_open returned %d with dataset %p", last_rc,
+          (void *)d);
+    return d;
+}
+
+/* Expects dataset_open to fail with ERR_FORMAT and a message holding want. */
 static void expect_fail(const char *what, const char *data, size_t len, const char *want)
 {
     char err[512] = "";
     const char *cls = classes3();
     const char *path = put(0, "bad.txt", data, len);
-    struct dataset *d = dataset_load(path, cls, 0, err, sizeof err);
-    CHECK(d == NULL, "%s: loaded", what);
+    struct dataset *d = load(path, cls, 0, err, sizeof err);
+    CHECK(d == NULL && last_rc == ERR_FORMAT, "%s: loaded, or code %d", what, last_rc);
     dataset_destroy(d);
     char full[600];
     snprintf(full, sizeof full, want, path);
@@ -51,7 +65,7 @@ static void test_good(void)
     char err[256] = "";
     const char *cls = classes3();
     const char *data = PUTS(0, "good.txt", "上证指数\t2\nsome\ttabbed text\t0\r\nhouse\trealty\n");
-    struct dataset *d = dataset_load(data, cls, 0, err, sizeof err);
+    struct dataset *d = load(data, cls, 0, err, sizeof err);
     CHECK(d != NULL, "load: %s", err);
     if (!d) return;
     CHECK_INT(d->n, 3);
@@ -74,7 +88,7 @@ static void test_good(void)
     data = PUTS(0, "nonl.txt",
                 "\xEF\xBB\xBF"
                 "x\t1\ny\tb\nz\t00");
-    d = dataset_load(data, cls, 0, err, sizeof err);
+    d = load(data, cls, 0, err, sizeof err);
     CHECK(d != NULL, "load without final newlines: %s", err);
     if (d) {
         CHECK_INT(d->nclasses, 2);
@@ -95,7 +109,7 @@ static void test_limit(void)
     const char *cls = classes3();
     /* Line 4 is malformed: a limit of 3 never reads it. */
     const char *data = PUTS(0, "limit.txt", "a\t0\nb\t1\nc\t2\nbroken\nd\t0\n");
-    struct dataset *d = dataset_load(data, cls, 3, err, sizeof err);
+    struct dataset *d = load(data, cls, 3, err, sizeof err);
     CHECK(d != NULL, "limit 3: %s", err);
     if (d) {
         CHECK_INT(d->n, 3);
@@ -103,13 +117,13 @@ static void test_limit(void)
         CHECK(!strcmp(d->examples[0].text, "a"), "text 0 '%s'", d->examples[0].text);
     }
     dataset_destroy(d);
-    d = dataset_load(data, cls, 1, err, sizeof err);
+    d = load(data, cls, 1, err, sizeof err);
     CHECK(d && d->n == 1 && !strcmp(d->examples[0].text, "a"), "limit 1");
     dataset_destroy(d);
-    d = dataset_load(data, cls, 0, err, sizeof err);
+    d = load(data, cls, 0, err, sizeof err);
     CHECK(d == NULL && strstr(err, "limit.txt:4: no tab"), "no limit reaches line 4: '%s'", err);
     dataset_destroy(d);
-    d = dataset_load(data, cls, 100, err, sizeof err);
+    d = load(data, cls, 100, err, sizeof err);
     CHECK(d == NULL, "limit past the end reads everything");
     dataset_destroy(d);
 
@@ -125,7 +139,7 @@ static void test_limit(void)
     free(big);
     for (long lim = 9999; lim <= 20001; lim += 5001) {
         long want = lim > 20000 ? 20000 : lim;
-        d = dataset_load(data, cls, lim, err, sizeof err);
+        d = load(data, cls, lim, err, sizeof err);
         CHECK(d && d->n == (size_t)want, "big file, limit %ld: %s", lim, err);
         int ok = d != NULL;
         for (size_t i = 0; d && i < d->n; i++) {
@@ -192,7 +206,7 @@ static void test_malformed(void)
         int len = snprintf(data, sizeof data, "ab%s\t1\n", good[i]);
         const char *cls = classes3();
         const char *path = put(0, "edge.txt", data, (size_t)len);
-        struct dataset *d = dataset_load(path, cls, 0, err, sizeof err);
+        struct dataset *d = load(path, cls, 0, err, sizeof err);
         CHECK(d && d->examples[0].len == (size_t)len - 3, "valid UTF-8 case %zu: %s", i, err);
         dataset_destroy(d);
     }
@@ -213,7 +227,7 @@ static void test_class_file(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *cls = put(1, "c.txt", cases[i].text, strlen(cases[i].text));
-        struct dataset *d = dataset_load(data, cls, 0, err, sizeof err);
+        struct dataset *d = load(data, cls, 0, err, sizeof err);
         char full[600];
         snprintf(full, sizeof full, "%s%s", cls, cases[i].want);
         CHECK(d == NULL && strstr(err, full), "%s: message '%s' lacks '%s'", cases[i].what, err,
@@ -226,12 +240,13 @@ static void test_missing_file(void)
 {
     char err[256] = "", path[600];
     snprintf(path, sizeof path, "%s/does-not-exist.txt", tmpdir);
-    struct dataset *d = dataset_load(path, classes3(), 0, err, sizeof err);
-    CHECK(d == NULL && strstr(err, path) && strstr(err, "No such file"), "missing data: '%s'", err);
+    struct dataset *d = load(path, classes3(), 0, err, sizeof err);
+    CHECK(d == NULL && last_rc == ERR_NOTFOUND && strstr(err, path) && strstr(err, "No such file"),
+          "missing data: %d '%s'", last_rc, err);
     const char *data = PUTS(0, "d.txt", "x\t0\n");
-    d = dataset_load(data, path, 0, err, sizeof err);
+    d = load(data, path, 0, err, sizeof err);
     CHECK(d == NULL && strstr(err, path), "missing classes: '%s'", err);
-    d = dataset_load(tmpdir, classes3(), 0, err, sizeof err);
+    d = load(tmpdir, classes3(), 0, err, sizeof err);
     CHECK(d == NULL && strstr(err, tmpdir), "a directory as data: '%s'", err);
 }
 
@@ -246,7 +261,7 @@ static void test_thucnews_dev(void)
     snprintf(cls, sizeof cls, "%s/data/thucnews/class.txt", shared);
     CHECK(access(data, R_OK) == 0 && access(cls, R_OK) == 0,
           "THUCNews dev set missing: need %s and %s", data, cls);
-    struct dataset *d = dataset_load(data, cls, 0, err, sizeof err);
+    struct dataset *d = load(data, cls, 0, err, sizeof err);
     CHECK(d != NULL, "dev.txt: %s", err);
     if (!d) return;
     CHECK_INT(d->n, 10000);
@@ -267,7 +282,7 @@ static void test_thucnews_dev(void)
         CHECK(per[c] == 1000, "class %d has %zu examples, want 1000", c, per[c]);
     dataset_destroy(d);
 
-    d = dataset_load(data, cls, 5, err, sizeof err);
+    d = load(data, cls, 5, err, sizeof err);
     CHECK(d && d->n == 5 && d->examples[0].label == 8, "dev.txt limit 5: %s", err);
     dataset_destroy(d);
 }

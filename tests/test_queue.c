@@ -392,7 +392,7 @@ static void test_list_pages(void)
         job_row_free(&rows[i]);
     free(rows);
 
-    /* Limits clamp to 1..500. */
+    /* Limits clamp to 1..QUEUE_PAGE_MAX. */
     CHECK_INT(queue_list(q, -1, 0, NULL, &rows, &n, next, err, sizeof err), 0);
     CHECK_INT(n, 1);
     CHECK(next[0] != '\0', "a next cursor after 1 of 30");

@@ -14,8 +14,27 @@ static void check(const char *h, uint64_t size, enum range_result want, uint64_t
               (unsigned long long)wl);
 }
 
+static void inm(const char *list, const char *etag, int want)
+{
+    int got = range_if_none_match(list, etag);
+    CHECK(got == want, "If-None-Match '%s' against %s: %d, want %d", list ? list : "(none)", etag,
+          got, want);
+}
+
 int main(void)
 {
+    inm(NULL, "\"ab\"", 0);
+    inm("\"ab\"", "\"ab\"", 1);
+    inm("W/\"ab\"", "\"ab\"", 1); /* weak comparison */
+    inm("\"x\", \"ab\"", "\"ab\"", 1);
+    inm("\"x\",\t\"ab\" ", "\"ab\"", 1);
+    inm("*", "\"ab\"", 1);
+    inm("\"abc\"", "\"ab\"", 0);
+    inm("\"ab\"x", "\"ab\"", 0);
+    inm("x\"ab\"", "\"ab\"", 0); /* a substring is not a tag */
+    inm("\"x\"\"ab\"", "\"ab\"", 0);
+    inm("", "\"ab\"", 0);
+
     check(NULL, 100, RANGE_NONE, 0, 0);
     check("bytes=0-9", 100, RANGE_OK, 0, 10);
     check("bytes=10-", 100, RANGE_OK, 10, 90);

@@ -94,7 +94,7 @@ int main(void)
     auth_hash_token("rtok", hex, err, sizeof err);
     snprintf(spec, sizeof spec, "read:%s", hex);
     auth_add(a, "r", spec, err, sizeof err);
-    struct api_env env = {.auth = a, .artifact_dir = "/nonexistent", .db_path = "/nonexistent"};
+    struct api_env env = {.auth = a, .db_path = "/nonexistent"};
     CHECK_INT(dispatch(&env, "GET", "/healthz", NULL), 200);
     CHECK_INT(dispatch(&env, "GET", "/v1/jobs", NULL), 401);
     CHECK_INT(dispatch(&env, "GET", "/v1/jobs", "Bearer wrong"), 401);

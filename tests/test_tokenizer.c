@@ -358,8 +358,20 @@ static void test_invalid(struct tokenizer *t)
     tok_ids_free(&ids);
 }
 
+/* tok_open, holding it to its contract: 0 with a tokenizer, or a code with
+ * NULL; *rc gets the code. */
+static struct tokenizer *open_tok(const char *path, enum tok_mode mode, int lower, int *rc,
+                                  char *err, size_t errlen)
+{
+    struct tokenizer *t = (struct tokenizer *)&t; /* not NULL: tok_open must set it */
+    *rc = tok_open(path, mode, lower, &t, err, errlen);
+    CHECK((*rc == 0) == (t != NULL), "tok_open returned %d with tokenizer %p", *rc, (void *)t);
+    return t;
+}
+
 static void test_vocab(struct tokenizer *t, enum tok_mode mode)
 {
+    int rc;
     char err[256];
     CHECK_INT(tok_vocab_size(t), NVOCAB);
     CHECK_INT(tok_cls_id(t), 2);
@@ -374,7 +386,7 @@ static void test_vocab(struct tokenizer *t, enum tok_mode mode)
 
     /* CRLF line ends, no final newline: the same tokens in both modes */
     const char *crlf = write_vocab("crlf.txt", vocab_lines, NVOCAB, "\r\n");
-    struct tokenizer *c = tok_create(crlf, mode, 1, err, sizeof err);
+    struct tokenizer *c = open_tok(crlf, mode, 1, &rc, err, sizeof err);
     CHECK(c != NULL, "%s", err);
     if (c) {
         CHECK_INT(tok_vocab_size(c), NVOCAB);
@@ -386,7 +398,7 @@ static void test_vocab(struct tokenizer *t, enum tok_mode mode)
     const char *cr_lines[] = {"[PAD]\r[UNK]\r[CLS]\r[SEP]\rlast"};
     const char *cr = write_vocab("cr.txt", cr_lines, 1, "");
     err[0] = '\0';
-    c = tok_create(cr, mode, 0, err, sizeof err);
+    c = open_tok(cr, mode, 0, &rc, err, sizeof err);
     if (mode == TOK_BERT_LEGACY) {
         CHECK(c != NULL, "%s", err);
         if (c) {
@@ -399,7 +411,7 @@ static void test_vocab(struct tokenizer *t, enum tok_mode mode)
     tok_destroy(c);
     /* Trailing whitespace: BertTokenizer's WordPiece::read_file trims it */
     const char *ws_lines[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "ab \t", "cd\xe3\x80\x80", "e f"};
-    c = tok_create(write_vocab("ws.txt", ws_lines, 7, "\n"), mode, 0, err, sizeof err);
+    c = open_tok(write_vocab("ws.txt", ws_lines, 7, "\n"), mode, 0, &rc, err, sizeof err);
     CHECK(c != NULL, "%s", err);
     if (c) {
         int trim = mode == TOK_BERT;
@@ -417,27 +429,31 @@ static void test_vocab(struct tokenizer *t, enum tok_mode mode)
     char missing[128];
     snprintf(missing, sizeof missing, "%s/missing.txt", dir);
     err[0] = '\0';
-    CHECK(tok_create(missing, mode, 1, err, sizeof err) == NULL, "missing vocab");
+    CHECK(open_tok(missing, mode, 1, &rc, err, sizeof err) == NULL && rc == ERR_NOTFOUND,
+          "missing vocab: %d", rc);
     CHECK(strstr(err, "missing.txt") != NULL, "message '%s'", err);
     const char *nounk_lines[] = {"[PAD]", "[CLS]", "[SEP]", "a"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("nounk.txt", nounk_lines, 4, "\n"), mode, 1, err, sizeof err) ==
+    CHECK(open_tok(write_vocab("nounk.txt", nounk_lines, 4, "\n"), mode, 1, &rc, err, sizeof err) ==
               NULL,
           "no [UNK]");
+    CHECK_INT(rc, ERR_FORMAT);
     CHECK(strstr(err, "[UNK]") != NULL, "message '%s'", err);
     const char *pad_lines[] = {"a", "[PAD]", "[UNK]", "[CLS]", "[SEP]"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("pad.txt", pad_lines, 5, "\n"), mode, 1, err, sizeof err) == NULL,
+    CHECK(open_tok(write_vocab("pad.txt", pad_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) == NULL,
           "[PAD] at 1");
     CHECK(err[0] != '\0', "no message");
     const char *bin_lines[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xff"};
     err[0] = '\0';
-    CHECK(tok_create(write_vocab("bin.txt", bin_lines, 5, "\n"), mode, 1, err, sizeof err) == NULL,
+    CHECK(open_tok(write_vocab("bin.txt", bin_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) == NULL,
           "not UTF-8");
+    CHECK_INT(rc, ERR_FORMAT);
     CHECK(strstr(err, "line 5") != NULL, "message '%s'", err);
-    CHECK(tok_create(NULL, mode, 1, err, sizeof err) == NULL, "NULL path");
+    CHECK(open_tok(NULL, mode, 1, &rc, err, sizeof err) == NULL && rc == ERR_INVALID, "NULL path");
     err[0] = '\0';
-    CHECK(tok_create(crlf, (enum tok_mode)7, 1, err, sizeof err) == NULL, "mode 7");
+    CHECK(open_tok(crlf, (enum tok_mode)7, 1, &rc, err, sizeof err) == NULL && rc == ERR_INVALID,
+          "mode 7");
     CHECK(strstr(err, "mode") != NULL, "message '%s'", err);
     tok_destroy(NULL);
     tok_ids_free(NULL);
@@ -460,6 +476,7 @@ static void test_mode_names(void)
 int main(void)
 {
     char err[256];
+    int rc;
     snprintf(dir, sizeof dir, "/tmp/test_tokenizer.XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -470,10 +487,10 @@ int main(void)
     snprintf(vocab, sizeof vocab, "%s", path);
     test_mode_names();
     for (int mode = 0; mode < TOK_MODE_COUNT; mode++) {
-        struct tokenizer *lo = tok_create(vocab, (enum tok_mode)mode, 1, err, sizeof err);
-        CHECK(lo != NULL, "tok_create %s lower: %s", tok_mode_names[mode], err);
-        struct tokenizer *cs = tok_create(vocab, (enum tok_mode)mode, 0, err, sizeof err);
-        CHECK(cs != NULL, "tok_create %s cased: %s", tok_mode_names[mode], err);
+        struct tokenizer *lo = open_tok(vocab, (enum tok_mode)mode, 1, &rc, err, sizeof err);
+        CHECK(lo != NULL, "tok_open %s lower: %s", tok_mode_names[mode], err);
+        struct tokenizer *cs = open_tok(vocab, (enum tok_mode)mode, 0, &rc, err, sizeof err);
+        CHECK(cs != NULL, "tok_open %s cased: %s", tok_mode_names[mode], err);
         if (lo && cs) {
             int before = ct_fail;
             test_both(lo, cs);

@@ -142,8 +142,8 @@ int main(void)
     snprintf(dev, sizeof dev, "%s/data/golden/tokenize-dev.jsonl", shared);
     snprintf(cps, sizeof cps, "%s/data/golden/tokenize-codepoints.jsonl", shared);
     for (int lower = 0; lower < 2; lower++) {
-        tk[lower] = tok_create(vocab, TOK_BERT_LEGACY, lower, err, sizeof err);
-        CHECK(tk[lower] != NULL, "tok_create(%s): %s", vocab, err);
+        int rc = tok_open(vocab, TOK_BERT_LEGACY, lower, &tk[lower], err, sizeof err);
+        CHECK(rc == 0 && tk[lower] != NULL, "tok_open(%s): %s", vocab, err);
     }
     if (!tk[0] || !tk[1]) goto out;
 

@@ -201,22 +201,42 @@ static void test_library(void)
     ts_set_threads(before);
 }
 
+/* ts_model_open / ts_dict_open, holding them to their contract: 0 with an
+ * object, or a code with NULL. */
+static struct ts_model *load_model(const char *path, const char *device, char *err, size_t errlen)
+{
+    struct ts_model *m = (struct ts_model *)&m; /* not NULL: ts_model_open must set it */
+    int rc = ts_model_open(path, device, &m, err, errlen);
+    CHECK((rc == 0) == (m != NULL), "ts_model_open(%s) returned %d with model %p", path, rc,
+          (void *)m);
+    return m;
+}
+
+static struct ts_dict *load_dict(const char *path, char *err, size_t errlen)
+{
+    struct ts_dict *d = (struct ts_dict *)&d;
+    int rc = ts_dict_open(path, &d, err, errlen);
+    CHECK((rc == 0) == (d != NULL), "ts_dict_open(%s) returned %d with dict %p", path, rc,
+          (void *)d);
+    return d;
+}
+
 static void test_load_errors(void)
 {
     char err[512] = "";
-    struct ts_model *m = ts_model_load(path_in("frozen.pt"), "cpu", err, sizeof err);
+    struct ts_model *m = load_model(path_in("frozen.pt"), "cpu", err, sizeof err);
     CHECK(m == NULL && strstr(err, "frozen TorchScript module"), "frozen: '%s'", err);
     ts_model_destroy(m);
-    m = ts_model_load(path_in("garbage.pt"), "cpu", err, sizeof err);
+    m = load_model(path_in("garbage.pt"), "cpu", err, sizeof err);
     CHECK(m == NULL && strstr(err, "not a TorchScript archive"), "garbage: '%s'", err);
-    m = ts_model_load(path_in("masks_dict.pth"), "cpu", err, sizeof err);
+    m = load_model(path_in("masks_dict.pth"), "cpu", err, sizeof err);
     CHECK(m == NULL && strstr(err, "not a TorchScript archive"), "state_dict as model: '%s'", err);
-    m = ts_model_load(path_in("missing.pt"), "cpu", err, sizeof err);
+    m = load_model(path_in("missing.pt"), "cpu", err, sizeof err);
     CHECK(m == NULL && strstr(err, "missing.pt"), "missing: '%s'", err);
-    m = ts_model_load(path_in("tiny_bert.pt"), "tpu:x", err, sizeof err);
+    m = load_model(path_in("tiny_bert.pt"), "tpu:x", err, sizeof err);
     CHECK(m == NULL && strstr(err, "tpu:x"), "bad device: '%s'", err);
     if (!ts_cuda_available()) {
-        m = ts_model_load(path_in("tiny_bert.pt"), "cuda", err, sizeof err);
+        m = load_model(path_in("tiny_bert.pt"), "cuda", err, sizeof err);
         CHECK(m == NULL && strstr(err, "CUDA is not available"), "cuda: '%s'", err);
     }
     ts_model_destroy(NULL);
@@ -268,7 +288,7 @@ static void test_load_codes(void)
 static void test_tiny_bert(void)
 {
     char err[512] = "";
-    struct ts_model *m = ts_model_load(path_in("tiny_bert.pt"), "cpu", err, sizeof err);
+    struct ts_model *m = load_model(path_in("tiny_bert.pt"), "cpu", err, sizeof err);
     CHECK(m != NULL, "load tiny_bert: %s", err);
     if (!m) return;
     CHECK(!strcmp(ts_model_device(m), "cpu"), "device %s", ts_model_device(m));
@@ -319,7 +339,7 @@ static void test_tiny_bert(void)
         CHECK(rc == ERR_NOSPACE, "save to /dev/full: %d %s", rc, err);
     }
 
-    struct ts_model *m2 = ts_model_load(ts_out, "cpu", err, sizeof err);
+    struct ts_model *m2 = load_model(ts_out, "cpu", err, sizeof err);
     CHECK(m2 != NULL, "reload saved TorchScript: %s", err);
     if (m2) {
         CHECK_RC(ts_model_count(m2), ts_model_count(m));
@@ -334,7 +354,7 @@ static void test_tiny_bert(void)
         ts_model_destroy(m2);
     }
 
-    struct ts_dict *d = ts_dict_load(sd_out, err, sizeof err);
+    struct ts_dict *d = load_dict(sd_out, err, sizeof err);
     CHECK(d != NULL, "state_dict via ts_dict_load: %s", err);
     if (d) {
         CHECK_RC(ts_dict_count(d), ts_model_count(m));
@@ -366,7 +386,7 @@ static void test_other_outputs(void)
     for (size_t k = 0; k < 3; k++) {
         char err[512] = "", fname[64];
         snprintf(fname, sizeof fname, "%s.pt", models[k]);
-        struct ts_model *m = ts_model_load(path_in(fname), "cpu", err, sizeof err);
+        struct ts_model *m = load_model(path_in(fname), "cpu", err, sizeof err);
         CHECK(m != NULL, "load %s: %s", fname, err);
         if (!m) continue;
         check_names(m, models[k]);
@@ -379,7 +399,7 @@ static void test_other_outputs(void)
 static void test_copies(void)
 {
     char err[512] = "";
-    struct ts_model *m = ts_model_load(path_in("half.pt"), "cpu", err, sizeof err);
+    struct ts_model *m = load_model(path_in("half.pt"), "cpu", err, sizeof err);
     CHECK(m != NULL, "load half.pt: %s", err);
     if (!m) return;
     const char *names[] = {"emb.weight", "proj", "bias"};
@@ -396,7 +416,7 @@ static void test_copies(void)
     }
     ts_model_destroy(m);
 
-    m = ts_model_load(path_in("tuple.pt"), "cpu", err, sizeof err);
+    m = load_model(path_in("tuple.pt"), "cpu", err, sizeof err);
     CHECK(m != NULL, "load tuple.pt: %s", err);
     if (!m) return;
     long w = ts_model_find(m, "w"); /* a transposed parameter, logical shape [16, 4] */
@@ -422,7 +442,7 @@ static void test_copies(void)
 static void check_masks(const char *file)
 {
     char err[512] = "", txt[64];
-    struct ts_dict *d = ts_dict_load(path_in(file), err, sizeof err);
+    struct ts_dict *d = load_dict(path_in(file), err, sizeof err);
     CHECK(d != NULL, "load %s: %s", file, err);
     if (!d) return;
     snprintf(txt, sizeof txt, "masks_%.40s", file);

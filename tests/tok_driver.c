@@ -49,8 +49,8 @@ int main(int argc, char **argv)
                         "       tok_driver --assigned FIRST LAST\n");
         return 2;
     }
-    struct tokenizer *t = tok_create(argv[1], mode, !strcmp(argv[3], "lower"), err, sizeof err);
-    if (!t) {
+    struct tokenizer *t;
+    if (tok_open(argv[1], mode, !strcmp(argv[3], "lower"), &t, err, sizeof err)) {
         fprintf(stderr, "tok_driver: %s\n", err);
         return EXIT_FAILURE;
     }

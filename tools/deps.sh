@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 # Build and run (the Dockerfile installs the same list); libtorch-dev is the
 # second build (-Dtorch=system) and needs libopenblas0-pthread or it runs 10x
 # slower; chromium is for the browser tests (Playwright drives it);
-# PostgreSQL is the queue for several boxes (its tests start a server).
+# PostgreSQL is the queue for several boxes (its tests start a server);
+# clang builds the libFuzzer targets (tests/fuzz, the fuzz suite).
 pkgs=(
   meson ninja-build pkg-config gcc g++
   libtorch-dev libopenblas0-pthread
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev
   python3-venv chromium
   libpq-dev postgresql
+  clang
 )
 missing=()
 for p in "${pkgs[@]}"; do

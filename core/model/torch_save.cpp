@@ -599,12 +599,6 @@ int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen)
     });
 }
 
-struct ts_dict *ts_dict_load(const char *path, char *err, size_t errlen)
-{
-    struct ts_dict *d = nullptr;
-    return ts_dict_open(path, &d, err, errlen) == 0 ? d : nullptr;
-}
-
 void ts_dict_destroy(struct ts_dict *d)
 {
     try {
