@@ -93,11 +93,12 @@ int api_status_for(int err_code);
 /* An ERR_* code with its message as an error reply. */
 void api_reply_err_code(struct api_response *rs, int err_code, const char *field,
                         const char *message);
-/* A request refused for one of its fields (field may be NULL): an input
- * error (ERR_INVALID, ERR_FORMAT, ERR_UNSUPPORTED, and ERR_NOTFOUND or
- * ERR_IO for a file the field names: the request is at fault, not the URL)
- * is 400 "invalid_field"; ERR_DENIED (outside the roots) 403 "denied"; the
- * rest as api_reply_err_code. */
+/* A request refused for one of its fields (field may be NULL): a file the
+ * field names is missing (ERR_NOTFOUND) is 400 "not_found", as the request
+ * is at fault, not the URL; another input error (ERR_INVALID, ERR_FORMAT,
+ * ERR_UNSUPPORTED, ERR_IO reading a named file) 400 "invalid_field";
+ * ERR_DENIED (outside the roots) 403 "denied"; the rest as
+ * api_reply_err_code. */
 void api_reply_field_error(struct api_response *rs, int err_code, const char *field,
                            const char *message);
 

@@ -20,8 +20,6 @@
 #include "store.h"
 
 
-/* ---- views ---- */
-
 static json_t *parse_text(const char *text)
 {
     return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
@@ -42,6 +40,88 @@ static void add_summary(json_t *o, const json_t *res)
     json_object_set_new(o, "macro_f1_before", result_number(res, "before", "macro_f1"));
     json_object_set_new(o, "macro_f1_after", result_number(res, "after", "macro_f1"));
 }
+
+/* ---- server paths ---- */
+
+/* The folders whose names a non-admin caller does not see: the roots and the
+ * artifact dir, longest first (a root inside another is taken off whole). */
+struct hidden {
+    const char *dir[64];
+    size_t n;
+};
+
+static void hidden_dirs(const struct api_request *rq, struct hidden *h)
+{
+    h->n = 0;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < roots_count(rq->env->roots, (enum roots_kind)k); i++)
+            if (h->n < sizeof h->dir / sizeof h->dir[0] - 1)
+                h->dir[h->n++] = roots_get(rq->env->roots, (enum roots_kind)k, i);
+    if (rq->env->store) h->dir[h->n++] = store_dir(rq->env->store);
+    for (size_t i = 1; i < h->n; i++) /* insertion sort by length, longest first */
+        for (size_t j = i; j > 0 && strlen(h->dir[j]) > strlen(h->dir[j - 1]); j--) {
+            const char *t = h->dir[j];
+            h->dir[j] = h->dir[j - 1];
+            h->dir[j - 1] = t;
+        }
+}
+
+/* s with every "<hidden dir>/" taken off (a path becomes relative to its
+ * root, which is how a request may name it again) and a hidden dir named
+ * alone shown as "."; malloc'd, NULL when out of memory. */
+static char *strip_dirs(const char *s, const struct hidden *h)
+{
+    char *out = malloc(strlen(s) + 2), *w = out;
+    if (!out) return NULL;
+    for (const char *p = s; *p;) {
+        size_t skip = 0;
+        for (size_t i = 0; i < h->n && !skip; i++) {
+            size_t n = strlen(h->dir[i]);
+            if (n > 1 && !strncmp(p, h->dir[i], n) && (p[n] == '/' || p[n] == '\0' || p[n] == '\'' ||
+                                                        p[n] == '"' || p[n] == ' ' || p[n] == ':'))
+                skip = n + (p[n] == '/');
+        }
+        if (skip) {
+            if (p[skip - 1] != '/') *w++ = '.';
+            p += skip;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+/* Rewrites every string in v (in place) with strip_dirs. */
+static void hide_paths(json_t *v, const struct hidden *h)
+{
+    const char *key;
+    json_t *x;
+    size_t i;
+    if (json_is_string(v)) {
+        char *t = strip_dirs(json_string_value(v), h);
+        if (t && strcmp(t, json_string_value(v))) json_string_set(v, t);
+        free(t);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, x) hide_paths(x, h);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) hide_paths(x, h);
+    }
+}
+
+/* What rq's caller may see of a view: an admin (or anyone, with auth off)
+ * sees server paths whole; every other role sees them relative to their
+ * root.  Steals v; returns it. */
+static json_t *for_caller(const struct api_request *rq, json_t *v)
+{
+    struct hidden h;
+    if (!v || rq->role >= AUTH_ADMIN || !rq->env->roots) return v;
+    hidden_dirs(rq, &h);
+    hide_paths(v, &h);
+    return v;
+}
+
+/* ---- views ---- */
 
 /* The JSON view of a job row; full adds stages, attempts, error, links and,
  * once the job is done, result.json's metrics, sparsity, timings, artifacts
@@ -89,18 +169,30 @@ out:
     return o;
 }
 
-/* The key of a JSON_REJECT_DUPLICATES error ("duplicate object key near
- * '"amount"'"), unquoted, into key; 0 for any other error. */
-static int duplicate_key_of(const json_error_t *e, char *key, size_t n)
+/* The key of a JSON_REJECT_DUPLICATES error, decoded ("a\\u006dount" is
+ * "amount"), into key; 0 for any other error.  jansson stops just past the
+ * key's closing quote, so the key is the string token ending there. */
+static int duplicate_key_of(const json_error_t *e, const char *body, size_t len, char *key,
+                            size_t n)
 {
-    const char *near = strstr(e->text, "near '\"");
-    size_t len;
-    if (json_error_code(e) != json_error_duplicate_key || !near) return 0;
-    near += 7;
-    len = strlen(near);
-    if (len < 2 || strcmp(near + len - 2, "\"'")) return 0;
-    snprintf(key, n, "%.*s", (int)(len - 2), near);
-    return 1;
+    size_t end = (size_t)e->position, start;
+    if (json_error_code(e) != json_error_duplicate_key || end < 2 || end > len ||
+        body[end - 1] != '"')
+        return 0;
+    /* Back to the opening quote: the first one not escaped by a backslash. */
+    for (start = end - 1; start-- > 0;) {
+        size_t bs = 0;
+        if (body[start] != '"') continue;
+        while (bs < start && body[start - 1 - bs] == '\\')
+            bs++;
+        if (bs % 2 == 0) break;
+    }
+    if (start >= end) return 0;
+    json_t *k = json_loadb(body + start, end - start, JSON_DECODE_ANY, NULL);
+    int ok = json_is_string(k);
+    if (ok) snprintf(key, n, "%s", json_string_value(k));
+    json_decref(k);
+    return ok;
 }
 
 /* Loads the job named by the {id} capture and returns 0, or replies 404 (an
@@ -166,8 +258,8 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
         goto out;
     }
     if (!(in = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr))) {
-        char key[128];
-        if (duplicate_key_of(&jerr, key, sizeof key))
+        char key[256];
+        if (duplicate_key_of(&jerr, rq->body, rq->body_len, key, sizeof key))
             api_reply_error(rs, 400, "duplicate_key", key,
                             "the key '%s' appears twice (line %d column %d): send each key once; "
                             "parsers disagree on which value wins",
@@ -209,7 +301,7 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     }
     api_header(rs, "Location", "/v1/jobs/%s", id);
     if (existed) api_header(rs, "Idempotent-Replayed", "true");
-    api_reply_json(rs, existed ? 200 : 201, job_view(&row, 1));
+    api_reply_json(rs, existed ? 200 : 201, for_caller(rq, job_view(&row, 1)));
     job_row_free(&row);
 out:
     free(text);
@@ -254,7 +346,7 @@ void api_jobs_list(struct api_request *rq, struct api_response *rs)
     }
     json_t *jobs = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(jobs, job_view(&rows[i], 0));
+        json_array_append_new(jobs, for_caller(rq, job_view(&rows[i], 0)));
         job_row_free(&rows[i]);
     }
     free(rows);
@@ -267,7 +359,7 @@ void api_jobs_get(struct api_request *rq, struct api_response *rs)
 {
     struct job_row row;
     if (get_job_or_reply(rq, rs, &row)) return;
-    api_reply_json(rs, 200, job_view(&row, 1));
+    api_reply_json(rs, 200, for_caller(rq, job_view(&row, 1)));
     job_row_free(&row);
 }
 
@@ -280,7 +372,7 @@ void api_jobs_result(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 409, "not_ready", NULL, "job %s is %s: no result yet", row.id,
                         job_status_name(row.status));
     else
-        api_reply_json(rs, 200, json_incref(res));
+        api_reply_json(rs, 200, for_caller(rq, json_deep_copy(res)));
     json_decref(res);
     job_row_free(&row);
 }
@@ -303,7 +395,7 @@ void api_jobs_cancel(struct api_request *rq, struct api_response *rs)
     }
     job_row_free(&row);
     if (get_job_or_reply(rq, rs, &row)) return;
-    api_reply_json(rs, 202, job_view(&row, 1));
+    api_reply_json(rs, 202, for_caller(rq, job_view(&row, 1)));
 out:
     job_row_free(&row);
 }

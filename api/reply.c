@@ -68,9 +68,17 @@ void api_reply_error(struct api_response *rs, int status, const char *code, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The field and message may hold a URL's bytes or be cut mid-character:
+     * json_text_string keeps them whatever they hold. */
     json_t *e = json_pack("{s:s}", "code", code);
-    if (e && field) json_object_set_new(e, "field", json_string(field));
-    if (e) json_object_set_new(e, "message", json_string(msg));
+    if (e && field && json_object_set_new(e, "field", json_text_string(field))) {
+        json_decref(e);
+        e = NULL;
+    }
+    if (e && json_object_set_new(e, "message", json_text_string(msg))) {
+        json_decref(e);
+        e = NULL;
+    }
     api_reply_json(rs, status, e ? json_pack("{s:o}", "error", e) : NULL);
 }
 
@@ -110,10 +118,12 @@ void api_reply_field_error(struct api_response *rs, int err_code, const char *fi
                            const char *message)
 {
     switch (err_code) {
+    case ERR_NOTFOUND:
+        api_reply_error(rs, 400, "not_found", field, "%s", message);
+        return;
     case ERR_INVALID:
     case ERR_FORMAT:
     case ERR_UNSUPPORTED:
-    case ERR_NOTFOUND:
     case ERR_IO:
         api_reply_error(rs, 400, "invalid_field", field, "%s", message);
         return;

@@ -39,8 +39,8 @@ extern const char *const job_stages[JOB_STAGE_COUNT];
 /* Which request field is wrong and why ("eval.max_length", "must be an
  * integer from 2 to 512"). */
 struct job_field_error {
-    char field[64];
-    char message[256];
+    char field[256]; /* a key sent is named whole up to 255 bytes */
+    char message[512];
 };
 
 /* structured.latency: the forward passes timed, dense and pruned, for every

@@ -40,7 +40,7 @@ static int only_keys(const json_t *obj, const char *prefix, const char *const *a
         int ok = 0;
         for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, key);
         if (!ok) {
-            char field[64];
+            char field[sizeof fe->field];
             snprintf(field, sizeof field, "%s%s", prefix, key);
             return bad(fe, field, "unknown field");
         }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 /* "1e+20" -> "1e20", "2.5e-05" -> "2.5e-5": the exponent as jansson writes it. */
 static void tidy_exponent(char *s)
 {
@@ -94,4 +96,30 @@ char *json_text_dumps(const json_t *j, size_t flags)
     }
     *w = '\0';
     return text;
+}
+
+json_t *json_text_string(const char *s)
+{
+    size_t n = strlen(s), w = 0;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+    /* U+FFFD is 3 bytes, and takes the place of at least 1. */
+    char *buf = malloc(3 * n + 1);
+    json_t *j;
+    if (!buf) return NULL;
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k > 0) {
+            memcpy(buf + w, s + i, (size_t)k);
+            w += (size_t)k;
+            i += (size_t)k;
+        } else {
+            memcpy(buf + w, "\xef\xbf\xbd", 3);
+            w += 3;
+            i++;
+        }
+    }
+    j = json_stringn(buf, w);
+    free(buf);
+    return j;
 }

@@ -24,4 +24,10 @@
 char *json_text_dumps(const json_t *j, size_t flags);
 const char *json_text_real(double v, char *buf, size_t n);
 
+/* A JSON string of the bytes of s, which need not be UTF-8 (a URL's %ff, a
+ * message cut mid-character): each invalid or cut sequence becomes U+FFFD,
+ * as a browser shows it, and NUL ends s.  json_string() would return NULL
+ * instead.  A new reference; NULL when out of memory. */
+json_t *json_text_string(const char *s);
+
 #endif

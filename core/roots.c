@@ -108,15 +108,37 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
             return err_set(err, errlen, ERR_DENIED, "'%s' is outside the allowed roots", path);
         snprintf(joined, sizeof joined, "%s", path);
     } else {
+        /* The first root that holds it: the model roots in order, then, for
+         * data, the data roots (the daemon shows paths to non-admin callers
+         * relative to their root, and takes them back so). */
+        size_t nm = r->n[ROOTS_MODEL], nroots = nm + (kind == ROOTS_DATA ? r->n[ROOTS_DATA] : 0);
+        struct stat ls;
         if (!r->n[ROOTS_MODEL])
             return err_set(err, errlen, ERR_DENIED, "no model root is configured");
+        /* None holds it: the first model root's name goes on to "does not exist". */
         snprintf(joined, sizeof joined, "%s/%s", r->dirs[ROOTS_MODEL][0], path);
+        for (size_t i = 0; i < nroots; i++) {
+            const char *root = i < nm ? r->dirs[ROOTS_MODEL][i] : r->dirs[ROOTS_DATA][i - nm];
+            char cand[sizeof joined];
+            snprintf(cand, sizeof cand, "%s/%s", root, path);
+            if (!lstat(cand, &ls)) { /* lstat opens nothing */
+                memcpy(joined, cand, sizeof cand);
+                break;
+            }
+        }
     }
     /* realpath follows symlinks with lstat/readlink only: nothing is opened. */
     if (!realpath(joined, real)) {
-        if (errno == ENOENT || errno == ENOTDIR)
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR)
             return err_set(err, errlen, ERR_NOTFOUND, "'%s' does not exist", path);
-        return err_set(err, errlen, ERR_IO, "'%s': %s", path, strerror(errno));
+        /* A link loop or an over-long name is the request's fault; a folder
+         * this process may not search is as good as outside the roots. */
+        return err_set(err, errlen,
+                       e == ELOOP || e == ENAMETOOLONG ? ERR_INVALID
+                       : e == EACCES                   ? ERR_DENIED
+                                                       : ERR_IO,
+                       "'%s': %s", path, strerror(e));
     }
     if (!allowed(r, kind, real))
         return err_set(err, errlen, ERR_DENIED, "'%s' leads outside the allowed roots", path);
@@ -134,9 +156,15 @@ int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path,
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
                       char *err, size_t errlen)
 {
-    enum roots_kind kind =
-        !strcmp(field, "model") || !strcmp(field, "model_config") ? ROOTS_MODEL : ROOTS_DATA;
-    return roots_resolve(ud, kind, path, out, outlen, err, errlen);
+    int config = !strcmp(field, "model_config");
+    enum roots_kind kind = config || !strcmp(field, "model") ? ROOTS_MODEL : ROOTS_DATA;
+    int rc = roots_resolve(ud, kind, path, out, outlen, err, errlen);
+    struct stat st;
+    /* Under a model root, but a config is one file, never a folder. */
+    if (!rc && config && (stat(out, &st) || !S_ISREG(st.st_mode)))
+        return err_set(err, errlen, ERR_INVALID, "'%s' is not a regular file (a config.json)",
+                       path);
+    return rc;
 }
 
 int roots_model_resolve(void *ud, const char *path, char *out, size_t outlen, char *err,

@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 /*
- * A request names files relative to the first model root (or absolute).
+ * A request names files relative to a root (or absolute): a relative path
+ * is looked for under each model root in order, then, for data, under each
+ * data root; the first that holds it wins.
  * Models must lie under a model root; eval data, vocab, classes and masks
  * under a data root or a model root.  A path with a ".." component, an
  * absolute path outside every root, or one whose symlinks lead outside, is
@@ -29,15 +31,16 @@ const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i);
 /*
  * Resolves path for kind (a regular file; for ROOTS_MODEL also a folder,
  * whose files the caller resolves one by one): writes the real absolute path into out and
- * returns 0; ERR_DENIED when outside, ERR_NOTFOUND when missing, ERR_INVALID
- * for an empty or over-long path, with a message.
+ * returns 0; ERR_DENIED when outside (or in a folder this process may not
+ * search), ERR_NOTFOUND when missing, ERR_INVALID for an empty or over-long
+ * path or a symlink loop, ERR_IO otherwise, with a message.
  */
 int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path, char *out,
                   size_t outlen, char *err, size_t errlen);
 
 /* A job_resolve_fn (core/job.h) over roots (ud): "model" and
- * "model_config" (the model's own config.json) are ROOTS_MODEL, every other
- * field ROOTS_DATA. */
+ * "model_config" (the model's own config.json, a regular file: ERR_INVALID
+ * for a folder) are ROOTS_MODEL, every other field ROOTS_DATA. */
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,
                       char *err, size_t errlen);
 

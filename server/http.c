@@ -283,6 +283,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn(NULL, "libmicrohttpd: %s", msg);
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes the path and query values in place, as libmicrohttpd's
+ * own unescaper does, except that %00 stays "%00": prunerd reads them as C
+ * strings, and a NUL would cut "<id>%00junk" back to a job's real id. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+    (void)cls;
+    (void)conn;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (*r == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
+            (hi || lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 struct http_server *http_start(const struct http_config *hc, char *err, size_t errlen)
 {
     struct http_server *s = calloc(1, sizeof *s);
@@ -315,7 +345,8 @@ struct http_server *http_start(const struct http_config *hc, char *err, size_t e
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(hc->threads > 0 ? hc->threads : 1), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%u (in use, or not an address here)", hc->host,

@@ -624,6 +624,26 @@ def test_auth(tmp, roots):
         check_error(st, b, 403, "read token cannot cancel")
         st, _, b = d.json("GET", f"/v1/jobs/{a['id']}", token="s-view")
         check(st == 200 and b["owner"] == "alice", "read token views", (st, b))
+        # Server paths: whole for an admin, relative to their root for the rest,
+        # and a request sent back with the relative paths names the same files.
+        st, _, boss = d.json("GET", f"/v1/jobs/{a['id']}", token="s-boss")
+        seen = json.dumps(b)
+        check(boss["request"]["eval"]["data"] == os.path.realpath(os.path.join(SHARED, "data", "thucnews", "dev.txt")),
+              "an admin sees the absolute path", boss["request"]["eval"])
+        check(b["request"]["model"] == MODEL_NAME and b["request"]["eval"]["data"] == "thucnews/dev.txt" and
+              b["request"]["eval"]["vocab"] == "vocab/bert-base-chinese-vocab.txt",
+              "a read token sees paths relative to their roots", b["request"])
+        check(os.path.realpath(SHARED) not in seen and "/" + MODEL_NAME not in seen,
+              "no server path anywhere in the read token's view", seen[:300])
+        again = dict(b["request"], name="by-alice-again")
+        st, _, c = d.json("POST", "/v1/jobs", again, token="s-alice")
+        check(st == 201 and c["request"]["eval"]["data"] == "thucnews/dev.txt",
+              "the relative paths are taken back", (st, c))
+        if st == 201:
+            st, _, cb = d.json("GET", f"/v1/jobs/{c['id']}", token="s-boss")
+            check(cb["request"]["eval"] == boss["request"]["eval"] and cb["request"]["model"] == boss["request"]["model"],
+                  "...and name the same files", (cb["request"], boss["request"]))
+            d.json("POST", f"/v1/jobs/{c['id']}/cancel", token="s-boss")
         st, _, b = d.json("POST", f"/v1/jobs/{a['id']}/cancel", token="s-alice")
         check(st == 202, "alice cancels her job", (st, b))
         st, _, b2 = d.json("POST", "/v1/jobs", seed_request(name="by-bob"), token="s-bob")

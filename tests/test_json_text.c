@@ -67,6 +67,24 @@ int main(void)
     char buf[32];
     CHECK(!strcmp(json_text_real(0.3, buf, sizeof buf), "0.3"), "json_text_real(0.3) = %s", buf);
     CHECK(!strcmp(json_text_real(1.5, buf, sizeof buf), "1.5"), "json_text_real(1.5) = %s", buf);
+    /* Strings of any bytes: invalid or cut UTF-8 becomes U+FFFD. */
+    static const struct {
+        const char *in, *want;
+    } strs[] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},
+        {"\xff", "\xef\xbf\xbd"},
+        {"a\xc3", "a\xef\xbf\xbd"},                          /* cut mid-character */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+        {"\xe4\xb8\xad\xe6", "\xe4\xb8\xad\xef\xbf\xbd"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        json_t *j = json_text_string(strs[i].in);
+        CHECK(j && !strcmp(json_string_value(j), strs[i].want), "json_text_string case %zu: '%s'",
+              i, j ? json_string_value(j) : "(null)");
+        json_decref(j);
+    }
     char *indented = dump("{\"a\": [0.3]}", JSON_INDENT(2));
     CHECK(indented && !strcmp(indented, "{\n  \"a\": [\n    0.3\n  ]\n}"), "indented: %s", indented);
     free(indented);

@@ -66,6 +66,8 @@ int main(void)
     link_to("sub/n.pt", "models/inside.pt");             /* stays inside */
     link_to("../outside", "models/outdir");              /* a directory that escapes */
     link_to("../data/dev.txt", "models/data-link.txt");  /* into a data root */
+    link_to("loop-b", "models/loop-a");                  /* a loop */
+    link_to("loop-a", "models/loop-b");
 
     struct roots *r = roots_create();
     snprintf(p, sizeof p, "%.512s/models", base);
@@ -122,6 +124,12 @@ int main(void)
     CHECK_INT(resolve(r, ROOTS_DATA, "sub", out), ERR_INVALID);
     /* a model may be a folder (a Hugging Face save_pretrained) */
     CHECK_INT(resolve(r, ROOTS_MODEL, "sub", out), 0);
+    /* A link loop and an over-long name are the request's fault, not I/O. */
+    CHECK_INT(resolve(r, ROOTS_MODEL, "loop-a", out), ERR_INVALID);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CHECK_INT(resolve(r, ROOTS_MODEL, longname, out), ERR_INVALID);
 
     /* The job_resolve_fn adapter. */
     char e2[256];
@@ -133,6 +141,11 @@ int main(void)
     CHECK_INT(roots_job_resolve(r, "model_config", "config.json", out, sizeof out, e2, sizeof e2),
               0);
     CHECK_INT(roots_job_resolve(r, "model_config", p, out, sizeof out, e2, sizeof e2), ERR_DENIED);
+    /* ...and is one file: a folder is refused, though a model may be one. */
+    CHECK_INT(roots_job_resolve(r, "model_config", "sub", out, sizeof out, e2, sizeof e2),
+              ERR_INVALID);
+    CHECK(strstr(e2, "not a regular file") != NULL, "model_config folder: '%s'", e2);
+    CHECK_INT(roots_job_resolve(r, "model", "sub", out, sizeof out, e2, sizeof e2), 0);
 
     roots_destroy(r);
     roots_destroy(NULL);
