@@ -6,7 +6,7 @@
 
 #include "api.h"
 
-/* One file of web/, embedded by tools/embed_web.py (web_assets.c). */
+/* One file of web/, embedded by tools/embed.py web (web_assets.c). */
 struct static_asset {
     const char *path;          /* "/index.html": "/" + the file's name */
     const char *content_type;  /* from the extension */
