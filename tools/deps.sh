@@ -9,18 +9,21 @@ cd "$(dirname "$0")/.."
 # Build and run (the Dockerfile installs the same list); libtorch-dev is the
 # second build (-Dtorch=system) and needs libopenblas0-pthread or it runs 10x
 # slower; chromium is for the browser tests (Playwright drives it);
-# PostgreSQL is the queue for several boxes (its tests start a server);
-# clang builds the libFuzzer targets (tests/fuzz, the fuzz suite).
+# PostgreSQL is the queue for several boxes (its tests start a server).
 pkgs=(
   meson ninja-build pkg-config gcc g++
   libtorch-dev libopenblas0-pthread
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev
   python3-venv chromium
   libpq-dev postgresql
-  clang
+)
+# For the tests only, so not in the image: clang builds the libFuzzer targets
+# (tests/fuzz, the fuzz suite); clang-format checks the formatting.
+test_pkgs=(
+  clang clang-format
 )
 missing=()
-for p in "${pkgs[@]}"; do
+for p in "${pkgs[@]}" "${test_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
