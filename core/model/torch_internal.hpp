@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 extern "C" {
@@ -301,6 +302,10 @@ int bert_scale(struct ts_model *m, const float *head_scale, const float *neuron_
  * the restricted unpickler, in the dict's order.  Tensors point into
  * records read into memory.  ERR_FORMAT with the reason otherwise. */
 int torch_save_read(const char *path, std::vector<named_tensor> &out, char *err, size_t errlen);
+/* torch_save_read on an open zip (path names it in messages): what follows
+ * opening the file, and the fuzz target's way in (tests/fuzz). */
+int torch_save_read_zip(caffe2::serialize::PyTorchStreamReader &zip, const char *path,
+                        std::vector<named_tensor> &out, char *err, size_t errlen);
 } /* namespace ts */
 
 #endif

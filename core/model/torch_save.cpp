@@ -82,9 +82,28 @@ struct pk_reader {
     std::unordered_map<uint32_t, pk_ref> memo;
     std::unordered_map<std::string, pk_ref> storages;
 
+    /* Every tuple, list and dict made, emptied when the reader goes: a
+     * pickle can build a cycle (DUP, then APPEND a list to itself) that
+     * shared_ptr never frees, or nest lists deeper than a recursive
+     * destructor has stack for. */
+    std::vector<pk_ref> made;
+
     pk_reader(caffe2::serialize::PyTorchStreamReader &z, const uint8_t *data, size_t size)
         : zip(z), p(data), n(size)
     {
+    }
+    ~pk_reader()
+    {
+        for (const pk_ref &v : made) {
+            v->items.clear();
+            v->dict.clear();
+        }
+    }
+    pk_ref make(pk_val::kind k) /* a container */
+    {
+        pk_ref v = pk_new(k);
+        made.push_back(v);
+        return v;
     }
 
     const uint8_t *take(size_t k)
@@ -247,7 +266,7 @@ struct pk_reader {
             pk_fail("data.pkl: unsupported REDUCE");
         const std::string q = fn->s + "." + fn->s2;
         const auto &a = args->items;
-        if (q == "collections.OrderedDict" && a.empty()) return pk_new(pk_val::DICT);
+        if (q == "collections.OrderedDict" && a.empty()) return make(pk_val::DICT);
         if ((q == "torch._utils._rebuild_tensor_v2" && a.size() >= 4) ||
             (q == "torch._utils._rebuild_tensor" && a.size() == 4)) {
             if (a[0]->k != pk_val::STORAGE || a[1]->k != pk_val::INT)
@@ -369,21 +388,21 @@ struct pk_reader {
                 stack.push_back(memo_get((uint32_t)le(4)));
                 break;
             case '}':
-                stack.push_back(pk_new(pk_val::DICT));
+                stack.push_back(make(pk_val::DICT));
                 break;
             case ']':
-                stack.push_back(pk_new(pk_val::LIST));
+                stack.push_back(make(pk_val::LIST));
                 break;
             case ')':
-                stack.push_back(pk_new(pk_val::TUPLE));
+                stack.push_back(make(pk_val::TUPLE));
                 break;
             case 't':
             case 'l':
             case 'd': { /* TUPLE, LIST, DICT */
                 std::vector<pk_ref> xs = pop_mark();
-                pk_ref v = pk_new(op == 't'   ? pk_val::TUPLE
-                                  : op == 'l' ? pk_val::LIST
-                                              : pk_val::DICT);
+                pk_ref v = make(op == 't'   ? pk_val::TUPLE
+                                : op == 'l' ? pk_val::LIST
+                                            : pk_val::DICT);
                 if (op == 'd') {
                     if (xs.size() % 2) pk_fail("data.pkl: odd DICT");
                     for (size_t j = 0; j < xs.size(); j += 2)
@@ -398,7 +417,7 @@ struct pk_reader {
             case 0x86:
             case 0x87: { /* TUPLE1..3 */
                 size_t k = (size_t)(op - 0x84);
-                pk_ref v = pk_new(pk_val::TUPLE);
+                pk_ref v = make(pk_val::TUPLE);
                 v->items.resize(k);
                 for (size_t j = k; j-- > 0;)
                     v->items[j] = pop();
@@ -521,6 +540,16 @@ int torch_save_read(const char *path, std::vector<named_tensor> &out, char *err,
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
         int zrc = open_zip(path, zip, err, errlen);
         if (zrc) return zrc;
+        return torch_save_read_zip(*zip, path, out, err, errlen);
+    });
+}
+
+int torch_save_read_zip(caffe2::serialize::PyTorchStreamReader &zip_, const char *path,
+                        std::vector<named_tensor> &out, char *err, size_t errlen)
+{
+    out.clear();
+    return ts_catch(err, errlen, ERR_FORMAT, path, [&]() -> int {
+        caffe2::serialize::PyTorchStreamReader *zip = &zip_;
         if (zip->hasRecord("constants.pkl"))
             return err_set(err, errlen, ERR_FORMAT,
                            "%s: a TorchScript archive, not a torch.save dict of tensors", path);
