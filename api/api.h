@@ -30,7 +30,7 @@ struct api_env {
     uint64_t quota_bytes;        /* 0: none */
     const struct auth *auth;     /* no tokens: auth is off */
     const struct roots *roots;
-    struct stats *stats;         /* thread-safe counters for /metrics */
+    struct stats *stats;             /* thread-safe counters for /metrics */
     void (*job_submitted)(void *ud); /* wakes the workers */
     int (*workers_alive)(void *ud);  /* 1 when every worker thread runs */
     void *ud;

@@ -19,7 +19,6 @@
 #include "roots.h"
 #include "store.h"
 
-
 static json_t *parse_text(const char *text)
 {
     return text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
@@ -77,8 +76,9 @@ static char *strip_dirs(const char *s, const struct hidden *h)
         size_t skip = 0;
         for (size_t i = 0; i < h->n && !skip; i++) {
             size_t n = strlen(h->dir[i]);
-            if (n > 1 && !strncmp(p, h->dir[i], n) && (p[n] == '/' || p[n] == '\0' || p[n] == '\'' ||
-                                                        p[n] == '"' || p[n] == ' ' || p[n] == ':'))
+            if (n > 1 && !strncmp(p, h->dir[i], n) &&
+                (p[n] == '/' || p[n] == '\0' || p[n] == '\'' || p[n] == '"' || p[n] == ' ' ||
+                 p[n] == ':'))
                 skip = n + (p[n] == '/');
         }
         if (skip) {

@@ -33,8 +33,10 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
     json_t *info = inspect_model(real, config && *config ? real_config : NULL, roots_model_resolve,
                                  (void *)rq->env->roots, &rc, err, sizeof err);
     if (!info) {
-        if (rc == ERR_DENIED) api_reply_error(rs, 403, err_name(rc), "path", "%s", err);
-        else api_reply_error(rs, 400, "invalid_field", "path", "%s", err);
+        if (rc == ERR_DENIED)
+            api_reply_error(rs, 403, err_name(rc), "path", "%s", err);
+        else
+            api_reply_error(rs, 400, "invalid_field", "path", "%s", err);
         return;
     }
     api_reply_json(rs, 200, info);

@@ -1,4 +1,5 @@
-/* range.c - the HTTP Range header for single byte ranges (RFC 9110 14.2) and If-None-Match (13.1.2) */
+/* range.c - the HTTP Range header for single byte ranges (RFC 9110 14.2) and If-None-Match (13.1.2)
+ */
 #include "range.h"
 
 #include <ctype.h>

@@ -115,8 +115,9 @@ void api_dispatch(struct api_request *rq, struct api_response *rs)
         if (rc) {
             api_header(rs, "WWW-Authenticate", "Bearer realm=\"prunerd\"");
             api_reply_error(rs, 401, "unauthorized", NULL, "%s",
-                            rc == ERR_NOTFOUND ? "a bearer token is required (Authorization: Bearer ...)"
-                                     : "the bearer token is not valid");
+                            rc == ERR_NOTFOUND
+                                ? "a bearer token is required (Authorization: Bearer ...)"
+                                : "the bearer token is not valid");
             return;
         }
         rq->token_name = name;

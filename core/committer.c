@@ -17,9 +17,9 @@ struct committer {
     struct queue *q;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t work;          /* something is pending, or stopping */
-    pthread_cond_t done;          /* a batch was committed */
-    struct pending *head, *tail;  /* FIFO of waiting submissions */
+    pthread_cond_t work;         /* something is pending, or stopping */
+    pthread_cond_t done;         /* a batch was committed */
+    struct pending *head, *tail; /* FIFO of waiting submissions */
     int stopping;
 };
 
@@ -32,7 +32,8 @@ static void *committer_main(void *arg)
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        while (!c->head && !c->stopping) pthread_cond_wait(&c->work, &c->lock);
+        while (!c->head && !c->stopping)
+            pthread_cond_wait(&c->work, &c->lock);
         if (!c->head && c->stopping) break;
         size_t n = 0;
         while (c->head && n < COMMITTER_BATCH) {
@@ -106,11 +107,14 @@ int committer_submit(struct committer *c, struct queue_submission *sub)
         pthread_mutex_unlock(&c->lock);
         return sub->rc = err_set(sub->err, sizeof sub->err, ERR_CANCELLED, "shutting down");
     }
-    if (c->tail) c->tail->next = &p;
-    else c->head = &p;
+    if (c->tail)
+        c->tail->next = &p;
+    else
+        c->head = &p;
     c->tail = &p;
     pthread_cond_signal(&c->work);
-    while (!p.done) pthread_cond_wait(&c->done, &c->lock);
+    while (!p.done)
+        pthread_cond_wait(&c->done, &c->lock);
     pthread_mutex_unlock(&c->lock);
     return sub->rc;
 }

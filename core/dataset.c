@@ -185,8 +185,8 @@ static long parse_label(const struct dataset *d, const char *s, size_t l)
     return -1;
 }
 
-int dataset_open(const char *data_path, const char *classes_path, long limit,
-                 struct dataset **out, char *err, size_t errlen)
+int dataset_open(const char *data_path, const char *classes_path, long limit, struct dataset **out,
+                 char *err, size_t errlen)
 {
     int rc;
     char *buf = NULL;

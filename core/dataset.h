@@ -5,15 +5,15 @@
 #include <stddef.h>
 
 struct example {
-    char *text;                   /* UTF-8, NUL-terminated */
-    size_t len;                   /* bytes of text */
-    int label;                    /* index into classes */
+    char *text; /* UTF-8, NUL-terminated */
+    size_t len; /* bytes of text */
+    int label;  /* index into classes */
 };
 
 struct dataset {
     struct example *examples;
     size_t n;
-    char **classes;               /* class names, in label order */
+    char **classes; /* class names, in label order */
     size_t nclasses;
 };
 
@@ -25,8 +25,8 @@ struct dataset {
  * ERR_NOTFOUND or ERR_IO; ERR_NOMEM.  Returns 0 with *out set (free with
  * dataset_destroy), or the code with *out NULL.
  */
-int dataset_open(const char *data_path, const char *classes_path, long limit,
-                 struct dataset **out, char *err, size_t errlen);
+int dataset_open(const char *data_path, const char *classes_path, long limit, struct dataset **out,
+                 char *err, size_t errlen);
 void dataset_destroy(struct dataset *d);
 
 #endif

@@ -49,23 +49,23 @@
  */
 
 struct fault_vfs {
-    sqlite3_vfs base;             /* what SQLite sees; base.pAppData is this */
-    sqlite3_vfs *real;            /* the default VFS it forwards to */
+    sqlite3_vfs base;  /* what SQLite sees; base.pAppData is this */
+    sqlite3_vfs *real; /* the default VFS it forwards to */
     struct db_hooks hooks;
     char name[48];
 };
 
 struct fault_file {
-    sqlite3_file base;            /* pMethods: fault_io_methods */
+    sqlite3_file base; /* pMethods: fault_io_methods */
     struct fault_vfs *fv;
-    sqlite3_file *real;           /* the real VFS's file, right after this struct */
+    sqlite3_file *real; /* the real VFS's file, right after this struct */
 };
 
 struct db {
     sqlite3 *sql;
     struct db_hooks hooks;
-    struct fault_vfs *vfs;        /* NULL without an io hook */
-    int injected;                 /* the last step's code, if the step hook gave it */
+    struct fault_vfs *vfs; /* NULL without an io hook */
+    int injected;          /* the last step's code, if the step hook gave it */
 };
 
 /* ---- the fault-injecting VFS (only with an io hook) ---- */
@@ -142,8 +142,7 @@ static int ff_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 static void ff_shm_barrier(sqlite3_file *f)
 {
     const sqlite3_io_methods *m = REAL(f)->pMethods;
-    if (m->iVersion >= 2)
-        m->xShmBarrier(REAL(f));
+    if (m->iVersion >= 2) m->xShmBarrier(REAL(f));
 }
 static int ff_shm_unmap(sqlite3_file *f, int del)
 {
@@ -153,8 +152,7 @@ static int ff_shm_unmap(sqlite3_file *f, int del)
 static int ff_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 {
     const sqlite3_io_methods *m = REAL(f)->pMethods;
-    if (m->iVersion >= 3)
-        return m->xFetch(REAL(f), off, amt, pp);
+    if (m->iVersion >= 3) return m->xFetch(REAL(f), off, amt, pp);
     *pp = NULL;
     return SQLITE_OK;
 }
@@ -244,8 +242,7 @@ static int fv_get_last_error(sqlite3_vfs *v, int n, char *out)
 static int fv_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *out)
 {
     sqlite3_vfs *r = FV(v)->real;
-    if (r->iVersion >= 2 && r->xCurrentTimeInt64)
-        return r->xCurrentTimeInt64(r, out);
+    if (r->iVersion >= 2 && r->xCurrentTimeInt64) return r->xCurrentTimeInt64(r, out);
     double d;
     int rc = r->xCurrentTime(r, &d);
     *out = (sqlite3_int64)(d * 86400000.0);
@@ -256,11 +253,9 @@ static int fv_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *out)
 static struct fault_vfs *fault_vfs_create(const struct db_hooks *hooks)
 {
     sqlite3_vfs *real = sqlite3_vfs_find(NULL);
-    if (!real)
-        return NULL;
+    if (!real) return NULL;
     struct fault_vfs *fv = calloc(1, sizeof *fv);
-    if (!fv)
-        return NULL;
+    if (!fv) return NULL;
     fv->real = real;
     fv->hooks = *hooks;
     snprintf(fv->name, sizeof fv->name, "prunerd-fault-%p", (void *)fv);
@@ -292,8 +287,7 @@ static struct fault_vfs *fault_vfs_create(const struct db_hooks *hooks)
 
 static void fault_vfs_destroy(struct fault_vfs *fv)
 {
-    if (!fv)
-        return;
+    if (!fv) return;
     sqlite3_vfs_unregister(&fv->base);
     free(fv);
 }
@@ -352,10 +346,9 @@ int db_exec(struct db *db, const char *sql, char *err, size_t errlen)
     int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         char what[64];
-        snprintf(what, sizeof what, "%.48s", sql);   /* migrations are long: name the start */
+        snprintf(what, sizeof what, "%.48s", sql); /* migrations are long: name the start */
         for (char *p = what; *p; p++)
-            if (*p == '\n')
-                *p = ' ';
+            if (*p == '\n') *p = ' ';
         return db_fail(db, rc, what, err, errlen);
     }
     return 0;
@@ -374,8 +367,7 @@ int db_commit(struct db *db, char *err, size_t errlen)
 void db_rollback(struct db *db)
 {
     /* After SQLITE_FULL, IOERR or NOMEM SQLite may have rolled back already. */
-    if (!sqlite3_get_autocommit(db->sql))
-        sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db->sql)) sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 }
 
 sqlite3 *db_handle(struct db *db)
@@ -393,8 +385,7 @@ static int migrations_check(struct db *db, const struct db_migration *list, size
     sqlite3_stmt *st = NULL;
     int rc = db_prepare(db, "SELECT version, name FROM schema_migrations ORDER BY version", &st,
                         err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int s;
     while ((s = db_step(db, st)) == SQLITE_ROW) {
         int version = sqlite3_column_int(st, 0);
@@ -417,8 +408,7 @@ static int migrations_check(struct db *db, const struct db_migration *list, size
             goto out;
         }
     }
-    if (s != SQLITE_DONE)
-        rc = db_fail(db, s, "read schema_migrations", err, errlen);
+    if (s != SQLITE_DONE) rc = db_fail(db, s, "read schema_migrations", err, errlen);
 out:
     sqlite3_finalize(st);
     return rc;
@@ -430,11 +420,10 @@ static int migration_apply(struct db *db, const struct db_migration *m, char *er
     sqlite3_stmt *st = NULL;
     int in_txn = 0;
     int rc = db_begin(db, err, errlen);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     in_txn = 1;
-    if ((rc = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE version = ?", &st, err,
-                         errlen)))
+    if ((rc =
+             db_prepare(db, "SELECT 1 FROM schema_migrations WHERE version = ?", &st, err, errlen)))
         goto out;
     sqlite3_bind_int(st, 1, m->version);
     int s = db_step(db, st);
@@ -444,8 +433,7 @@ static int migration_apply(struct db *db, const struct db_migration *m, char *er
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (s == SQLITE_ROW)
-        goto commit;   /* another connection applied it first */
+    if (s == SQLITE_ROW) goto commit; /* another connection applied it first */
     if ((rc = db_exec(db, m->sql, err, errlen))) {
         char why[256];
         snprintf(why, sizeof why, "%s", err ? err : "");
@@ -467,18 +455,15 @@ static int migration_apply(struct db *db, const struct db_migration *m, char *er
     sqlite3_finalize(st);
     st = NULL;
 commit:
-    if ((rc = db_commit(db, err, errlen)))
-        goto out;
+    if ((rc = db_commit(db, err, errlen))) goto out;
     in_txn = 0;
 out:
     sqlite3_finalize(st);
-    if (in_txn)
-        db_rollback(db);
+    if (in_txn) db_rollback(db);
     return rc;
 }
 
-int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err,
-               size_t errlen)
+int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++)
         if (list[i].version <= (i ? list[i - 1].version : 0))
@@ -488,13 +473,10 @@ int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *e
                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)",
                      err, errlen);
-    if (rc)
-        return rc;
-    if ((rc = migrations_check(db, list, n, err, errlen)))
-        return rc;
+    if (rc) return rc;
+    if ((rc = migrations_check(db, list, n, err, errlen))) return rc;
     for (size_t i = 0; i < n; i++)
-        if ((rc = migration_apply(db, &list[i], err, errlen)))
-            return rc;
+        if ((rc = migration_apply(db, &list[i], err, errlen))) return rc;
     return 0;
 }
 
@@ -505,16 +487,14 @@ static int db_pragma(struct db *db, const char *sql, const char *want, char *err
 {
     sqlite3_stmt *st = NULL;
     int rc = db_prepare(db, sql, &st, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int s = db_step(db, st);
     if (s != SQLITE_ROW && s != SQLITE_DONE) {
         rc = db_fail(db, s, sql, err, errlen);
     } else if (want) {
         const char *got = s == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
         if (!got || strcmp(got, want))
-            rc = err_set(err, errlen, ERR_DB, "%s: got '%s', want '%s'", sql, got ? got : "",
-                         want);
+            rc = err_set(err, errlen, ERR_DB, "%s: got '%s', want '%s'", sql, got ? got : "", want);
     }
     sqlite3_finalize(st);
     return rc;
@@ -562,8 +542,7 @@ struct db *db_open(const char *path, const struct db_options *opt, char *err, si
         list = opt->migrations;
         n = opt->migration_count;
     }
-    if (db_migrate(db, list, n, err, errlen))
-        goto fail;
+    if (db_migrate(db, list, n, err, errlen)) goto fail;
     return db;
 fail:
     db_close(db);
@@ -572,8 +551,7 @@ fail:
 
 void db_close(struct db *db)
 {
-    if (!db)
-        return;
+    if (!db) return;
     if (db->sql) {
         db_rollback(db);
         /* Every statement is finalized where it was prepared, so this closes. */

@@ -8,11 +8,11 @@
 
 /* One migration: migrations/NNNN_name.sql compiled in by tools/embed.py. */
 struct db_migration {
-    int version;                  /* NNNN: 1, 2, 3... */
-    const char *name;             /* the file name's _name part */
-    const char *sql;              /* the file, run in one transaction */
+    int version;      /* NNNN: 1, 2, 3... */
+    const char *name; /* the file name's _name part */
+    const char *sql;  /* the file, run in one transaction */
 };
-extern const struct db_migration db_migrations[];   /* generated: migrations.c */
+extern const struct db_migration db_migrations[]; /* generated: migrations.c */
 extern const size_t db_migration_count;
 
 /* What a struct db_hooks io hook is asked about. */
@@ -36,9 +36,9 @@ struct db_hooks {
 };
 
 struct db_options {
-    int busy_timeout_ms;          /* <= 0: 5000 */
-    const struct db_hooks *hooks; /* NULL: none (copied by db_open) */
-    const struct db_migration *migrations;   /* NULL: the embedded db_migrations */
+    int busy_timeout_ms;                   /* <= 0: 5000 */
+    const struct db_hooks *hooks;          /* NULL: none (copied by db_open) */
+    const struct db_migration *migrations; /* NULL: the embedded db_migrations */
     size_t migration_count;
 };
 
@@ -51,7 +51,7 @@ struct db;
  * One struct db per thread.
  */
 struct db *db_open(const char *path, const struct db_options *opt, char *err, size_t errlen);
-void db_close(struct db *db);     /* NULL: no-op */
+void db_close(struct db *db); /* NULL: no-op */
 sqlite3 *db_handle(struct db *db);
 
 /*
@@ -60,8 +60,7 @@ sqlite3 *db_handle(struct db *db);
  * transaction.  ERR_DB when the database records a version this list does
  * not have under the same name, or a newer one (a newer prunerd wrote it).
  */
-int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err,
-               size_t errlen);
+int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err, size_t errlen);
 
 /* sqlite3_prepare_v2; ERR_DB with a message naming what on failure. */
 int db_prepare(struct db *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen);

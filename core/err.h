@@ -13,19 +13,19 @@
  */
 enum {
     ERR_OK = 0,
-    ERR_INVALID = -1,   /* bad input: argument, field, amount, shape */
-    ERR_NOTFOUND = -2,  /* file, parameter, target, job */
-    ERR_IO = -3,        /* read, write, fsync, rename */
-    ERR_NOMEM = -4,     /* allocation failed */
-    ERR_FORMAT = -5,    /* a file that is not what it should be */
-    ERR_TORCH = -6,     /* libtorch raised */
+    ERR_INVALID = -1,     /* bad input: argument, field, amount, shape */
+    ERR_NOTFOUND = -2,    /* file, parameter, target, job */
+    ERR_IO = -3,          /* read, write, fsync, rename */
+    ERR_NOMEM = -4,       /* allocation failed */
+    ERR_FORMAT = -5,      /* a file that is not what it should be */
+    ERR_TORCH = -6,       /* libtorch raised */
     ERR_UNSUPPORTED = -7, /* valid, but not done here (e.g. no CUDA) */
-    ERR_CANCELLED = -8, /* stopped on request */
-    ERR_DENIED = -9,    /* path outside the configured roots */
-    ERR_INTERNAL = -10, /* a bug or an impossible state */
-    ERR_DB = -11,       /* SQLite */
-    ERR_NOSPACE = -12,  /* disk full or quota reached */
-    ERR_CONFLICT = -13, /* clashes with what is already there */
+    ERR_CANCELLED = -8,   /* stopped on request */
+    ERR_DENIED = -9,      /* path outside the configured roots */
+    ERR_INTERNAL = -10,   /* a bug or an impossible state */
+    ERR_DB = -11,         /* SQLite */
+    ERR_NOSPACE = -12,    /* disk full or quota reached */
+    ERR_CONFLICT = -13,   /* clashes with what is already there */
 };
 
 /* Writes a printf-style message into err (if err and errlen are set) and

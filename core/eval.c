@@ -39,7 +39,8 @@ int eval_inputs_open(const struct tokenizer *t, const struct dataset *d, int max
             if (!ids) goto nomem;
             in->ids = ids;
         }
-        for (int j = 0; j < len; j++) in->ids[in->offset[i] + (size_t)j] = (int32_t)row[j];
+        for (int j = 0; j < len; j++)
+            in->ids[in->offset[i] + (size_t)j] = (int32_t)row[j];
         in->offset[i + 1] = in->offset[i] + (size_t)len;
         in->label[i] = d->examples[i].label;
     }
@@ -87,16 +88,19 @@ static size_t *batch_order(const struct eval_inputs *in, enum eval_padding paddi
 {
     size_t *order = malloc((in->n ? in->n : 1) * sizeof *order);
     if (!order) return NULL;
-    for (size_t i = 0; i < in->n; i++) order[i] = i;
+    for (size_t i = 0; i < in->n; i++)
+        order[i] = i;
     if (padding != EVAL_PAD_DYNAMIC) return order;
     struct len_index *li = malloc((in->n ? in->n : 1) * sizeof *li);
     if (!li) {
         free(order);
         return NULL;
     }
-    for (size_t i = 0; i < in->n; i++) li[i] = (struct len_index){in->offset[i + 1] - in->offset[i], i};
+    for (size_t i = 0; i < in->n; i++)
+        li[i] = (struct len_index){in->offset[i + 1] - in->offset[i], i};
     qsort(li, in->n, sizeof *li, by_length);
-    for (size_t i = 0; i < in->n; i++) order[i] = li[i].index;
+    for (size_t i = 0; i < in->n; i++)
+        order[i] = li[i].index;
     free(li);
     return order;
 }
@@ -109,7 +113,7 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
     size_t L = (size_t)in->max_length, B = (size_t)batch_size;
     int64_t *ids = malloc(B * L * sizeof *ids);
     int64_t *mask = malloc(B * L * sizeof *mask);
-    size_t cap = B * 4096;        /* floats: up to 4096 classes */
+    size_t cap = B * 4096; /* floats: up to 4096 classes */
     float *logits = malloc(cap * sizeof *logits);
     size_t *order = batch_order(in, padding);
     double t0 = fs_monotonic();
@@ -156,7 +160,8 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
                 goto out;
             }
         } else if (ncls != out->ncls) {
-            rc = err_set(err, errlen, ERR_FORMAT, "the model returned %d then %d classes", out->ncls, ncls);
+            rc = err_set(err, errlen, ERR_FORMAT, "the model returned %d then %d classes",
+                         out->ncls, ncls);
             goto out;
         }
         for (size_t r = 0; r < nb; r++) {
@@ -168,7 +173,8 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
             out->pred[i] = best;
             memcpy(out->logits + i * (size_t)ncls, row, (size_t)ncls * sizeof *row);
         }
-        if (hooks && hooks->progress) hooks->progress(hooks->ud, (double)(start + nb) / (double)in->n);
+        if (hooks && hooks->progress)
+            hooks->progress(hooks->ud, (double)(start + nb) / (double)in->n);
     }
     out->forward_s = fs_monotonic() - t0;
     double total = in->tokenize_s + out->forward_s;
@@ -184,8 +190,8 @@ out:
 
 int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
                int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
-               char *err, size_t errlen)
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics, char *err,
+               size_t errlen)
 {
     struct eval_output eo;
     struct metrics mt;
@@ -207,7 +213,9 @@ int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct da
     }
     json_object_set_new(mj, "samples_per_s", json_real(eo.samples_per_s));
     if (out) {
-        fprintf(out, "%s: accuracy %.4f, macro-F1 %.4f, macro precision %.4f (%zu samples, %.0f samples/s)\n",
+        fprintf(out,
+                "%s: accuracy %.4f, macro-F1 %.4f, macro precision %.4f (%zu samples, %.0f "
+                "samples/s)\n",
                 label, mt.accuracy, mt.macro_f1, mt.macro_precision, eo.n, eo.samples_per_s);
         metrics_print_report(&mt, d->classes, 4, out);
     }

@@ -21,12 +21,12 @@ enum eval_padding {
 /* A dataset encoded once ([CLS] ids [SEP], no padding), reused for the
  * evaluations before and after pruning. */
 struct eval_inputs {
-    int32_t *ids;                 /* all examples' ids, concatenated */
-    size_t *offset;               /* n + 1 offsets into ids */
-    int *label;                   /* n */
+    int32_t *ids;   /* all examples' ids, concatenated */
+    size_t *offset; /* n + 1 offsets into ids */
+    int *label;     /* n */
     size_t n;
     int max_length;
-    double tokenize_s;            /* seconds spent encoding */
+    double tokenize_s; /* seconds spent encoding */
 };
 
 /* Encodes every example of d.  Returns 0 with *out set (free with
@@ -37,17 +37,17 @@ void eval_inputs_destroy(struct eval_inputs *in);
 
 struct eval_hooks {
     void *ud;
-    void (*progress)(void *ud, double done);  /* fraction of examples done */
-    int (*cancelled)(void *ud);               /* checked between batches */
+    void (*progress)(void *ud, double done); /* fraction of examples done */
+    int (*cancelled)(void *ud);              /* checked between batches */
 };
 
 struct eval_output {
-    int *pred;                    /* n predictions (argmax, first on ties) */
-    float *logits;                /* n x ncls, in dataset order */
+    int *pred;     /* n predictions (argmax, first on ties) */
+    float *logits; /* n x ncls, in dataset order */
     int ncls;
     size_t n;
-    double forward_s;             /* seconds in forward passes and batching */
-    double samples_per_s;         /* n / (tokenize_s + forward_s) */
+    double forward_s;     /* seconds in forward passes and batching */
+    double samples_per_s; /* n / (tokenize_s + forward_s) */
 };
 void eval_output_free(struct eval_output *o);
 
@@ -67,7 +67,7 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
  */
 int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
                int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
-               char *err, size_t errlen);
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics, char *err,
+               size_t errlen);
 
 #endif

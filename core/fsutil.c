@@ -48,7 +48,8 @@ int fs_tmp_path(const char *final, char *tmp, size_t tmplen, char *err, size_t e
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint32_t)time(NULL);
     split_path(final, dir, base, sizeof dir);
     int n = snprintf(tmp, tmplen, "%s/.%s.tmp.%ld.%08x", dir, base, (long)getpid(), r);
-    if (n < 0 || (size_t)n >= tmplen) return err_set(err, errlen, ERR_INVALID, "%s: path too long", final);
+    if (n < 0 || (size_t)n >= tmplen)
+        return err_set(err, errlen, ERR_INVALID, "%s: path too long", final);
     return 0;
 }
 
@@ -57,7 +58,8 @@ static int fsync_path(const char *path, int flags, char *err, size_t errlen)
     int fd = open(path, flags | O_CLOEXEC);
     if (fd < 0) return err_set(err, errlen, ERR_IO, "%s: open: %s", path, strerror(errno));
     int rc = 0;
-    if (do_fsync(fd) != 0) rc = err_set(err, errlen, ERR_IO, "%s: fsync: %s", path, strerror(errno));
+    if (do_fsync(fd) != 0)
+        rc = err_set(err, errlen, ERR_IO, "%s: fsync: %s", path, strerror(errno));
     close(fd);
     return rc;
 }
@@ -225,7 +227,8 @@ int fs_sha256_file(const char *path, char hex[65], int64_t *bytes, char *err, si
         total += r;
     }
     EVP_DigestFinal_ex(ctx, md, &mdlen);
-    for (unsigned i = 0; i < mdlen && i < 32; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", md[i]);
     hex[64] = '\0';
     if (bytes) *bytes = total;
 out:
@@ -239,7 +242,8 @@ int fs_mkdir_p(const char *path, char *err, size_t errlen)
 {
     char p[PATH_MAX];
     int n = snprintf(p, sizeof p, "%s", path);
-    if (n <= 0 || (size_t)n >= sizeof p) return err_set(err, errlen, ERR_INVALID, "bad folder path");
+    if (n <= 0 || (size_t)n >= sizeof p)
+        return err_set(err, errlen, ERR_INVALID, "bad folder path");
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
@@ -255,7 +259,8 @@ int fs_mkdir_p(const char *path, char *err, size_t errlen)
 int fs_free_bytes(const char *path, int64_t *bytes, char *err, size_t errlen)
 {
     struct statvfs s;
-    if (statvfs(path, &s) != 0) return err_set(err, errlen, ERR_IO, "%s: statvfs: %s", path, strerror(errno));
+    if (statvfs(path, &s) != 0)
+        return err_set(err, errlen, ERR_IO, "%s: statvfs: %s", path, strerror(errno));
     *bytes = (int64_t)s.f_bavail * (int64_t)s.f_frsize;
     return 0;
 }

@@ -21,8 +21,8 @@ static json_t *architecture(const struct ts_model *m)
                      bert_act_name(c->hidden_act), "layers", layers);
 }
 
-json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_fn resolve,
-                      void *ud, int *rc, char *err, size_t errlen)
+json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_fn resolve, void *ud,
+                      int *rc, char *err, size_t errlen)
 {
     struct ckpt_files files;
     struct ts_model *m = NULL;
@@ -43,13 +43,15 @@ json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_f
         if (ts_model_info(m, i, &ti) != 0) continue;
         const char *dt = ts_dtype_name(ts_model_file_dtype(m, i));
         json_t *shape = json_array();
-        for (int d = 0; d < ti.ndim; d++) json_array_append_new(shape, json_integer(ti.shape[d]));
+        for (int d = 0; d < ti.ndim; d++)
+            json_array_append_new(shape, json_integer(ti.shape[d]));
         json_t *t = json_pack("{s:s, s:s, s:o, s:s, s:I}", "name", ti.name, "kind",
                               ti.is_parameter ? "parameter" : "buffer", "shape", shape, "dtype", dt,
                               "numel", (json_int_t)ti.numel);
         if (ts_dtype_is_float(ti.dtype) && ts_model_count_zeros(m, i, &zeros, err, errlen) == 0) {
             json_object_set_new(t, "zeros", json_integer(zeros));
-            json_object_set_new(t, "sparsity", json_real(ti.numel ? (double)zeros / (double)ti.numel : 0));
+            json_object_set_new(t, "sparsity",
+                                json_real(ti.numel ? (double)zeros / (double)ti.numel : 0));
             if (ti.is_parameter) {
                 fnumel += ti.numel;
                 zeros_all += zeros;
@@ -62,11 +64,11 @@ json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_f
         }
         json_array_append_new(tensors, t);
     }
-    json_t *out = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o}", "model", path, "format",
-                            ckpt_kind_name(files.kind), "dtype", dtype ? dtype : "none",
-                            "parameters", (json_int_t)nparams, "numel", (json_int_t)numel,
-                            "sparsity", fnumel ? (double)zeros_all / (double)fnumel : 0.0,
-                            "tensors", tensors);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o}", "model", path, "format",
+                  ckpt_kind_name(files.kind), "dtype", dtype ? dtype : "none", "parameters",
+                  (json_int_t)nparams, "numel", (json_int_t)numel, "sparsity",
+                  fnumel ? (double)zeros_all / (double)fnumel : 0.0, "tensors", tensors);
     if (ts_model_is_native(m)) json_object_set_new(out, "architecture", architecture(m));
     ts_model_destroy(m);
     ckpt_files_free(&files);

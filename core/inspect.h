@@ -22,7 +22,7 @@
  * (zeros and sparsity for floating-point tensors only; dtype as saved).  A
  * new reference, or NULL with a message and the code in *rc.
  */
-json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_fn resolve,
-                      void *ud, int *rc, char *err, size_t errlen);
+json_t *inspect_model(const char *path, const char *model_config, ckpt_resolve_fn resolve, void *ud,
+                      int *rc, char *err, size_t errlen);
 
 #endif

@@ -48,8 +48,8 @@ struct run {
     const json_t *request; /* for provenance.request only */
     const struct job_hooks *hooks;
     double weight[JOB_STAGE_COUNT];
-    int stage; /* index in job_stages */
-    double sub_lo, sub_hi; /* the part of the stage progress() now counts in; 0, 1 */
+    int stage;               /* index in job_stages */
+    double sub_lo, sub_hi;   /* the part of the stage progress() now counts in; 0, 1 */
     struct ckpt_files files; /* what the model is made of */
     struct ts_model *model;
     struct tokenizer *tok;
@@ -65,9 +65,9 @@ struct run {
     unsigned want;     /* JOB_OUT_* this run writes (outputs_for) */
     const char *vocab; /* the vocab and lowercasing the evaluation used */
     int lowercase;
-    uint8_t *layers;   /* structured: the encoder layers the targets select */
+    uint8_t *layers; /* structured: the encoder layers the targets select */
     int nlayers;
-    int **removed;     /* structured: each layer's removed heads, numbered as loaded */
+    int **removed; /* structured: each layer's removed heads, numbered as loaded */
     int *nremoved;
     struct latency_point *points; /* structured: latency, typed */
     size_t npoints;
@@ -224,7 +224,8 @@ static int load(struct run *r, char *err, size_t errlen)
     ts_set_threads(threads_of(r->hooks));
     /* Every file of the model through the hooks' resolver (the roots in the
      * daemon), its format from its content (model/checkpoint.h). */
-    ckpt_resolve_fn resolve = r->hooks && r->hooks->resolve ? r->hooks->resolve : ckpt_resolve_local;
+    ckpt_resolve_fn resolve =
+        r->hooks && r->hooks->resolve ? r->hooks->resolve : ckpt_resolve_local;
     void *rud = r->hooks && r->hooks->resolve ? r->hooks->resolve_ud : NULL;
     int rc = ckpt_locate(s->model, s->model_config, resolve, rud, &r->files, err, errlen);
     if (rc) return rc;
@@ -384,8 +385,8 @@ static int latency_begin(struct run *r, char *err, size_t errlen)
     if (!r->points) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     for (int s = 0; s < ls->nseq_lens; s++)
         for (int b = 0; b < ls->nbatches && ls->seq_lens[s] <= maxpos; b++)
-            r->points[r->npoints++] = (struct latency_point){.batch = ls->batches[b],
-                                                             .seq_len = ls->seq_lens[s]};
+            r->points[r->npoints++] =
+                (struct latency_point){.batch = ls->batches[b], .seq_len = ls->seq_lens[s]};
     return 0;
 }
 
@@ -395,9 +396,9 @@ static int latency_pass(struct run *r, int pruned, char *err, size_t errlen)
 {
     for (size_t k = 0; k < r->npoints; k++) {
         struct latency_point *pt = &r->points[k];
-        int rc = latency_of(r->model, pt->batch, pt->seq_len,
-                            pruned ? &pt->pruned_p50 : &pt->dense_p50,
-                            pruned ? &pt->pruned_p90 : &pt->dense_p90, err, errlen);
+        int rc =
+            latency_of(r->model, pt->batch, pt->seq_len, pruned ? &pt->pruned_p50 : &pt->dense_p50,
+                       pruned ? &pt->pruned_p90 : &pt->dense_p90, err, errlen);
         if (rc) return rc;
         if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
     }
@@ -419,11 +420,11 @@ static json_t *latency_json(struct run *r)
         if (ls->seq_lens[s] > maxpos) json_array_append_new(skipped, json_integer(ls->seq_lens[s]));
     for (size_t k = 0; k < r->npoints; k++) {
         const struct latency_point *pt = &r->points[k];
-        json_array_append_new(
-            points, json_pack("{s:i, s:i, s:{s:f, s:f}, s:{s:f, s:f}, s:f}", "batch", pt->batch,
-                              "seq_len", pt->seq_len, "dense_ms", "p50", pt->dense_p50, "p90",
-                              pt->dense_p90, "pruned_ms", "p50", pt->pruned_p50, "p90",
-                              pt->pruned_p90, "speedup", speedup_of(pt)));
+        json_array_append_new(points, json_pack("{s:i, s:i, s:{s:f, s:f}, s:{s:f, s:f}, s:f}",
+                                                "batch", pt->batch, "seq_len", pt->seq_len,
+                                                "dense_ms", "p50", pt->dense_p50, "p90",
+                                                pt->dense_p90, "pruned_ms", "p50", pt->pruned_p50,
+                                                "p90", pt->pruned_p90, "speedup", speedup_of(pt)));
     }
     return json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "device", ts_model_device(r->model),
                      "threads", threads_of(r->hooks), "runs", LATENCY_RUNS, "warmup",
@@ -576,7 +577,8 @@ static int prune_structured(struct run *r, const float *hi, const float *ni, cha
     const struct bert_config cfg = *ts_model_config(r->model), *c = &cfg;
     const int nl = r->nlayers;
     int *heads = calloc((size_t)nl + 1, sizeof *heads), *ffn = calloc((size_t)nl + 1, sizeof *ffn);
-    int *heads2 = calloc((size_t)nl + 1, sizeof *heads2), *ffn2 = calloc((size_t)nl + 1, sizeof *ffn2);
+    int *heads2 = calloc((size_t)nl + 1, sizeof *heads2),
+        *ffn2 = calloc((size_t)nl + 1, sizeof *ffn2);
     float *hs = NULL, *ns = NULL, *hs2 = NULL, *ns2 = NULL;
     uint8_t *hk = NULL, *nk = NULL;
     size_t nh = 0, nn = 0;
@@ -650,11 +652,10 @@ static int prune_structured(struct run *r, const float *hi, const float *ni, cha
         f += (size_t)ffn[l];
         hkept += (size_t)heads2[l];
         nkept += (size_t)ffn2[l];
-        json_array_append_new(layers,
-                              json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o}", "layer", l,
-                                        "selected", r->layers[l], "heads_before", heads[l],
-                                        "heads", heads2[l], "ffn_before", ffn[l], "ffn", ffn2[l],
-                                        "removed_heads", gone));
+        json_array_append_new(layers, json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o}", "layer", l,
+                                                "selected", r->layers[l], "heads_before", heads[l],
+                                                "heads", heads2[l], "ffn_before", ffn[l], "ffn",
+                                                ffn2[l], "removed_heads", gone));
     }
     if ((rc = ts_model_shrink(r->model, hk, nk, err, errlen))) goto out;
     if (rescale) {
@@ -701,7 +702,8 @@ static int prune_structured(struct run *r, const float *hi, const float *ni, cha
                 macs ? (double)macs2 / (double)macs : 1.0);
     for (size_t k = 0; r->out && k < r->npoints; k++) {
         const struct latency_point *pt = &r->points[k];
-        fprintf(r->out, "latency batch %d x %d tokens: dense p50 %.2f ms, pruned p50 %.2f ms, %.2fx\n",
+        fprintf(r->out,
+                "latency batch %d x %d tokens: dense p50 %.2f ms, pruned p50 %.2f ms, %.2fx\n",
                 pt->batch, pt->seq_len, pt->dense_p50, pt->pruned_p50, speedup_of(pt));
     }
 out:
@@ -823,7 +825,6 @@ out:
     return rc;
 }
 
-
 /* Saves one artifact through a temporary name; appends it to artifacts. */
 static int save_one(struct run *r, const char *format, const char *path, char *err, size_t errlen)
 {
@@ -857,15 +858,15 @@ static int save_folder(struct run *r, const char *dir, char *err, size_t errlen)
     int nlabels = ts_model_labels(r->model);
     const char *const *labels =
         r->data && (int)r->data->nclasses == nlabels ? (const char *const *)r->data->classes : NULL;
-    int rc = ckpt_save_folder(r->model, r->files.config, labels, nlabels,
-                              (const int *const *)r->removed, r->nremoved, dir, &saved, err,
-                              errlen);
+    int rc =
+        ckpt_save_folder(r->model, r->files.config, labels, nlabels, (const int *const *)r->removed,
+                         r->nremoved, dir, &saved, err, errlen);
     if (rc) return rc;
     json_t *files = json_array();
     for (size_t i = 0; i < saved.nfiles; i++)
         json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", saved.files[i].name,
-                                               "bytes", (json_int_t)saved.files[i].bytes,
-                                               "sha256", saved.files[i].sha256));
+                                               "bytes", (json_int_t)saved.files[i].bytes, "sha256",
+                                               saved.files[i].sha256));
     json_array_append_new(json_object_get(r->result, "artifacts"),
                           json_pack("{s:s, s:s, s:I, s:o}", "format", "safetensors", "path", dir,
                                     "bytes", (json_int_t)saved.bytes, "files", files));
@@ -1044,9 +1045,8 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     return 0;
 }
 
-static int run_job(const struct job_spec *spec, const json_t *request,
-                   const struct job_outputs *o, const struct job_hooks *hooks, json_t **result,
-                   char *err, size_t errlen)
+static int run_job(const struct job_spec *spec, const json_t *request, const struct job_outputs *o,
+                   const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
 {
     struct run r = {.spec = spec,
                     .request = request,

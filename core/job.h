@@ -75,41 +75,41 @@ struct job_eval_spec {
 enum job_importance { JOB_MAGNITUDE, JOB_TAYLOR, JOB_FISHER };
 
 struct job_spec {
-    char *model;                       /* the model: a file or a Hugging Face folder
-                                          (model/checkpoint.h) */
-    char *model_config;                /* HF config.json for a single-file checkpoint, or NULL */
-    char **targets;                    /* parameter or module globs */
-    size_t ntargets;                   /* >= 1 */
-    const struct prune_method *method; /* an entry of prune_methods; l1_unstructured */
-    struct prune_amount amount;        /* valid (prune_amount_check) when has_amount */
-    int has_amount;                    /* 0: the method takes none (identity, threshold...) */
-    enum prune_scope scope;            /* PRUNE_LOCAL */
-    double n;                          /* ln_structured's p: > 0, +-INFINITY, PRUNE_NORM_FRO */
-    int dim;                           /* structured methods' dim, -8..7; -1 */
-    int has_seed;                      /* 0: a random seed per run */
-    uint64_t seed;                     /* 0..INT64_MAX, when has_seed */
-    int has_threshold;                 /* 1 for method threshold */
-    double threshold;                  /* threshold: prune |w| < threshold; 0 when none */
-    char *mask;                        /* custom_from_mask's mask file, or NULL */
-    char *plugin;                      /* plugin name (letters, digits, '_', '-'), or NULL */
-    char *plugin_params;               /* compact JSON text for the plugin, or NULL */
-    int iterative;                     /* exact zeros count as pruned already; 0 */
-    int has_structured;                /* method structured: its "structured" object */
+    char *model;                          /* the model: a file or a Hugging Face folder
+                                             (model/checkpoint.h) */
+    char *model_config;                   /* HF config.json for a single-file checkpoint, or NULL */
+    char **targets;                       /* parameter or module globs */
+    size_t ntargets;                      /* >= 1 */
+    const struct prune_method *method;    /* an entry of prune_methods; l1_unstructured */
+    struct prune_amount amount;           /* valid (prune_amount_check) when has_amount */
+    int has_amount;                       /* 0: the method takes none (identity, threshold...) */
+    enum prune_scope scope;               /* PRUNE_LOCAL */
+    double n;                             /* ln_structured's p: > 0, +-INFINITY, PRUNE_NORM_FRO */
+    int dim;                              /* structured methods' dim, -8..7; -1 */
+    int has_seed;                         /* 0: a random seed per run */
+    uint64_t seed;                        /* 0..INT64_MAX, when has_seed */
+    int has_threshold;                    /* 1 for method threshold */
+    double threshold;                     /* threshold: prune |w| < threshold; 0 when none */
+    char *mask;                           /* custom_from_mask's mask file, or NULL */
+    char *plugin;                         /* plugin name (letters, digits, '_', '-'), or NULL */
+    char *plugin_params;                  /* compact JSON text for the plugin, or NULL */
+    int iterative;                        /* exact zeros count as pruned already; 0 */
+    int has_structured;                   /* method structured: its "structured" object */
     struct structured_request structured; /* seq_len: target.seq_len, else eval.max_length,
                                              else 128 */
-    struct job_latency_spec latency;   /* structured only */
-    enum job_importance importance;    /* structured.importance; JOB_MAGNITUDE */
-    int rescale;                       /* structured.rescale; 0 */
-    char *calibration_data;            /* structured.calibration.data (taylor, fisher or
-                                          rescale), or NULL */
-    int calibration_samples;           /* the file's first N lines; 2048 */
-    int calibration_batch;             /* 32 */
-    int calibration_model_labels;      /* labels "model": the dense model's predictions */
-    int has_eval;                      /* 0: no evaluation (eval is zeroed) */
-    struct job_eval_spec eval;         /* when has_eval */
-    unsigned outputs;                  /* JOB_OUT_* bits; 0: the input's own family */
-    char device[16];                   /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
-    char name[201];                    /* a label, at most 200 bytes; "" */
+    struct job_latency_spec latency;      /* structured only */
+    enum job_importance importance;       /* structured.importance; JOB_MAGNITUDE */
+    int rescale;                          /* structured.rescale; 0 */
+    char *calibration_data;               /* structured.calibration.data (taylor, fisher or
+                                             rescale), or NULL */
+    int calibration_samples;              /* the file's first N lines; 2048 */
+    int calibration_batch;                /* 32 */
+    int calibration_model_labels;         /* labels "model": the dense model's predictions */
+    int has_eval;                         /* 0: no evaluation (eval is zeroed) */
+    struct job_eval_spec eval;            /* when has_eval */
+    unsigned outputs;                     /* JOB_OUT_* bits; 0: the input's own family */
+    char device[16];                      /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
+    char name[201];                       /* a label, at most 200 bytes; "" */
 };
 
 /* What a job saves, as bits of job_spec.outputs. */

@@ -36,9 +36,11 @@ static int only_keys(const json_t *obj, const char *prefix, const char *const *a
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, key);
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(*a, key);
         if (!ok) {
             char field[sizeof fe->field];
             snprintf(field, sizeof field, "%s%s", prefix, key);
@@ -75,8 +77,8 @@ static int get_int(const json_t *obj, const char *key, const char *field, json_i
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return bad(fe, field, "must be an integer from %lld to %lld%s", (long long)lo, (long long)hi,
-                   nullable ? " or null" : "");
+        return bad(fe, field, "must be an integer from %lld to %lld%s", (long long)lo,
+                   (long long)hi, nullable ? " or null" : "");
     json_object_set(out, key, v);
     return 0;
 }
@@ -124,7 +126,8 @@ static int get_enum(const json_t *obj, const char *key, const char *field, const
             }
     char list[160] = "";
     for (const char *const *n = names; *n; n++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", n == names ? "" : ", ", *n);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"",
+                 n == names ? "" : ", ", *n);
     return bad(fe, field, "must be one of %s", list);
 }
 
@@ -156,8 +159,9 @@ static int get_amount(const json_t *in, const struct prune_method *pm, json_t *o
     char shown[32];
     if (!strcmp(kind, "count")) {
         if (!isfinite(x) || x != floor(x) || fabs(x) > 9007199254740992.0)
-            return bad(fe, "amount", "amount=%s should either be a float in the range [0, 1] or a "
-                                     "non-negative integer (amount_kind \"count\" needs a whole number)",
+            return bad(fe, "amount",
+                       "amount=%s should either be a float in the range [0, 1] or a "
+                       "non-negative integer (amount_kind \"count\" needs a whole number)",
                        json_text_real(x, shown, sizeof shown));
         a.is_count = 1;
         a.count = (int64_t)x;
@@ -174,7 +178,10 @@ static int get_norm(const json_t *opts, int required, json_t *out, struct job_fi
 {
     json_t *v = json_object_get(opts, "n");
     if (!v || json_is_null(v)) {
-        if (required) return bad(fe, "options.n", "is required for ln_structured (a number > 0, \"inf\", \"-inf\" or \"fro\")");
+        if (required)
+            return bad(
+                fe, "options.n",
+                "is required for ln_structured (a number > 0, \"inf\", \"-inf\" or \"fro\")");
         json_object_set_new(out, "n", json_null());
         return 0;
     }
@@ -182,7 +189,8 @@ static int get_norm(const json_t *opts, int required, json_t *out, struct job_fi
         const char *s = json_string_value(v);
         if (strcmp(s, "inf") && strcmp(s, "-inf") && strcmp(s, "fro"))
             return bad(fe, "options.n", "must be a number > 0, \"inf\", \"-inf\" or \"fro\"");
-    } else if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
+    } else if (!json_is_number(v) || !(json_number_value(v) > 0) ||
+               !isfinite(json_number_value(v))) {
         return bad(fe, "options.n", "must be a number > 0, \"inf\", \"-inf\" or \"fro\"");
     }
     json_object_set(out, "n", v);
@@ -202,8 +210,8 @@ static int plugin_name_ok(const char *s)
 static int get_options(const json_t *in, const struct prune_method *pm, json_t *out,
                        struct job_field_error *fe)
 {
-    static const char *const keys[] = {"n", "dim", "seed", "threshold", "mask", "plugin",
-                                       "plugin_params", "iterative", NULL};
+    static const char *const keys[] = {"n",      "dim",           "seed",      "threshold", "mask",
+                                       "plugin", "plugin_params", "iterative", NULL};
     json_t *opts = json_object_get(in, "options");
     json_t *empty = json_object();
     json_t *o = json_object();
@@ -231,7 +239,8 @@ static int get_options(const json_t *in, const struct prune_method *pm, json_t *
     } else {
         json_object_set(o, "threshold", t);
     }
-    if ((rc = get_string(opts, "mask", "options.mask", pm->id == PRUNE_CUSTOM_FROM_MASK, NULL, o, fe)))
+    if ((rc = get_string(opts, "mask", "options.mask", pm->id == PRUNE_CUSTOM_FROM_MASK, NULL, o,
+                         fe)))
         goto out;
     if ((rc = get_string(opts, "plugin", "options.plugin", pm->id == PRUNE_PLUGIN, NULL, o, fe)))
         goto out;
@@ -326,8 +335,8 @@ static int get_latency(const json_t *lat, json_int_t def_len, json_t *out,
             continue;
         }
         int ok = json_is_array(a) && json_array_size(a) && json_array_size(a) <= JOB_LATENCY_MAX;
-        json_array_foreach(a, i, x) ok &= json_is_integer(x) && json_integer_value(x) >= 1 &&
-                                          json_integer_value(x) <= 4096;
+        json_array_foreach(a, i, x) ok &=
+            json_is_integer(x) && json_integer_value(x) >= 1 && json_integer_value(x) <= 4096;
         if (!ok)
             return bad(fe, field, "must be a list of 1 to %d integers from 1 to 4096",
                        JOB_LATENCY_MAX);
@@ -339,16 +348,18 @@ static int get_latency(const json_t *lat, json_int_t def_len, json_t *out,
 /* The "structured" object of method structured, with its defaults. */
 static int get_structured(const json_t *in, json_t *out, struct job_field_error *fe)
 {
-    static const char *const keys[] = {"heads",      "neurons",     "target",
-                                       "scope",      "importance",  "calibration",
-                                       "rescale",    "min_heads_per_layer", "latency", NULL};
+    static const char *const keys[] = {
+        "heads",      "neurons",     "target",  "scope",
+        "importance", "calibration", "rescale", "min_heads_per_layer",
+        "latency",    NULL};
     static const char *const tkeys[] = {"macs", "seq_len", NULL};
     static const char *const scopes[] = {"global", "local", NULL};
     static const char *const importances[] = {"magnitude", "taylor", "fisher", NULL};
     json_t *st = json_object_get(in, "structured");
     if (!json_is_object(st))
-        return bad(fe, "structured", "must be an object: {\"heads\", \"neurons\"} or "
-                                     "{\"target\": {\"macs\"}}");
+        return bad(fe, "structured",
+                   "must be an object: {\"heads\", \"neurons\"} or "
+                   "{\"target\": {\"macs\"}}");
     json_t *o = json_object();
     int rc;
     if ((rc = only_keys(st, "structured.", keys, fe)) ||
@@ -357,8 +368,8 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         (rc = get_enum(st, "scope", "structured.scope", scopes, "global", o, fe)) ||
         (rc = get_enum(st, "importance", "structured.importance", importances, "magnitude", o,
                        fe)) ||
-        (rc = get_int(st, "min_heads_per_layer", "structured.min_heads_per_layer", 0, 1024, 0, 0,
-                      o, fe)))
+        (rc = get_int(st, "min_heads_per_layer", "structured.min_heads_per_layer", 0, 1024, 0, 0, o,
+                      fe)))
         goto out;
     const char *imp = json_string_value(json_object_get(o, "importance"));
     json_t *cal = json_object_get(st, "calibration"), *rs = json_object_get(st, "rescale");
@@ -372,7 +383,9 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
      * default 32), else 128 */
     const json_t *ev = json_object_get(in, "eval");
     const json_t *evlen = json_object_get(ev, "max_length");
-    json_int_t def_len = !json_is_object(ev) ? 128 : json_is_integer(evlen) ? json_integer_value(evlen) : 32;
+    json_int_t def_len = !json_is_object(ev)      ? 128
+                         : json_is_integer(evlen) ? json_integer_value(evlen)
+                                                  : 32;
     static const char *const ckeys[] = {"data", "samples", "batch_size", "labels", NULL};
     static const char *const label_kinds[] = {"data", "model", NULL};
     /* what reads the calibration data: a gradient importance, rescale */
@@ -389,12 +402,12 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
         }
         if ((rc = only_keys(cal, "structured.calibration.", ckeys, fe)) ||
             (rc = get_string(cal, "data", "structured.calibration.data", 1, NULL, co, fe)) ||
-            (rc = get_int(cal, "samples", "structured.calibration.samples", 1, 1000000, 0, 2048,
-                          co, fe)) ||
+            (rc = get_int(cal, "samples", "structured.calibration.samples", 1, 1000000, 0, 2048, co,
+                          fe)) ||
             (rc = get_int(cal, "batch_size", "structured.calibration.batch_size", 1, 4096, 0, 32,
                           co, fe)) ||
-            (rc = get_enum(cal, "labels", "structured.calibration.labels", label_kinds, "data",
-                           co, fe)))
+            (rc = get_enum(cal, "labels", "structured.calibration.labels", label_kinds, "data", co,
+                           fe)))
             goto out;
         if (!json_is_object(ev)) {
             rc = bad(fe, "structured.calibration",
@@ -410,8 +423,8 @@ static int get_structured(const json_t *in, json_t *out, struct job_field_error 
     }
     if ((rc = get_latency(json_object_get(st, "latency"), def_len, o, fe))) goto out;
     json_t *t = json_object_get(st, "target");
-    int amounts = !json_is_null(json_object_get(o, "heads")) ||
-                  !json_is_null(json_object_get(o, "neurons"));
+    int amounts =
+        !json_is_null(json_object_get(o, "heads")) || !json_is_null(json_object_get(o, "neurons"));
     if (t && !json_is_null(t)) {
         json_t *to = json_object(), *m;
         json_object_set_new(o, "target", to);
@@ -473,7 +486,8 @@ static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe
     int seen[OUTPUT_COUNT] = {0};
     size_t i;
     json_t *e;
-    json_array_foreach(v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         const char *s = json_is_string(e) ? json_string_value(e) : "";
         size_t which = 0;
         while (which < OUTPUT_COUNT && strcmp(s, output_names[which]))
@@ -596,10 +610,12 @@ static int spec_of(const json_t *r, struct job_spec *s)
         q->has_target = json_is_object(tg);
         q->macs = json_real_value(json_object_get(tg, "macs"));
         q->seq_len = q->has_target ? (int)json_integer_value(json_object_get(tg, "seq_len"))
-                     : json_is_object(ev) ? (int)json_integer_value(json_object_get(ev, "max_length"))
-                                          : 128;
+                     : json_is_object(ev)
+                         ? (int)json_integer_value(json_object_get(ev, "max_length"))
+                         : 128;
         q->scope = !strcmp(str_of(st, "scope"), "local") ? PRUNE_LOCAL : PRUNE_GLOBAL;
-        q->min_heads_per_layer = (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
+        q->min_heads_per_layer =
+            (int)json_integer_value(json_object_get(st, "min_heads_per_layer"));
         const json_t *lat = json_object_get(st, "latency");
         const json_t *cal = json_object_get(st, "calibration");
         const char *imp = str_of(st, "importance");
@@ -632,7 +648,8 @@ static int spec_of(const json_t *r, struct job_spec *s)
         e->limit = (long)json_integer_value(json_object_get(ev, "limit"));
     }
 
-    json_array_foreach(json_object_get(r, "outputs"), i, v) {
+    json_array_foreach(json_object_get(r, "outputs"), i, v)
+    {
         for (size_t b = 0; b < OUTPUT_COUNT; b++)
             if (!strcmp(json_string_value(v), output_names[b])) s->outputs |= 1u << b;
     }
@@ -646,7 +663,7 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
 {
     static const char *const keys[] = {
         "model",   "model_config", "targets", "method", "amount", "amount_kind", "scope",
-        "options", "eval",         "outputs", "device", "name",   "structured", NULL};
+        "options", "eval",         "outputs", "device", "name",   "structured",  NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -662,8 +679,10 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     if ((rc = get_string(in, "model_config", "model_config", 0, NULL, o, fe))) goto out;
 
     json_t *t = json_object_get(in, "targets");
-    if (json_is_string(t)) t = json_pack("[O]", t);
-    else json_incref(t);
+    if (json_is_string(t))
+        t = json_pack("[O]", t);
+    else
+        json_incref(t);
     if (!json_is_array(t) || json_array_size(t) == 0) {
         json_decref(t);
         rc = bad(fe, "targets", "must be a non-empty list of parameter or module globs");
@@ -671,7 +690,8 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     }
     size_t i;
     json_t *e;
-    json_array_foreach(t, i, e) {
+    json_array_foreach(t, i, e)
+    {
         if (!json_is_string(e) || json_string_length(e) == 0 ||
             strlen(json_string_value(e)) != json_string_length(e)) {
             json_decref(t);
@@ -699,8 +719,9 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
         for (size_t u = 0; u < 3; u++) {
             json_t *x = json_object_get(in, unused[u]);
             if (x && !json_is_null(x)) {
-                rc = bad(fe, unused[u], "is not used by method structured: give "
-                                        "structured.heads / neurons / target / scope");
+                rc = bad(fe, unused[u],
+                         "is not used by method structured: give "
+                         "structured.heads / neurons / target / scope");
                 goto out;
             }
         }
@@ -717,10 +738,12 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
      * request normalizes to itself again */
     if (pm->id != PRUNE_STRUCTURED && (rc = get_enum(in, "scope", "scope", scopes, "local", o, fe)))
         goto out;
-    if (pm->id != PRUNE_STRUCTURED && !strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
+    if (pm->id != PRUNE_STRUCTURED &&
+        !strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
         !(pm->flags & PRUNE_F_GLOBAL)) {
-        rc = bad(fe, "scope", "%s cannot run with scope global (only l1_unstructured and "
-                              "random_unstructured, as PyTorch's global_unstructured)",
+        rc = bad(fe, "scope",
+                 "%s cannot run with scope global (only l1_unstructured and "
+                 "random_unstructured, as PyTorch's global_unstructured)",
                  pm->name);
         goto out;
     }

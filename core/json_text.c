@@ -14,9 +14,12 @@ static void tidy_exponent(char *s)
     char *e = strpbrk(s, "eE");
     if (!e) return;
     char *d = e + 1, *r = d;
-    if (*r == '+') r++;
-    else if (*r == '-') *d++ = *r++;
-    while (*r == '0' && r[1]) r++;
+    if (*r == '+')
+        r++;
+    else if (*r == '-')
+        *d++ = *r++;
+    while (*r == '0' && r[1])
+        r++;
     memmove(d, r, strlen(r) + 1);
 }
 

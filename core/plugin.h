@@ -14,7 +14,7 @@
 #define PRUNERD_PLUGIN_ABI 1
 
 struct prunerd_plugin_v1 {
-    uint32_t abi;                 /* PRUNERD_PLUGIN_ABI */
+    uint32_t abi; /* PRUNERD_PLUGIN_ABI */
     const char *name;
     const char *description;
     /*

@@ -963,7 +963,8 @@ int prune_apply(struct prune_target *targets, size_t ntargets, const struct prun
     case PRUNE_THRESHOLD:
         if (!(p->threshold >= 0.0)) {
             char shown[32];
-            return err_set(err, errlen, ERR_INVALID, "threshold must be a non-negative number (got %s)",
+            return err_set(err, errlen, ERR_INVALID,
+                           "threshold must be a non-negative number (got %s)",
                            json_text_real(p->threshold, shown, sizeof shown));
         }
         break;

@@ -36,9 +36,9 @@ enum {
 };
 
 struct prune_method {
-    const char *name;             /* PyTorch's name, e.g. "l1_unstructured" */
+    const char *name; /* PyTorch's name, e.g. "l1_unstructured" */
     enum prune_method_id id;
-    unsigned flags;               /* PRUNE_F_* */
+    unsigned flags; /* PRUNE_F_* */
 };
 
 /* The one method table, ended by an entry with name NULL. */
@@ -48,7 +48,7 @@ const struct prune_method *prune_method_find(const char *name);
 
 /* Amount as in PyTorch: a fraction in [0, 1] or a non-negative count. */
 struct prune_amount {
-    int is_count;                 /* 1: count is used; 0: fraction is used */
+    int is_count; /* 1: count is used; 0: fraction is used */
     double fraction;
     int64_t count;
 };
@@ -60,30 +60,30 @@ int prune_amount_check(const struct prune_amount *a, char *err, size_t errlen);
 int prune_amount_nparams(const struct prune_amount *a, int64_t n, int64_t *k, char *err,
                          size_t errlen);
 
-#define PRUNE_NORM_FRO 2.0        /* "fro" over the reduced dims is the 2-norm */
+#define PRUNE_NORM_FRO 2.0 /* "fro" over the reduced dims is the 2-norm */
 
 struct prune_params {
     enum prune_method_id method;
     enum prune_scope scope;
     struct prune_amount amount;
-    double n;                     /* ln_structured: p (> 0, INFINITY, -INFINITY) */
-    int dim;                      /* structured: channel dim, negative from the end */
-    uint64_t seed;                /* random methods */
-    double threshold;             /* threshold: prune |w| < threshold */
-    int iterative;                /* exact zeros count as already pruned */
-    const struct prunerd_plugin_v1 *plugin;  /* plugin method */
-    const char *plugin_params;    /* JSON text handed to the plugin, may be NULL */
-    int threads;                  /* worker threads for selection; <= 0: 1 */
+    double n;                               /* ln_structured: p (> 0, INFINITY, -INFINITY) */
+    int dim;                                /* structured: channel dim, negative from the end */
+    uint64_t seed;                          /* random methods */
+    double threshold;                       /* threshold: prune |w| < threshold */
+    int iterative;                          /* exact zeros count as already pruned */
+    const struct prunerd_plugin_v1 *plugin; /* plugin method */
+    const char *plugin_params;              /* JSON text handed to the plugin, may be NULL */
+    int threads;                            /* worker threads for selection; <= 0: 1 */
 };
 
 struct prune_target {
-    const char *name;             /* for messages */
-    float *data;                  /* numel float32, row-major, modified in place */
+    const char *name; /* for messages */
+    float *data;      /* numel float32, row-major, modified in place */
     int ndim;
     const int64_t *shape;
     int64_t numel;
-    const uint8_t *mask;          /* custom_from_mask: numel bytes, 0 = prune; else NULL */
-    int64_t pruned;               /* out: entries whose final mask is 0 */
+    const uint8_t *mask; /* custom_from_mask: numel bytes, 0 = prune; else NULL */
+    int64_t pruned;      /* out: entries whose final mask is 0 */
 };
 
 /*

@@ -14,7 +14,8 @@ static double ratio(int64_t zeros, int64_t numel)
 static json_t *shape_json(const struct ts_tensor_info *ti)
 {
     json_t *a = json_array();
-    for (int d = 0; d < ti->ndim; d++) json_array_append_new(a, json_integer(ti->shape[d]));
+    for (int d = 0; d < ti->ndim; d++)
+        json_array_append_new(a, json_integer(ti->shape[d]));
     return a;
 }
 
@@ -55,14 +56,15 @@ json_t *sparsity_compute(const struct ts_model *m, const size_t *targets, size_t
         if (ts_model_count_zeros(m, targets[t], &zeros, err, errlen) != 0) goto fail;
         t_numel += ti.numel;
         t_zeros += zeros;
-        json_array_append_new(params, json_pack("{s:s, s:o, s:I, s:I, s:f}", "name", ti.name,
-                                                "shape", shape_json(&ti), "numel", (json_int_t)ti.numel,
-                                                "zeros", (json_int_t)zeros, "sparsity",
-                                                ratio(zeros, ti.numel)));
+        json_array_append_new(params,
+                              json_pack("{s:s, s:o, s:I, s:I, s:f}", "name", ti.name, "shape",
+                                        shape_json(&ti), "numel", (json_int_t)ti.numel, "zeros",
+                                        (json_int_t)zeros, "sparsity", ratio(zeros, ti.numel)));
         long layer = targets_layer_index(ti.name);
         if (layer < 0) continue;
         size_t l = 0;
-        while (l < nlayers && layers[l].layer != layer) l++;
+        while (l < nlayers && layers[l].layer != layer)
+            l++;
         if (l == nlayers) layers[nlayers++].layer = layer;
         layers[l].numel += ti.numel;
         layers[l].zeros += zeros;
@@ -70,13 +72,13 @@ json_t *sparsity_compute(const struct ts_model *m, const size_t *targets, size_t
     qsort(layers, nlayers, sizeof *layers, by_layer);
     json_t *jl = json_array();
     for (size_t l = 0; l < nlayers; l++)
-        json_array_append_new(jl, json_pack("{s:I, s:I, s:I, s:f}", "layer", (json_int_t)layers[l].layer,
-                                            "numel", (json_int_t)layers[l].numel, "zeros",
-                                            (json_int_t)layers[l].zeros, "sparsity",
-                                            ratio(layers[l].zeros, layers[l].numel)));
-    res = json_pack("{s:f, s:f, s:I, s:I, s:o, s:o}", "global", ratio(all_zeros, all_numel), "targets",
-                    ratio(t_zeros, t_numel), "target_numel", (json_int_t)t_numel, "target_zeros",
-                    (json_int_t)t_zeros, "parameters", params, "layers", jl);
+        json_array_append_new(
+            jl, json_pack("{s:I, s:I, s:I, s:f}", "layer", (json_int_t)layers[l].layer, "numel",
+                          (json_int_t)layers[l].numel, "zeros", (json_int_t)layers[l].zeros,
+                          "sparsity", ratio(layers[l].zeros, layers[l].numel)));
+    res = json_pack("{s:f, s:f, s:I, s:I, s:o, s:o}", "global", ratio(all_zeros, all_numel),
+                    "targets", ratio(t_zeros, t_numel), "target_numel", (json_int_t)t_numel,
+                    "target_zeros", (json_int_t)t_zeros, "parameters", params, "layers", jl);
     free(layers);
     return res;
 fail:

@@ -76,8 +76,7 @@ static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
     h->sum += v;
 }
 
-void stats_http(struct stats *s, const char *route, const char *method, int status,
-                    double seconds)
+void stats_http(struct stats *s, const char *route, const char *method, int status, double seconds)
 {
     if (!s) return;
     pthread_mutex_lock(&s->lock);

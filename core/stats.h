@@ -15,8 +15,7 @@ struct stats *stats_create(void); /* NULL when out of memory */
 void stats_destroy(struct stats *s);
 
 /* route is a static string (the route pattern). */
-void stats_http(struct stats *s, const char *route, const char *method, int status,
-                    double seconds);
+void stats_http(struct stats *s, const char *route, const char *method, int status, double seconds);
 /* A job ended with status ("succeeded", ...) after seconds of running. */
 void stats_job(struct stats *s, const char *status, double seconds);
 void stats_stage(struct stats *s, const char *stage, double seconds);

@@ -15,9 +15,9 @@
 #include "queue.h"
 
 struct store {
-    char *dir;             /* the artifact dir */
-    pthread_mutex_t lock;  /* guards used */
-    uint64_t used;         /* bytes: the last count plus the changes since */
+    char *dir;            /* the artifact dir */
+    pthread_mutex_t lock; /* guards used */
+    uint64_t used;        /* bytes: the last count plus the changes since */
 };
 
 static __thread uint64_t tree_sum; /* nftw has no user pointer */

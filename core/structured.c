@@ -49,7 +49,8 @@ static size_t candidates(const struct structured_shape *sh, const int *width, co
     for (int l = 0; l < sh->nlayers; l++) {
         if (sh->selected[l] && (layer < 0 || layer == l))
             for (int i = 0; i < width[l]; i++)
-                if (!protect || !protect[base + i]) out[n++] = (struct item){imp[base + i], base + i};
+                if (!protect || !protect[base + i])
+                    out[n++] = (struct item){imp[base + i], base + i};
         base += width[l];
     }
     qsort(out, n, sizeof *out, by_importance);
@@ -115,8 +116,8 @@ int structured_select(const struct structured_shape *sh, const struct structured
                             "heads", items, head_keep, err, errlen)))
             goto out;
         if (rq->has_neurons &&
-            (rc = by_amount(sh, rq, &rq->neurons, sh->ffn, neuron_imp, NULL,
-                            "structured.neurons", "neurons", items, neuron_keep, err, errlen)))
+            (rc = by_amount(sh, rq, &rq->neurons, sh->ffn, neuron_imp, NULL, "structured.neurons",
+                            "neurons", items, neuron_keep, err, errlen)))
             goto out;
         goto out;
     }
@@ -124,8 +125,8 @@ int structured_select(const struct structured_shape *sh, const struct structured
     /* target.macs: Kwon's search over the number of heads kept */
     const double L = rq->seq_len, H = sh->hidden, d = sh->head_size;
     const double head_cost = 4 * L * H * d + 2 * L * L * d, neuron_cost = 2 * L * H;
-    double budget = rq->macs * (double)structured_macs(sh->nlayers, sh->heads, sh->ffn,
-                                                        rq->seq_len, sh->hidden, sh->head_size);
+    double budget = rq->macs * (double)structured_macs(sh->nlayers, sh->heads, sh->ffn, rq->seq_len,
+                                                       sh->hidden, sh->head_size);
     double fixed = 0;
     for (int l = 0; l < sh->nlayers; l++)
         if (!sh->selected[l]) fixed += sh->heads[l] * head_cost + sh->ffn[l] * neuron_cost;

@@ -14,20 +14,20 @@
  */
 struct structured_shape {
     int nlayers;
-    const int *heads, *ffn;   /* per layer */
-    const uint8_t *selected;  /* per layer: 1 when it may be pruned */
+    const int *heads, *ffn;  /* per layer */
+    const uint8_t *selected; /* per layer: 1 when it may be pruned */
     int hidden, head_size;
 };
 
 /* What the job asks for (the request's "structured" object, typed). */
 struct structured_request {
-    int has_heads, has_neurons;     /* amounts; absent: none of that kind */
+    int has_heads, has_neurons; /* amounts; absent: none of that kind */
     struct prune_amount heads, neurons;
-    int has_target;                 /* target.macs instead of amounts */
-    double macs;                    /* keep this fraction of the encoder's MACs, (0, 1] */
-    int seq_len;                    /* L of the MACs formula */
-    enum prune_scope scope;         /* PRUNE_GLOBAL: one ranking; local: per layer */
-    int min_heads_per_layer;        /* the most important ones stay, in selected layers */
+    int has_target;          /* target.macs instead of amounts */
+    double macs;             /* keep this fraction of the encoder's MACs, (0, 1] */
+    int seq_len;             /* L of the MACs formula */
+    enum prune_scope scope;  /* PRUNE_GLOBAL: one ranking; local: per layer */
+    int min_heads_per_layer; /* the most important ones stay, in selected layers */
 };
 
 /* The encoder's multiply-accumulates at sequence length L: the sum over

@@ -66,7 +66,6 @@ extern "C" {
 
 using namespace ts;
 
-
 /* ---- models ---- */
 
 extern "C" {
@@ -268,14 +267,16 @@ int ts_model_open(const char *path, const char *device, struct ts_model **out, c
         mm->dev = dev;
         mm->dev_name = dev.str();
         for (const auto &p : mm->mod.named_parameters(true))
-            mm->ents.push_back(ts_entry{p.name, p.value, 1, 0, at::Tensor(), p.value.scalar_type()});
+            mm->ents.push_back(
+                ts_entry{p.name, p.value, 1, 0, at::Tensor(), p.value.scalar_type()});
         if (mm->ents.empty())
             return err_set(err, errlen, ERR_UNSUPPORTED,
                            "frozen TorchScript module (no parameters): %s "
                            "(save it without torch.jit.freeze)",
                            path);
         for (const auto &b : mm->mod.named_buffers(true))
-            mm->ents.push_back(ts_entry{b.name, b.value, 0, 0, at::Tensor(), b.value.scalar_type()});
+            mm->ents.push_back(
+                ts_entry{b.name, b.value, 0, 0, at::Tensor(), b.value.scalar_type()});
         state_dict_order(mm.get(), mm->mod, "");
         if (mm->sd_order.size() != mm->ents.size())
             return err_set(err, errlen, ERR_INTERNAL, "%s: %zu tensors but %zu in state_dict order",
@@ -414,8 +415,7 @@ static int torchscript_logits(const c10::IValue &res, at::Tensor *logits, char *
         *logits = el[0].toTensor();
     } else if (res.isGenericDict()) {
         for (const auto &kv : res.toGenericDict())
-            if (kv.key().isString() && kv.key().toStringRef() == "logits" &&
-                kv.value().isTensor())
+            if (kv.key().isString() && kv.key().toStringRef() == "logits" && kv.value().isTensor())
                 *logits = kv.value().toTensor();
         if (!logits->defined())
             return err_set(err, errlen, ERR_FORMAT,
@@ -598,8 +598,9 @@ int ts_model_open_native(const char *const *weights, size_t nweights, const stru
             std::vector<named_tensor> items;
             int frc = got == 4 && !memcmp(magic, "PK\x03\x04", 4)
                           ? torch_save_read(weights[w], items, err, errlen)
-                      : got >= 2 && magic[0] == 0x80 ? torch_save_read(weights[w], items, err, errlen)
-                                                      : read_safetensors(weights[w], items, err, errlen);
+                      : got >= 2 && magic[0] == 0x80
+                          ? torch_save_read(weights[w], items, err, errlen)
+                          : read_safetensors(weights[w], items, err, errlen);
             if (frc) return frc;
             for (named_tensor &x : items) {
                 if (ignored_buffer(x.name)) continue;
@@ -689,8 +690,8 @@ int ts_model_magnitude(const struct ts_model *m, float *heads, float *neurons, c
 /* ids / mask [n, len] (and labels [n]) from the caller's memory onto m's device. */
 static int calibration_tensors(const struct ts_model *m, const char *what, const int64_t *ids,
                                const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
-                               int batch, at::Tensor &ti, at::Tensor &tm, at::Tensor &tl,
-                               char *err, size_t errlen)
+                               int batch, at::Tensor &ti, at::Tensor &tm, at::Tensor &tl, char *err,
+                               size_t errlen)
 {
     if (n <= 0 || len <= 0 || batch <= 0 || n > INT64_MAX / len)
         return err_set(err, errlen, ERR_INVALID, "%s: bad shape [%lld, %lld], batch %d", what,
@@ -705,28 +706,26 @@ static int calibration_tensors(const struct ts_model *m, const char *what, const
 int ts_model_importance(struct ts_model *m, enum ts_importance kind, const int64_t *ids,
                         const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
                         int batch, float *heads, float *neurons,
-                        int (*progress)(void *ud, double done), void *ud, char *err,
-                        size_t errlen)
+                        int (*progress)(void *ud, double done), void *ud, char *err, size_t errlen)
 {
     if (!ts_model_is_native(m)) return not_native(err, errlen);
     const char *what = kind == TS_TAYLOR ? "taylor importance" : "fisher importance";
     return ts_catch(err, errlen, ERR_TORCH, what, [&]() -> int {
         at::Tensor ti, tm, tl;
-        int rc = calibration_tensors(m, what, ids, mask, labels, n, len, batch, ti, tm, tl, err,
-                                     errlen);
+        int rc =
+            calibration_tensors(m, what, ids, mask, labels, n, len, batch, ti, tm, tl, err, errlen);
         if (rc) return rc;
-        rc = bert_importance(*m->net, kind == TS_TAYLOR ? BERT_IMPORTANCE_TAYLOR
-                                                        : BERT_IMPORTANCE_FISHER,
+        rc = bert_importance(*m->net,
+                             kind == TS_TAYLOR ? BERT_IMPORTANCE_TAYLOR : BERT_IMPORTANCE_FISHER,
                              ti, tm, tl, batch, heads, neurons, progress, ud);
         return rc ? err_set(err, errlen, rc, "cancelled") : 0;
     });
 }
 
 int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask, int64_t n,
-                     int64_t len, int batch, const uint8_t *heads_keep,
-                     const uint8_t *neurons_keep, float *head_scale, float *neuron_scale,
-                     struct ts_rescale_stop *stop, int (*progress)(void *ud, double done),
-                     void *ud, char *err, size_t errlen)
+                     int64_t len, int batch, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                     float *head_scale, float *neuron_scale, struct ts_rescale_stop *stop,
+                     int (*progress)(void *ud, double done), void *ud, char *err, size_t errlen)
 {
     if (!ts_model_is_native(m)) return not_native(err, errlen);
     return ts_catch(err, errlen, ERR_TORCH, "rescale", [&]() -> int {
@@ -773,8 +772,7 @@ struct st_source {
     at::Tensor hold; /* a converted copy, until the next tensor */
 };
 
-static int st_bytes(void *ud, size_t i, const void **data, size_t *nbytes, char *err,
-                    size_t errlen)
+static int st_bytes(void *ud, size_t i, const void **data, size_t *nbytes, char *err, size_t errlen)
 {
     st_source *src = (st_source *)ud;
     const ts_entry &e = src->m->ents[src->m->sd_order[i]];
@@ -805,8 +803,7 @@ int ts_model_save_safetensors(struct ts_model *m, const char *path, char *err, s
                 return err_set(err, errlen, ERR_UNSUPPORTED, "%s: no safetensors dtype for it",
                                e.name.c_str());
             shapes.emplace_back(e.t.sizes().begin(), e.t.sizes().end());
-            entries.push_back(
-                st_entry{e.name.c_str(), dt, (int)e.t.dim(), shapes.back().data()});
+            entries.push_back(st_entry{e.name.c_str(), dt, (int)e.t.dim(), shapes.back().data()});
         }
         return 0;
     });
@@ -817,4 +814,3 @@ int ts_model_save_safetensors(struct ts_model *m, const char *path, char *err, s
 }
 
 } /* extern "C" */
-

@@ -1,4 +1,5 @@
-/* torch_shim.h - C API over libtorch: models (TorchScript or native BERT), tensors, forward, save */
+/* torch_shim.h - C API over libtorch: models (TorchScript or native BERT), tensors, forward, save
+ */
 #ifndef PRUNERD_TORCH_SHIM_H
 #define PRUNERD_TORCH_SHIM_H
 
@@ -138,8 +139,7 @@ enum ts_importance { TS_FISHER, TS_TAYLOR };
 int ts_model_importance(struct ts_model *m, enum ts_importance kind, const int64_t *ids,
                         const int64_t *mask, const int64_t *labels, int64_t n, int64_t len,
                         int batch, float *heads, float *neurons,
-                        int (*progress)(void *ud, double done), void *ud, char *err,
-                        size_t errlen);
+                        int (*progress)(void *ud, double done), void *ud, char *err, size_t errlen);
 /*
  * Kwon et al.'s mask rescaling ("mask tuning") for the heads and neurons
  * whose keep byte is 1, on the dense model before ts_model_shrink: layer by
@@ -155,17 +155,16 @@ int ts_model_importance(struct ts_model *m, enum ts_importance kind, const int64
  * its factor, laid out by the model's current heads and neurons.
  */
 struct ts_rescale_stop {
-    int layers;    /* layers done */
-    int layer;     /* -1: all done; else where it stopped */
-    int neurons;   /* 0: at the layer's heads, 1: at its neurons */
-    int reason;    /* 1: no finite solution, 2: a factor beyond +-10 */
+    int layers;     /* layers done */
+    int layer;      /* -1: all done; else where it stopped */
+    int neurons;    /* 0: at the layer's heads, 1: at its neurons */
+    int reason;     /* 1: no finite solution, 2: a factor beyond +-10 */
     double max_abs; /* reason 2: the largest |factor| */
 };
 int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask, int64_t n,
-                     int64_t len, int batch, const uint8_t *heads_keep,
-                     const uint8_t *neurons_keep, float *head_scale, float *neuron_scale,
-                     struct ts_rescale_stop *stop, int (*progress)(void *ud, double done),
-                     void *ud, char *err, size_t errlen);
+                     int64_t len, int batch, const uint8_t *heads_keep, const uint8_t *neurons_keep,
+                     float *head_scale, float *neuron_scale, struct ts_rescale_stop *stop,
+                     int (*progress)(void *ud, double done), void *ud, char *err, size_t errlen);
 int ts_model_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale,
                    char *err, size_t errlen);
 /* The dtype tensor i is saved in (a native model's file dtype; a

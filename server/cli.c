@@ -68,9 +68,12 @@ static int resolve_local(void *ud, const char *field, const char *path, char *ou
     const char *base = ud;
     char joined[PATH_MAX], real[PATH_MAX];
     (void)field;
-    if (path[0] == '/' || !base) snprintf(joined, sizeof joined, "%s", path);
-    else snprintf(joined, sizeof joined, "%s/%s", base, path);
-    if (!realpath(joined, real)) return err_set(err, errlen, ERR_NOTFOUND, "%s: %s", joined, strerror(errno));
+    if (path[0] == '/' || !base)
+        snprintf(joined, sizeof joined, "%s", path);
+    else
+        snprintf(joined, sizeof joined, "%s/%s", base, path);
+    if (!realpath(joined, real))
+        return err_set(err, errlen, ERR_NOTFOUND, "%s: %s", joined, strerror(errno));
     if (strlen(real) >= outlen) return err_set(err, errlen, ERR_INVALID, "%s: path too long", real);
     snprintf(out, outlen, "%s", real);
     return 0;
@@ -88,7 +91,8 @@ static int write_json(const char *path, json_t *j)
 
 int cli_inspect(int argc, char **argv)
 {
-    static const char usage[] = "usage: prunerd inspect MODEL [--model-config CONFIG.json] [--json]";
+    static const char usage[] =
+        "usage: prunerd inspect MODEL [--model-config CONFIG.json] [--json]";
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'}, {"model-config", required_argument, 0, 'c'}, {0, 0, 0, 0}};
     int as_json = 0, c, rc = 0;
@@ -96,16 +100,19 @@ int cli_inspect(int argc, char **argv)
     char err[1024], model[PATH_MAX], conf[PATH_MAX];
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'j') as_json = 1;
-        else if (c == 'c') config = optarg;
-        else return fail(EXIT_USAGE, "%s", usage);
+        if (c == 'j')
+            as_json = 1;
+        else if (c == 'c')
+            config = optarg;
+        else
+            return fail(EXIT_USAGE, "%s", usage);
     }
     if (optind != argc - 1) return fail(EXIT_USAGE, "%s", usage);
     if (ckpt_resolve_local(NULL, argv[optind], model, sizeof model, err, sizeof err) ||
         (config && ckpt_resolve_local(NULL, config, conf, sizeof conf, err, sizeof err)))
         return fail(EXIT_USAGE, "%s", err);
-    json_t *j = inspect_model(model, config ? conf : NULL, ckpt_resolve_local, NULL, &rc, err,
-                              sizeof err);
+    json_t *j =
+        inspect_model(model, config ? conf : NULL, ckpt_resolve_local, NULL, &rc, err, sizeof err);
     if (!j) return fail(EXIT_USAGE, "%s", err);
     if (as_json) {
         char *text = json_text_dumps(j, JSON_INDENT(2));
@@ -115,20 +122,23 @@ int cli_inspect(int argc, char **argv)
         size_t i;
         json_t *t;
         printf("%-60s %-9s %-16s %-8s %10s\n", "name", "kind", "shape", "dtype", "sparsity");
-        json_array_foreach(json_object_get(j, "tensors"), i, t) {
+        json_array_foreach(json_object_get(j, "tensors"), i, t)
+        {
             char shape[64] = "[";
             size_t d;
             json_t *v;
             json_array_foreach(json_object_get(t, "shape"), d, v)
-                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "",
-                         (long long)json_integer_value(v));
+                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld",
+                         d ? ", " : "", (long long)json_integer_value(v));
             strncat(shape, "]", sizeof shape - strlen(shape) - 1);
             json_t *sp = json_object_get(t, "sparsity");
             printf("%-60s %-9s %-16s %-8s ", json_string_value(json_object_get(t, "name")),
                    json_string_value(json_object_get(t, "kind")), shape,
                    json_string_value(json_object_get(t, "dtype")));
-            if (sp) printf("%10.4f\n", json_real_value(sp));
-            else printf("%10s\n", "-");
+            if (sp)
+                printf("%10.4f\n", json_real_value(sp));
+            else
+                printf("%10s\n", "-");
         }
         printf("%lld parameters in %lld tensors, sparsity %.4f\n",
                (long long)json_integer_value(json_object_get(j, "numel")),
@@ -165,12 +175,20 @@ static const char prune_usage[] =
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
-        {"model", "MODEL"},          {"model_config", "--model-config"},
-        {"targets", "--target"},      {"method", "--method"},
-        {"amount", "--amount"},      {"amount_kind", "--amount-kind"}, {"scope", "--scope"},
-        {"options.n", "--n"},        {"options.dim", "--dim"},     {"options.seed", "--seed"},
-        {"options.threshold", "--threshold"}, {"options.mask", "--mask"},
-        {"options.plugin", "--plugin"}, {"options.plugin_params", "--plugin-params"},
+        {"model", "MODEL"},
+        {"model_config", "--model-config"},
+        {"targets", "--target"},
+        {"method", "--method"},
+        {"amount", "--amount"},
+        {"amount_kind", "--amount-kind"},
+        {"scope", "--scope"},
+        {"options.n", "--n"},
+        {"options.dim", "--dim"},
+        {"options.seed", "--seed"},
+        {"options.threshold", "--threshold"},
+        {"options.mask", "--mask"},
+        {"options.plugin", "--plugin"},
+        {"options.plugin_params", "--plugin-params"},
         {"device", "--device"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -200,21 +218,49 @@ static const char *field_name(const char *field)
 
 int cli_prune(int argc, char **argv)
 {
-    enum { O_OUT = 256, O_SD, O_METHOD, O_AMOUNT, O_TARGET, O_SCOPE, O_KIND, O_N, O_DIM, O_SEED,
-           O_THRESH, O_MASK, O_PLUGIN, O_PPARAMS, O_PDIR, O_ITER, O_REPORT, O_THREADS, O_DEVICE,
-           O_MCONFIG };
-    static const struct option opts[] = {
-        {"out", required_argument, 0, O_OUT},         {"state-dict", required_argument, 0, O_SD},
-        {"method", required_argument, 0, O_METHOD},   {"amount", required_argument, 0, O_AMOUNT},
-        {"target", required_argument, 0, O_TARGET},   {"scope", required_argument, 0, O_SCOPE},
-        {"amount-kind", required_argument, 0, O_KIND}, {"n", required_argument, 0, O_N},
-        {"dim", required_argument, 0, O_DIM},         {"seed", required_argument, 0, O_SEED},
-        {"threshold", required_argument, 0, O_THRESH}, {"mask", required_argument, 0, O_MASK},
-        {"plugin", required_argument, 0, O_PLUGIN},   {"plugin-params", required_argument, 0, O_PPARAMS},
-        {"plugin-dir", required_argument, 0, O_PDIR}, {"iterative", no_argument, 0, O_ITER},
-        {"report", required_argument, 0, O_REPORT},   {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},
-        {"model-config", required_argument, 0, O_MCONFIG}, {0, 0, 0, 0}};
+    enum {
+        O_OUT = 256,
+        O_SD,
+        O_METHOD,
+        O_AMOUNT,
+        O_TARGET,
+        O_SCOPE,
+        O_KIND,
+        O_N,
+        O_DIM,
+        O_SEED,
+        O_THRESH,
+        O_MASK,
+        O_PLUGIN,
+        O_PPARAMS,
+        O_PDIR,
+        O_ITER,
+        O_REPORT,
+        O_THREADS,
+        O_DEVICE,
+        O_MCONFIG
+    };
+    static const struct option opts[] = {{"out", required_argument, 0, O_OUT},
+                                         {"state-dict", required_argument, 0, O_SD},
+                                         {"method", required_argument, 0, O_METHOD},
+                                         {"amount", required_argument, 0, O_AMOUNT},
+                                         {"target", required_argument, 0, O_TARGET},
+                                         {"scope", required_argument, 0, O_SCOPE},
+                                         {"amount-kind", required_argument, 0, O_KIND},
+                                         {"n", required_argument, 0, O_N},
+                                         {"dim", required_argument, 0, O_DIM},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"threshold", required_argument, 0, O_THRESH},
+                                         {"mask", required_argument, 0, O_MASK},
+                                         {"plugin", required_argument, 0, O_PLUGIN},
+                                         {"plugin-params", required_argument, 0, O_PPARAMS},
+                                         {"plugin-dir", required_argument, 0, O_PDIR},
+                                         {"iterative", no_argument, 0, O_ITER},
+                                         {"report", required_argument, 0, O_REPORT},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"model-config", required_argument, 0, O_MCONFIG},
+                                         {0, 0, 0, 0}};
     json_t *raw = json_object(), *options = json_object(), *targets = json_array();
     json_t *req = NULL, *result = NULL;
     struct job_spec spec = {0};
@@ -229,19 +275,45 @@ int cli_prune(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         json_t *num;
         switch (c) {
-        case O_OUT: out = optarg; break;
-        case O_SD: state_dict = optarg; break;
-        case O_REPORT: report = optarg; break;
-        case O_PDIR: plugin_dir = optarg; break;
-        case O_METHOD: json_object_set_new(raw, "method", json_string(optarg)); break;
-        case O_TARGET: json_array_append_new(targets, json_string(optarg)); break;
-        case O_SCOPE: json_object_set_new(raw, "scope", json_string(optarg)); break;
-        case O_KIND: json_object_set_new(raw, "amount_kind", json_string(optarg)); break;
-        case O_DEVICE: json_object_set_new(raw, "device", json_string(optarg)); break;
-        case O_MCONFIG: json_object_set_new(raw, "model_config", json_string(optarg)); break;
-        case O_MASK: json_object_set_new(options, "mask", json_string(optarg)); break;
-        case O_PLUGIN: json_object_set_new(options, "plugin", json_string(optarg)); break;
-        case O_ITER: json_object_set_new(options, "iterative", json_true()); break;
+        case O_OUT:
+            out = optarg;
+            break;
+        case O_SD:
+            state_dict = optarg;
+            break;
+        case O_REPORT:
+            report = optarg;
+            break;
+        case O_PDIR:
+            plugin_dir = optarg;
+            break;
+        case O_METHOD:
+            json_object_set_new(raw, "method", json_string(optarg));
+            break;
+        case O_TARGET:
+            json_array_append_new(targets, json_string(optarg));
+            break;
+        case O_SCOPE:
+            json_object_set_new(raw, "scope", json_string(optarg));
+            break;
+        case O_KIND:
+            json_object_set_new(raw, "amount_kind", json_string(optarg));
+            break;
+        case O_DEVICE:
+            json_object_set_new(raw, "device", json_string(optarg));
+            break;
+        case O_MCONFIG:
+            json_object_set_new(raw, "model_config", json_string(optarg));
+            break;
+        case O_MASK:
+            json_object_set_new(options, "mask", json_string(optarg));
+            break;
+        case O_PLUGIN:
+            json_object_set_new(options, "plugin", json_string(optarg));
+            break;
+        case O_ITER:
+            json_object_set_new(options, "iterative", json_true());
+            break;
         case O_AMOUNT:
             if (!(num = number_literal(optarg))) {
                 rc = fail(EXIT_USAGE, "--amount: '%s' is not a number", optarg);
@@ -263,7 +335,8 @@ int cli_prune(int argc, char **argv)
         case O_DIM:
         case O_SEED:
             if (parse_int(optarg, c == O_DIM ? -8 : 0, c == O_DIM ? 7 : LONG_MAX, &v)) {
-                rc = fail(EXIT_USAGE, "%s: '%s' is not a valid integer", c == O_DIM ? "--dim" : "--seed", optarg);
+                rc = fail(EXIT_USAGE, "%s: '%s' is not a valid integer",
+                          c == O_DIM ? "--dim" : "--seed", optarg);
                 goto out;
             }
             json_object_set_new(options, c == O_DIM ? "dim" : "seed", json_integer(v));
@@ -294,13 +367,15 @@ int cli_prune(int argc, char **argv)
         goto out;
     }
     json_object_set_new(raw, "model", json_string(argv[optind]));
-    json_object_set_new(raw, "outputs", state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
-                                                   : json_pack("[s]", "torchscript"));
+    json_object_set_new(raw, "outputs",
+                        state_dict ? json_pack("[s, s]", "torchscript", "state_dict")
+                                   : json_pack("[s]", "torchscript"));
     if ((rc = prepare(raw, NULL, flag_of, &req, &spec))) goto out;
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads};
     int jrc = job_execute_to(&spec, req, out, state_dict, NULL, &hooks, &result, err, sizeof err);
     if (jrc) {
-        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
+        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE
+                                                                                    : EXIT_RUN,
                   "%s", err);
         goto out;
     }
@@ -308,7 +383,8 @@ int cli_prune(int argc, char **argv)
     printf("pruned %lld of %lld target weights (sparsity %.4f; model %.4f) in %.3f s\n",
            (long long)json_integer_value(json_object_get(sp, "target_zeros")),
            (long long)json_integer_value(json_object_get(sp, "target_numel")),
-           json_real_value(json_object_get(sp, "targets")), json_real_value(json_object_get(sp, "global")),
+           json_real_value(json_object_get(sp, "targets")),
+           json_real_value(json_object_get(sp, "global")),
            json_real_value(json_object_get(json_object_get(result, "timings"), "prune_s")));
     if (report) {
         json_object_del(result, "metrics");
@@ -384,37 +460,63 @@ int cli_eval(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_DATA: data = optarg; break;
-        case O_VOCAB: vocab = optarg; break;
-        case O_CONFIG: config = optarg; break;
-        case O_CLASSES: classes = optarg; break;
-        case O_REPORT: report = optarg; break;
-        case O_LOGITS: logits_path = optarg; break;
-        case O_DEVICE: device = optarg; break;
-        case O_LOWER: lowercase = 1; break;
-        case O_NOLOWER: lowercase = 0; break;
+        case O_DATA:
+            data = optarg;
+            break;
+        case O_VOCAB:
+            vocab = optarg;
+            break;
+        case O_CONFIG:
+            config = optarg;
+            break;
+        case O_CLASSES:
+            classes = optarg;
+            break;
+        case O_REPORT:
+            report = optarg;
+            break;
+        case O_LOGITS:
+            logits_path = optarg;
+            break;
+        case O_DEVICE:
+            device = optarg;
+            break;
+        case O_LOWER:
+            lowercase = 1;
+            break;
+        case O_NOLOWER:
+            lowercase = 0;
+            break;
         case O_TOKENIZER:
             if (tok_mode_parse(optarg, &mode))
                 return fail(EXIT_USAGE, "--tokenizer: must be bert or bert_legacy");
             break;
         case O_PAD:
-            if (!strcmp(optarg, "exact")) pad = EVAL_PAD_EXACT;
-            else if (!strcmp(optarg, "dynamic")) pad = EVAL_PAD_DYNAMIC;
-            else return fail(EXIT_USAGE, "--padding: must be exact or dynamic");
+            if (!strcmp(optarg, "exact"))
+                pad = EVAL_PAD_EXACT;
+            else if (!strcmp(optarg, "dynamic"))
+                pad = EVAL_PAD_DYNAMIC;
+            else
+                return fail(EXIT_USAGE, "--padding: must be exact or dynamic");
             break;
         case O_MAXLEN:
-            if (parse_int(optarg, 2, 512, &max_length)) return fail(EXIT_USAGE, "--max-length: must be an integer from 2 to 512");
+            if (parse_int(optarg, 2, 512, &max_length))
+                return fail(EXIT_USAGE, "--max-length: must be an integer from 2 to 512");
             break;
         case O_BATCH:
-            if (parse_int(optarg, 1, 4096, &batch)) return fail(EXIT_USAGE, "--batch-size: must be an integer from 1 to 4096");
+            if (parse_int(optarg, 1, 4096, &batch))
+                return fail(EXIT_USAGE, "--batch-size: must be an integer from 1 to 4096");
             break;
         case O_LIMIT:
-            if (parse_int(optarg, 1, INT32_MAX, &limit)) return fail(EXIT_USAGE, "--limit: must be a positive integer");
+            if (parse_int(optarg, 1, INT32_MAX, &limit))
+                return fail(EXIT_USAGE, "--limit: must be a positive integer");
             break;
         case O_THREADS:
-            if (parse_int(optarg, 1, 1024, &threads)) return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
+            if (parse_int(optarg, 1, 1024, &threads))
+                return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
             break;
-        default: return fail(EXIT_USAGE, "%s", eval_usage);
+        default:
+            return fail(EXIT_USAGE, "%s", eval_usage);
         }
     }
     if (optind != argc - 1 || !data || !classes) return fail(EXIT_USAGE, "%s", eval_usage);
@@ -450,7 +552,8 @@ int cli_eval(int argc, char **argv)
         goto out;
     }
     if (logits_path) {
-        int wrc = fs_write_atomic(logits_path, logits, in->n * (size_t)ncls * sizeof *logits, err, sizeof err);
+        int wrc = fs_write_atomic(logits_path, logits, in->n * (size_t)ncls * sizeof *logits, err,
+                                  sizeof err);
         if (wrc) {
             rc = fail(EXIT_RUN, "%s", err);
             goto out;
@@ -494,17 +597,27 @@ int cli_run(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_OUTDIR: out_dir = optarg; break;
-        case O_PDIR: plugin_dir = optarg; break;
-        case O_QUIET: quiet = 1; break;
-        case O_THREADS:
-            if (parse_int(optarg, 1, 1024, &threads)) return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
+        case O_OUTDIR:
+            out_dir = optarg;
             break;
-        default: return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
+        case O_PDIR:
+            plugin_dir = optarg;
+            break;
+        case O_QUIET:
+            quiet = 1;
+            break;
+        case O_THREADS:
+            if (parse_int(optarg, 1, 1024, &threads))
+                return fail(EXIT_USAGE, "--threads: must be an integer from 1 to 1024");
+            break;
+        default:
+            return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] "
+                                    "[--plugin-dir DIR] [--quiet]");
         }
     }
     if (optind != argc - 1)
-        return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] [--plugin-dir DIR] [--quiet]");
+        return fail(EXIT_USAGE, "usage: prunerd run JOB.json [--out-dir DIR] [--threads N] "
+                                "[--plugin-dir DIR] [--quiet]");
     const char *path = argv[optind];
     json_t *raw = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *req = NULL, *result = NULL;
     struct job_spec spec = {0};
@@ -529,7 +642,8 @@ int cli_run(int argc, char **argv)
     struct job_hooks hooks = {.plugin_dir = plugin_dir, .threads = (int)threads, .verbose = !quiet};
     int jrc = job_execute(&spec, req, out_dir, &hooks, &result, err, sizeof err);
     if (jrc) {
-        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE : EXIT_RUN,
+        rc = fail(jrc == ERR_INVALID || jrc == ERR_FORMAT || jrc == ERR_UNSUPPORTED ? EXIT_USAGE
+                                                                                    : EXIT_RUN,
                   "%s", err);
         goto out;
     }

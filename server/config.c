@@ -406,16 +406,16 @@ static const struct {
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
-            "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
-            "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads N] [--log-format text|json]\n"
-            "                     [--plugin-dir DIR]\n"
-            "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
-            "                     [--retention-days D] [--quota SIZE]\n"
-            "                     [--artifact-dir DIR] [--queue-backend sqlite|postgres]\n"
-            "                     [--queue-dsn DSN] [--lease-seconds S]\n"
-            "Flags override the config file (see deploy/prunerd.conf.example).\n");
+    fprintf(out, "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
+                 "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
+                 "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads "
+                 "N] [--log-format text|json]\n"
+                 "                     [--plugin-dir DIR]\n"
+                 "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
+                 "                     [--retention-days D] [--quota SIZE]\n"
+                 "                     [--artifact-dir DIR] [--queue-backend sqlite|postgres]\n"
+                 "                     [--queue-dsn DSN] [--lease-seconds S]\n"
+                 "Flags override the config file (see deploy/prunerd.conf.example).\n");
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen)

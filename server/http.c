@@ -52,11 +52,11 @@ struct http_req {
     double start; /* monotonic seconds, for the latency */
     char *body;
     size_t len, cap;
-    int too_large;     /* the body is over the limit: discarded, 413 once read */
+    int too_large;                /* the body is over the limit: discarded, 413 once read */
     unsigned long long discarded; /* bytes of it dropped */
-    int bad_type;      /* a body that is not JSON: discarded; 415 after auth */
-    int status;        /* what was answered (0: nothing yet) */
-    const char *route; /* static pattern, for /metrics */
+    int bad_type;                 /* a body that is not JSON: discarded; 415 after auth */
+    int status;                   /* what was answered (0: nothing yet) */
+    const char *route;            /* static pattern, for /metrics */
     char method[8];
 };
 
@@ -156,8 +156,8 @@ static enum MHD_Result on_first_call(struct http_server *s, struct MHD_Connectio
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         if ((expect && !strcasecmp(expect, "100-continue")) || len > DISCARD_MAX) {
             char msg[128];
-            snprintf(msg, sizeof msg, "the body of %llu bytes is over the limit of %zu bytes",
-                     len, s->cfg.body_limit);
+            snprintf(msg, sizeof msg, "the body of %llu bytes is over the limit of %zu bytes", len,
+                     s->cfg.body_limit);
             return send_error(conn, r, 413, "payload_too_large", msg);
         }
         r->too_large = 1; /* read and dropped, then answered */
@@ -267,8 +267,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
     if (!r) return;
     if (r->status)
-        stats_http(s->cfg.env->stats, r->route, r->method, r->status,
-                       fs_monotonic() - r->start);
+        stats_http(s->cfg.env->stats, r->route, r->method, r->status, fs_monotonic() - r->start);
     free(r->body);
     free(r);
     *req_cls = NULL;
@@ -301,8 +300,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     (void)conn;
     for (const char *r = s; *r; r++) {
         int hi, lo;
-        if (*r == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
-            (hi || lo)) {
+        if (*r == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 && (hi || lo)) {
             *w++ = (char)(hi * 16 + lo);
             r += 2;
         } else {
@@ -345,8 +343,8 @@ struct http_server *http_start(const struct http_config *hc, char *err, size_t e
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(hc->threads > 0 ? hc->threads : 1), MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%u (in use, or not an address here)", hc->host,

@@ -209,7 +209,8 @@ static int check_space(const struct workers_config *cfg, const char *model, char
         if (d) closedir(d);
     }
     if (statvfs(store_dir(cfg->store), &vfs))
-        return err_set(err, errlen, ERR_IO, "statvfs %s: %s", store_dir(cfg->store), strerror(errno));
+        return err_set(err, errlen, ERR_IO, "statvfs %s: %s", store_dir(cfg->store),
+                       strerror(errno));
     double need = cfg->free_space_factor * (double)st.st_size;
     double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
     if (have < need)

@@ -18,7 +18,7 @@ struct workers_config {
     int job_threads;           /* libtorch threads per job; <= 0: default */
     double free_space_factor;  /* needs factor x model size free before a job */
     int retention_days;        /* 0: keep finished jobs */
-    struct stats *stats;   /* may be NULL */
+    struct stats *stats;       /* may be NULL */
     int lease_seconds;         /* claims' lease (PostgreSQL); >= 1 */
     int leases;                /* run the lease keeper (PostgreSQL): renew, rescue */
     int max_attempts;          /* rescue fails a job interrupted this many times */

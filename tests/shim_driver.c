@@ -198,9 +198,9 @@ static int cmd_importance(const char *model, const char *input, const char *kind
         rc = err_set(err, sizeof err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = fisher ? ts_model_importance(m, strcmp(kind, "taylor") ? TS_FISHER : TS_TAYLOR, ids,
-                                      mask, own ? NULL : labels, b, l, atoi(bs), hi, ni, NULL,
-                                      NULL, err, sizeof err)
+    rc = fisher ? ts_model_importance(m, strcmp(kind, "taylor") ? TS_FISHER : TS_TAYLOR, ids, mask,
+                                      own ? NULL : labels, b, l, atoi(bs), hi, ni, NULL, NULL, err,
+                                      sizeof err)
                 : ts_model_magnitude(m, hi, ni, err, sizeof err);
     if (report(rc, err) == 0) {
         print_units(hi, nh, ni, nn);
@@ -247,8 +247,10 @@ static int cmd_rescale(const char *model, const char *input, const char *bs)
     rc = err_set(err, sizeof err, ERR_INVALID, "%s: bad keep bytes", input);
     for (size_t i = 0; i < nh + nn; i++) {
         if (fscanf(f, "%d", &v) != 1) goto out;
-        if (i < nh) hk[i] = (uint8_t)v;
-        else nk[i - nh] = (uint8_t)v;
+        if (i < nh)
+            hk[i] = (uint8_t)v;
+        else
+            nk[i - nh] = (uint8_t)v;
     }
     rc = ts_model_rescale(m, ids, mask, b, l, atoi(bs), hk, nk, hs, ns, &st, NULL, NULL, err,
                           sizeof err);
@@ -376,10 +378,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "rescale") && argc == 5) return cmd_rescale(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "load-rss") && argc == 3) return cmd_load_rss(argv[2]);
-    fprintf(stderr,
-            "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
-            "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher|taylor BATCH | "
-            "rescale MODEL INPUT BATCH | "
-            "save-rss MODEL OUT sd|ts | load-rss MODEL\n");
+    fprintf(
+        stderr,
+        "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
+        "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher|taylor BATCH | "
+        "rescale MODEL INPUT BATCH | "
+        "save-rss MODEL OUT sd|ts | load-rss MODEL\n");
     return 2;
 }

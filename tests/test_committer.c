@@ -24,7 +24,8 @@ static void *submitter(void *p)
     for (int i = 0; i < PER_THREAD; i++) {
         char key[32];
         snprintf(key, sizeof key, "k-%d", i % 5); /* the same 5 keys in every thread */
-        struct queue_submission sub = {.request_json = "{\"model\": \"m\"}", .name = "x",
+        struct queue_submission sub = {.request_json = "{\"model\": \"m\"}",
+                                       .name = "x",
                                        .owner = a->t % 2 ? "odd" : "even",
                                        .idem_key = i < 10 ? key : NULL};
         if (committer_submit(a->c, &sub) != 0) a->failures++;
@@ -56,7 +57,8 @@ int main(void)
         replays += args[t].replays;
     }
     CHECK_INT(failures, 0);
-    /* Keyed submissions: 5 keys x 2 owners make 10 jobs; the other 70 of the 80 keyed ones replay. */
+    /* Keyed submissions: 5 keys x 2 owners make 10 jobs; the other 70 of the 80 keyed ones replay.
+     */
     CHECK_INT(replays, THREADS * 10 - 10);
 
     /* A bad submission fails alone. */

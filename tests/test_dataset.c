@@ -34,8 +34,7 @@ static const char *classes3(void)
 /* dataset_open, holding it to its contract: 0 with a dataset, or a code with
  * NULL; the code is kept in last_rc. */
 static int last_rc;
-static struct dataset *load(const char *data, const char *cls, long limit, char *err,
-                            size_t errlen)
+static struct dataset *load(const char *data, const char *cls, long limit, char *err, size_t errlen)
 {
     struct dataset *d = (struct dataset *)&d; /* not NULL: dataset_open must set it */
     last_rc = dataset_open(data, cls, limit, &d, err, errlen);

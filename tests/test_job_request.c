@@ -52,7 +52,8 @@ static void expect_bad(const char *patch, const char *field, const char *words)
     CHECK(spec.model == NULL && spec.targets == NULL, "%s: spec filled on failure", patch);
     job_spec_free(&spec);
     CHECK(!strcmp(fe.field, field), "%s: field '%s', expected '%s'", patch, fe.field, field);
-    CHECK(strstr(fe.message, words) != NULL, "%s: message '%s' lacks '%s'", patch, fe.message, words);
+    CHECK(strstr(fe.message, words) != NULL, "%s: message '%s' lacks '%s'", patch, fe.message,
+          words);
     json_decref(job);
     json_decref(p);
     json_decref(out);
@@ -72,7 +73,8 @@ static void test_defaults(void)
     CHECK(!strcmp(json_string_value(json_object_get(ev, "tokenizer")), "bert"),
           "tokenizer default '%s'", json_string_value(json_object_get(ev, "tokenizer")));
     CHECK(json_is_null(json_object_get(ev, "limit")), "limit default");
-    CHECK(!strcmp(json_string_value(json_object_get(out, "amount_kind")), "fraction"), "amount kind");
+    CHECK(!strcmp(json_string_value(json_object_get(out, "amount_kind")), "fraction"),
+          "amount kind");
     CHECK(json_is_real(json_object_get(out, "amount")), "amount real");
     CHECK_INT(json_integer_value(json_object_get(o, "dim")), -1);
     CHECK(json_is_false(json_object_get(o, "iterative")), "iterative default");
@@ -362,14 +364,17 @@ static void test_amounts(void)
     } cases[] = {
         {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":1}", "count", 1},
         {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":1.0}", "fraction", 0},
-        {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":1,\"amount_kind\":\"fraction\"}", "fraction", 0},
-        {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":7.0,\"amount_kind\":\"count\"}", "count", 1},
+        {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":1,\"amount_kind\":\"fraction\"}",
+         "fraction", 0},
+        {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":7.0,\"amount_kind\":\"count\"}", "count",
+         1},
         {"{\"model\":\"m\",\"targets\":\"x\",\"amount\":0}", "count", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *out = NULL;
         struct job_field_error fe;
-        CHECK(norm(cases[i].json, &out, &fe) == 0, "%s: %s: %s", cases[i].json, fe.field, fe.message);
+        CHECK(norm(cases[i].json, &out, &fe) == 0, "%s: %s: %s", cases[i].json, fe.field,
+              fe.message);
         if (!out) continue;
         CHECK(!strcmp(json_string_value(json_object_get(out, "amount_kind")), cases[i].kind),
               "%s: kind %s", cases[i].json, json_string_value(json_object_get(out, "amount_kind")));
@@ -397,21 +402,29 @@ static void test_bad_fields(void)
     expect_bad("{\"method\": \"l3\"}", "method", "l1_unstructured");
     expect_bad("{\"method\": \"ln_structured\", \"options\": {\"n\": 2}}", "scope", "global");
     expect_bad("{\"method\": \"ln_structured\", \"scope\": \"local\"}", "options.n", "required");
-    expect_bad("{\"method\": \"ln_structured\", \"scope\": \"local\", \"options\": {\"n\": 0}}", "options.n", "> 0");
-    expect_bad("{\"method\": \"ln_structured\", \"scope\": \"local\", \"options\": {\"n\": \"nuc\"}}", "options.n", "fro");
-    expect_bad("{\"method\": \"threshold\", \"scope\": \"local\"}", "options.threshold", "required");
-    expect_bad("{\"method\": \"custom_from_mask\", \"scope\": \"local\"}", "options.mask", "required");
-    expect_bad("{\"method\": \"plugin\", \"scope\": \"local\", \"options\": {\"plugin\": \"../evil\"}}",
-               "options.plugin", "plugin name");
+    expect_bad("{\"method\": \"ln_structured\", \"scope\": \"local\", \"options\": {\"n\": 0}}",
+               "options.n", "> 0");
+    expect_bad(
+        "{\"method\": \"ln_structured\", \"scope\": \"local\", \"options\": {\"n\": \"nuc\"}}",
+        "options.n", "fro");
+    expect_bad("{\"method\": \"threshold\", \"scope\": \"local\"}", "options.threshold",
+               "required");
+    expect_bad("{\"method\": \"custom_from_mask\", \"scope\": \"local\"}", "options.mask",
+               "required");
+    expect_bad(
+        "{\"method\": \"plugin\", \"scope\": \"local\", \"options\": {\"plugin\": \"../evil\"}}",
+        "options.plugin", "plugin name");
     expect_bad("{\"options\": {\"dim\": 1.5}}", "options.dim", "integer");
     expect_bad("{\"options\": {\"seed\": -3}}", "options.seed", "integer");
     expect_bad("{\"options\": {\"iterative\": 1}}", "options.iterative", "true or false");
     expect_bad("{\"options\": {\"typo\": 1}}", "options.typo", "unknown");
     expect_bad("{\"options\": []}", "options", "object");
-    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"max_length\": 1000}}",
-               "eval.max_length", "must be an integer from 2 to 512");
+    expect_bad(
+        "{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"max_length\": 1000}}",
+        "eval.max_length", "must be an integer from 2 to 512");
     expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\"}}", "eval.classes", "required");
-    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"padding\": \"some\"}}",
+    expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"padding\": "
+               "\"some\"}}",
                "eval.padding", "exact");
     expect_bad("{\"eval\": {\"data\": \"d\", \"vocab\": \"v\", \"classes\": \"c\", \"limit\": 0}}",
                "eval.limit", "integer");
@@ -449,7 +462,8 @@ static int deny_data(void *ud, const char *field, const char *path, char *out, s
 {
     int *calls = ud;
     (*calls)++;
-    if (!strcmp(field, "eval.data")) return err_set(err, errlen, ERR_DENIED, "%s is outside the data roots", path);
+    if (!strcmp(field, "eval.data"))
+        return err_set(err, errlen, ERR_DENIED, "%s is outside the data roots", path);
     snprintf(out, outlen, "/roots/%s", path);
     return 0;
 }
@@ -474,8 +488,8 @@ static void test_resolve(void)
     CHECK_INT(job_request_resolve_paths(&spec, out, deny_data, &calls, &fe), ERR_DENIED);
     CHECK(!strcmp(fe.field, "eval.data"), "field %s", fe.field);
     CHECK(strstr(fe.message, "outside") != NULL, "message %s", fe.message);
-    CHECK(!strcmp(json_string_value(json_object_get(out, "model")), "/roots/models/bert.pt"), "model %s",
-          json_string_value(json_object_get(out, "model")));
+    CHECK(!strcmp(json_string_value(json_object_get(out, "model")), "/roots/models/bert.pt"),
+          "model %s", json_string_value(json_object_get(out, "model")));
     CHECK(str_is(spec.model, "/roots/models/bert.pt"), "spec model %s", spec.model);
     CHECK(str_is(spec.eval.data, "dev.txt"), "eval.data left as it was: %s", spec.eval.data);
     CHECK_INT(calls, 2);

@@ -1,4 +1,5 @@
-/* test_json_text.c - reals in their shortest round-trip form, everything else as jansson writes it */
+/* test_json_text.c - reals in their shortest round-trip form, everything else as jansson writes it
+ */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,10 @@ int main(void)
     expect("1e15", "1000000000000000.0");
     expect("1e16", "1e16");
     expect("2.5e-5", "2.5e-5");
-    expect("42", "42");   /* integers untouched */
+    expect("42", "42"); /* integers untouched */
     expect("-7", "-7");
-    expect("\"0.29999999999999999 and 1e-12\"", "\"0.29999999999999999 and 1e-12\""); /* strings too */
+    expect("\"0.29999999999999999 and 1e-12\"",
+           "\"0.29999999999999999 and 1e-12\""); /* strings too */
     expect("\"a \\\" 0.29999999999999999\"", "\"a \\\" 0.29999999999999999\"");
     expect("{\"amount\": 0.3, \"n\": [0.7, 3, {\"x\": 1e-12}], \"s\": \"0.3\"}",
            "{\"amount\":0.3,\"n\":[0.7,3,{\"x\":1e-12}],\"s\":\"0.3\"}");
@@ -74,7 +76,7 @@ int main(void)
         {"plain", "plain"},
         {"caf\xc3\xa9", "caf\xc3\xa9"},
         {"\xff", "\xef\xbf\xbd"},
-        {"a\xc3", "a\xef\xbf\xbd"},                          /* cut mid-character */
+        {"a\xc3", "a\xef\xbf\xbd"},                               /* cut mid-character */
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
         {"\xe4\xb8\xad\xe6", "\xe4\xb8\xad\xef\xbf\xbd"},
         {"", ""},
@@ -86,7 +88,8 @@ int main(void)
         json_decref(j);
     }
     char *indented = dump("{\"a\": [0.3]}", JSON_INDENT(2));
-    CHECK(indented && !strcmp(indented, "{\n  \"a\": [\n    0.3\n  ]\n}"), "indented: %s", indented);
+    CHECK(indented && !strcmp(indented, "{\n  \"a\": [\n    0.3\n  ]\n}"), "indented: %s",
+          indented);
     free(indented);
     return ct_done("test_json_text");
 }

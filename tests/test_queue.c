@@ -293,8 +293,8 @@ static void test_submission_row(void)
             CHECK(a.status == b.status && a.progress == b.progress && a.attempts == b.attempts &&
                       a.cancel_requested == b.cancel_requested && a.created_at == b.created_at &&
                       a.started_at == b.started_at && a.finished_at == b.finished_at &&
-                      a.files_deleted == b.files_deleted && a.fence == b.fence &&
-                      !a.result && !b.result && !a.error && !b.error,
+                      a.files_deleted == b.files_deleted && a.fence == b.fence && !a.result &&
+                      !b.result && !a.error && !b.error,
                   "pass %d sub %zu: created_at %.17g vs %.17g, status %d vs %d", pass, i,
                   a.created_at, b.created_at, (int)a.status, (int)b.status);
             CHECK(a.created_at > 0, "created_at set");

@@ -441,12 +441,14 @@ static void test_vocab(struct tokenizer *t, enum tok_mode mode)
     CHECK(strstr(err, "[UNK]") != NULL, "message '%s'", err);
     const char *pad_lines[] = {"a", "[PAD]", "[UNK]", "[CLS]", "[SEP]"};
     err[0] = '\0';
-    CHECK(open_tok(write_vocab("pad.txt", pad_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) == NULL,
+    CHECK(open_tok(write_vocab("pad.txt", pad_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) ==
+              NULL,
           "[PAD] at 1");
     CHECK(err[0] != '\0', "no message");
     const char *bin_lines[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xff"};
     err[0] = '\0';
-    CHECK(open_tok(write_vocab("bin.txt", bin_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) == NULL,
+    CHECK(open_tok(write_vocab("bin.txt", bin_lines, 5, "\n"), mode, 1, &rc, err, sizeof err) ==
+              NULL,
           "not UTF-8");
     CHECK_INT(rc, ERR_FORMAT);
     CHECK(strstr(err, "line 5") != NULL, "message '%s'", err);

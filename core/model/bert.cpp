@@ -141,9 +141,9 @@ const fused_linear &fused()
 /* Whether x @ w.T may go through oneDNN: CPU float32 without autograd. */
 bool use_fused(const at::Tensor &x, const lin &p)
 {
-    return fused().unary && fused().binary && !at::GradMode::is_enabled() &&
-           x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-           p.w.scalar_type() == at::kFloat && p.w.is_contiguous() && p.b.defined();
+    return fused().unary && fused().binary && !at::GradMode::is_enabled() && x.device().is_cpu() &&
+           x.scalar_type() == at::kFloat && p.w.scalar_type() == at::kFloat &&
+           p.w.is_contiguous() && p.b.defined();
 }
 
 /* The post-op names mkldnn::_linear_pointwise knows (attr, algorithm). */
@@ -184,7 +184,8 @@ at::Tensor activation(enum bert_act a, const at::Tensor &x)
 /* act(x @ p.w.T + p.b); act is null for none. */
 at::Tensor linear_act(const at::Tensor &x, const lin &p, const enum bert_act *act)
 {
-    if (!use_fused(x, p)) return act ? activation(*act, at::linear(x, p.w, p.b)) : at::linear(x, p.w, p.b);
+    if (!use_fused(x, p))
+        return act ? activation(*act, at::linear(x, p.w, p.b)) : at::linear(x, p.w, p.b);
     post_op po = act ? post_of(*act) : post_op{"none", nullptr};
     torch::jit::Stack s;
     s.reserve(6);
@@ -225,7 +226,8 @@ at::Tensor attention(const bert_layer &ly, int hs, int64_t B, int64_t L, const a
                      const at::Tensor &amask, const at::Tensor *head_mask)
 {
     lin qkv{at::cat({ly.q.w, ly.k.w, ly.v.w}), at::cat({ly.q.b, ly.k.b, ly.v.b})};
-    at::Tensor t = linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
+    at::Tensor t =
+        linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
     at::Tensor q = t.select(0, 0), k = t.select(0, 1), v = t.select(0, 2);
 #if TORCH_VERSION_MAJOR >= 2
     at::Tensor ctx = at::scaled_dot_product_attention(q, k, v, amask);
@@ -268,10 +270,10 @@ int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t
     net->head = has_cls ? "classifier" : "fc";
     const at::Tensor *hw = b.find(net->head + ".weight");
     if (hw->dim() != 2 || hw->size(1) != c->hidden_size || hw->size(0) < 1)
-        return err_set(err, errlen, ERR_FORMAT,
-                       "%s.weight has the wrong shape %s: a head on hidden size %d must be [labels, %d]",
-                       net->head.c_str(), shape_str(hw->sizes()).c_str(), c->hidden_size,
-                       c->hidden_size);
+        return err_set(
+            err, errlen, ERR_FORMAT,
+            "%s.weight has the wrong shape %s: a head on hidden size %d must be [labels, %d]",
+            net->head.c_str(), shape_str(hw->sizes()).c_str(), c->hidden_size, c->hidden_size);
     net->labels = (int)hw->size(0);
     if (has_cls && c->num_labels > 0 && c->num_labels != net->labels)
         return err_set(err, errlen, ERR_FORMAT,
@@ -345,8 +347,8 @@ at::Tensor embed(const bert_net &n, const at::Tensor &ids)
         throw ts_format_error("inputs of " + std::to_string(L) + " tokens are longer than " +
                               std::to_string(n.cfg.max_position_embeddings) +
                               " (max_position_embeddings)");
-    at::Tensor x = at::embedding(n.word, ids).add_(n.pos.narrow(0, 0, L).unsqueeze(0) +
-                                                   n.type.select(0, 0));
+    at::Tensor x =
+        at::embedding(n.word, ids).add_(n.pos.narrow(0, 0, L).unsqueeze(0) + n.type.select(0, 0));
     return layer_norm(x, n.emb_ln, n.cfg.layer_norm_eps).view({B * L, (int64_t)n.cfg.hidden_size});
 }
 
@@ -354,7 +356,8 @@ at::Tensor embed(const bert_net &n, const at::Tensor &ids)
  * where padded, [B, 1, 1, L] */
 at::Tensor extended_mask(const at::Tensor &mask, at::ScalarType t)
 {
-    return (1.0 - mask.to(t)).mul(std::numeric_limits<float>::lowest())
+    return (1.0 - mask.to(t))
+        .mul(std::numeric_limits<float>::lowest())
         .view({mask.size(0), 1, 1, mask.size(1)});
 }
 
@@ -398,9 +401,11 @@ at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Te
     at::Tensor x = embed(n, ids);
     at::Tensor amask = extended_mask(mask, x.scalar_type());
     for (size_t li = 0; li < n.layers.size(); li++)
-        x = layer_forward(n, n.layers[li], B, L, x, amask, head_masks ? &(*head_masks)[li] : nullptr,
+        x = layer_forward(n, n.layers[li], B, L, x, amask,
+                          head_masks ? &(*head_masks)[li] : nullptr,
                           neuron_masks ? &(*neuron_masks)[li] : nullptr);
-    at::Tensor pooled = at::tanh(at::linear(x.view({B, L, H}).select(1, 0), n.pooler.w, n.pooler.b));
+    at::Tensor pooled =
+        at::tanh(at::linear(x.view({B, L, H}).select(1, 0), n.pooler.w, n.pooler.b));
     return at::linear(pooled, n.cls.w, n.cls.b);
 }
 
@@ -450,15 +455,15 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons)
             auto rows = [&](const at::Tensor &w) {
                 return w.to(at::kFloat).view({ly.heads, hs, -1}).pow(2).sum({1, 2});
             };
-            at::Tensor sq = rows(ly.q.w) + rows(ly.k.w) + rows(ly.v.w) +
-                            ly.attn_out.w.to(at::kFloat).t().reshape({ly.heads, hs, -1})
-                                .pow(2).sum({1, 2});
+            at::Tensor sq =
+                rows(ly.q.w) + rows(ly.k.w) + rows(ly.v.w) +
+                ly.attn_out.w.to(at::kFloat).t().reshape({ly.heads, hs, -1}).pow(2).sum({1, 2});
             at::Tensor n = sq.sqrt().to(at::kCPU).contiguous();
             memcpy(heads + h, n.data_ptr<float>(), (size_t)ly.heads * sizeof(float));
         }
         if (ly.ffn > 0) {
-            at::Tensor sq = ly.inter.w.to(at::kFloat).pow(2).sum(1) +
-                            ly.out.w.to(at::kFloat).pow(2).sum(0);
+            at::Tensor sq =
+                ly.inter.w.to(at::kFloat).pow(2).sum(1) + ly.out.w.to(at::kFloat).pow(2).sum(0);
             at::Tensor n = sq.sqrt().to(at::kCPU).contiguous();
             memcpy(neurons + f, n.data_ptr<float>(), (size_t)ly.ffn * sizeof(float));
         }
@@ -577,7 +582,8 @@ int bert_importance(const bert_net &n, enum bert_importance kind, const at::Tens
         at::Tensor loss = at::cross_entropy_loss(logits.to(at::kFloat), lb);
         std::vector<at::Tensor> gr = torch::autograd::grad({loss}, want, {}, false, false, true);
         for (size_t i = 0; i < gr.size(); i++)
-            if (gr[i].defined()) acc[i] += taylor ? gr[i].detach().to(at::kFloat) : gr[i].detach().pow(2);
+            if (gr[i].defined())
+                acc[i] += taylor ? gr[i].detach().to(at::kFloat) : gr[i].detach().pow(2);
         if (progress && progress(ud, (double)(s + b) / (double)N)) return ERR_CANCELLED;
     }
     size_t h = 0, f = 0;
@@ -587,11 +593,17 @@ int bert_importance(const bert_net &n, enum bert_importance kind, const at::Tens
         at::Tensor th, tn;
         if (taylor) { /* |sum of gradient x weight| over each head's and neuron's weights */
             at::NoGradGuard no_grad;
-            auto gw = [&](size_t i, const at::Tensor &w) { return acc[l * 6 + i] * w.to(at::kFloat); };
-            auto rows = [&](const at::Tensor &t) { return t.view({(int64_t)ly.heads, hs, -1}).sum({1, 2}); };
+            auto gw = [&](size_t i, const at::Tensor &w) {
+                return acc[l * 6 + i] * w.to(at::kFloat);
+            };
+            auto rows = [&](const at::Tensor &t) {
+                return t.view({(int64_t)ly.heads, hs, -1}).sum({1, 2});
+            };
             if (ly.heads)
                 th = (rows(gw(0, ly.q.w)) + rows(gw(1, ly.k.w)) + rows(gw(2, ly.v.w)) +
-                      gw(3, ly.attn_out.w).view({-1, (int64_t)ly.heads, hs}).sum(std::vector<int64_t>{0, 2}))
+                      gw(3, ly.attn_out.w)
+                          .view({-1, (int64_t)ly.heads, hs})
+                          .sum(std::vector<int64_t>{0, 2}))
                          .abs();
             if (ly.ffn) tn = (gw(4, ly.inter.w).sum(1) + gw(5, ly.out.w).sum(0)).abs();
         } else {
@@ -615,7 +627,8 @@ static bool solve_normal(const at::Tensor &A, const at::Tensor &b, at::Tensor &x
     auto [lo, info] = at::linalg_cholesky_ex(A);
     if (info.item<int64_t>() == 0) x = at::cholesky_solve(b.unsqueeze(1), lo).squeeze(1);
     if (info.item<int64_t>() != 0 || !at::isfinite(x).all().item<bool>())
-        x = std::get<0>(at::linalg_lstsq(A, b.unsqueeze(1), c10::nullopt, c10::string_view("gelsd")))
+        x = std::get<0>(
+                at::linalg_lstsq(A, b.unsqueeze(1), c10::nullopt, c10::string_view("gelsd")))
                 .squeeze(1);
     return at::isfinite(x).all().item<bool>();
 }
@@ -685,7 +698,8 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
                 at::Tensor teacher = attn_half(n, ly, b, L, Xt[k], am, nullptr);
                 at::Tensor ctx = attention(ly, hs, b, L, Xs[k], am, &hm[li]);
                 at::Tensor B = (teacher - ly.attn_out.b - Xs[k]).index_select(0, r).to(at::kFloat);
-                at::Tensor c = ctx.index_select(0, r).view({-1, ly.heads, hs}).index_select(1, hidx[li]);
+                at::Tensor c =
+                    ctx.index_select(0, r).view({-1, ly.heads, hs}).index_select(1, hidx[li]);
                 /* each kept head's share of the output, [kh, tokens * H] */
                 at::Tensor O = at::einsum("tkd,hkd->kth", {c, Wo}).reshape({kh, -1}).to(at::kFloat);
                 ATA.narrow(0, 0, kh).narrow(1, 0, kh) += at::matmul(O, O.t()).to(at::kDouble).cpu();
@@ -703,8 +717,10 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
                 set_stop(stop, li, 0, ok, x);
                 break;
             }
-            hm[li].index_copy_(0, hidx[li], (hm[li].index_select(0, hidx[li]).to(at::kDouble) *
-                                             x.to(hm[li].device())).to(hm[li].scalar_type()));
+            hm[li].index_copy_(
+                0, hidx[li],
+                (hm[li].index_select(0, hidx[li]).to(at::kDouble) * x.to(hm[li].device()))
+                    .to(hm[li].scalar_type()));
         }
         /* the neurons: on the last layer only the first token counts (a classifier reads it) */
         if (kn > 0) {
@@ -715,9 +731,11 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
             for (size_t k = 0; k < nb; k++) {
                 const int64_t b = M[k].size(0);
                 at::Tensor am = extended_mask(M[k], Xt[k].scalar_type()), r = rows_of(M[k], cls);
-                at::Tensor at_ = layer_norm(attn_half(n, ly, b, L, Xt[k], am, nullptr), ly.attn_ln, eps);
+                at::Tensor at_ =
+                    layer_norm(attn_half(n, ly, b, L, Xt[k], am, nullptr), ly.attn_ln, eps);
                 at::Tensor teacher = ffn_half(n, ly, at_, nullptr);
-                at::Tensor as = layer_norm(attn_half(n, ly, b, L, Xs[k], am, &hm[li]), ly.attn_ln, eps);
+                at::Tensor as =
+                    layer_norm(attn_half(n, ly, b, L, Xs[k], am, &hm[li]), ly.attn_ln, eps);
                 at::Tensor act = linear_act(as, ly.inter, &n.cfg.hidden_act);
                 at::Tensor B = (teacher - ly.out.b - as).index_select(0, r).to(at::kFloat);
                 at::Tensor A = act.index_select(0, r).index_select(1, nidx[li]).to(at::kFloat);
@@ -730,8 +748,10 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
                 set_stop(stop, li, 1, ok, x);
                 break;
             }
-            nm[li].index_copy_(0, nidx[li], (nm[li].index_select(0, nidx[li]).to(at::kDouble) *
-                                             x.to(nm[li].device())).to(nm[li].scalar_type()));
+            nm[li].index_copy_(
+                0, nidx[li],
+                (nm[li].index_select(0, nidx[li]).to(at::kDouble) * x.to(nm[li].device()))
+                    .to(nm[li].scalar_type()));
         }
         stop->layers = (int)li + 1;
         for (size_t k = 0; li + 1 < nl && k < nb; k++) { /* the next layer's inputs */
@@ -744,9 +764,12 @@ int bert_rescale(const bert_net &n, const at::Tensor &ids, const at::Tensor &mas
     }
     size_t h = 0, f = 0;
     for (size_t li = 0; li < nl; li++) {
-        at::Tensor th = hm[li].to(at::kFloat).cpu().contiguous(), tn = nm[li].to(at::kFloat).cpu().contiguous();
-        if (th.numel()) memcpy(head_scale + h, th.data_ptr<float>(), (size_t)th.numel() * sizeof(float));
-        if (tn.numel()) memcpy(neuron_scale + f, tn.data_ptr<float>(), (size_t)tn.numel() * sizeof(float));
+        at::Tensor th = hm[li].to(at::kFloat).cpu().contiguous(),
+                   tn = nm[li].to(at::kFloat).cpu().contiguous();
+        if (th.numel())
+            memcpy(head_scale + h, th.data_ptr<float>(), (size_t)th.numel() * sizeof(float));
+        if (tn.numel())
+            memcpy(neuron_scale + f, tn.data_ptr<float>(), (size_t)tn.numel() * sizeof(float));
         h += (size_t)th.numel();
         f += (size_t)tn.numel();
     }

@@ -31,9 +31,12 @@ static const struct {
     const char *name;
     enum bert_act act;
 } acts[] = {
-    {"gelu", BERT_ACT_GELU},           {"gelu_new", BERT_ACT_GELU_TANH},
-    {"gelu_pytorch_tanh", BERT_ACT_GELU_TANH}, {"relu", BERT_ACT_RELU},
-    {"silu", BERT_ACT_SILU},           {"swish", BERT_ACT_SILU},
+    {"gelu", BERT_ACT_GELU},
+    {"gelu_new", BERT_ACT_GELU_TANH},
+    {"gelu_pytorch_tanh", BERT_ACT_GELU_TANH},
+    {"relu", BERT_ACT_RELU},
+    {"silu", BERT_ACT_SILU},
+    {"swish", BERT_ACT_SILU},
 };
 
 const char *bert_act_name(enum bert_act a)
@@ -50,8 +53,8 @@ static int get_int(const char *path, const json_t *o, const char *key, int lo, i
     json_t *x = json_object_get(o, key);
     if (!x || json_is_null(x)) return 0;
     if (!json_is_integer(x) || json_integer_value(x) < lo || json_integer_value(x) > hi)
-        return err_set(err, errlen, ERR_FORMAT, "%s: \"%s\" must be an integer from %d to %d",
-                       path, key, lo, hi);
+        return err_set(err, errlen, ERR_FORMAT, "%s: \"%s\" must be an integer from %d to %d", path,
+                       key, lo, hi);
     *v = (int)json_integer_value(x);
     return 0;
 }
@@ -70,7 +73,9 @@ int bert_config_load(const char *path, struct bert_config *c, char *err, size_t 
     }
     o = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
-    if (!o) return err_set(err, errlen, ERR_FORMAT, "%s: not JSON: %s (line %d)", path, je.text, je.line);
+    if (!o)
+        return err_set(err, errlen, ERR_FORMAT, "%s: not JSON: %s (line %d)", path, je.text,
+                       je.line);
     if (!json_is_object(o)) {
         rc = err_set(err, errlen, ERR_FORMAT, "%s: config.json must be a JSON object", path);
         goto out;
@@ -98,8 +103,8 @@ int bert_config_load(const char *path, struct bert_config *c, char *err, size_t 
                       errlen)) ||
         (rc = get_int(path, o, "intermediate_size", 1, 1 << 20, &c->intermediate_size, err,
                       errlen)) ||
-        (rc = get_int(path, o, "max_position_embeddings", 1, 1 << 20,
-                      &c->max_position_embeddings, err, errlen)) ||
+        (rc = get_int(path, o, "max_position_embeddings", 1, 1 << 20, &c->max_position_embeddings,
+                      err, errlen)) ||
         (rc = get_int(path, o, "type_vocab_size", 1, 1 << 16, &c->type_vocab_size, err, errlen)) ||
         (rc = get_int(path, o, "num_labels", 1, 1 << 20, &c->num_labels, err, errlen)))
         goto out;
@@ -152,9 +157,10 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
     int uneven = 0;
     json_t *layers = json_array();
     for (int l = 0; l < shape->nlayers; l++) {
-        uneven |= shape->heads[l] != c->num_attention_heads || shape->ffn[l] != c->intermediate_size;
-        json_array_append_new(layers,
-                              json_pack("{s:i, s:i}", "heads", shape->heads[l], "ffn", shape->ffn[l]));
+        uneven |=
+            shape->heads[l] != c->num_attention_heads || shape->ffn[l] != c->intermediate_size;
+        json_array_append_new(
+            layers, json_pack("{s:i, s:i}", "heads", shape->heads[l], "ffn", shape->ffn[l]));
     }
     if (uneven)
         json_object_set_new(o, "prunerd", json_pack("{s:o}", "layers", layers));
@@ -175,16 +181,19 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
         json_t *e = json_is_object(had) ? json_object_get(had, key) : NULL, *v;
         size_t i;
         int ngone = 0;
-        json_array_foreach(e, i, v) {
+        json_array_foreach(e, i, v)
+        {
             json_int_t h = json_integer_value(v);
             if (json_is_integer(v) && h >= 0 && h < n && !gone[h]) gone[h] = 1, ngone++;
         }
-        if (n - ngone != shape->heads[l] + shape->nremoved[l]) memset(gone, 0, (size_t)n), ngone = 0;
+        if (n - ngone != shape->heads[l] + shape->nremoved[l])
+            memset(gone, 0, (size_t)n), ngone = 0;
         int k = 0;
         for (int h = 0; h < n; h++)
             if (!gone[h]) now[k++] = h;
         for (int r = 0; r < shape->nremoved[l]; r++)
-            if (shape->removed[l][r] >= 0 && shape->removed[l][r] < k) gone[now[shape->removed[l][r]]] = 1;
+            if (shape->removed[l][r] >= 0 && shape->removed[l][r] < k)
+                gone[now[shape->removed[l][r]]] = 1;
         json_t *list = json_array();
         for (int h = 0; h < n; h++)
             if (gone[h]) json_array_append_new(list, json_integer(h));
@@ -199,8 +208,8 @@ static void write_shape(json_t *o, const struct bert_config *c, const struct ber
 }
 
 int bert_config_write(const char *src, const struct bert_config *c, const char *head, int nlabels,
-                      const char *const *labels, const struct bert_shape *shape,
-                      const char *path, char *err, size_t errlen)
+                      const char *const *labels, const struct bert_shape *shape, const char *path,
+                      char *err, size_t errlen)
 {
     json_t *o = NULL, *id2label = json_object(), *label2id = json_object();
     int rc = 0;
@@ -212,13 +221,12 @@ int bert_config_write(const char *src, const struct bert_config *c, const char *
             goto out;
         }
     } else {
-        o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f}", "vocab_size",
-                      c->vocab_size, "hidden_size", c->hidden_size, "num_hidden_layers",
-                      c->num_hidden_layers, "num_attention_heads", c->num_attention_heads,
-                      "intermediate_size", c->intermediate_size, "hidden_act",
-                      bert_act_name(c->hidden_act), "max_position_embeddings",
-                      c->max_position_embeddings, "type_vocab_size", c->type_vocab_size,
-                      "layer_norm_eps", c->layer_norm_eps);
+        o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f}", "vocab_size", c->vocab_size,
+                      "hidden_size", c->hidden_size, "num_hidden_layers", c->num_hidden_layers,
+                      "num_attention_heads", c->num_attention_heads, "intermediate_size",
+                      c->intermediate_size, "hidden_act", bert_act_name(c->hidden_act),
+                      "max_position_embeddings", c->max_position_embeddings, "type_vocab_size",
+                      c->type_vocab_size, "layer_norm_eps", c->layer_norm_eps);
     }
     json_object_set_new(o, "model_type", json_string("bert"));
     if (head && !strcmp(head, "classifier"))

@@ -69,8 +69,8 @@ struct bert_shape {
  * input's own pruned_heads).  Returns 0 or ERR_* with a message.
  */
 int bert_config_write(const char *src, const struct bert_config *c, const char *head, int nlabels,
-                      const char *const *labels, const struct bert_shape *shape,
-                      const char *path, char *err, size_t errlen);
+                      const char *const *labels, const struct bert_shape *shape, const char *path,
+                      char *err, size_t errlen);
 
 /* "gelu", "gelu_new", ... of an activation (static). */
 const char *bert_act_name(enum bert_act a);

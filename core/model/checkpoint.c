@@ -71,9 +71,12 @@ static int sniff(const char *path, enum sniff *s, char *err, size_t errlen)
     size_t n = fread(b, 1, sizeof b, f);
     fclose(f);
     *s = n == 0 ? SNIFF_EMPTY : SNIFF_OTHER;
-    if (n >= 4 && !memcmp(b, "PK\x03\x04", 4)) *s = SNIFF_ZIP;
-    else if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) *s = SNIFF_PICKLE;
-    else if (n == 9 && b[8] == '{') *s = SNIFF_SAFETENSORS;
+    if (n >= 4 && !memcmp(b, "PK\x03\x04", 4))
+        *s = SNIFF_ZIP;
+    else if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
+        *s = SNIFF_PICKLE;
+    else if (n == 9 && b[8] == '{')
+        *s = SNIFF_SAFETENSORS;
     return 0;
 }
 
@@ -143,7 +146,8 @@ static int read_index(struct ckpt_files *f, const char *dir, const char *index,
                      o ? "no \"weight_map\" object of tensor -> shard" : je.text);
         goto out;
     }
-    json_object_foreach(map, key, v) {
+    json_object_foreach(map, key, v)
+    {
         const char *shard = json_string_value(v);
         if (!shard) {
             rc = err_set(err, errlen, ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name",
@@ -155,16 +159,18 @@ static int read_index(struct ckpt_files *f, const char *dir, const char *index,
         int dup = 0;
         for (size_t i = 0; i < f->nweights && !dup; i++)
             dup = !strcmp(f->weights[i], p);
-        if (dup) free(p);
-        else if ((rc = add_weight(f, p, err, errlen))) goto out;
+        if (dup)
+            free(p);
+        else if ((rc = add_weight(f, p, err, errlen)))
+            goto out;
     }
 out:
     json_decref(o);
     return rc;
 }
 
-static int locate_folder(const char *dir, ckpt_resolve_fn resolve, void *ud,
-                         struct ckpt_files *f, char *err, size_t errlen)
+static int locate_folder(const char *dir, ckpt_resolve_fn resolve, void *ud, struct ckpt_files *f,
+                         char *err, size_t errlen)
 {
     char *p = NULL;
     int rc;
@@ -177,9 +183,8 @@ static int locate_folder(const char *dir, ckpt_resolve_fn resolve, void *ud,
     if ((rc = in_folder(dir, "model.safetensors", resolve, ud, &p, err, errlen)) == 0) {
         f->weights_safetensors = 1;
         rc = add_weight(f, p, err, errlen);
-    } else if (rc == ERR_NOTFOUND &&
-               (rc = in_folder(dir, "model.safetensors.index.json", resolve, ud, &p, err,
-                               errlen)) == 0) {
+    } else if (rc == ERR_NOTFOUND && (rc = in_folder(dir, "model.safetensors.index.json", resolve,
+                                                     ud, &p, err, errlen)) == 0) {
         f->weights_safetensors = 1;
         rc = read_index(f, dir, p, resolve, ud, err, errlen);
         free(p);
@@ -238,8 +243,7 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
         return locate_folder(model, resolve, ud, out, err, errlen);
     }
     if ((rc = sniff(model, &s, err, errlen))) return rc;
-    if (s == SNIFF_PICKLE)
-        return legacy_pickle(model, err, errlen);
+    if (s == SNIFF_PICKLE) return legacy_pickle(model, err, errlen);
     if (s == SNIFF_EMPTY)
         return err_set(err, errlen, ERR_FORMAT, "%s: an empty file, not a model", model);
     if (s != SNIFF_ZIP) {
@@ -249,7 +253,8 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
         if ((rc = st_open(model, &stf, why, sizeof why))) {
             const char *reason = strncmp(why, model, strlen(model)) ? why : why + strlen(model);
             if (*reason == ':') reason++;
-            while (*reason == ' ') reason++;
+            while (*reason == ' ')
+                reason++;
             return err_set(err, errlen, rc == ERR_UNSUPPORTED ? rc : ERR_FORMAT,
                            "%s: not a model format prunerd reads (a zip: TorchScript or "
                            "torch.save; or safetensors): as safetensors, %s",
@@ -283,8 +288,10 @@ int ckpt_locate(const char *model, const char *model_config, ckpt_resolve_fn res
     char dir[PATH_MAX], beside[PATH_MAX], real[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", model);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
     if ((size_t)snprintf(beside, sizeof beside, "%s/config.json", dir) >= sizeof beside)
         return err_set(err, errlen, ERR_INVALID, "%s: path too long", model);
     if (stat(beside, &st) != 0) return 0; /* config NULL: ckpt_open says so */
@@ -330,8 +337,8 @@ int ckpt_open_path(const char *path, const char *model_config, ckpt_resolve_fn r
 }
 
 int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
-                     int nlabels, const int *const *removed, const int *nremoved,
-                     const char *dir, struct ckpt_saved *out, char *err, size_t errlen)
+                     int nlabels, const int *const *removed, const int *nremoved, const char *dir,
+                     struct ckpt_saved *out, char *err, size_t errlen)
 {
     static const char *const names[2] = {"model.safetensors", "config.json"};
     char tmp[PATH_MAX], path[PATH_MAX];
@@ -363,8 +370,8 @@ int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *con
             goto fail;
         }
         rc = i == 0 ? ts_model_save_safetensors(m, path, err, errlen)
-                    : bert_config_write(config_src, ts_model_config(m), ts_model_head(m),
-                                        nlabels, labels, &shape, path, err, errlen);
+                    : bert_config_write(config_src, ts_model_config(m), ts_model_head(m), nlabels,
+                                        labels, &shape, path, err, errlen);
         if (!rc) rc = fs_fsync_path(path, err, errlen);
         if (!rc) rc = fs_sha256_file(path, f->sha256, &f->bytes, err, errlen);
         if (rc) goto fail;
@@ -377,7 +384,7 @@ int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *con
     free(heads);
     free(ffn);
     return 0;
-fail: {
+fail : {
     char e2[256];
     free(heads);
     free(ffn);

@@ -30,14 +30,14 @@ enum ckpt_kind {
 
 struct ckpt_files {
     enum ckpt_kind kind;
-    char *path;             /* the model as named, resolved */
-    char *config;           /* config.json; NULL for TorchScript, or when a single
-                               file has none beside it (ckpt_open refuses it then) */
-    char **weights;         /* the weight files, shards in index order */
+    char *path;     /* the model as named, resolved */
+    char *config;   /* config.json; NULL for TorchScript, or when a single
+                       file has none beside it (ckpt_open refuses it then) */
+    char **weights; /* the weight files, shards in index order */
     size_t nweights;
     int weights_safetensors; /* 1: safetensors weights, 0: torch.save (or TorchScript) */
-    char *vocab;            /* the folder's vocab.txt, or NULL */
-    int do_lower_case;      /* the folder's tokenizer_config.json says: 0/1; -1 unknown */
+    char *vocab;             /* the folder's vocab.txt, or NULL */
+    int do_lower_case;       /* the folder's tokenizer_config.json says: 0/1; -1 unknown */
 };
 
 /* Resolves an absolute or relative path to a real absolute one (0), or
@@ -104,8 +104,8 @@ struct ckpt_saved {
  * *out.  Returns 0 or ERR_* with a message; nothing is left on failure.
  */
 int ckpt_save_folder(struct ts_model *m, const char *config_src, const char *const *labels,
-                     int nlabels, const int *const *removed, const int *nremoved,
-                     const char *dir, struct ckpt_saved *out, char *err, size_t errlen);
+                     int nlabels, const int *const *removed, const int *nremoved, const char *dir,
+                     struct ckpt_saved *out, char *err, size_t errlen);
 
 /* A ckpt_resolve_fn for the command line: realpath, no roots. */
 int ckpt_resolve_local(void *ud, const char *path, char *out, size_t outlen, char *err,

@@ -196,7 +196,8 @@ static int check_entry(const char *path, const char *name, json_t *v, uint64_t d
     if (!json_is_object(v))
         return fail(err, errlen, ERR_FORMAT, path,
                     "tensor '%s': expected an object of dtype, shape and data_offsets", pn);
-    json_object_foreach(v, key, val) {
+    json_object_foreach(v, key, val)
+    {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets")) {
             char pk[96];
             return fail(err, errlen, ERR_FORMAT, path, "tensor '%s': unexpected key '%s'", pn,
@@ -297,7 +298,8 @@ static int check_metadata(const char *path, json_t *m, char *err, size_t errlen)
     json_t *val;
     if (!json_is_object(m))
         return fail(err, errlen, ERR_FORMAT, path, "__metadata__ is not an object");
-    json_object_foreach(m, key, val) {
+    json_object_foreach(m, key, val)
+    {
         if (!json_is_string(val)) {
             char pk[96];
             return fail(err, errlen, ERR_FORMAT, path, "__metadata__ '%s' is not a string",
@@ -376,7 +378,8 @@ static int parse_header(const char *path, struct st_file *f, const char *text, u
         rc = fail(err, errlen, ERR_NOMEM, path, "out of memory for %zu tensors", n);
         goto out;
     }
-    json_object_foreach(f->header, name, v) {
+    json_object_foreach(f->header, name, v)
+    {
         if (!strcmp(name, "__metadata__")) continue;
         struct st_tensor *t = &f->t[f->n];
         t->name = name;

@@ -103,7 +103,7 @@ inline enum ts_dtype dtype_of(at::ScalarType st)
 }
 
 inline int fill_info(const std::string &name, const at::Tensor &t, int is_param,
-              struct ts_tensor_info *out)
+                     struct ts_tensor_info *out)
 {
     if (!out) return ERR_INVALID;
     memset(out, 0, sizeof *out);
@@ -209,8 +209,8 @@ struct ts_entry {
     std::string name;
     at::Tensor t; /* the model's own tensor (shares its storage) */
     int is_param;
-    int mapped;        /* between map and unmap */
-    at::Tensor shadow; /* float32 CPU copy while mapped, when not zero-copy */
+    int mapped;                             /* between map and unmap */
+    at::Tensor shadow;                      /* float32 CPU copy while mapped, when not zero-copy */
     at::ScalarType file_dtype = at::kFloat; /* native: the dtype it is saved in */
 };
 
@@ -218,9 +218,9 @@ enum class ts_kind { torchscript, native };
 
 struct ts_model {
     ts_kind kind = ts_kind::torchscript;
-    torch::jit::Module mod;                    /* torchscript */
-    std::shared_ptr<bert_net> net;             /* native */
-    std::vector<std::shared_ptr<void>> keep;   /* native: mappings the tensors point into */
+    torch::jit::Module mod;                  /* torchscript */
+    std::shared_ptr<bert_net> net;           /* native */
+    std::vector<std::shared_ptr<void>> keep; /* native: mappings the tensors point into */
     at::Device dev{at::kCPU};
     std::string dev_name;
     std::vector<ts_entry> ents;

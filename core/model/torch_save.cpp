@@ -618,7 +618,8 @@ int ts_zip_kind(const char *path, int *torchscript, char *err, size_t errlen)
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
         int zrc = open_zip(path, zip, err, errlen);
         if (zrc) return zrc;
-        if (zip->hasRecord("constants.pkl")) *torchscript = 1;
+        if (zip->hasRecord("constants.pkl"))
+            *torchscript = 1;
         else if (!zip->hasRecord("data.pkl"))
             return err_set(err, errlen, ERR_FORMAT,
                            "%s: a zip that is neither a torch.save file nor TorchScript (no "
@@ -697,8 +698,7 @@ static at::Tensor placeholder_like(const at::Tensor &t, at::ScalarType dtype)
     size_t nbytes = (size_t)t.numel() * c10::elementSize(dtype);
     c10::Storage st(c10::Storage::use_byte_size_t(), nbytes,
                     c10::DataPtr(nullptr, c10::Device(c10::kCPU)), nullptr, false);
-    return at::empty({0}, at::TensorOptions().dtype(dtype))
-        .set_(st, 0, t.sizes(), strides);
+    return at::empty({0}, at::TensorOptions().dtype(dtype)).set_(st, 0, t.sizes(), strides);
 }
 
 /* Whether t is a CPU tensor that covers its whole storage densely, so the

@@ -1,4 +1,5 @@
-/* fuzz_bert_config.c - libFuzzer target: bert_config_load on any bytes, then bert_config_write over them */
+/* fuzz_bert_config.c - libFuzzer target: bert_config_load on any bytes, then bert_config_write over
+ * them */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +37,9 @@ static void write_and_reload(const char *src, const struct bert_config *c, const
     for (int l = 0; l < nlayers; l++) {
         uint8_t b = size ? data[l % size] : 0;
         int g = (b >> 4) % 4 < n ? (b >> 4) % 4 : 0; /* heads an earlier save removed */
-        int k = n - g;                                /* heads in the model read */
-        nremoved[l] = k > 2 ? b % 3 : 0;              /* heads this save removes */
-        rm[l][0] = b % k;                             /* numbered in the model read */
+        int k = n - g;                               /* heads in the model read */
+        nremoved[l] = k > 2 ? b % 3 : 0;             /* heads this save removes */
+        rm[l][0] = b % k;                            /* numbered in the model read */
         rm[l][1] = (rm[l][0] + 1) % k;
         heads[l] = k - nremoved[l];
         ffn[l] = b & 1 ? c->intermediate_size : c->intermediate_size / 2 + 1;

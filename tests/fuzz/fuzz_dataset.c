@@ -1,4 +1,5 @@
-/* fuzz_dataset.c - libFuzzer target: dataset_open on a data file and a class file cut from one input */
+/* fuzz_dataset.c - libFuzzer target: dataset_open on a data file and a class file cut from one
+ * input */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
-/* fuzz_job_request.c - libFuzzer target: job_request_normalize and job_spec_from_stored on JSON text */
+/* fuzz_job_request.c - libFuzzer target: job_request_normalize and job_spec_from_stored on JSON
+ * text */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* fuzz_safetensors.c - libFuzzer target: st_open on any bytes, the tensors walked, written and read back */
+/* fuzz_safetensors.c - libFuzzer target: st_open on any bytes, the tensors walked, written and read
+ * back */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@ static const char **metadata_of(const uint8_t *data, size_t size, json_t **heade
     size_t k = 0;
     (void)size;
     if (!kv) abort();
-    json_object_foreach(m, key, v) {
+    json_object_foreach(m, key, v)
+    {
         kv[k++] = key;
         kv[k++] = json_string_value(v);
     }
@@ -114,8 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             t->nbytes != (size_t)t->numel * st_dtype_size(t->dtype) || t->offset < 8 ||
             t->offset > size || t->nbytes > size - t->offset)
             FAIL("tensor %zu: bad fields or outside the file", i);
-        if (t->nbytes && !t->data)
-            FAIL("tensor %zu: no data", i);
+        if (t->nbytes && !t->data) FAIL("tensor %zu: no data", i);
         if (t->nbytes && memcmp(t->data, data + t->offset, t->nbytes))
             FAIL("tensor %zu: data is not the file's bytes at its offset", i);
         if (st_find(f, t->name) != (long)i) FAIL("st_find('%s') is not %zu", t->name, i);
@@ -129,8 +130,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | data[i];
-    if (total != size - 8 - hlen) FAIL("tensors hold %zu bytes of a %llu-byte data section", total,
-                                       (unsigned long long)(size - 8 - hlen));
+    if (total != size - 8 - hlen)
+        FAIL("tensors hold %zu bytes of a %llu-byte data section", total,
+             (unsigned long long)(size - 8 - hlen));
     resave(f, data, size);
     st_close(f);
     return 0;

@@ -1,4 +1,5 @@
-/* fuzz_tokenizer.c - libFuzzer target: tok_tokenize and tok_encode on any bytes, both modes, both cases */
+/* fuzz_tokenizer.c - libFuzzer target: tok_tokenize and tok_encode on any bytes, both modes, both
+ * cases */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

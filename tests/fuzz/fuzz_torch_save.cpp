@@ -1,4 +1,5 @@
-/* fuzz_torch_save.cpp - libFuzzer target: the torch.save reader, on a data.pkl of any bytes or a whole zip */
+/* fuzz_torch_save.cpp - libFuzzer target: the torch.save reader, on a data.pkl of any bytes or a
+ * whole zip */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,7 @@
 
 /* torch_shim.cpp's, which ts_catch calls on CUDA out-of-memory: nothing to
  * empty here, and linking the shim would drag in the whole model. */
-extern "C" void ts_cuda_empty_cache(void)
-{
-}
+extern "C" void ts_cuda_empty_cache(void) {}
 
 static const size_t record_sizes[] = {64, 8, 0, 256};
 #define MAX_RECORD 256
@@ -89,7 +88,8 @@ static void read_pickle(const uint8_t *data, size_t size)
     std::vector<ts::named_tensor> out;
     char err[1024];
     if (ts::torch_save_read_zip(reader, "fuzz.pth", out, err, sizeof err) != 0) {
-        if (!out.empty()) FAIL("torch_save_read_zip failed (%s) with %zu tensors out", err, out.size());
+        if (!out.empty())
+            FAIL("torch_save_read_zip failed (%s) with %zu tensors out", err, out.size());
         return;
     }
     for (const ts::named_tensor &x : out)
@@ -112,7 +112,8 @@ static void read_zip(const uint8_t *data, size_t size)
             std::vector<uint8_t> u8((size_t)info.numel + 1);
             (void)ts_dict_read_u8(d, i, u8.data(), u8.size(), err, sizeof err);
         }
-        if (info.name && ts_dict_find(d, info.name) < 0) FAIL("ts_dict_find does not find tensor %zu", i);
+        if (info.name && ts_dict_find(d, info.name) < 0)
+            FAIL("ts_dict_find does not find tensor %zu", i);
     }
     ts_dict_destroy(d);
 }
