@@ -101,12 +101,11 @@ void store_account(struct store *s, int64_t delta)
     pthread_mutex_unlock(&s->lock);
 }
 
-uint64_t store_used(const struct store *s)
+uint64_t store_used(struct store *s)
 {
-    struct store *w = (struct store *)s; /* the lock only */
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&s->lock);
     uint64_t v = s->used;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&s->lock);
     return v;
 }
 
@@ -124,9 +123,8 @@ int store_remove_job(struct store *s, const char *id, char *err, size_t errlen)
     if (!id || !job_id_valid(id))
         return err_set(err, errlen, ERR_INVALID, "'%s' is not a job id", id ? id : "");
     store_job_dir(s, id, dir, sizeof dir);
-    uint64_t before = store_tree_usage(dir);
+    int64_t before = (int64_t)store_tree_usage(dir);
     int rc = fs_tree_remove(dir, err, errlen);
-    uint64_t after = rc ? store_tree_usage(dir) : 0;
-    store_account(s, -(int64_t)(before - (after < before ? after : before)));
+    store_account(s, (int64_t)store_tree_usage(dir) - before); /* 0 once gone */
     return rc;
 }

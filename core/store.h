@@ -43,7 +43,7 @@ uint64_t store_job_usage(const struct store *s, const char *id);
 /* Adds delta (negative: frees) to the running total, which never goes below 0. */
 void store_account(struct store *s, int64_t delta);
 /* The running total: bytes used under the artifact dir. */
-uint64_t store_used(const struct store *s);
+uint64_t store_used(struct store *s);
 /* Counts the whole artifact dir again and makes that the total. */
 void store_recount(struct store *s);
 

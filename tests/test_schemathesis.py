@@ -48,17 +48,7 @@ MODEL_NAME = td.MODEL_NAME
 ADMIN, READER = "s-admin-schemathesis", "s-read-schemathesis"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 SEED = 20261202
-passed = failed = 0
-
-
-def check(cond, what, got=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": got {got!r}" if got is not None else ""), flush=True)
-    return cond
+check = td.check  # its tally: td.passed, td.failed
 
 
 def toml_str(s):
@@ -334,12 +324,12 @@ def main():
         finally:
             rc, took = d.stop()
             check(rc == 0, "the daemon exits 0 on SIGTERM", (rc, took))
-            if failed:
+            if td.failed:
                 print(d.tail())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"{td.passed} passed, {td.failed} failed")
+    return 1 if td.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-/* fuzz_file.h - an in-memory file (memfd) for fuzz targets whose parser reads a path */
+/* fuzz_file.h - what the fuzz targets share: an in-memory file (memfd) for parsers that read a
+ * path, and FAIL */
 #ifndef PRUNERD_FUZZ_FILE_H
 #define PRUNERD_FUZZ_FILE_H
 
@@ -17,6 +18,15 @@ struct fuzz_file {
     int fd;
     char path[32];
 };
+
+/* A broken promise of the parser under test: says which, and crashes, so
+ * libFuzzer keeps the input. */
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        abort();                                                                                   \
+    } while (0)
 
 /* Makes f; aborts on failure (the target cannot run without it). */
 static inline void fuzz_file_open(struct fuzz_file *f, const char *name)

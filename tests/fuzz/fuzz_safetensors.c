@@ -23,13 +23,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fputc('\n', stderr);                                                                       \
-        abort();                                                                                   \
-    } while (0)
-
 static int tensor_bytes(void *ud, size_t i, const void **data, size_t *nbytes, char *err,
                         size_t errlen)
 {

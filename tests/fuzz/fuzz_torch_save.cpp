@@ -38,13 +38,6 @@ extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fputc('\n', stderr);                                                                       \
-        abort();                                                                                   \
-    } while (0)
-
 /* The bytes a strided view reaches, checked against its storage (and, for
  * the records made here, against the largest record), then read through
  * ASan's memcpy so a view past its record is caught. */
