@@ -19,18 +19,21 @@
 #include "queue.h"
 #include "sparsity.h"
 #include "structured.h"
+#include "sweep.h"
 #include "targets.h"
 #include "tokenizer.h"
 #include "torch_shim.h"
 
 /* The stages, as indexes of job_stages. */
-enum { ST_LOAD, ST_EVAL_BEFORE, ST_IMPORTANCE, ST_PRUNE, ST_EVAL_AFTER, ST_SAVE };
+enum { ST_LOAD, ST_EVAL_BEFORE, ST_IMPORTANCE, ST_PRUNE, ST_EVAL_AFTER, ST_SAVE, ST_SWEEP };
 
 /* Share of the whole job each stage stands for, for progress: without and
  * with evaluation, and a structured job's (importance from data, rescale). */
-static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0, 0.05, 0.4, 0.1};
-static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0, 0.2, 0, 0.5};
-static const double stage_weight_structured[JOB_STAGE_COUNT] = {0.05, 0.2, 0.25, 0.2, 0.2, 0.1};
+static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0, 0.05, 0.4, 0.1, 0};
+static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0, 0.2, 0, 0.5, 0};
+static const double stage_weight_structured[JOB_STAGE_COUNT] = {0.05, 0.2, 0.25, 0.2, 0.2, 0.1, 0};
+/* a sweep: its points are nearly all of it */
+static const double stage_weight_sweep[JOB_STAGE_COUNT] = {0.02, 0.03, 0, 0, 0, 0.01, 0.94};
 
 /* Where artifacts go.  family: the input's own format is written there
  * (the command line's --out); the others are written when wanted. */
@@ -57,6 +60,7 @@ struct run {
     struct eval_inputs *inputs;
     size_t *targets;
     size_t ntargets;
+    struct prune_amount *tamount; /* [ntargets]: each target's amount, when entries give them */
     uint64_t seed;
     json_t *result;
     json_t *timings;
@@ -114,6 +118,12 @@ static void substage(struct run *r, double lo, double hi)
     r->sub_lo = lo;
     r->sub_hi = hi;
     progress(r, 0);
+}
+
+/* The job removes heads and neurons: method structured, or a structured sweep. */
+static int structured_of(const struct job_spec *s)
+{
+    return s->has_structured || (s->kind == JOB_KIND_SWEEP && s->method->id == PRUNE_STRUCTURED);
 }
 
 static int threads_of(const struct job_hooks *h)
@@ -193,7 +203,7 @@ int job_check_model(const struct job_spec *spec, ckpt_resolve_fn resolve, void *
         rc = err_set(err, sizeof err, ERR_INVALID,
                      "is required (the model is no Hugging Face folder with a vocab.txt)");
         field = "eval.vocab";
-    } else if (!rc && spec->has_structured && f.kind == CKPT_TORCHSCRIPT) {
+    } else if (!rc && structured_of(spec) && f.kind == CKPT_TORCHSCRIPT) {
         rc = err_set(err, sizeof err, ERR_INVALID,
                      "structured needs a model read from its weights (a state_dict, safetensors "
                      "or a Hugging Face folder with its config.json); this one is TorchScript");
@@ -209,6 +219,62 @@ int job_check_model(const struct job_spec *spec, ckpt_resolve_fn resolve, void *
         snprintf(fe->message, sizeof fe->message, "%s", msg);
     }
     ckpt_files_free(&f);
+    return rc;
+}
+
+/* Each target's own amount into r->tamount, when an entry of the request
+ * gives one ({"glob", "amount"}); the rest get the top-level amount.  A
+ * parameter two entries match with different amounts is ERR_INVALID, *bad
+ * the later entry. */
+static int target_amounts(struct run *r, long *bad, char *err, size_t errlen)
+{
+    const struct job_spec *s = r->spec;
+    int any = 0, rc = 0;
+    for (size_t j = 0; j < s->ntargets; j++)
+        any |= s->tamounts[j].has;
+    if (!any) return 0;
+    uint8_t *from = calloc(r->ntargets + 1, 1); /* 1 + the entry that set it, capped */
+    long *who = calloc(r->ntargets + 1, sizeof *who);
+    if (!(r->tamount = calloc(r->ntargets + 1, sizeof *r->tamount)) || !from || !who) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < s->ntargets && !rc; j++) {
+        size_t *idx = NULL, n = 0;
+        long b;
+        const struct prune_amount *a = s->tamounts[j].has ? &s->tamounts[j].a : &s->amount;
+        if ((rc = targets_resolve(r->model, &s->targets[j], 1, &idx, &n, &b, err, errlen))) {
+            *bad = (long)j;
+            break;
+        }
+        for (size_t k = 0; k < n && !rc; k++) {
+            size_t t = 0;
+            while (t < r->ntargets && r->targets[t] != idx[k])
+                t++;
+            if (t == r->ntargets) continue;
+            const struct prune_amount *old = &r->tamount[t];
+            if (from[t] &&
+                (old->is_count != a->is_count ||
+                 (a->is_count ? old->count != a->count : old->fraction != a->fraction))) {
+                struct ts_tensor_info ti;
+                ts_model_info(r->model, idx[k], &ti);
+                *bad = (long)j;
+                rc = err_set(err, errlen, ERR_INVALID,
+                             "%s is matched by targets[%ld] too, with another amount", ti.name,
+                             who[t]);
+                break;
+            }
+            if (!from[t]) {
+                r->tamount[t] = *a;
+                from[t] = 1;
+                who[t] = (long)j;
+            }
+        }
+        free(idx);
+    }
+out:
+    free(from);
+    free(who);
     return rc;
 }
 
@@ -229,11 +295,14 @@ static int load(struct run *r, char *err, size_t errlen)
     void *rud = r->hooks && r->hooks->resolve ? r->hooks->resolve_ud : NULL;
     int rc = ckpt_locate(s->model, s->model_config, resolve, rud, &r->files, err, errlen);
     if (rc) return rc;
-    if ((rc = outputs_for(r, err, errlen))) return rc;
+    if (s->kind == JOB_KIND_SWEEP)
+        r->want = 0; /* a sweep saves no model */
+    else if ((rc = outputs_for(r, err, errlen)))
+        return rc;
     if ((rc = ckpt_open(&r->files, device, &r->model, err, errlen))) return rc;
 
     long bad = -1;
-    if (s->has_structured) {
+    if (structured_of(s)) {
         if (!ts_model_is_native(r->model))
             return err_set(err, errlen, ERR_INVALID,
                            "method: structured needs a model read from its weights; this one "
@@ -246,6 +315,7 @@ static int load(struct run *r, char *err, size_t errlen)
     } else {
         rc = targets_resolve(r->model, s->targets, s->ntargets, &r->targets, &r->ntargets, &bad,
                              err, errlen);
+        if (!rc) rc = target_amounts(r, &bad, err, errlen);
     }
     if (rc) {
         char msg[512];
@@ -808,7 +878,15 @@ static int prune(struct run *r, char *err, size_t errlen)
         t[i].numel = ti[i].numel;
         t[i].mask = masks[i];
     }
-    rc = prune_apply(t, r->ntargets, &p, err, errlen);
+    if (!r->tamount) {
+        rc = prune_apply(t, r->ntargets, &p, err, errlen);
+    } else { /* scope local: each target by its own amount, as one call would */
+        for (size_t i = 0; i < r->ntargets && !rc; i++) {
+            struct prune_params pi = p;
+            pi.amount = r->tamount[i];
+            rc = prune_apply(&t[i], 1, &pi, err, errlen);
+        }
+    }
 out:
     for (size_t i = 0; i < mapped; i++) {
         char e2[256];
@@ -942,12 +1020,284 @@ static void timing(struct run *r, const char *key, double since)
     json_object_set_new(r->timings, key, json_real(fs_monotonic() - since));
 }
 
+/* A sweep's points, typed: groups x amounts. */
+struct sweep_run {
+    struct sweep_group *groups;
+    size_t ngroups;
+    double *acc, *f1, *secs; /* [ngroups * namounts] */
+};
+
+/* accuracy and macro_f1 of a metrics object eval_score made */
+static void scores_of(const json_t *mj, double *acc, double *f1)
+{
+    *acc = json_real_value(json_object_get(mj, "accuracy"));
+    *f1 = json_real_value(json_object_get(mj, "macro_f1"));
+}
+
+/* Every point: the group's tensors set aside, pruned by the amount,
+ * evaluated on the inputs tokenized once, and put back. */
+static int sweep_points(struct run *r, struct sweep_run *w, char *err, size_t errlen)
+{
+    const struct job_sweep_spec *sw = &r->spec->sweep;
+    const struct job_eval_spec *ev = &r->spec->eval;
+    const size_t na = (size_t)sw->namounts, total = w->ngroups * na;
+    struct eval_hooks eh = {r, progress, cancelled};
+    int rc = 0;
+    for (size_t g = 0; g < w->ngroups && !rc; g++) {
+        struct ts_kept *kept = NULL;
+        const struct sweep_group *gr = &w->groups[g];
+        if ((rc = ts_model_keep(r->model, gr->tensors, gr->ntensors, &kept, err, errlen))) break;
+        for (size_t k = 0; k < na && !rc; k++) {
+            const size_t at = g * na + k;
+            if (cancelled(r)) {
+                rc = err_set(err, errlen, ERR_CANCELLED, "cancelled");
+                break;
+            }
+            substage(r, (double)at / (double)total, (double)(at + 1) / (double)total);
+            double t = fs_monotonic();
+            json_t *mj = NULL;
+            rc = sweep_prune(r->model, gr, sw->amounts[k], r->hi, r->ni, threads_of(r->hooks), err,
+                             errlen);
+            if (!rc)
+                rc = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh,
+                                "point", NULL, NULL, NULL, &mj, err, errlen);
+            int rc2 = ts_model_put_back(r->model, kept, err, errlen);
+            if (!rc) rc = rc2;
+            if (!rc) {
+                scores_of(mj, &w->acc[at], &w->f1[at]);
+                w->secs[at] = fs_monotonic() - t;
+                if (r->out)
+                    fprintf(r->out, "point %s at %.4g: accuracy %.4f, macro-F1 %.4f (%.2f s)\n",
+                            gr->name, sw->amounts[k], w->acc[at], w->f1[at], w->secs[at]);
+            }
+            json_decref(mj);
+        }
+        ts_kept_destroy(kept);
+    }
+    return rc;
+}
+
+/* result.recommendation: the amounts per group for recommend.sparsity, and
+ * the prune job that applies them (the sweep's request with each swept
+ * tensor a {"glob", "amount"} entry). */
+static int sweep_recommendation(struct run *r, const struct sweep_run *w, double dense, char *err,
+                                size_t errlen)
+{
+    const struct job_sweep_spec *sw = &r->spec->sweep;
+    int64_t *numel = calloc(w->ngroups + 1, sizeof *numel);
+    double *amount = calloc(w->ngroups + 1, sizeof *amount), predicted = 0;
+    int rc = 0;
+    if (!numel || !amount) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t g = 0; g < w->ngroups; g++)
+        numel[g] = w->groups[g].numel;
+    if ((rc = sweep_recommend(numel, w->ngroups, sw->amounts, (size_t)sw->namounts, w->acc, dense,
+                              sw->sparsity, amount, &predicted, err, errlen)))
+        goto out;
+    json_t *req = json_deep_copy(r->request), *targets = json_array(), *amounts = json_object();
+    const char *keys[] = {"kind", "group", "amounts", "recommend"};
+    for (size_t k = 0; k < 4; k++)
+        json_object_del(req, keys[k]);
+    int64_t pruned = 0, all = 0;
+    for (size_t g = 0; g < w->ngroups; g++) {
+        const struct sweep_group *gr = &w->groups[g];
+        json_object_set_new(amounts, gr->name, json_real(amount[g]));
+        for (size_t i = 0; i < gr->ntensors; i++) {
+            struct ts_tensor_info ti;
+            int64_t k = 0;
+            struct prune_amount a = {.fraction = amount[g]};
+            ts_model_info(r->model, gr->tensors[i], &ti);
+            prune_amount_nparams(&a, ti.numel, &k, err, errlen);
+            pruned += k;
+            all += ti.numel;
+            json_array_append_new(targets,
+                                  json_pack("{s:s, s:f}", "glob", ti.name, "amount", amount[g]));
+        }
+    }
+    char name[201];
+    snprintf(name, sizeof name, "%.180s%srecommended", r->spec->name, r->spec->name[0] ? " " : "");
+    json_object_set_new(req, "targets", targets);
+    json_object_set_new(req, "method", json_string("l1_unstructured"));
+    json_object_set_new(req, "amount", json_real(sw->sparsity));
+    json_object_set_new(req, "amount_kind", json_string("fraction"));
+    json_object_set_new(req, "scope", json_string("local"));
+    json_object_set_new(req, "outputs", json_null());
+    json_object_set_new(req, "name", json_string(name));
+    json_object_set_new(r->result, "recommendation",
+                        json_pack("{s:f, s:f, s:f, s:o, s:o}", "sparsity", sw->sparsity, "achieved",
+                                  all ? (double)pruned / (double)all : 0.0, "predicted_accuracy",
+                                  predicted, "amounts", amounts, "request", req));
+    if (r->out)
+        fprintf(r->out, "recommendation: sparsity %.4f, predicted accuracy %.4f\n",
+                all ? (double)pruned / (double)all : 0.0, predicted);
+out:
+    free(numel);
+    free(amount);
+    return rc;
+}
+
+struct ranked {
+    size_t group;
+    double sensitivity;
+};
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const struct ranked *x = a, *y = b;
+    if (x->sensitivity != y->sensitivity) return x->sensitivity > y->sensitivity ? -1 : 1;
+    return (x->group > y->group) - (x->group < y->group);
+}
+
+/* result.points, result.sweep (its groups most sensitive first). */
+static int sweep_json(struct run *r, const struct sweep_run *w, double dense, double dense_f1)
+{
+    const struct job_sweep_spec *sw = &r->spec->sweep;
+    const size_t na = (size_t)sw->namounts;
+    struct ranked *rk = calloc(w->ngroups + 1, sizeof *rk);
+    if (!rk) return ERR_NOMEM;
+    json_t *points = json_array(), *groups = json_array(), *amounts = json_array();
+    for (size_t k = 0; k < na; k++)
+        json_array_append_new(amounts, json_real(sw->amounts[k]));
+    for (size_t g = 0; g < w->ngroups; g++) {
+        double drop = 0;
+        for (size_t k = 0; k < na; k++) {
+            const size_t at = g * na + k;
+            drop += dense - w->acc[at];
+            json_array_append_new(points,
+                                  json_pack("{s:s, s:f, s:f, s:f, s:f}", "group", w->groups[g].name,
+                                            "amount", sw->amounts[k], "accuracy", w->acc[at],
+                                            "macro_f1", w->f1[at], "seconds", w->secs[at]));
+        }
+        rk[g] = (struct ranked){g, drop / (double)na};
+    }
+    qsort(rk, w->ngroups, sizeof *rk, cmp_ranked);
+    for (size_t i = 0; i < w->ngroups; i++) {
+        const struct sweep_group *gr = &w->groups[rk[i].group];
+        json_t *names = json_array();
+        for (size_t t = 0; gr->layer < 0 && t < gr->ntensors; t++) {
+            struct ts_tensor_info ti;
+            ts_model_info(r->model, gr->tensors[t], &ti);
+            json_array_append_new(names, json_string(ti.name));
+        }
+        json_t *o = json_pack("{s:s, s:o, s:f}", "group", gr->name, "tensors", names, "sensitivity",
+                              rk[i].sensitivity);
+        if (gr->layer >= 0) {
+            int heads, ffn;
+            ts_model_layer_shape(r->model, gr->layer, &heads, &ffn);
+            json_object_set_new(o, "layer", json_integer(gr->layer));
+            json_object_set_new(o, "unit", json_string(gr->neurons ? "neurons" : "heads"));
+            json_object_set_new(o, "units", json_integer(gr->neurons ? ffn : heads));
+        } else {
+            json_object_set_new(o, "parameters", json_integer((json_int_t)gr->numel));
+        }
+        json_array_append_new(groups, o);
+    }
+    free(rk);
+    json_object_set_new(r->result, "points", points);
+    json_object_set_new(
+        r->result, "sweep",
+        json_pack("{s:s, s:s, s:o, s:{s:f, s:f}, s:o}", "method", r->spec->method->name, "group",
+                  sw->by_parameter ? "parameter" : "layer", "amounts", amounts, "dense", "accuracy",
+                  dense, "macro_f1", dense_f1, "groups", groups));
+    return 0;
+}
+
+/* A sweep: load, the dense evaluation, the points, result.json. */
+static int execute_sweep(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
+{
+    struct sweep_run w = {0};
+    int rc;
+    double t, dense, dense_f1;
+    memcpy(r->weight, stage_weight_sweep, sizeof r->weight);
+    r->result = json_pack("{s:s, s:{}, s:[]}", "kind", "sweep", "metrics", "artifacts");
+    r->timings = json_object();
+
+    stage_begin(r, ST_LOAD);
+    t = fs_monotonic();
+    if ((rc = load(r, err, errlen))) goto out;
+    timing(r, "load_s", t);
+    json_object_set_new(r->timings, "tokenize_s", json_real(r->inputs->tokenize_s));
+    if (cancelled(r)) {
+        rc = err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        goto out;
+    }
+    stage_begin(r, ST_EVAL_BEFORE);
+    t = fs_monotonic();
+    if ((rc = evaluate(r, "before", err, errlen))) goto out;
+    timing(r, "eval_before_s", t);
+    scores_of(json_object_get(json_object_get(r->result, "metrics"), "before"), &dense, &dense_f1);
+
+    stage_begin(r, ST_SWEEP);
+    t = fs_monotonic();
+    if (structured_of(r->spec)) {
+        size_t nh, nn;
+        ts_model_units(r->model, &nh, &nn);
+        if (!(r->hi = calloc(nh + 1, sizeof *r->hi)) || !(r->ni = calloc(nn + 1, sizeof *r->ni))) {
+            rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = ts_model_magnitude(r->model, r->hi, r->ni, err, errlen)) ||
+            (rc = sweep_groups_structured(r->model, r->layers, r->nlayers, &w.groups, &w.ngroups,
+                                          err, errlen)))
+            goto out;
+    } else if ((rc = sweep_groups_unstructured(r->model, r->targets, r->ntargets,
+                                               r->spec->sweep.by_parameter, &w.groups, &w.ngroups,
+                                               err, errlen))) {
+        goto out;
+    }
+    const size_t n = w.ngroups * (size_t)r->spec->sweep.namounts + 1;
+    if (!(w.acc = calloc(n, sizeof *w.acc)) || !(w.f1 = calloc(n, sizeof *w.f1)) ||
+        !(w.secs = calloc(n, sizeof *w.secs))) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sweep_points(r, &w, err, errlen))) goto out;
+    timing(r, "sweep_s", t);
+    if ((rc = sweep_json(r, &w, dense, dense_f1))) {
+        rc = err_set(err, errlen, rc, "out of memory");
+        goto out;
+    }
+    if (r->spec->sweep.has_recommend && (rc = sweep_recommendation(r, &w, dense, err, errlen)))
+        goto out;
+
+    stage_begin(r, ST_SAVE);
+    json_object_set(r->result, "timings", r->timings);
+    if ((rc = provenance(r, err, errlen))) goto out;
+    if (o->result) {
+        char *text = json_text_dumps(r->result, JSON_INDENT(2));
+        if (!text) {
+            rc = err_set(err, errlen, ERR_NOMEM, "result: out of memory");
+            goto out;
+        }
+        rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
+        free(text);
+        if (rc) goto out;
+    }
+    progress(r, 1.0);
+out:
+    sweep_groups_free(w.groups, w.ngroups);
+    free(w.acc);
+    free(w.f1);
+    free(w.secs);
+    return rc;
+}
+
 static int execute(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
 {
     int has_eval = r->spec->has_eval;
     int rc;
     double t;
 
+    if (r->spec->has_seed) {
+        r->seed = r->spec->seed;
+    } else {
+        if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed)
+            r->seed = (uint64_t)getpid();
+        r->seed &= (1ull << 53) - 1; /* exact in a JSON number anywhere */
+    }
+    if (r->spec->kind == JOB_KIND_SWEEP) return execute_sweep(r, o, err, errlen);
     memcpy(r->weight,
            r->spec->has_structured ? stage_weight_structured
            : has_eval              ? stage_weight_eval
@@ -957,13 +1307,6 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
         r->weight[ST_EVAL_BEFORE] = r->weight[ST_EVAL_AFTER] = 0;
         r->weight[ST_LOAD] = 0.2;
         r->weight[ST_SAVE] = 0.35;
-    }
-    if (r->spec->has_seed) {
-        r->seed = r->spec->seed;
-    } else {
-        if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed)
-            r->seed = (uint64_t)getpid();
-        r->seed &= (1ull << 53) - 1; /* exact in a JSON number anywhere */
     }
     r->result = json_pack("{s:{}, s:[]}", "metrics", "artifacts");
     r->timings = json_object();
@@ -1061,6 +1404,7 @@ static int run_job(const struct job_spec *spec, const json_t *request, const str
     dataset_destroy(r.data);
     tok_destroy(r.tok);
     free(r.targets);
+    free(r.tamount);
     free(r.layers);
     for (int l = 0; r.removed && l < r.nlayers; l++)
         free(r.removed[l]);

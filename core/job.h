@@ -28,12 +28,21 @@
  *    batch_size, lowercase, padding, limit, tokenizer} | absent, "outputs": [...],
  *    "device", "name"}
  *
+ * A targets entry may also be {"glob", "amount"}: that glob's parameters are
+ * pruned by its own amount (scope local; l1_unstructured, ln_structured).
+ *
+ * A sweep ("kind": "sweep", core/sweep.h) is {"model", "model_config",
+ * "targets", "method": l1_unstructured | structured, "group": layer |
+ * parameter, "amounts": [...], "recommend": {sparsity} | null, "options",
+ * "eval" (required), "device", "name"}.
+ *
  * The stages, in order: loading, evaluating_before, importance, pruning,
  * evaluating_after, saving (the evaluations only when "eval" is given,
- * importance only for method structured).
+ * importance only for method structured); a sweep's: loading,
+ * evaluating_before, sweeping, saving.
  */
 
-#define JOB_STAGE_COUNT 6
+#define JOB_STAGE_COUNT 7
 extern const char *const job_stages[JOB_STAGE_COUNT];
 
 /* Which request field is wrong and why ("eval.max_length", "must be an
@@ -74,12 +83,34 @@ struct job_eval_spec {
 /* structured.importance */
 enum job_importance { JOB_MAGNITUDE, JOB_TAYLOR, JOB_FISHER };
 
+/* What a job does: prune a model and save it, or measure a sweep. */
+enum job_kind { JOB_KIND_PRUNE, JOB_KIND_SWEEP };
+
+/* A targets entry's own amount ({"glob", "amount"}). */
+struct job_target_amount {
+    int has;               /* 0: the top-level amount */
+    struct prune_amount a; /* valid when has */
+};
+
+/* A sweep's fields (kind sweep). */
+#define JOB_SWEEP_AMOUNTS_MAX 32
+struct job_sweep_spec {
+    int by_parameter;                      /* group "parameter"; 0: "layer" */
+    double amounts[JOB_SWEEP_AMOUNTS_MAX]; /* fractions in (0, 1], increasing */
+    int namounts;                          /* 1..JOB_SWEEP_AMOUNTS_MAX; 9 (0.1 .. 0.9) */
+    int has_recommend;                     /* recommend given */
+    double sparsity;                       /* recommend.sparsity, (0, the last amount] */
+};
+
 struct job_spec {
+    enum job_kind kind;                   /* JOB_KIND_PRUNE */
+    struct job_sweep_spec sweep;          /* kind sweep */
     char *model;                          /* the model: a file or a Hugging Face folder
                                              (model/checkpoint.h) */
     char *model_config;                   /* HF config.json for a single-file checkpoint, or NULL */
     char **targets;                       /* parameter or module globs */
     size_t ntargets;                      /* >= 1 */
+    struct job_target_amount *tamounts;   /* [ntargets]: each entry's own amount */
     const struct prune_method *method;    /* an entry of prune_methods; l1_unstructured */
     struct prune_amount amount;           /* valid (prune_amount_check) when has_amount */
     int has_amount;                       /* 0: the method takes none (identity, threshold...) */

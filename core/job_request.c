@@ -13,7 +13,8 @@
 #include "tokenizer.h"
 
 const char *const job_stages[JOB_STAGE_COUNT] = {
-    "loading", "evaluating_before", "importance", "pruning", "evaluating_after", "saving",
+    "loading", "evaluating_before", "importance", "pruning", "evaluating_after",
+    "saving",  "sweeping",
 };
 
 static int bad(struct job_field_error *fe, const char *field, const char *fmt, ...)
@@ -501,6 +502,171 @@ static int get_outputs(const json_t *in, json_t *out, struct job_field_error *fe
     return 0;
 }
 
+/* "kind": "prune" (absent) or "sweep"; only a sweep's normalized request
+ * says its kind, so a prune job's stays as it was. */
+static int get_kind(const json_t *in, json_t *out, int *sweep, struct job_field_error *fe)
+{
+    json_t *k = json_object_get(in, "kind");
+    *sweep = 0;
+    if (!k || json_is_null(k)) return 0;
+    if (json_is_string(k) && !strcmp(json_string_value(k), "prune")) return 0;
+    if (!json_is_string(k) || strcmp(json_string_value(k), "sweep"))
+        return bad(fe, "kind", "must be \"prune\" or \"sweep\"");
+    *sweep = 1;
+    json_object_set_new(out, "kind", json_string("sweep"));
+    return 0;
+}
+
+/* A glob: a non-empty string without NUL. */
+static int glob_ok(const json_t *e)
+{
+    return json_is_string(e) && json_string_length(e) != 0 &&
+           strlen(json_string_value(e)) == json_string_length(e);
+}
+
+/* targets: a glob, or a list of globs and (prune jobs) {"glob", "amount"}
+ * objects, an integer amount a count and a real a fraction. */
+static int get_targets(const json_t *in, int sweep, json_t *out, struct job_field_error *fe)
+{
+    static const char *const keys[] = {"glob", "amount", NULL};
+    json_t *t = json_object_get(in, "targets"), *e;
+    size_t i;
+    char field[64], msg[256];
+    if (glob_ok(t)) {
+        json_object_set_new(out, "targets", json_pack("[O]", t));
+        return 0;
+    }
+    if (!json_is_array(t) || json_array_size(t) == 0)
+        return bad(fe, "targets", "must be a non-empty list of parameter or module globs");
+    json_array_foreach(t, i, e)
+    {
+        if (glob_ok(e)) continue;
+        if (!json_is_object(e) || sweep)
+            return bad(fe, "targets",
+                       sweep ? "targets[%zu] must be a non-empty string (a sweep chooses the "
+                               "amounts itself)"
+                             : "targets[%zu] must be a non-empty string or an object {\"glob\", "
+                               "\"amount\"}",
+                       i);
+        snprintf(field, sizeof field, "targets[%zu].", i);
+        int rc = only_keys(e, field, keys, fe);
+        if (rc) return rc;
+        snprintf(field, sizeof field, "targets[%zu].glob", i);
+        if (!glob_ok(json_object_get(e, "glob")))
+            return bad(fe, field, "must be a non-empty string");
+        snprintf(field, sizeof field, "targets[%zu].amount", i);
+        json_t *a = json_object_get(e, "amount");
+        if (!json_is_number(a))
+            return bad(fe, field, "must be a fraction in [0, 1] or a count (an integer)");
+        struct prune_amount pa = {.is_count = json_is_integer(a)};
+        if (pa.is_count)
+            pa.count = (int64_t)json_integer_value(a);
+        else
+            pa.fraction = json_real_value(a);
+        if (prune_amount_check(&pa, msg, sizeof msg)) return bad(fe, field, "%s", msg);
+    }
+    json_object_set(out, "targets", t);
+    return 0;
+}
+
+/* Entries with their own amount need a method that prunes each parameter
+ * by an amount on its own, deterministically. */
+static int check_target_amounts(const json_t *o, const struct prune_method *pm,
+                                struct job_field_error *fe)
+{
+    json_t *e;
+    size_t i;
+    json_array_foreach(json_object_get(o, "targets"), i, e)
+    {
+        if (!json_is_object(e)) continue;
+        char field[64];
+        snprintf(field, sizeof field, "targets[%zu].amount", i);
+        if (pm->id != PRUNE_L1_UNSTRUCTURED && pm->id != PRUNE_LN_STRUCTURED)
+            return bad(fe, field, "is for methods l1_unstructured and ln_structured; %s takes none",
+                       pm->name);
+        if (strcmp(json_string_value(json_object_get(o, "scope")), "local"))
+            return bad(fe, field, "needs scope local (each parameter by its own amount)");
+    }
+    return 0;
+}
+
+/* A sweep's own fields: group, amounts, recommend; what a sweep refuses. */
+static int get_sweep(const json_t *in, const struct prune_method *pm, json_t *out,
+                     struct job_field_error *fe)
+{
+    static const char *const groups[] = {"layer", "parameter", NULL};
+    static const char *const refused[] = {"amount", "amount_kind", "scope", "structured",
+                                          "outputs"};
+    for (size_t u = 0; u < sizeof refused / sizeof refused[0]; u++) {
+        json_t *x = json_object_get(in, refused[u]);
+        /* (the normalized sweep says scope "local": it must read back) */
+        int local = !strcmp(refused[u], "scope") && json_is_string(x) &&
+                    !strcmp(json_string_value(x), "local");
+        if (x && !json_is_null(x) && !local)
+            return bad(fe, refused[u],
+                       "is not used by a sweep (it prunes by each of \"amounts\" and saves no "
+                       "model)");
+    }
+    if (pm->id != PRUNE_L1_UNSTRUCTURED && pm->id != PRUNE_STRUCTURED)
+        return bad(fe, "method", "a sweep runs l1_unstructured or structured");
+    int rc = get_enum(in, "group", "group", groups, "layer", out, fe);
+    if (rc) return rc;
+    if (pm->id == PRUNE_STRUCTURED &&
+        strcmp(json_string_value(json_object_get(out, "group")), "layer"))
+        return bad(fe, "group",
+                   "a structured sweep's groups are each layer's heads and neurons: "
+                   "use \"layer\"");
+    json_t *a = json_object_get(in, "amounts"), *x;
+    size_t i;
+    if (!a || json_is_null(a)) {
+        json_t *d = json_array();
+        for (int k = 1; k <= 9; k++)
+            json_array_append_new(d, json_real(k / 10.0));
+        json_object_set_new(out, "amounts", d);
+    } else {
+        int ok = json_is_array(a) && json_array_size(a) >= 1 &&
+                 json_array_size(a) <= JOB_SWEEP_AMOUNTS_MAX;
+        double last = 0;
+        json_array_foreach(a, i, x)
+        {
+            double v = json_is_number(x) ? json_number_value(x) : -1;
+            ok &= v > last && v <= 1;
+            last = v;
+        }
+        if (!ok)
+            return bad(fe, "amounts",
+                       "must be a list of 1 to %d fractions in (0, 1], in increasing order",
+                       JOB_SWEEP_AMOUNTS_MAX);
+        json_t *d = json_array();
+        json_array_foreach(a, i, x) json_array_append_new(d, json_real(json_number_value(x)));
+        json_object_set_new(out, "amounts", d);
+    }
+    json_t *amounts = json_object_get(out, "amounts");
+    double top = json_real_value(json_array_get(amounts, json_array_size(amounts) - 1));
+    json_t *r = json_object_get(in, "recommend");
+    if (!r || json_is_null(r)) {
+        json_object_set_new(out, "recommend", json_null());
+    } else {
+        static const char *const rkeys[] = {"sparsity", NULL};
+        if (!json_is_object(r)) return bad(fe, "recommend", "must be an object {\"sparsity\"}");
+        if ((rc = only_keys(r, "recommend.", rkeys, fe))) return rc;
+        if (pm->id != PRUNE_L1_UNSTRUCTURED)
+            return bad(fe, "recommend", "is for l1_unstructured sweeps");
+        json_t *sp = json_object_get(r, "sparsity");
+        if (!json_is_number(sp) || !(json_number_value(sp) > 0) || json_number_value(sp) > top)
+            return bad(fe, "recommend.sparsity",
+                       "must be a number in (0, %g] (the largest of amounts)", top);
+        json_object_set_new(out, "recommend",
+                            json_pack("{s:f}", "sparsity", json_number_value(sp)));
+    }
+    if (!json_is_object(json_object_get(in, "eval")))
+        return bad(fe, "eval", "is required for a sweep: each point is an evaluation");
+    json_object_set_new(out, "amount", json_null());
+    json_object_set_new(out, "amount_kind", json_null());
+    json_object_set_new(out, "scope", json_string("local"));
+    return 0;
+}
+
 static int device_ok(const char *s)
 {
     if (!strcmp(s, "auto") || !strcmp(s, "cpu") || !strcmp(s, "cuda")) return 1;
@@ -518,6 +684,7 @@ void job_spec_free(struct job_spec *spec)
     for (size_t i = 0; i < spec->ntargets; i++)
         free(spec->targets[i]);
     free(spec->targets);
+    free(spec->tamounts);
     free(spec->mask);
     free(spec->plugin);
     free(spec->plugin_params);
@@ -566,8 +733,29 @@ static int spec_of(const json_t *r, struct job_spec *s)
     s->model = dup_str(json_object_get(r, "model"), &nomem);
     s->model_config = dup_str(json_object_get(r, "model_config"), &nomem);
     s->targets = calloc(json_array_size(targets), sizeof *s->targets);
-    if (!s->targets) return ERR_NOMEM;
-    json_array_foreach(targets, i, v) s->targets[s->ntargets++] = dup_str(v, &nomem);
+    s->tamounts = calloc(json_array_size(targets), sizeof *s->tamounts);
+    if (!s->targets || !s->tamounts) return ERR_NOMEM;
+    json_array_foreach(targets, i, v)
+    {
+        const json_t *a = json_object_get(v, "amount");
+        struct job_target_amount *ta = &s->tamounts[s->ntargets];
+        ta->has = json_is_number(a);
+        ta->a.is_count = json_is_integer(a);
+        ta->a.count = (int64_t)json_integer_value(a);
+        ta->a.fraction = json_is_real(a) ? json_real_value(a) : 0;
+        s->targets[s->ntargets++] =
+            dup_str(json_is_object(v) ? json_object_get(v, "glob") : v, &nomem);
+    }
+    s->kind = !strcmp(str_of(r, "kind"), "sweep") ? JOB_KIND_SWEEP : JOB_KIND_PRUNE;
+    if (s->kind == JOB_KIND_SWEEP) {
+        struct job_sweep_spec *w = &s->sweep;
+        const json_t *rec = json_object_get(r, "recommend");
+        w->by_parameter = !strcmp(str_of(r, "group"), "parameter");
+        json_array_foreach(json_object_get(r, "amounts"), i, v) w->amounts[w->namounts++] =
+            json_number_value(v);
+        w->has_recommend = json_is_object(rec);
+        w->sparsity = json_number_value(json_object_get(rec, "sparsity"));
+    }
     s->method = prune_method_find(str_of(r, "method"));
     s->has_amount = json_is_number(amount);
     s->amount.is_count = !strcmp(str_of(r, "amount_kind"), "count");
@@ -662,8 +850,9 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
                           struct job_field_error *fe)
 {
     static const char *const keys[] = {
-        "model",   "model_config", "targets", "method", "amount", "amount_kind", "scope",
-        "options", "eval",         "outputs", "device", "name",   "structured",  NULL};
+        "model",      "model_config", "targets", "method",  "amount",    "amount_kind",
+        "scope",      "options",      "eval",    "outputs", "device",    "name",
+        "structured", "kind",         "group",   "amounts", "recommend", NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -678,28 +867,8 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     if ((rc = get_string(in, "model", "model", 1, NULL, o, fe))) goto out;
     if ((rc = get_string(in, "model_config", "model_config", 0, NULL, o, fe))) goto out;
 
-    json_t *t = json_object_get(in, "targets");
-    if (json_is_string(t))
-        t = json_pack("[O]", t);
-    else
-        json_incref(t);
-    if (!json_is_array(t) || json_array_size(t) == 0) {
-        json_decref(t);
-        rc = bad(fe, "targets", "must be a non-empty list of parameter or module globs");
-        goto out;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(t, i, e)
-    {
-        if (!json_is_string(e) || json_string_length(e) == 0 ||
-            strlen(json_string_value(e)) != json_string_length(e)) {
-            json_decref(t);
-            rc = bad(fe, "targets", "targets[%zu] must be a non-empty string", i);
-            goto out;
-        }
-    }
-    json_object_set_new(o, "targets", t);
+    int sweep = 0;
+    if ((rc = get_kind(in, o, &sweep, fe)) || (rc = get_targets(in, sweep, o, fe))) goto out;
 
     json_t *m = json_object_get(in, "method");
     const struct prune_method *pm =
@@ -714,7 +883,21 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     }
     if (!pm) pm = prune_method_find("l1_unstructured");
     json_object_set_new(o, "method", json_string(pm->name));
-    if (pm->id == PRUNE_STRUCTURED) {
+    if (sweep) {
+        if ((rc = get_sweep(in, pm, o, fe))) goto out;
+    } else {
+        static const char *const sweep_only[] = {"group", "amounts", "recommend"};
+        for (size_t u = 0; u < 3; u++) {
+            json_t *x = json_object_get(in, sweep_only[u]);
+            if (x && !json_is_null(x)) {
+                rc = bad(fe, sweep_only[u], "is only for a sweep (\"kind\": \"sweep\")");
+                goto out;
+            }
+        }
+    }
+    if (sweep) {
+        /* the sweep's fields are in; structured's object is refused */
+    } else if (pm->id == PRUNE_STRUCTURED) {
         static const char *const unused[] = {"amount", "amount_kind", "scope"};
         for (size_t u = 0; u < 3; u++) {
             json_t *x = json_object_get(in, unused[u]);
@@ -733,12 +916,14 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
             goto out;
         }
     }
-    if ((rc = get_amount(in, pm, o, fe))) goto out;
+    if (!sweep && (rc = get_amount(in, pm, o, fe))) goto out;
     /* structured has its own scope (and refuses this one), so a stored
      * request normalizes to itself again */
-    if (pm->id != PRUNE_STRUCTURED && (rc = get_enum(in, "scope", "scope", scopes, "local", o, fe)))
+    if (!sweep && pm->id != PRUNE_STRUCTURED &&
+        (rc = get_enum(in, "scope", "scope", scopes, "local", o, fe)))
         goto out;
-    if (pm->id != PRUNE_STRUCTURED &&
+    if (!sweep && (rc = check_target_amounts(o, pm, fe))) goto out;
+    if (!sweep && pm->id != PRUNE_STRUCTURED &&
         !strcmp(json_string_value(json_object_get(o, "scope")), "global") &&
         !(pm->flags & PRUNE_F_GLOBAL)) {
         rc = bad(fe, "scope",

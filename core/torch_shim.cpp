@@ -388,6 +388,63 @@ int ts_model_unmap_f32(struct ts_model *m, size_t i, int write_back, char *err, 
     return rc;
 }
 
+struct ts_kept {
+    std::vector<size_t> idx;
+    std::vector<at::Tensor> t;
+};
+
+int ts_model_keep(const struct ts_model *m, const size_t *idx, size_t n, struct ts_kept **out,
+                  char *err, size_t errlen)
+{
+    *out = nullptr;
+    if (!m) return err_set(err, errlen, ERR_INVALID, "keep: no model");
+    auto k = std::make_unique<ts_kept>();
+    int rc = ts_catch(err, errlen, ERR_TORCH, "keeping tensors", [&]() -> int {
+        torch::NoGradGuard no_grad;
+        for (size_t j = 0; j < n; j++) {
+            if (idx[j] >= m->ents.size())
+                return err_set(err, errlen, ERR_INVALID, "keep: bad index %zu", idx[j]);
+            k->idx.push_back(idx[j]);
+            k->t.push_back(m->ents[idx[j]].t.clone());
+        }
+        return 0;
+    });
+    if (!rc) *out = k.release();
+    return rc;
+}
+
+int ts_model_put_back(struct ts_model *m, const struct ts_kept *k, char *err, size_t errlen)
+{
+    if (!m || !k) return err_set(err, errlen, ERR_INVALID, "put back: no model or tensors");
+    for (size_t idx : k->idx)
+        if (idx >= m->ents.size() || m->ents[idx].mapped)
+            return err_set(err, errlen, ERR_INVALID, "put back: tensor %zu is mapped", idx);
+    return ts_catch(err, errlen, ERR_TORCH, "putting tensors back", [&]() -> int {
+        torch::NoGradGuard no_grad;
+        bool rebind = false;
+        for (size_t j = 0; j < k->idx.size(); j++) {
+            ts_entry &e = m->ents[k->idx[j]];
+            if (e.t.sizes() == k->t[j].sizes()) {
+                e.t.copy_(k->t[j]);
+            } else {
+                e.t = k->t[j].clone();
+                rebind = true;
+            }
+        }
+        if (!rebind) return 0;
+        if (!ts_model_is_native(m))
+            return err_set(err, errlen, ERR_INTERNAL,
+                           "put back: a TorchScript tensor changed shape");
+        const struct bert_config cfg = *bert_config_of(*m->net); /* it goes with the old net */
+        return bert_bind(m, &cfg, err, errlen);
+    });
+}
+
+void ts_kept_destroy(struct ts_kept *k)
+{
+    delete k;
+}
+
 int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, char *err,
                          size_t errlen)
 {

@@ -189,6 +189,21 @@ long ts_model_find(const struct ts_model *m, const char *name);
 int ts_model_map_f32(struct ts_model *m, size_t i, float **data, char *err, size_t errlen);
 int ts_model_unmap_f32(struct ts_model *m, size_t i, int write_back, char *err, size_t errlen);
 
+/*
+ * Tensors set aside and put back bit for bit (a sweep's restore).
+ * ts_model_keep copies tensors idx[0..n) of m, on their device and in their
+ * dtype, into *out (caller frees with ts_kept_destroy; NULL on failure).
+ * ts_model_put_back writes them back: in place where the tensor's shape is
+ * unchanged, else (a native model shrunk since) as the tensor itself, the
+ * model bound again.  None of the tensors may be mapped.  Returns 0 or an
+ * ERR_* code with a message.
+ */
+struct ts_kept;
+int ts_model_keep(const struct ts_model *m, const size_t *idx, size_t n, struct ts_kept **out,
+                  char *err, size_t errlen);
+int ts_model_put_back(struct ts_model *m, const struct ts_kept *k, char *err, size_t errlen);
+void ts_kept_destroy(struct ts_kept *k);
+
 /* Zeros in tensor i (any float dtype, any device) without mapping it. */
 int ts_model_count_zeros(const struct ts_model *m, size_t i, int64_t *zeros, char *err,
                          size_t errlen);

@@ -7,6 +7,8 @@
 
 #include "checkpoint.h"
 #include "err.h"
+#include "sweep.h"
+#include "targets.h"
 #include "torch_shim.h"
 
 /*
@@ -26,6 +28,9 @@
  *                                            page of every tensor (the forward leaves most
  *                                            embedding rows unread), in kB, and the tensors'
  *                                            float32 bytes
+ *   sweep-restore MODEL GLOB unstructured|structured
+ *                                            every group pruned by 0.5 and 0.9 and put back
+ *                                            as a sweep does; the tensors against a fresh load
  * Exit status: 0 when the command ran (the rc line tells the outcome), 2 on usage errors.
  */
 
@@ -364,6 +369,80 @@ static int cmd_load_rss(const char *model)
     return 0;
 }
 
+/* Every group of the model's targets (glob; structured: every layer's heads
+ * and neurons) pruned by 0.5 and 0.9 and put back, as a sweep does; then
+ * each tensor compared, shape and bytes, with the file loaded afresh. */
+static int cmd_sweep_restore(const char *path, const char *glob, const char *how)
+{
+    char err[1024] = "";
+    struct ts_model *m = NULL, *ref = NULL;
+    struct sweep_group *g = NULL;
+    size_t ng = 0, *idx = NULL, nidx = 0;
+    uint8_t *sel = NULL;
+    float *hi = NULL, *ni = NULL;
+    long bad;
+    const int structured = !strcmp(how, "structured");
+    int rc = open_any(path, "cpu", &m, err, sizeof err);
+    if (!rc) rc = open_any(path, "cpu", &ref, err, sizeof err);
+    if (!rc && structured) {
+        int nl = ts_model_layers(m);
+        size_t nh, nn;
+        ts_model_units(m, &nh, &nn);
+        sel = calloc((size_t)nl + 1, 1);
+        hi = calloc(nh + 1, sizeof *hi);
+        ni = calloc(nn + 1, sizeof *ni);
+        char *globs[] = {(char *)glob};
+        rc = targets_layers(m, globs, 1, nl, sel, &bad, err, sizeof err);
+        if (!rc) rc = ts_model_magnitude(m, hi, ni, err, sizeof err);
+        if (!rc) rc = sweep_groups_structured(m, sel, nl, &g, &ng, err, sizeof err);
+    } else if (!rc) {
+        char *globs[] = {(char *)glob};
+        rc = targets_resolve(m, globs, 1, &idx, &nidx, &bad, err, sizeof err);
+        if (!rc) rc = sweep_groups_unstructured(m, idx, nidx, 0, &g, &ng, err, sizeof err);
+    }
+    const double amounts[] = {0.5, 0.9};
+    for (size_t k = 0; k < ng && !rc; k++) {
+        struct ts_kept *kept = NULL;
+        rc = ts_model_keep(m, g[k].tensors, g[k].ntensors, &kept, err, sizeof err);
+        for (size_t a = 0; a < 2 && !rc; a++) {
+            rc = sweep_prune(m, &g[k], amounts[a], hi, ni, 1, err, sizeof err);
+            if (!rc) rc = ts_model_put_back(m, kept, err, sizeof err);
+        }
+        ts_kept_destroy(kept);
+    }
+    if (report(rc, err) == 0) {
+        size_t same = 0;
+        for (size_t i = 0; i < ts_model_count(m); i++) {
+            struct ts_tensor_info a, b;
+            float *x, *y;
+            ts_model_info(m, i, &a);
+            ts_model_info(ref, i, &b);
+            if (!ts_dtype_is_float(a.dtype)) continue;
+            int ok = a.ndim == b.ndim && a.numel == b.numel;
+            for (int d = 0; ok && d < a.ndim; d++)
+                ok = a.shape[d] == b.shape[d];
+            if (ok && !ts_model_map_f32(m, i, &x, err, sizeof err)) {
+                if (!ts_model_map_f32(ref, i, &y, err, sizeof err)) {
+                    ok = !memcmp(x, y, (size_t)a.numel * sizeof *x);
+                    ts_model_unmap_f32(ref, i, 0, err, sizeof err);
+                }
+                ts_model_unmap_f32(m, i, 0, err, sizeof err);
+            }
+            if (!ok) printf("differs %s\n", a.name);
+            same += (size_t)ok;
+        }
+        printf("groups %zu identical %zu\n", ng, same);
+    }
+    sweep_groups_free(g, ng);
+    free(idx);
+    free(sel);
+    free(hi);
+    free(ni);
+    ts_model_destroy(m);
+    ts_model_destroy(ref);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -378,11 +457,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "rescale") && argc == 5) return cmd_rescale(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "save-rss") && argc == 5) return cmd_save_rss(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "load-rss") && argc == 3) return cmd_load_rss(argv[2]);
+    if (!strcmp(cmd, "sweep-restore") && argc == 5)
+        return cmd_sweep_restore(argv[2], argv[3], argv[4]);
     fprintf(
         stderr,
         "usage: shim_driver load MODEL [DEVICE] | zero-first-half IN OUT.pt OUT.pth | "
         "dict FILE | forward MODEL INPUT | importance MODEL INPUT magnitude|fisher|taylor BATCH | "
         "rescale MODEL INPUT BATCH | "
-        "save-rss MODEL OUT sd|ts | load-rss MODEL\n");
+        "save-rss MODEL OUT sd|ts | load-rss MODEL | "
+        "sweep-restore MODEL GLOB unstructured|structured\n");
     return 2;
 }

@@ -532,6 +532,151 @@ static void test_resolve(void)
     job_spec_free(&spec);
 }
 
+static const char sweep_job[] =
+    "{\"kind\": \"sweep\", \"model\": \"m.pt\", \"targets\": \"bert.encoder.layer.*\","
+    " \"eval\": {\"data\": \"dev.txt\", \"vocab\": \"vocab.txt\", \"classes\": \"class.txt\"}}";
+
+/* Applies a patch to the sweep job and expects a failure naming field. */
+static void expect_bad_sweep(const char *patch, const char *field, const char *words)
+{
+    json_error_t je;
+    json_t *job = json_loads(sweep_job, 0, &je), *p = json_loads(patch, 0, &je), *out = NULL;
+    struct job_field_error fe;
+    json_object_update(job, p);
+    json_t *ev = json_object_get(p, "eval");
+    if (ev && json_is_null(ev)) json_object_del(job, "eval");
+    int rc = job_request_normalize(job, &out, NULL, &fe);
+    CHECK(rc == ERR_INVALID && out == NULL, "%s: rc %d", patch, rc);
+    CHECK(!strcmp(fe.field, field), "%s: field '%s', expected '%s'", patch, fe.field, field);
+    CHECK(strstr(fe.message, words) != NULL, "%s: message '%s' lacks '%s'", patch, fe.message,
+          words);
+    json_decref(job);
+    json_decref(p);
+    json_decref(out);
+}
+
+/* kind sweep: defaults, the typed fields, idempotence, and what it refuses. */
+static void test_sweep(void)
+{
+    json_t *out = NULL, *again = NULL;
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(sweep_job, &out, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    if (!out) return;
+    CHECK(str_is(json_string_value(json_object_get(out, "kind")), "sweep"), "kind");
+    CHECK(str_is(json_string_value(json_object_get(out, "group")), "layer"), "group default");
+    CHECK(json_array_size(json_object_get(out, "amounts")) == 9, "9 amounts by default");
+    CHECK(json_is_null(json_object_get(out, "recommend")), "recommend default null");
+    CHECK(json_is_null(json_object_get(out, "amount")) &&
+              str_is(json_string_value(json_object_get(out, "scope")), "local"),
+          "amount null, scope local");
+    CHECK(s.kind == JOB_KIND_SWEEP && !s.sweep.by_parameter && s.sweep.namounts == 9 &&
+              fabs(s.sweep.amounts[0] - 0.1) < 1e-15 && fabs(s.sweep.amounts[8] - 0.9) < 1e-15 &&
+              !s.sweep.has_recommend && s.method->id == PRUNE_L1_UNSTRUCTURED,
+          "typed sweep %d %d", s.kind, s.sweep.namounts);
+    job_spec_free(&s);
+    CHECK_INT(job_request_normalize(out, &again, &s, &fe), 0);
+    CHECK(json_equal(out, again), "a normalized sweep normalizes to itself");
+    job_spec_free(&s);
+    json_decref(again);
+    json_decref(out);
+    /* a stored sweep reads back (job_spec_from_stored, as the worker reads it) */
+    CHECK_INT(norm(sweep_job, &out, &fe), 0);
+    char *text = json_dumps(out, 0);
+    CHECK(text && job_spec_from_stored(text, NULL, &s, &fe) == 0, "stored: %s: %s", fe.field,
+          fe.message);
+    CHECK_INT(s.kind, JOB_KIND_SWEEP);
+    job_spec_free(&s);
+    free(text);
+    json_decref(out);
+
+    const char *full = "{\"kind\": \"sweep\", \"model\": \"m\", \"targets\": [\"a\"], \"method\": "
+                       "\"l1_unstructured\", \"group\": \"parameter\", \"amounts\": [0.25, 1], "
+                       "\"recommend\": {\"sparsity\": 1}, \"eval\": {\"data\": \"d\", \"classes\": "
+                       "\"c\"}}";
+    CHECK(norm_spec(full, NULL, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(s.sweep.by_parameter && s.sweep.namounts == 2 && s.sweep.amounts[1] == 1.0 &&
+              s.sweep.has_recommend && s.sweep.sparsity == 1.0,
+          "full sweep fields");
+    job_spec_free(&s);
+    const char *st = "{\"kind\": \"sweep\", \"method\": \"structured\", \"model\": \"m\", "
+                     "\"targets\": [\"a\"], \"eval\": {\"data\": \"d\", \"classes\": \"c\"}}";
+    CHECK(norm_spec(st, NULL, &s, &fe) == 0, "structured sweep: %s: %s", fe.field, fe.message);
+    CHECK(s.method->id == PRUNE_STRUCTURED && !s.has_structured, "structured sweep typed");
+    job_spec_free(&s);
+
+    expect_bad_sweep("{\"amount\": 0.3}", "amount", "not used by a sweep");
+    expect_bad_sweep("{\"amount_kind\": \"count\"}", "amount_kind", "not used by a sweep");
+    expect_bad_sweep("{\"scope\": \"global\"}", "scope", "not used by a sweep");
+    expect_bad_sweep("{\"outputs\": [\"state_dict\"]}", "outputs", "not used by a sweep");
+    expect_bad_sweep("{\"structured\": {\"heads\": 0.5}}", "structured", "not used by a sweep");
+    expect_bad_sweep("{\"amounts\": [0.5, 0.5]}", "amounts", "increasing");
+    expect_bad_sweep("{\"amounts\": [0, 0.5]}", "amounts", "(0, 1]");
+    expect_bad_sweep("{\"amounts\": [0.5, 1.5]}", "amounts", "(0, 1]");
+    expect_bad_sweep("{\"amounts\": []}", "amounts", "1 to 32");
+    expect_bad_sweep("{\"amounts\": \"0.5\"}", "amounts", "list");
+    expect_bad_sweep("{\"group\": \"head\"}", "group", "\"layer\", \"parameter\"");
+    expect_bad_sweep("{\"method\": \"random_unstructured\"}", "method", "l1_unstructured or");
+    expect_bad_sweep("{\"method\": \"structured\", \"group\": \"parameter\"}", "group", "layer");
+    expect_bad_sweep("{\"method\": \"structured\", \"recommend\": {\"sparsity\": 0.2}}",
+                     "recommend", "l1_unstructured");
+    expect_bad_sweep("{\"recommend\": {\"sparsity\": 0.95}}", "recommend.sparsity", "(0, 0.9]");
+    expect_bad_sweep("{\"recommend\": {\"sparsity\": 0}}", "recommend.sparsity", "(0, 0.9]");
+    expect_bad_sweep("{\"recommend\": {\"share\": 0.5}}", "recommend.share", "unknown field");
+    expect_bad_sweep("{\"recommend\": 0.5}", "recommend", "object");
+    expect_bad_sweep("{\"targets\": [{\"glob\": \"a\", \"amount\": 0.5}]}", "targets",
+                     "chooses the amounts");
+    expect_bad_sweep("{\"eval\": null}", "eval", "required for a sweep");
+    expect_bad_sweep("{\"kind\": \"sweeps\"}", "kind", "\"prune\" or \"sweep\"");
+    expect_bad("{\"group\": \"layer\"}", "group", "only for a sweep");
+    expect_bad("{\"amounts\": [0.5]}", "amounts", "only for a sweep");
+    expect_bad("{\"recommend\": {\"sparsity\": 0.5}}", "recommend", "only for a sweep");
+    /* kind "prune" is the default and leaves no trace */
+    CHECK_INT(norm("{\"kind\": \"prune\", \"model\": \"m\", \"targets\": \"a\", \"amount\": 0.1}",
+                   &out, &fe),
+              0);
+    CHECK(out && !json_object_get(out, "kind"), "a prune job's request has no kind");
+    json_decref(out);
+}
+
+/* targets entries {"glob", "amount"}: typed, kept, and checked. */
+static void test_target_amounts(void)
+{
+    struct job_spec s;
+    json_t *out = NULL, *again = NULL;
+    struct job_field_error fe;
+    const char *job = "{\"model\": \"m\", \"amount\": 0.3, \"targets\": [\"a\", {\"glob\": \"b\", "
+                      "\"amount\": 0.75}, {\"glob\": \"c\", \"amount\": 12}]}";
+    CHECK(norm_spec(job, &out, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(s.ntargets == 3 && str_is(s.targets[0], "a") && str_is(s.targets[1], "b") &&
+              str_is(s.targets[2], "c"),
+          "the globs");
+    CHECK(s.tamounts && !s.tamounts[0].has && s.tamounts[1].has && !s.tamounts[1].a.is_count &&
+              s.tamounts[1].a.fraction == 0.75 && s.tamounts[2].has && s.tamounts[2].a.is_count &&
+              s.tamounts[2].a.count == 12,
+          "the entries' amounts");
+    job_spec_free(&s);
+    CHECK(out && job_request_normalize(out, &again, NULL, &fe) == 0 && json_equal(out, again),
+          "per-target amounts normalize to themselves");
+    json_decref(out);
+    json_decref(again);
+    expect_bad("{\"targets\": [{\"glob\": \"a\", \"amount\": 0.5}]}", "targets[0].amount",
+               "scope local");
+    expect_bad("{\"scope\": \"local\", \"targets\": [{\"glob\": \"a\", \"amount\": 1.5}]}",
+               "targets[0].amount", "amount");
+    expect_bad("{\"scope\": \"local\", \"targets\": [{\"glob\": \"a\"}]}", "targets[0].amount",
+               "fraction in [0, 1] or a count");
+    expect_bad("{\"scope\": \"local\", \"targets\": [{\"amount\": 0.5}]}", "targets[0].glob",
+               "non-empty string");
+    expect_bad("{\"scope\": \"local\", \"targets\": [\"x\", {\"glob\": \"a\", \"amount\": 0.5, "
+               "\"n\": 1}]}",
+               "targets[1].n", "unknown field");
+    expect_bad("{\"scope\": \"local\", \"method\": \"random_unstructured\", \"targets\": "
+               "[{\"glob\": \"a\", \"amount\": 0.5}]}",
+               "targets[0].amount", "l1_unstructured and ln_structured");
+    expect_bad("{\"scope\": \"local\", \"targets\": [7]}", "targets", "or an object");
+}
+
 int main(void)
 {
     test_defaults();
@@ -544,5 +689,7 @@ int main(void)
     test_amounts();
     test_bad_fields();
     test_resolve();
+    test_sweep();
+    test_target_amounts();
     return ct_done("test_job_request");
 }
