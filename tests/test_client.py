@@ -3,7 +3,8 @@
 
 Starts `prunerd serve` (PRUNERD_BIN) on a free port with a temporary data dir,
 a model/data root holding the shared seed model and THUCNews files, and two
-tokens; then exercises every Client method, and runs the code cells of
+tokens; then exercises every Client method (sweep, sweep_table and
+recommendation on a small sensitivity sweep too), and runs the code cells of
 clients/python/examples/seed_job.ipynb as one script against the same daemon.
 Fails, never skips, when the shared data or the binary is missing.
 """
@@ -26,7 +27,7 @@ CLIENT_DIR = os.path.join(SRC, "clients", "python")
 NOTEBOOK = os.path.join(CLIENT_DIR, "examples", "seed_job.ipynb")
 sys.path.insert(0, CLIENT_DIR)
 
-from prunerd_client import Client, PrunerdError  # noqa: E402
+from prunerd_client import Client, PrunerdError, SweepTable  # noqa: E402
 
 BIN = os.environ.get("PRUNERD_BIN", "")
 SHARED = os.environ.get("PRUNERD_SHARED", "")
@@ -285,6 +286,102 @@ print(json.dumps({"n": len(a), "ts": z(a), "sd": z(b), "same": same, "logits": l
     return jid
 
 
+def sweep_eval(limit=64):
+    return {"data": "data/thucnews/dev.txt", "vocab": "data/vocab/bert-base-chinese-vocab.txt",
+            "classes": "data/thucnews/class.txt", "limit": limit}
+
+
+def test_sweep_table():
+    """SweepTable.from_result on a result made here (no daemon): the points, and the rest as attributes."""
+    dense = {"accuracy": 0.9, "macro_f1": 0.88}
+    groups = [{"group": "bert.encoder.layer.1", "tensors": ["bert.encoder.layer.1.attention.self.query.weight"],
+               "parameters": 65536, "sensitivity": 0.2},
+              {"group": "bert.encoder.layer.0", "tensors": ["bert.encoder.layer.0.attention.self.query.weight"],
+               "parameters": 65536, "sensitivity": 0.05}]
+    points = [{"group": f"bert.encoder.layer.{layer}", "amount": a, "accuracy": acc, "macro_f1": acc - 0.01,
+               "seconds": 0.1}
+              for layer, accs in ((0, (0.88, 0.82)), (1, (0.8, 0.6))) for a, acc in zip((0.5, 0.9), accs)]
+    res = {"kind": "sweep", "metrics": {"before": dense},
+           "sweep": {"method": "l1_unstructured", "group": "layer", "amounts": [0.5, 0.9], "dense": dense,
+                     "groups": groups},
+           "points": points, "artifacts": [], "timings": {}, "provenance": {}}
+    t = SweepTable.from_result("job-1", res)
+    check(isinstance(t, list) and list(t) == points and len(t) == 4, "SweepTable is the list of points", list(t))
+    check((t.job, t.dense, t.groups, t.amounts, t.method, t.group, t.recommendation)
+          == ("job-1", dense, groups, [0.5, 0.9], "l1_unstructured", "layer", None),
+          "SweepTable's attributes come from result.sweep",
+          (t.job, t.dense, t.groups, t.amounts, t.method, t.group, t.recommendation))
+    check(t.curve("bert.encoder.layer.1") == [(0.5, 0.8), (0.9, 0.6)], "curve(group): (amount, accuracy) ascending",
+          t.curve("bert.encoder.layer.1"))
+    rec = {"sparsity": 0.5, "achieved": 0.5, "predicted_accuracy": 0.85, "amounts": {}, "request": {}}
+    check(SweepTable.from_result("job-1", dict(res, recommendation=rec)).recommendation == rec,
+          "SweepTable.recommendation is the result's")
+    check("2 groups x 2 amounts" in repr(t), "repr(SweepTable) says its size", repr(t))
+    try:
+        SweepTable.from_result("job-2", {"metrics": {}, "sparsity": {}})
+        check(False, "a prune job's result is no SweepTable")
+    except PrunerdError as e:
+        check(e.code == "bad_response" and "job-2" in e.message, "a prune job's result is no SweepTable", str(e))
+
+
+def test_sweep(d, seed_id):
+    """sweep (waiting and not), sweep_table and recommendation against a small real sweep."""
+    c = Client(d.url, token=ADMIN)
+    target = "bert.encoder.layer.*.attention.self.query"
+    try:
+        t = c.sweep(MODEL, target, sweep_eval(), amounts=[0.3, 0.9], recommend=0.5, name="client sweep",
+                    progress=False, timeout=300)
+    except (PrunerdError, TimeoutError) as e:
+        check(False, "sweep() runs a sweep and returns its table", str(e))
+        return
+    check(isinstance(t, SweepTable) and re.fullmatch(r"[0-9a-f-]{36}", t.job or "") is not None,
+          "sweep() returns a SweepTable with the job id", repr(t))
+    res = c.result(t.job)
+    sw = res.get("sweep") or {}
+    check(list(t) == res.get("points") and len(t) == 4 * 2, "the table is the result's points (4 layers x 2 amounts)",
+          (len(t), len(res.get("points") or [])))
+    check(t.dense == sw.get("dense") and t.groups == sw.get("groups") and t.amounts == [0.3, 0.9]
+          and t.group == "layer" and t.method == "l1_unstructured", "the table's attributes are the result's",
+          {"dense": t.dense, "groups": len(t.groups), "amounts": t.amounts, "group": t.group})
+    sens = [g.get("sensitivity") for g in t.groups]
+    check(sens == sorted(sens, reverse=True), "groups are most sensitive first", sens)
+    job = c.job(t.job)
+    req = job.get("request") or {}
+    check(req.get("kind") == "sweep" and req.get("targets") == [target] and req.get("recommend") == {"sparsity": 0.5}
+          and job.get("name") == "client sweep", "sweep() sent kind, one target as a list, recommend and name",
+          {k: req.get(k) for k in ("kind", "targets", "recommend")})
+    rec = c.recommendation(t.job)
+    check(isinstance(rec, dict) and rec == t.recommendation == res.get("recommendation"),
+          "recommendation(job) is the table's and the result's", rec)
+    targets = ((rec or {}).get("request") or {}).get("targets") or []
+    check(targets and all(isinstance(x, dict) and set(x) == {"glob", "amount"} for x in targets),
+          "the recommended request's targets are {glob, amount} objects", targets)
+    if seed_id:
+        check(c.recommendation(seed_id) is None, "recommendation(a prune job) is None")
+        raises(lambda: c.sweep_table(seed_id), "sweep_table(a prune job)", code="bad_response")
+
+    jid = c.sweep(MODEL, [target], sweep_eval(32), amounts=[0.5], group="parameter", wait=False)
+    check(isinstance(jid, str) and re.fullmatch(r"[0-9a-f-]{36}", jid) is not None,
+          "sweep(wait=False) returns the job id", jid)
+    try:
+        early = c.sweep_table(jid)
+        check(c.job(jid)["status"] == "succeeded", "sweep_table before the sweep ends: 409 not_ready", repr(early))
+    except PrunerdError as e:
+        check(e.status == 409 and e.code == "not_ready", "sweep_table before the sweep ends: 409 not_ready", str(e))
+    done = c.wait(jid, progress=False, interval=0.2, timeout=300)
+    if check(done["status"] == "succeeded", "the parameter sweep succeeds", (done["status"], done.get("error"))):
+        t2 = c.sweep_table(jid)
+        check(t2.group == "parameter" and len(t2.groups) == 4 and len(t2) == 4 and t2.recommendation is None
+              and all(g["group"].endswith(".attention.self.query.weight") for g in t2.groups),
+              "sweep_table(id): grouped by parameter, no recommendation", repr(t2))
+
+    raises(lambda: c.sweep(MODEL, target, sweep_eval(), amount=0.5), "a sweep with amount", status=400,
+           field="amount")
+    raises(lambda: c.sweep(MODEL, target, None), "a sweep without eval", status=400, field="eval")
+    raises(lambda: c.sweep(MODEL, target, sweep_eval(), amounts=[0.6, 0.3]), "amounts not increasing",
+           status=400, field="amounts")
+
+
 def test_cancel_delete_paging(d, seed_id):
     c = Client(d.url, token=ADMIN)
     long_id = c.submit(seed_job(limit=None, name="long"))
@@ -435,6 +532,8 @@ def main():
         test_inspect(d)
         test_field_errors(d)
         seed_id = test_seed_job(d, tmp)
+        test_sweep_table()
+        test_sweep(d, seed_id)
         test_notebook(d, tmp, root)
         test_cancel_delete_paging(d, seed_id)
         if seed_id:

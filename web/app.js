@@ -118,6 +118,19 @@
     return isNum(req.amount) ? +(req.amount * 100).toFixed(4) + '%' : String(req.amount);
   }
 
+  /* One entry of a request's targets: a glob, or {glob, amount} with its own amount
+   * ("…query (62%)"; an integer is a count). */
+  function targetText(t) {
+    if (typeof t === 'string') return t;
+    if (!t || typeof t !== 'object') return String(t);
+    const a = t.amount;
+    const amount = !isNum(a) ? '' : Number.isInteger(a) ? String(a) : +(a * 100).toFixed(4) + '%';
+    return String(t.glob) + (amount ? ' (' + amount + ')' : '');
+  }
+
+  const targetsText = (r) => (Array.isArray(r.targets) ? r.targets.map(targetText).join(', ') : '');
+  const isSweep = (r) => !!r && r.kind === 'sweep';
+
   function isoLocal(t) {
     const s = seconds(t);
     return s === null ? '' : new Date(s * 1000).toLocaleString();
@@ -376,7 +389,7 @@
   function jobMatches(job, words) {
     if (!words.length) return true;
     const r = job.request || {};
-    const hay = [job.name, job.id, r.method, ...(Array.isArray(r.targets) ? r.targets : [])].join(' ').toLowerCase();
+    const hay = [job.name, job.id, r.kind, r.method, targetsText(r)].join(' ').toLowerCase();
     return words.every((w) => hay.includes(w));
   }
 
@@ -456,8 +469,8 @@
 
   function updateRow(row, j) {
     const r = j.request || {};
-    const targets = Array.isArray(r.targets) ? r.targets.join(', ') : '';
-    const key = JSON.stringify([j.name, j.status, j.stage, j.progress, j.accuracy_before, j.accuracy_after, j.macro_f1_before, j.macro_f1_after, r.method, r.scope, r.amount, r.amount_kind, targets]);
+    const targets = targetsText(r);
+    const key = JSON.stringify([j.name, j.status, j.stage, j.progress, j.accuracy_before, j.accuracy_after, j.macro_f1_before, j.macro_f1_after, r.kind, r.method, r.scope, r.group, r.amount, r.amount_kind, targets]);
     setText(row.cells.age, fmtAge(j.created_at));
     if (key === row.key) return; /* nothing but the age changed */
     row.key = key;
@@ -472,9 +485,11 @@
     row.fill.className = 'pfill pfill-' + j.status;
     row.pbar.setAttribute('aria-valuenow', String(Math.round(p * 100)));
     setText(row.ptext, Math.round(p * 100) + '%');
-    setText(row.cells.method.firstChild, r.method || '');
-    setText(row.cells.method.lastChild, r.scope || '');
-    setText(row.cells.amount, fmtAmount(r));
+    /* A sweep tries many amounts: no one amount to show, and its scope is always local. */
+    const sweep = isSweep(r);
+    setText(row.cells.method.firstChild, sweep ? 'sweep (' + (r.method || '') + ')' : r.method || '');
+    setText(row.cells.method.lastChild, sweep ? (r.group ? 'per ' + r.group : '') : r.scope || '');
+    setText(row.cells.amount, sweep ? '' : fmtAmount(r));
     setText(row.cells.targets, targets);
     row.cells.targets.title = targets;
     setBeforeAfter(row.acc, j.accuracy_before, j.accuracy_after);
@@ -532,7 +547,10 @@
     $('#job-results').hidden = true;
     $('#job-structured').hidden = true;
     $('#job-speedup').hidden = true;
+    $('#job-sweep').hidden = true;
+    $('#job-recommend').hidden = true;
     $('#job-sparsity-card').hidden = false;
+    $('#job-confusion-card').hidden = false;
     for (const b of $$('[data-download]')) b.disabled = true;
     $('#job-cancel').disabled = true;
     $('#job-delete').disabled = true;
@@ -672,6 +690,7 @@
     renderConfusion(before, after);
     renderSparsity(res.sparsity || {}, job.request || {});
     renderStructured(res);
+    renderSweep(res);
 
     const tt = $('#job-timings tbody');
     clear(tt);
@@ -739,8 +758,9 @@
     box.append(table);
   }
 
-  /* Horizontal bar chart of fractions (0..1), one rect.bar per item, as inline SVG. */
-  function barChart(cls, items, marker) {
+  /* Horizontal bar chart of fractions (0..1), one rect.bar per item, as inline SVG; a dashed
+   * line at marker (a fraction, or null), titled markerTitle. */
+  function barChart(cls, items, marker, markerTitle) {
     const labelW = Math.min(340, 40 + 7 * items.reduce((m, it) => Math.max(m, it.label.length), 0));
     const barW = 420;
     const rowH = 22;
@@ -764,7 +784,7 @@
     });
     if (isNum(marker)) {
       const x = labelW + Math.max(0, Math.min(1, marker)) * barW;
-      s.append(svg('line', { class: 'marker', x1: x, x2: x, y1: top - 6, y2: H - 4 }, svg('title', { text: 'requested amount ' + pct(marker) })));
+      s.append(svg('line', { class: 'marker', x1: x, x2: x, y1: top - 6, y2: H - 4 }, svg('title', { text: markerTitle || 'requested amount ' + pct(marker) })));
     }
     return s;
   }
@@ -930,6 +950,222 @@
     if (!tb.firstChild) tb.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: 'no evaluation was asked for' })));
   }
 
+  /* ---- kind sweep: accuracy against amount per group, and the recommendation ---- */
+
+  /* Distinct, stable line colours: hues a golden angle apart. */
+  const seriesColor = (i) => 'hsl(' + ((210 + i * 137.508) % 360).toFixed(1) + ', 68%, 42%)';
+
+  /* "layer 3", "layer 0 · attention.self.query.weight", else the name less the common prefix. */
+  function groupLabel(name, prefix) {
+    const m = /(?:^|\.)layer\.(\d+)(?:\.(.+))?$/.exec(name);
+    if (m) return 'layer ' + m[1] + (m[2] ? ' · ' + m[2] : '');
+    return name.slice(prefix.length) || name;
+  }
+
+  /* A round tick step that cuts span into at most n parts. */
+  function niceStep(span, n) {
+    for (const s of [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5]) if (span / s <= n) return s;
+    return 1;
+  }
+
+  /* Shows result.sweep, result.points and result.recommendation (only a sweep's result has
+   * them), and hides the cards a sweep leaves empty: it masks nothing and evaluates one model. */
+  function renderSweep(res) {
+    const sw = res.sweep && typeof res.sweep === 'object' ? res.sweep : null;
+    $('#job-sweep').hidden = !sw;
+    const rec = sw && res.recommendation && typeof res.recommendation === 'object' ? res.recommendation : null;
+    $('#job-recommend').hidden = !rec;
+    if (!sw) return;
+    $('#job-sparsity-card').hidden = true;
+    $('#job-confusion-card').hidden = true;
+    const groups = Array.isArray(sw.groups) ? sw.groups : [];
+    const points = Array.isArray(res.points) ? res.points : [];
+    const amounts = Array.isArray(sw.amounts) ? sw.amounts.filter(isNum) : [];
+    const dense = sw.dense && isNum(sw.dense.accuracy) ? sw.dense.accuracy : null;
+    const prefix = commonPrefix(groups.map((g) => g.group));
+    const labels = new Map(groups.map((g) => [g.group, groupLabel(g.group, prefix)]));
+    const colors = new Map(groups.map((g, i) => [g.group, seriesColor(i)]));
+
+    const parts = [];
+    if (sw.method) parts.push(sw.method);
+    if (sw.group) parts.push('grouped by ' + sw.group);
+    parts.push(groups.length + ' group' + (groups.length === 1 ? '' : 's') + ' × ' + amounts.length + ' amount' + (amounts.length === 1 ? '' : 's') + ' = ' + points.length + ' evaluation' + (points.length === 1 ? '' : 's'));
+    if (dense !== null) parts.push('dense accuracy ' + fmt(dense) + (sw.dense && isNum(sw.dense.macro_f1) ? ', macro F1 ' + fmt(sw.dense.macro_f1) : ''));
+    const secs = points.reduce((t, p) => (isNum(p.seconds) ? t + p.seconds : t), 0);
+    if (secs > 0) parts.push(fmtDuration(secs) + ' evaluating');
+    setText($('#job-sweep-summary'), parts.join(' · '));
+
+    const box = $('#job-sweep-chart');
+    clear(box);
+    const chart = sweepChart(groups, points, amounts, dense, labels, colors);
+    box.append(chart);
+    renderSweepLegend(groups, labels, colors, chart);
+    renderSweepPoints(groups, points, amounts, dense, labels);
+    if (rec) renderRecommendation(rec, dense, labels);
+  }
+
+  /* Accuracy (y) against amount (x): one polyline[data-group] per group, in the order given
+   * (most sensitive first), a dot per point (circle[data-series]), and the dense accuracy
+   * as a dashed line[data-ref=dense]. */
+  function sweepChart(groups, points, amounts, dense, labels, colors) {
+    const W = 660;
+    const H = 320;
+    const L = 52;
+    const R = 92;
+    const T = 12;
+    const B = 42;
+    const pw = W - L - R;
+    const ph = H - T - B;
+    const accs = points.map((p) => p.accuracy).filter(isNum);
+    if (dense !== null) accs.push(dense);
+    let lo = accs.length ? Math.min(...accs) : 0;
+    let hi = accs.length ? Math.max(...accs) : 1;
+    const pad = Math.max((hi - lo) * 0.06, 0.005);
+    const step = niceStep(hi - lo + 2 * pad, 6);
+    lo = Math.max(0, Math.floor((lo - pad) / step) * step);
+    hi = Math.min(1, Math.ceil((hi + pad) / step) * step);
+    if (hi <= lo) hi = lo + step;
+    const xmax = Math.min(1, Math.max(0.1, Math.ceil(Math.max(0, ...amounts) * 10 - 1e-9) / 10));
+    const x = (a) => L + (a / xmax) * pw;
+    const y = (v) => T + (1 - (v - lo) / (hi - lo)) * ph;
+    const digits = step >= 0.1 ? 1 : step >= 0.01 ? 2 : 3;
+    const s = svg('svg', { class: 'chart sweep', viewBox: '0 0 ' + W + ' ' + H, width: String(W), height: String(H), role: 'img', 'aria-label': 'accuracy against amount pruned, one line per group' });
+
+    for (let i = 0, n = Math.round((hi - lo) / step); i <= n; i++) {
+      const v = lo + i * step;
+      s.append(svg('line', { class: 'grid', x1: L, x2: L + pw, y1: y(v).toFixed(2), y2: y(v).toFixed(2) }),
+        svg('text', { class: 'tick', x: L - 6, y: (y(v) + 4).toFixed(2), 'text-anchor': 'end', text: v.toFixed(digits) }));
+    }
+    for (let i = 0, n = Math.round(xmax * 10); i <= n; i++) {
+      const a = i / 10;
+      s.append(svg('line', { class: 'grid', x1: x(a).toFixed(2), x2: x(a).toFixed(2), y1: T, y2: T + ph }),
+        svg('text', { class: 'tick', x: x(a).toFixed(2), y: T + ph + 15, 'text-anchor': 'middle', text: Math.round(a * 100) + '%' }));
+    }
+    s.append(svg('line', { class: 'axis', x1: L, x2: L + pw, y1: T + ph, y2: T + ph }), svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: T + ph }),
+      svg('text', { class: 'tick', x: L + pw / 2, y: H - 6, 'text-anchor': 'middle', text: 'amount pruned in the group' }),
+      svg('text', { class: 'tick', x: 12, y: T + ph / 2, 'text-anchor': 'middle', transform: 'rotate(-90 12 ' + (T + ph / 2) + ')', text: 'accuracy' }));
+
+    if (dense !== null) {
+      const yd = y(dense).toFixed(2);
+      s.append(svg('line', { class: 'ref', 'data-ref': 'dense', 'data-value': String(dense), x1: L, x2: L + pw, y1: yd, y2: yd }, svg('title', { text: 'dense model: accuracy ' + fmt(dense) })),
+        svg('text', { class: 'ref-label', x: L + pw + 6, y: (y(dense) + 4).toFixed(2), text: 'dense ' + fmt(dense) }));
+    }
+
+    for (const g of groups) {
+      const pts = points.filter((p) => p.group === g.group && isNum(p.amount) && isNum(p.accuracy)).sort((a, b) => a.amount - b.amount);
+      const color = colors.get(g.group);
+      const label = labels.get(g.group);
+      s.append(svg('polyline', { class: 'series', 'data-group': g.group, stroke: color, points: pts.map((p) => x(p.amount).toFixed(2) + ',' + y(p.accuracy).toFixed(2)).join(' ') },
+        svg('title', { text: label + (isNum(g.sensitivity) ? ': mean accuracy drop ' + fmt(g.sensitivity * 100, 2) + ' pt' : '') })));
+      for (const p of pts) {
+        s.append(svg('circle', { class: 'pt', 'data-series': g.group, 'data-amount': String(p.amount), 'data-accuracy': String(p.accuracy), cx: x(p.amount).toFixed(2), cy: y(p.accuracy).toFixed(2), r: 3, fill: color },
+          svg('title', { text: label + ' at ' + pct(p.amount, 0) + ': accuracy ' + fmt(p.accuracy) + (isNum(p.macro_f1) ? ', macro F1 ' + fmt(p.macro_f1) : '') })));
+      }
+    }
+    return s;
+  }
+
+  /* The legend, most sensitive first; pointing at an entry brings its line forward. */
+  function renderSweepLegend(groups, labels, colors, chart) {
+    const ol = $('#job-sweep-legend');
+    clear(ol);
+    const focus = (group) => {
+      chart.classList.toggle('focus', group !== null);
+      for (const e of $$('.series, .pt', chart)) e.classList.toggle('hl', group !== null && (e.dataset.group || e.dataset.series) === group);
+      for (const li of $$('li', ol)) li.classList.toggle('hl', li.dataset.group === group);
+    };
+    for (const g of groups) {
+      const sens = isNum(g.sensitivity) ? fmt(g.sensitivity * 100, 2) + ' pt' : '–';
+      const li = el('li', { 'data-group': g.group, tabindex: '0', title: g.group + (Array.isArray(g.tensors) ? '\n' + g.tensors.join('\n') : '') },
+        svg('svg', { class: 'swatch', width: '22', height: '10', 'aria-hidden': 'true' }, svg('line', { x1: 1, x2: 21, y1: 5, y2: 5, stroke: colors.get(g.group) })),
+        el('span', { class: 'gname', text: labels.get(g.group) }),
+        el('span', { class: 'sens muted', text: sens }));
+      li.addEventListener('mouseenter', () => focus(g.group));
+      li.addEventListener('focus', () => focus(g.group));
+      li.addEventListener('mouseleave', () => focus(null));
+      li.addEventListener('blur', () => focus(null));
+      ol.append(li);
+    }
+  }
+
+  /* The points as a table: a row per group (most sensitive first), a column per amount; the
+   * red tint grows with the drop from the dense accuracy. */
+  function renderSweepPoints(groups, points, amounts, dense, labels) {
+    const table = $('#job-sweep-points');
+    const head = el('tr', null, el('th', { text: 'group' }), el('th', { text: 'size', title: 'the weights in the group; a structured group: its heads or neurons' }), el('th', { text: 'mean drop' }));
+    for (const a of amounts) head.append(el('th', { 'data-amount': String(a), text: pct(a, 0) }));
+    const thead = $('thead', table);
+    clear(thead);
+    thead.append(head);
+    const at = new Map(points.map((p) => [p.group + '\u0000' + p.amount, p]));
+    let maxDrop = 0;
+    for (const p of points) if (isNum(p.accuracy) && dense !== null) maxDrop = Math.max(maxDrop, dense - p.accuracy);
+    const tbody = $('tbody', table);
+    clear(tbody);
+    for (const g of groups) {
+      const tr = el('tr', { 'data-group': g.group },
+        el('th', { text: labels.get(g.group), title: g.group }),
+        el('td', { text: isNum(g.parameters) ? count(g.parameters) : isNum(g.units) ? count(g.units) + ' ' + (g.unit || '') : '–' }),
+        el('td', { text: isNum(g.sensitivity) ? fmt(g.sensitivity * 100, 2) + ' pt' : '–' }));
+      for (const a of amounts) {
+        const p = at.get(g.group + '\u0000' + a);
+        const drop = p && isNum(p.accuracy) && dense !== null ? dense - p.accuracy : null;
+        const td = el('td', {
+          class: 'point', 'data-amount': String(a), 'data-accuracy': p && isNum(p.accuracy) ? String(p.accuracy) : null,
+          title: p ? labels.get(g.group) + ' at ' + pct(a, 0) + ': accuracy ' + fmt(p.accuracy) + (drop !== null ? ' (' + signed(-drop) + ' from dense)' : '') + ', macro F1 ' + fmt(p.macro_f1) + (isNum(p.seconds) ? ', ' + fmtDuration(p.seconds) : '') : 'not evaluated',
+          text: p ? fmt(p.accuracy) : '–',
+        });
+        if (drop !== null && drop > 0 && maxDrop > 0) td.style.backgroundColor = 'rgba(220, 38, 38, ' + (0.08 + 0.55 * (drop / maxDrop)).toFixed(3) + ')';
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+    if (!groups.length) tbody.append(el('tr', null, el('td', { colspan: String(3 + amounts.length), class: 'muted', text: 'no groups' })));
+  }
+
+  /* result.recommendation: the amount per group that reaches the asked sparsity, what the
+   * points predict for it, and its prune job, ready to submit. */
+  function renderRecommendation(rec, dense, labels) {
+    const pred = rec.predicted_accuracy;
+    const sum = $('#job-recommend-summary');
+    clear(sum);
+    sum.append('Amounts per group for ' + pct(rec.sparsity) + ' sparsity over the targets' + (isNum(rec.achieved) ? ' (achieved ' + pct(rec.achieved, 2) + ')' : '') + '; predicted accuracy ',
+      el('strong', { id: 'job-recommend-predicted', 'data-value': isNum(pred) ? String(pred) : null, text: fmt(pred) }),
+      dense !== null && isNum(pred) ? ' against ' + fmt(dense) + ' dense (' + signed(pred - dense) + ')' : '');
+    const amounts = rec.amounts && typeof rec.amounts === 'object' ? Object.entries(rec.amounts) : [];
+    const box = $('#job-recommend-amounts');
+    clear(box);
+    box.append(amounts.length ? barChart('recommend-amounts', amounts.map(([g, a]) => ({
+      name: g,
+      label: labels.get(g) || g,
+      value: a,
+      title: g + ': prune ' + pct(a, 2),
+    })), isNum(rec.sparsity) ? rec.sparsity : null, 'asked sparsity ' + pct(rec.sparsity)) : el('p', { class: 'muted', text: 'no amounts' }));
+    setText($('#job-recommend-request'), rec.request ? JSON.stringify(rec.request, null, 2) : '');
+    $('#job-recommend-submit').disabled = !rec.request || typeof rec.request !== 'object';
+    setText($('#job-recommend-state'), '');
+  }
+
+  /* POSTs the recommendation's prune job as it stands, then shows the new job. */
+  async function submitRecommendation() {
+    const rec = jobView.result && jobView.result.recommendation;
+    if (!rec || !rec.request) return;
+    const button = $('#job-recommend-submit');
+    const state = $('#job-recommend-state');
+    button.disabled = true;
+    setText(state, 'submitting…');
+    try {
+      const { data } = await api('POST', '/v1/jobs', rec.request);
+      setText(state, 'submitted ' + data.id);
+      location.hash = '#/jobs/' + data.id;
+    } catch (e) {
+      setText(state, e.status ? 'refused (' + e.status + ')' + (e.field ? ' at ' + e.field : '') + ': ' + e.message : '');
+      if (e.status !== 401) showBanner('submit failed: ' + e.message, 'error');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   /* ---- downloads: fetch + blob, so the Authorization header goes along ---- */
 
   /* The files of a folder artifact (safetensors: model.safetensors, config.json);
@@ -1054,6 +1290,7 @@
     for (const b of $$('[data-download]')) b.addEventListener('click', () => download(b.dataset.download, b.dataset.file));
     $('#job-cancel').addEventListener('click', cancelJob);
     $('#job-delete').addEventListener('click', deleteJob);
+    $('#job-recommend-submit').addEventListener('click', submitRecommendation);
   }
 
   /* ---- submit form ---- */

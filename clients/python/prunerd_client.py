@@ -25,6 +25,20 @@ Example::
         c.download(job_id, "pruned.pth", format="state_dict")    # torch.load-able state_dict
         c.download(job_id, "pruned-hf", format="safetensors")    # a folder: from_pretrained("pruned-hf")
 
+A sensitivity sweep prunes each group of the targets (an encoder layer, or
+one parameter) alone at each amount and evaluates it; ``sweep`` runs one and
+returns its points as a :class:`SweepTable`, with a recommended per-group
+prune job when ``recommend`` asks for a sparsity::
+
+    table = c.sweep("models/thucnews-bert-l4-h256.pt",
+                    ["bert.encoder.layer.*.attention.self.query"],
+                    {"data": "data/thucnews/dev.txt", "vocab": "data/vocab/bert-base-chinese-vocab.txt",
+                     "classes": "data/thucnews/class.txt", "limit": 500},
+                    amounts=[0.3, 0.6, 0.9], recommend=0.5)
+    for g in table.groups:                  # most sensitive first
+        print(g["group"], g["sensitivity"], table.curve(g["group"]))
+    pruned = c.submit(table.recommendation["request"])   # the recommended prune job
+
 Which checkpoints a job has depends on its ``outputs``; without them it
 writes its input's own family (TorchScript: torchscript and state_dict; a
 state_dict: state_dict; a safetensors file or Hugging Face folder:
@@ -43,7 +57,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-__all__ = ["Client", "PrunerdError", "TERMINAL_STATUSES"]
+__all__ = ["Client", "PrunerdError", "SweepTable", "TERMINAL_STATUSES"]
 
 #: Job statuses after which a job never changes again.
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -59,7 +73,8 @@ class PrunerdError(Exception):
                  answer came (connection refused, a checksum mismatch, ...).
         code:    the API's error code, e.g. ``"invalid_field"``, ``"not_found"``,
                  ``"not_ready"``, ``"unauthorized"``; client-side errors use
-                 ``"unreachable"``, ``"bad_response"``, ``"checksum_mismatch"``.
+                 ``"unreachable"``, ``"bad_response"``, ``"checksum_mismatch"``,
+                 ``"job_failed"`` (a sweep that failed or was cancelled).
         field:   the request field the error is about (``"amount"``,
                  ``"eval.data"``, ``"limit"``, ...) or None.
         message: the human-readable explanation.
@@ -79,6 +94,68 @@ class PrunerdError(Exception):
         self.message = message
         where = f" [{field}]" if field else ""
         super().__init__(f"{status if status is not None else '-'} {code}{where}: {message}")
+
+
+class SweepTable(list):
+    """The points of a sensitivity sweep, as returned by :meth:`Client.sweep`.
+
+    A list of the result's ``points``, one dict per group and amount
+    (``{"group", "amount", "accuracy", "macro_f1", "seconds"}``; groups in
+    model order, amounts ascending), with the rest of the result as attributes:
+
+    Attributes:
+        job:            the sweep job's id.
+        dense:          the dense model's ``{"accuracy", "macro_f1"}``.
+        groups:         ``[{"group", "tensors", "parameters", "sensitivity"}]``,
+                        most sensitive first (sensitivity: the mean accuracy
+                        drop over the amounts).
+        amounts:        the amounts tried, ascending.
+        method, group:  the sweep's pruning method and grouping (``"layer"``
+                        or ``"parameter"``).
+        recommendation: ``{"sparsity", "achieved", "predicted_accuracy",
+                        "amounts": {group: amount}, "request": {...}}`` when the
+                        sweep was asked to recommend, else None.
+                        ``request`` is a ready prune job for :meth:`Client.submit`.
+
+    Example::
+
+        table = c.sweep_table(job_id)
+        worst = table.groups[0]["group"]
+        table.curve(worst)          # [(0.1, 0.905), (0.2, 0.9), ...]
+        [p for p in table if p["amount"] == 0.5]
+    """
+
+    def __init__(self, points=(), job=None, dense=None, groups=None, amounts=None, method=None,
+                 group=None, recommendation=None):
+        super().__init__(points)
+        self.job = job
+        self.dense = dense if dense is not None else {}
+        self.groups = groups if groups is not None else []
+        self.amounts = amounts if amounts is not None else []
+        self.method = method
+        self.group = group
+        self.recommendation = recommendation
+
+    @classmethod
+    def from_result(cls, job_id, result):
+        """The table of a sweep's result.json (a dict); raises PrunerdError ``bad_response``
+        when it is not a sweep's."""
+        sw = (result or {}).get("sweep") if isinstance(result, dict) else None
+        points = result.get("points") if isinstance(result, dict) else None
+        if not isinstance(sw, dict) or not isinstance(points, list):
+            raise PrunerdError(None, "bad_response", None,
+                               f"job {job_id} is not a sweep: its result has no sweep and points")
+        return cls(points, job=job_id, dense=sw.get("dense"), groups=sw.get("groups"),
+                   amounts=sw.get("amounts"), method=sw.get("method"), group=sw.get("group"),
+                   recommendation=result.get("recommendation"))
+
+    def curve(self, group):
+        """``[(amount, accuracy), ...]`` of one group, amounts ascending."""
+        return sorted((p["amount"], p["accuracy"]) for p in self if p.get("group") == group)
+
+    def __repr__(self):
+        return (f"SweepTable(job={self.job!r}, {len(self.groups)} groups x {len(self.amounts)} amounts"
+                f"{', with a recommendation' if self.recommendation else ''})")
 
 
 class Client:
@@ -209,6 +286,104 @@ class Client:
             r["sparsity"]["targets"]
         """
         return self._json("GET", self._id_path(job_id, "/result"))
+
+    def sweep(self, model, targets, eval, amounts=None, group="layer", method="l1_unstructured",
+              recommend=None, wait=True, progress=True, timeout=None, idempotency_key=None, **fields):
+        """Runs a sensitivity sweep: each group of the targets pruned alone at each amount, and evaluated.
+
+        Args:
+            model:    the model path, as in :meth:`submit`.
+            targets:  a glob or a list of globs (strings only).
+            eval:     the ``eval`` object (required: a sweep is its evaluations);
+                      ``"limit"`` keeps it quick, since it runs once per point.
+            amounts:  fractions in (0, 1], strictly increasing, 1 to 32 of them;
+                      None for the daemon's default (0.1, 0.2, ..., 0.9).
+            group:    ``"layer"`` (every target in one encoder layer together) or
+                      ``"parameter"`` (each parameter alone); method
+                      ``"structured"`` takes ``"layer"`` only (a layer's heads and
+                      its neurons are then two groups).
+            method:   ``"l1_unstructured"`` or ``"structured"``.
+            recommend: a sparsity (a number in (0, max(amounts)], or
+                      ``{"sparsity": x}``) to get ``recommendation``: per-group
+                      amounts reaching it over the targets, chosen from the
+                      points, as a prune job ready to submit (l1_unstructured
+                      only); None for none.
+            wait:     True: wait for the sweep (with :meth:`wait`) and return its
+                      :class:`SweepTable`; False: return the job id at once (read
+                      the table later with :meth:`sweep_table`).
+            progress, timeout: passed to :meth:`wait`.
+            idempotency_key: as in :meth:`submit`.
+            **fields: other job fields: ``name``, ``options``, ``device``,
+                      ``model_config``.
+
+        Raises:
+            PrunerdError: 400 naming the field the daemon refused (``amount``,
+                ``scope``, ``outputs``, ``eval``, ...); ``job_failed`` (status
+                None) when the sweep failed or was cancelled, with its error.
+            TimeoutError: from :meth:`wait`, past ``timeout``.
+
+        Example::
+
+            table = c.sweep("models/bert.pt", "bert.encoder.layer.*.attention.self.query",
+                            {"data": "data/dev.txt", "vocab": "data/vocab.txt",
+                             "classes": "data/class.txt", "limit": 500},
+                            amounts=[0.3, 0.6, 0.9], recommend=0.5)
+            table.groups[0]                          # the most sensitive group
+            c.submit(table.recommendation["request"])
+        """
+        job = {"kind": "sweep", "model": model,
+               "targets": [targets] if isinstance(targets, str) else list(targets),
+               "method": method, "group": group, "eval": eval}
+        if amounts is not None:
+            job["amounts"] = list(amounts)
+        if recommend is not None:
+            job["recommend"] = (recommend if isinstance(recommend, dict)
+                                else {"sparsity": recommend})
+        job.update(fields)
+        job_id = self.submit(job, idempotency_key=idempotency_key)
+        if not wait:
+            return job_id
+        view = self.wait(job_id, progress=progress, timeout=timeout)
+        if view.get("status") != "succeeded":
+            raise PrunerdError(None, "job_failed", None,
+                               f"sweep {job_id} {view.get('status')}: {view.get('error') or 'no error given'}")
+        return self.sweep_table(job_id)
+
+    def sweep_table(self, job_id):
+        """Returns the :class:`SweepTable` of a succeeded sweep.
+
+        Raises:
+            PrunerdError: 409 ``not_ready`` while it has not succeeded;
+                ``bad_response`` when the job is not a sweep.
+
+        Example::
+
+            job_id = c.sweep(model, targets, eval, wait=False)
+            c.wait(job_id)
+            table = c.sweep_table(job_id)
+        """
+        return SweepTable.from_result(job_id, self.result(job_id))
+
+    def recommendation(self, job_id):
+        """Returns a succeeded sweep's recommendation (a dict), or None when it has none.
+
+        ``{"sparsity", "achieved", "predicted_accuracy", "amounts": {group:
+        amount}, "request"}``; ``request`` is a prune job whose targets are
+        ``{"glob", "amount"}`` objects, for :meth:`submit`.  None for a sweep
+        run without ``recommend`` and for any other job.
+
+        Raises:
+            PrunerdError: 409 ``not_ready`` while the job has not succeeded.
+
+        Example::
+
+            rec = c.recommendation(job_id)
+            if rec:
+                print(rec["predicted_accuracy"]); c.submit(rec["request"])
+        """
+        res = self.result(job_id)
+        rec = res.get("recommendation") if isinstance(res, dict) else None
+        return rec if isinstance(rec, dict) else None
 
     def cancel(self, job_id):
         """Cancels a queued job, or asks a running one to stop at its next batch; returns the job.
