@@ -40,17 +40,7 @@ BUILD = os.environ.get("PRUNERD_BUILD", "build")
 SHARED = os.path.realpath(os.environ["PRUNERD_SHARED"]) if os.environ.get("PRUNERD_SHARED") else ""
 PRUNERD = os.path.join(BUILD, "server", "prunerd")
 SHIM = os.path.join(BUILD, "tests", "shim_driver")
-passed = failed = 0
-
-
-def check(cond, what, got=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": got {got!r}" if got is not None else ""), flush=True)
-    return cond
+check = test_daemon.check  # its counters: test_daemon.passed, test_daemon.failed
 
 
 def shared(*p):
@@ -307,7 +297,7 @@ def test_rest(tmp, sd):
     finally:
         rc, _ = d.stop()
         check(rc == 0, "the daemon exits 0 on SIGTERM", rc)
-        if failed:
+        if test_daemon.failed:
             print(d.tail())
 
     # the command line: exit 2 with one line naming the field
@@ -362,8 +352,8 @@ def main():
         test_rest(tmp, sd)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"{test_daemon.passed} passed, {test_daemon.failed} failed")
+    return 1 if test_daemon.failed else 0
 
 
 if __name__ == "__main__":

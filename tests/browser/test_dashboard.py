@@ -1043,6 +1043,35 @@ def run(pw, d, run_state):
     check(len(page_errors) == 0, "no script errors in the page", page_errors)
 
 
+def drive(d, tmp, run, run_state):
+    """Runs run(pw, d, run_state) in Playwright against the daemon d (its
+    failures checked, not raised), then stops d and removes tmp and the
+    browser profile run_state["user_dir"]."""
+    try:
+        if d.port is None:
+            check(False, "prunerd did not start listening", d.log()[-2000:])
+        else:
+            with sync_playwright() as pw:
+                try:
+                    run(pw, d, run_state)
+                except Exception:
+                    check(False, "unexpected exception: " + traceback.format_exc())
+                if run_state["context"]:
+                    try:
+                        run_state["context"].close()
+                    except Exception:
+                        pass
+    except Exception:  # Playwright's driver failed to start or stop
+        check(False, "unexpected exception: " + traceback.format_exc())
+    finally:
+        d.stop()
+        if td.failed:
+            print("--- daemon log (tail) ---\n" + d.log()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+        if run_state["user_dir"]:
+            shutil.rmtree(run_state["user_dir"], ignore_errors=True)
+
+
 def main():
     # Preconditions: fail loudly, never skip.
     if not BIN or not os.path.exists(BIN):
@@ -1068,29 +1097,7 @@ def main():
         finish("cannot write the shared model as a state_dict (torch in this Python?): " + traceback.format_exc())
     d = Daemon(tmp, own_models)
     run_state = {"context": None, "user_dir": None, "structured_model": structured_model}
-    try:
-        if d.port is None:
-            check(False, "prunerd did not start listening", d.log()[-2000:])
-        else:
-            with sync_playwright() as pw:
-                try:
-                    run(pw, d, run_state)
-                except Exception:
-                    check(False, "unexpected exception: " + traceback.format_exc())
-                if run_state["context"]:
-                    try:
-                        run_state["context"].close()
-                    except Exception:
-                        pass
-    except Exception:  # Playwright's driver failed to start or stop
-        check(False, "unexpected exception: " + traceback.format_exc())
-    finally:
-        d.stop()
-        if td.failed:
-            print("--- daemon log (tail) ---\n" + d.log()[-3000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-        if run_state["user_dir"]:
-            shutil.rmtree(run_state["user_dir"], ignore_errors=True)
+    drive(d, tmp, run, run_state)
     finish()
 
 if __name__ == "__main__":

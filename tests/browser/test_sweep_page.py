@@ -563,29 +563,7 @@ def main():
     tmp = os.path.realpath(tempfile.mkdtemp(prefix="prunerd-sweep-page-"))
     d = dash.Daemon(tmp)
     run_state = {"context": None, "user_dir": None}
-    try:
-        if d.port is None:
-            check(False, "prunerd did not start listening", d.log()[-2000:])
-        else:
-            with dash.sync_playwright() as pw:
-                try:
-                    run(pw, d, run_state)
-                except Exception:
-                    check(False, "unexpected exception: " + traceback.format_exc())
-                if run_state["context"]:
-                    try:
-                        run_state["context"].close()
-                    except Exception:
-                        pass
-    except Exception:  # Playwright's driver failed to start or stop
-        check(False, "unexpected exception: " + traceback.format_exc())
-    finally:
-        d.stop()
-        if td.failed:
-            print("--- daemon log (tail) ---\n" + d.log()[-3000:])
-        shutil.rmtree(tmp, ignore_errors=True)
-        if run_state["user_dir"]:
-            shutil.rmtree(run_state["user_dir"], ignore_errors=True)
+    dash.drive(d, tmp, run, run_state)
     dash.finish()
 
 
