@@ -188,24 +188,33 @@ out:
     return rc;
 }
 
+int eval_metrics(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
+                 int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
+                 struct eval_output *eo, struct metrics *mt, char *err, size_t errlen)
+{
+    int rc = eval_run(m, in, batch_size, padding, hooks, eo, err, errlen);
+    if (rc) return rc;
+    if (eo->ncls != (int)d->nclasses)
+        rc = err_set(err, errlen, ERR_FORMAT,
+                     "the model has %d outputs but the class file names %zu classes", eo->ncls,
+                     d->nclasses);
+    else
+        rc = metrics_compute(in->label, eo->pred, eo->n, eo->ncls, mt, err, errlen);
+    if (rc) eval_output_free(eo);
+    return rc;
+}
+
 int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
                int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics, char *err,
-               size_t errlen)
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
+               struct metrics *typed, char *err, size_t errlen)
 {
     struct eval_output eo;
     struct metrics mt;
     json_t *mj = NULL;
     int rc;
     *metrics = NULL;
-    if ((rc = eval_run(m, in, batch_size, padding, hooks, &eo, err, errlen))) return rc;
-    if (eo.ncls != (int)d->nclasses) {
-        rc = err_set(err, errlen, ERR_FORMAT,
-                     "the model has %d outputs but the class file names %zu classes", eo.ncls,
-                     d->nclasses);
-        goto out;
-    }
-    if ((rc = metrics_compute(in->label, eo.pred, eo.n, eo.ncls, &mt, err, errlen))) goto out;
+    if ((rc = eval_metrics(m, in, d, batch_size, padding, hooks, &eo, &mt, err, errlen))) return rc;
     if (!(mj = metrics_to_json(&mt, d->classes))) {
         metrics_free(&mt);
         rc = err_set(err, errlen, ERR_NOMEM, "metrics: out of memory");
@@ -219,7 +228,10 @@ int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct da
                 label, mt.accuracy, mt.macro_f1, mt.macro_precision, eo.n, eo.samples_per_s);
         metrics_print_report(&mt, d->classes, 4, out);
     }
-    metrics_free(&mt);
+    if (typed)
+        *typed = mt;
+    else
+        metrics_free(&mt);
     if (logits) {
         *logits = eo.logits;
         *ncls = eo.ncls;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "dataset.h"
+#include "metrics.h"
 #include "tokenizer.h"
 #include "torch_shim.h"
 
@@ -58,16 +59,27 @@ int eval_run(struct ts_model *m, const struct eval_inputs *in, int batch_size,
              char *err, size_t errlen);
 
 /*
- * eval_run, then the metrics against the labels: a new metrics object in
+ * eval_run, then the metrics against the labels, typed: *eo and *mt filled
+ * (caller frees them with eval_output_free and metrics_free).  A model
+ * whose outputs are not d's classes is ERR_FORMAT.  Returns 0 or an ERR_*
+ * code with a message, with nothing to free.
+ */
+int eval_metrics(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
+                 int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
+                 struct eval_output *eo, struct metrics *mt, char *err, size_t errlen);
+
+/*
+ * eval_metrics, then the metrics as a new metrics object in
  * the result.json shape (metrics_to_json plus samples_per_s).  Prints the
  * one-line summary and sklearn's report on out unless out is NULL.  When
  * logits is set it gets the n x ncls logits (caller frees) and *ncls their
- * width.  Returns 0 with *metrics set (a new reference), or ERR_CANCELLED
- * when cancelled, or another ERR_* with a message, with *metrics NULL.
+ * width.  When typed is set it gets the metrics as eval_metrics gives them
+ * (caller frees with metrics_free).  Returns 0 with *metrics set (a new reference), or
+ * ERR_CANCELLED when cancelled, or another ERR_* with a message, with *metrics NULL.
  */
 int eval_score(struct ts_model *m, const struct eval_inputs *in, const struct dataset *d,
                int batch_size, enum eval_padding padding, const struct eval_hooks *hooks,
-               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics, char *err,
-               size_t errlen);
+               const char *label, FILE *out, float **logits, int *ncls, json_t **metrics,
+               struct metrics *typed, char *err, size_t errlen);
 
 #endif

@@ -233,12 +233,13 @@ static int target_amounts(struct run *r, long *bad, char *err, size_t errlen)
     for (size_t j = 0; j < s->ntargets; j++)
         any |= s->tamounts[j].has;
     if (!any) return 0;
-    uint8_t *from = calloc(r->ntargets + 1, 1); /* 1 + the entry that set it, capped */
-    long *who = calloc(r->ntargets + 1, sizeof *who);
-    if (!(r->tamount = calloc(r->ntargets + 1, sizeof *r->tamount)) || !from || !who) {
+    long *who = malloc((r->ntargets + 1) * sizeof *who); /* the entry that set it; -1 none */
+    if (!(r->tamount = calloc(r->ntargets + 1, sizeof *r->tamount)) || !who) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         goto out;
     }
+    for (size_t t = 0; t < r->ntargets; t++)
+        who[t] = -1;
     for (size_t j = 0; j < s->ntargets && !rc; j++) {
         size_t *idx = NULL, n = 0;
         long b;
@@ -253,7 +254,7 @@ static int target_amounts(struct run *r, long *bad, char *err, size_t errlen)
                 t++;
             if (t == r->ntargets) continue;
             const struct prune_amount *old = &r->tamount[t];
-            if (from[t] &&
+            if (who[t] >= 0 &&
                 (old->is_count != a->is_count ||
                  (a->is_count ? old->count != a->count : old->fraction != a->fraction))) {
                 struct ts_tensor_info ti;
@@ -264,16 +265,14 @@ static int target_amounts(struct run *r, long *bad, char *err, size_t errlen)
                              who[t]);
                 break;
             }
-            if (!from[t]) {
+            if (who[t] < 0) {
                 r->tamount[t] = *a;
-                from[t] = 1;
                 who[t] = (long)j;
             }
         }
         free(idx);
     }
 out:
-    free(from);
     free(who);
     return rc;
 }
@@ -367,17 +366,24 @@ static int load(struct run *r, char *err, size_t errlen)
     return 0;
 }
 
-/* Evaluates into result.metrics[when]. */
-static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
+/* Evaluates into result.metrics[when]; typed, unless NULL, gets the
+ * metrics too (caller frees with metrics_free). */
+static int evaluate_typed(struct run *r, const char *when, struct metrics *typed, char *err,
+                          size_t errlen)
 {
     const struct job_eval_spec *ev = &r->spec->eval;
     struct eval_hooks eh = {r, progress, cancelled};
     json_t *mj;
     int rc = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh, when,
-                        r->out, NULL, NULL, &mj, err, errlen);
+                        r->out, NULL, NULL, &mj, typed, err, errlen);
     if (rc) return rc;
     json_object_set_new(json_object_get(r->result, "metrics"), when, mj);
     return 0;
+}
+
+static int evaluate(struct run *r, const char *when, char *err, size_t errlen)
+{
+    return evaluate_typed(r, when, NULL, err, errlen);
 }
 
 static int64_t parameters_of(const struct ts_model *m)
@@ -1020,19 +1026,30 @@ static void timing(struct run *r, const char *key, double since)
     json_object_set_new(r->timings, key, json_real(fs_monotonic() - since));
 }
 
+/* The end of every job: timings and provenance into the result, and
+ * result.json written (atomically) when o names it. */
+static int finish(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
+{
+    json_object_set(r->result, "timings", r->timings);
+    int rc = provenance(r, err, errlen);
+    if (rc) return rc;
+    if (o->result) {
+        char *text = json_text_dumps(r->result, JSON_INDENT(2));
+        if (!text) return err_set(err, errlen, ERR_NOMEM, "result: out of memory");
+        rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
+        free(text);
+        if (rc) return rc;
+    }
+    progress(r, 1.0);
+    return 0;
+}
+
 /* A sweep's points, typed: groups x amounts. */
 struct sweep_run {
     struct sweep_group *groups;
     size_t ngroups;
     double *acc, *f1, *secs; /* [ngroups * namounts] */
 };
-
-/* accuracy and macro_f1 of a metrics object eval_score made */
-static void scores_of(const json_t *mj, double *acc, double *f1)
-{
-    *acc = json_real_value(json_object_get(mj, "accuracy"));
-    *f1 = json_real_value(json_object_get(mj, "macro_f1"));
-}
 
 /* Every point: the group's tensors set aside, pruned by the amount,
  * evaluated on the inputs tokenized once, and put back. */
@@ -1055,22 +1072,28 @@ static int sweep_points(struct run *r, struct sweep_run *w, char *err, size_t er
             }
             substage(r, (double)at / (double)total, (double)(at + 1) / (double)total);
             double t = fs_monotonic();
-            json_t *mj = NULL;
+            struct eval_output eo;
+            struct metrics mt;
+            int scored = 0;
             rc = sweep_prune(r->model, gr, sw->amounts[k], r->hi, r->ni, threads_of(r->hooks), err,
                              errlen);
             if (!rc)
-                rc = eval_score(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh,
-                                "point", NULL, NULL, NULL, &mj, err, errlen);
+                scored = !(rc = eval_metrics(r->model, r->inputs, r->data, ev->batch_size,
+                                             ev->padding, &eh, &eo, &mt, err, errlen));
             int rc2 = ts_model_put_back(r->model, kept, err, errlen);
             if (!rc) rc = rc2;
+            if (scored) {
+                w->acc[at] = mt.accuracy;
+                w->f1[at] = mt.macro_f1;
+                metrics_free(&mt);
+                eval_output_free(&eo);
+            }
             if (!rc) {
-                scores_of(mj, &w->acc[at], &w->f1[at]);
                 w->secs[at] = fs_monotonic() - t;
                 if (r->out)
                     fprintf(r->out, "point %s at %.4g: accuracy %.4f, macro-F1 %.4f (%.2f s)\n",
                             gr->name, sw->amounts[k], w->acc[at], w->f1[at], w->secs[at]);
             }
-            json_decref(mj);
         }
         ts_kept_destroy(kept);
     }
@@ -1125,13 +1148,14 @@ static int sweep_recommendation(struct run *r, const struct sweep_run *w, double
     json_object_set_new(req, "scope", json_string("local"));
     json_object_set_new(req, "outputs", json_null());
     json_object_set_new(req, "name", json_string(name));
+    const double achieved = all ? (double)pruned / (double)all : 0.0;
     json_object_set_new(r->result, "recommendation",
                         json_pack("{s:f, s:f, s:f, s:o, s:o}", "sparsity", sw->sparsity, "achieved",
-                                  all ? (double)pruned / (double)all : 0.0, "predicted_accuracy",
-                                  predicted, "amounts", amounts, "request", req));
+                                  achieved, "predicted_accuracy", predicted, "amounts", amounts,
+                                  "request", req));
     if (r->out)
-        fprintf(r->out, "recommendation: sparsity %.4f, predicted accuracy %.4f\n",
-                all ? (double)pruned / (double)all : 0.0, predicted);
+        fprintf(r->out, "recommendation: sparsity %.4f, predicted accuracy %.4f\n", achieved,
+                predicted);
 out:
     free(numel);
     free(amount);
@@ -1225,9 +1249,12 @@ static int execute_sweep(struct run *r, const struct job_outputs *o, char *err, 
     }
     stage_begin(r, ST_EVAL_BEFORE);
     t = fs_monotonic();
-    if ((rc = evaluate(r, "before", err, errlen))) goto out;
+    struct metrics before;
+    if ((rc = evaluate_typed(r, "before", &before, err, errlen))) goto out;
     timing(r, "eval_before_s", t);
-    scores_of(json_object_get(json_object_get(r->result, "metrics"), "before"), &dense, &dense_f1);
+    dense = before.accuracy;
+    dense_f1 = before.macro_f1;
+    metrics_free(&before);
 
     stage_begin(r, ST_SWEEP);
     t = fs_monotonic();
@@ -1263,19 +1290,7 @@ static int execute_sweep(struct run *r, const struct job_outputs *o, char *err, 
         goto out;
 
     stage_begin(r, ST_SAVE);
-    json_object_set(r->result, "timings", r->timings);
-    if ((rc = provenance(r, err, errlen))) goto out;
-    if (o->result) {
-        char *text = json_text_dumps(r->result, JSON_INDENT(2));
-        if (!text) {
-            rc = err_set(err, errlen, ERR_NOMEM, "result: out of memory");
-            goto out;
-        }
-        rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
-        free(text);
-        if (rc) goto out;
-    }
-    progress(r, 1.0);
+    rc = finish(r, o, err, errlen);
 out:
     sweep_groups_free(w.groups, w.ngroups);
     free(w.acc);
@@ -1375,17 +1390,7 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
         (rc = save_folder(r, o->safetensors, err, errlen)))
         return rc;
     timing(r, "save_s", t);
-    json_object_set(r->result, "timings", r->timings);
-    if ((rc = provenance(r, err, errlen))) return rc;
-    if (o->result) {
-        char *text = json_text_dumps(r->result, JSON_INDENT(2));
-        if (!text) return err_set(err, errlen, ERR_NOMEM, "result: out of memory");
-        rc = fs_write_atomic(o->result, text, strlen(text), err, errlen);
-        free(text);
-        if (rc) return rc;
-    }
-    progress(r, 1.0);
-    return 0;
+    return finish(r, o, err, errlen);
 }
 
 static int run_job(const struct job_spec *spec, const json_t *request, const struct job_outputs *o,

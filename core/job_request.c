@@ -667,6 +667,18 @@ static int get_sweep(const json_t *in, const struct prune_method *pm, json_t *ou
     return 0;
 }
 
+/* A prune job's refusal of a sweep's own fields. */
+static int refuse_sweep_fields(const json_t *in, struct job_field_error *fe)
+{
+    static const char *const sweep_only[] = {"group", "amounts", "recommend"};
+    for (size_t u = 0; u < 3; u++) {
+        json_t *x = json_object_get(in, sweep_only[u]);
+        if (x && !json_is_null(x))
+            return bad(fe, sweep_only[u], "is only for a sweep (\"kind\": \"sweep\")");
+    }
+    return 0;
+}
+
 static int device_ok(const char *s)
 {
     if (!strcmp(s, "auto") || !strcmp(s, "cpu") || !strcmp(s, "cuda")) return 1;
@@ -884,19 +896,9 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     if (!pm) pm = prune_method_find("l1_unstructured");
     json_object_set_new(o, "method", json_string(pm->name));
     if (sweep) {
-        if ((rc = get_sweep(in, pm, o, fe))) goto out;
-    } else {
-        static const char *const sweep_only[] = {"group", "amounts", "recommend"};
-        for (size_t u = 0; u < 3; u++) {
-            json_t *x = json_object_get(in, sweep_only[u]);
-            if (x && !json_is_null(x)) {
-                rc = bad(fe, sweep_only[u], "is only for a sweep (\"kind\": \"sweep\")");
-                goto out;
-            }
-        }
-    }
-    if (sweep) {
-        /* the sweep's fields are in; structured's object is refused */
+        if ((rc = get_sweep(in, pm, o, fe))) goto out; /* (it refuses "structured") */
+    } else if ((rc = refuse_sweep_fields(in, fe))) {
+        goto out;
     } else if (pm->id == PRUNE_STRUCTURED) {
         static const char *const unused[] = {"amount", "amount_kind", "scope"};
         for (size_t u = 0; u < 3; u++) {

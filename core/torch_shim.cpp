@@ -421,22 +421,19 @@ int ts_model_put_back(struct ts_model *m, const struct ts_kept *k, char *err, si
             return err_set(err, errlen, ERR_INVALID, "put back: tensor %zu is mapped", idx);
     return ts_catch(err, errlen, ERR_TORCH, "putting tensors back", [&]() -> int {
         torch::NoGradGuard no_grad;
-        bool rebind = false;
+        std::map<std::string, at::Tensor> repl; /* a shrunk tensor: put back whole */
         for (size_t j = 0; j < k->idx.size(); j++) {
             ts_entry &e = m->ents[k->idx[j]];
-            if (e.t.sizes() == k->t[j].sizes()) {
+            if (e.t.sizes() == k->t[j].sizes())
                 e.t.copy_(k->t[j]);
-            } else {
-                e.t = k->t[j].clone();
-                rebind = true;
-            }
+            else
+                repl[e.name] = k->t[j].clone(); /* k stays whole for the next put back */
         }
-        if (!rebind) return 0;
+        if (repl.empty()) return 0;
         if (!ts_model_is_native(m))
             return err_set(err, errlen, ERR_INTERNAL,
                            "put back: a TorchScript tensor changed shape");
-        const struct bert_config cfg = *bert_config_of(*m->net); /* it goes with the old net */
-        return bert_bind(m, &cfg, err, errlen);
+        return bert_replace(m, repl, err, errlen);
     });
 }
 

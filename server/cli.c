@@ -546,7 +546,7 @@ int cli_eval(int argc, char **argv)
         goto out;
     }
     double load_s = fs_monotonic() - t0 - in->tokenize_s;
-    if (eval_score(m, in, ds, (int)batch, pad, NULL, "eval", stdout, &logits, &ncls, &mj, err,
+    if (eval_score(m, in, ds, (int)batch, pad, NULL, "eval", stdout, &logits, &ncls, &mj, NULL, err,
                    sizeof err)) {
         rc = fail(EXIT_RUN, "%s", err);
         goto out;

@@ -472,9 +472,8 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons)
     }
 }
 
-/* m's tensors named in repl replaced, and the net bound again. */
-static int replace_and_bind(struct ts_model *m, const std::map<std::string, at::Tensor> &repl,
-                            char *err, size_t errlen)
+int bert_replace(struct ts_model *m, const std::map<std::string, at::Tensor> &repl, char *err,
+                 size_t errlen)
 {
     for (const ts_entry &e : m->ents)
         if (e.mapped && repl.count(e.name))
@@ -529,7 +528,7 @@ int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *ne
             repl[l + "output.dense.weight"] = ly.out.w.index_select(1, c).contiguous();
         }
     }
-    return replace_and_bind(m, repl, err, errlen);
+    return bert_replace(m, repl, err, errlen);
 }
 
 /* The weights a taylor importance differentiates: every layer's Q, K, V,
@@ -802,7 +801,7 @@ int bert_scale(struct ts_model *m, const float *head_scale, const float *neuron_
         h += (size_t)ly.heads;
         f += (size_t)ly.ffn;
     }
-    return replace_and_bind(m, repl, err, errlen);
+    return bert_replace(m, repl, err, errlen);
 }
 
 } /* namespace ts */

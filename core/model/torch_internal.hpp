@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <streambuf>
@@ -263,6 +264,10 @@ void bert_magnitude(const bert_net &net, float *heads, float *neurons);
 /* Removes the heads and neurons whose keep byte is 0 (laid out as
  * bert_magnitude's), as prune_heads / prune_linear_layer do: m->ents get the
  * smaller tensors and the net is bound again. */
+/* m's tensors named in repl replaced (none of them mapped), and the net
+ * bound again; 0 or an ERR_* code with a message. */
+int bert_replace(struct ts_model *m, const std::map<std::string, at::Tensor> &repl, char *err,
+                 size_t errlen);
 int bert_shrink(struct ts_model *m, const uint8_t *heads_keep, const uint8_t *neurons_keep,
                 char *err, size_t errlen);
 /* Importance from gradients, per calibration batch of ids / mask (int64
