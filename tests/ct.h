@@ -21,9 +21,12 @@ static int ct_pass, ct_fail;
         }                                                                                          \
     } while (0)
 
+/* got and want are evaluated once, so a call with side effects may be checked. */
 #define CHECK_INT(got, want)                                                                       \
-    CHECK((long long)(got) == (long long)(want), "expected %lld, got %lld", (long long)(want),     \
-          (long long)(got))
+    do {                                                                                           \
+        long long ct_got_ = (long long)(got), ct_want_ = (long long)(want);                        \
+        CHECK(ct_got_ == ct_want_, "%s: expected %lld, got %lld", #got, ct_want_, ct_got_);        \
+    } while (0)
 
 static inline int ct_done(const char *name)
 {
