@@ -24,7 +24,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       meson ninja-build pkg-config gcc g++ \
       libtorch-dev libopenblas0-pthread \
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev \
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev libarchive-dev \
       python3-venv chromium \
       libpq-dev postgresql \
       curl \

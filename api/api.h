@@ -28,6 +28,7 @@ struct api_env {
     struct store *store;         /* jobs' files and their bytes (core/store.h; shared by a group) */
     const char *db_path;         /* the queue's location: a SQLite path or "pg:" + dsn */
     uint64_t quota_bytes;        /* 0: none */
+    uint64_t upload_limit;       /* bytes: an upload's body, and once unpacked */
     const struct auth *auth;     /* no tokens: auth is off */
     const struct roots *roots;
     struct stats *stats;             /* thread-safe counters for /metrics */
@@ -37,7 +38,7 @@ struct api_env {
 };
 
 #define API_MAX_PARAMS 2
-#define API_PARAM_MAX 128
+#define API_PARAM_MAX 256 /* an upload name is up to 128 */
 
 struct api_request {
     const char *method;                                  /* "GET", ...; HEAD is routed as GET */
@@ -73,6 +74,22 @@ struct api_response {
 };
 
 typedef void (*api_handler)(struct api_request *rq, struct api_response *rs);
+
+/*
+ * A route that takes its request body as it arrives, instead of whole
+ * (PUT /v1/uploads/{name}): begin sees the headers (after authentication
+ * and the role check), write each piece of the body, end the complete
+ * body; abort is called instead of end when the connection ends first.
+ * rq stays valid from begin to end or abort.
+ */
+struct api_stream_ops {
+    /* 0 with *ctx set to take the body; else rs holds the answer. */
+    int (*begin)(struct api_request *rq, struct api_response *rs, void **ctx);
+    /* 0 to go on; else the body is refused: the rest is dropped, end answers. */
+    int (*write)(void *ctx, const char *data, size_t n);
+    void (*end)(void *ctx, struct api_request *rq, struct api_response *rs); /* frees ctx */
+    void (*abort)(void *ctx);                                                /* frees ctx */
+};
 
 /* An empty response: status 500 until a handler sets one, fd -1. */
 void api_response_init(struct api_response *rs);
@@ -120,5 +137,9 @@ void api_health_live(struct api_request *rq, struct api_response *rs);
 void api_health_ready(struct api_request *rq, struct api_response *rs);
 void api_health_metrics(struct api_request *rq, struct api_response *rs);
 void api_openapi_get(struct api_request *rq, struct api_response *rs);
+extern const struct api_stream_ops api_uploads_put;
+void api_uploads_list(struct api_request *rq, struct api_response *rs);
+void api_uploads_get(struct api_request *rq, struct api_response *rs);
+void api_uploads_delete(struct api_request *rq, struct api_response *rs);
 
 #endif

@@ -18,6 +18,7 @@
 #include "range.h"
 #include "roots.h"
 #include "store.h"
+#include "upload.h"
 
 static json_t *parse_text(const char *text)
 {
@@ -271,10 +272,12 @@ void api_jobs_create(struct api_request *rq, struct api_response *rs)
     }
     /* The fields, the paths (inside the roots, and there), then the model's
      * format, files and config, before it is queued. */
+    /* ... another caller's uploads included: they are refused. */
+    struct upload_scope scope = {rq->env->roots, rq->env->store, rq->token_name,
+                                 rq->role >= AUTH_ADMIN};
     if ((rc = job_request_normalize(in, &req, &spec, &fe)) ||
-        (rc = job_request_resolve_paths(&spec, req, roots_job_resolve, (void *)rq->env->roots,
-                                        &fe)) ||
-        (rc = job_check_model(&spec, roots_model_resolve, (void *)rq->env->roots, &fe))) {
+        (rc = job_request_resolve_paths(&spec, req, upload_job_resolve, &scope, &fe)) ||
+        (rc = job_check_model(&spec, upload_model_resolve, &scope, &fe))) {
         api_reply_field_error(rs, rc, fe.field[0] ? fe.field : NULL, fe.message);
         goto out;
     }

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "inspect.h"
 #include "roots.h"
+#include "upload.h"
 
 void api_models_inspect(struct api_request *rq, struct api_response *rs)
 {
@@ -17,21 +18,23 @@ void api_models_inspect(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 400, "invalid_field", "path", "give the model path: ?path=...");
         return;
     }
-    int rc = roots_resolve(rq->env->roots, ROOTS_MODEL, path, real, sizeof real, err, sizeof err);
+    struct upload_scope scope = {rq->env->roots, rq->env->store, rq->token_name,
+                                 rq->role >= AUTH_ADMIN}; /* another's uploads are refused */
+    int rc = upload_model_resolve(&scope, path, real, sizeof real, err, sizeof err);
     if (rc) {
         api_reply_error(rs, api_status_for(rc), err_name(rc), "path", "%s", err);
         return;
     }
     if (config && *config &&
-        (rc = roots_resolve(rq->env->roots, ROOTS_MODEL, config, real_config, sizeof real_config,
-                            err, sizeof err))) {
+        (rc = upload_model_resolve(&scope, config, real_config, sizeof real_config, err,
+                                   sizeof err))) {
         api_reply_error(rs, api_status_for(rc), err_name(rc), "model_config", "%s", err);
         return;
     }
     /* The file is there and allowed: a failure to load means it is no usable
      * model (a file of a folder outside the roots is still refused as such). */
-    json_t *info = inspect_model(real, config && *config ? real_config : NULL, roots_model_resolve,
-                                 (void *)rq->env->roots, &rc, err, sizeof err);
+    json_t *info = inspect_model(real, config && *config ? real_config : NULL, upload_model_resolve,
+                                 &scope, &rc, err, sizeof err);
     if (!info) {
         if (rc == ERR_DENIED)
             api_reply_error(rs, 403, err_name(rc), "path", "%s", err);

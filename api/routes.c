@@ -8,23 +8,27 @@
 #include <string.h>
 
 const struct route api_routes[] = {
-    {"POST", "/v1/jobs", api_jobs_create, AUTH_SUBMIT},
-    {"GET", "/v1/jobs", api_jobs_list, AUTH_READ},
-    {"GET", "/v1/jobs/{id}", api_jobs_get, AUTH_READ},
-    {"DELETE", "/v1/jobs/{id}", api_jobs_delete, AUTH_SUBMIT},
-    {"GET", "/v1/jobs/{id}/result", api_jobs_result, AUTH_READ},
-    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, AUTH_SUBMIT},
-    {"GET", "/v1/jobs/{id}/checkpoint", api_jobs_checkpoint, AUTH_READ},
-    {"GET", "/v1/models/inspect", api_models_inspect, AUTH_READ},
-    {"GET", "/v1/openapi.json", api_openapi_get, AUTH_NONE},
-    {"GET", "/healthz", api_health_live, AUTH_NONE},
-    {"GET", "/readyz", api_health_ready, AUTH_NONE},
-    {"GET", "/metrics", api_health_metrics, AUTH_NONE},
-    {"GET", "/", api_static_get, AUTH_NONE}, /* the dashboard: it asks for the token */
-    {"GET", "/index.html", api_static_get, AUTH_NONE},
-    {"GET", "/app.js", api_static_get, AUTH_NONE},
-    {"GET", "/style.css", api_static_get, AUTH_NONE},
-    {NULL, NULL, NULL, AUTH_NONE}, /* 404 */
+    {"POST", "/v1/jobs", api_jobs_create, AUTH_SUBMIT, NULL},
+    {"GET", "/v1/jobs", api_jobs_list, AUTH_READ, NULL},
+    {"GET", "/v1/jobs/{id}", api_jobs_get, AUTH_READ, NULL},
+    {"DELETE", "/v1/jobs/{id}", api_jobs_delete, AUTH_SUBMIT, NULL},
+    {"GET", "/v1/jobs/{id}/result", api_jobs_result, AUTH_READ, NULL},
+    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, AUTH_SUBMIT, NULL},
+    {"GET", "/v1/jobs/{id}/checkpoint", api_jobs_checkpoint, AUTH_READ, NULL},
+    {"GET", "/v1/models/inspect", api_models_inspect, AUTH_READ, NULL},
+    {"PUT", "/v1/uploads/{name}", NULL, AUTH_SUBMIT, &api_uploads_put},
+    {"GET", "/v1/uploads", api_uploads_list, AUTH_READ, NULL},
+    {"GET", "/v1/uploads/{name}", api_uploads_get, AUTH_READ, NULL},
+    {"DELETE", "/v1/uploads/{name}", api_uploads_delete, AUTH_SUBMIT, NULL},
+    {"GET", "/v1/openapi.json", api_openapi_get, AUTH_NONE, NULL},
+    {"GET", "/healthz", api_health_live, AUTH_NONE, NULL},
+    {"GET", "/readyz", api_health_ready, AUTH_NONE, NULL},
+    {"GET", "/metrics", api_health_metrics, AUTH_NONE, NULL},
+    {"GET", "/", api_static_get, AUTH_NONE, NULL}, /* the dashboard: it asks for the token */
+    {"GET", "/index.html", api_static_get, AUTH_NONE, NULL},
+    {"GET", "/app.js", api_static_get, AUTH_NONE, NULL},
+    {"GET", "/style.css", api_static_get, AUTH_NONE, NULL},
+    {NULL, NULL, NULL, AUTH_NONE, NULL}, /* 404 */
 };
 
 static int match_exact(const char *pattern, const char *path,
@@ -87,6 +91,35 @@ const struct route *routes_find(const struct route *table, const char *method, c
     return used ? NULL : r;
 }
 
+/* Authenticates rq for route r (auth is off when env->auth has no
+ * tokens) and checks the role: 0, or -1 with rs answered. */
+static int authorize(struct api_request *rq, struct api_response *rs, const struct route *r)
+{
+    rq->route = r->pattern;
+    rq->token_name = "";
+    rq->role = AUTH_ADMIN;
+    if (r->role == AUTH_NONE || !auth_count(rq->env->auth)) return 0;
+    const char *name = NULL;
+    enum auth_role role = AUTH_NONE;
+    int rc = auth_check(rq->env->auth, rq->header(rq->conn, "Authorization"), &name, &role);
+    if (rc) {
+        api_header(rs, "WWW-Authenticate", "Bearer realm=\"prunerd\"");
+        api_reply_error(rs, 401, "unauthorized", NULL, "%s",
+                        rc == ERR_NOTFOUND
+                            ? "a bearer token is required (Authorization: Bearer ...)"
+                            : "the bearer token is not valid");
+        return -1;
+    }
+    rq->token_name = name;
+    rq->role = role;
+    if (role < r->role) {
+        api_reply_error(rs, 403, "forbidden", NULL, "token '%s' has role %s; %s %s needs %s", name,
+                        auth_role_name(role), r->method, r->pattern, auth_role_name(r->role));
+        return -1;
+    }
+    return 0;
+}
+
 void api_dispatch(struct api_request *rq, struct api_response *rs)
 {
     char allow[128];
@@ -105,34 +138,29 @@ void api_dispatch(struct api_request *rq, struct api_response *rs)
         api_reply_error(rs, 404, "not_found", NULL, "no route %s %s", rq->method, rq->path);
         return;
     }
-    rq->route = r->pattern;
-    rq->token_name = "";
-    rq->role = AUTH_ADMIN;
-    if (r->role != AUTH_NONE && auth_count(rq->env->auth)) {
-        const char *name = NULL;
-        enum auth_role role = AUTH_NONE;
-        int rc = auth_check(rq->env->auth, rq->header(rq->conn, "Authorization"), &name, &role);
-        if (rc) {
-            api_header(rs, "WWW-Authenticate", "Bearer realm=\"prunerd\"");
-            api_reply_error(rs, 401, "unauthorized", NULL, "%s",
-                            rc == ERR_NOTFOUND
-                                ? "a bearer token is required (Authorization: Bearer ...)"
-                                : "the bearer token is not valid");
-            return;
-        }
-        rq->token_name = name;
-        rq->role = role;
-        if (role < r->role) {
-            api_reply_error(rs, 403, "forbidden", NULL, "token '%s' has role %s; %s %s needs %s",
-                            name, auth_role_name(role), r->method, r->pattern,
-                            auth_role_name(r->role));
-            return;
-        }
-    }
+    if (authorize(rq, rs, r)) return;
     if (rq->body_not_json) {
         api_reply_error(rs, 415, "unsupported_media_type", NULL,
                         "send the body as Content-Type: application/json");
         return;
     }
+    if (!r->handler) { /* a streamed route: api_stream_begin takes it */
+        api_reply_error(rs, 500, "internal", NULL, "%s %s was not streamed", r->method, r->pattern);
+        return;
+    }
     r->handler(rq, rs);
+}
+
+int api_stream_begin(struct api_request *rq, struct api_response *rs,
+                     const struct api_stream_ops **ops, void **ctx)
+{
+    char allow[128];
+    const struct route *r =
+        routes_find(api_routes, rq->method, rq->path, rq->params, allow, sizeof allow);
+    *ops = NULL;
+    *ctx = NULL;
+    if (!r || !r->method || !r->stream) return 0;
+    if (authorize(rq, rs, r) || r->stream->begin(rq, rs, ctx)) return -1;
+    *ops = r->stream;
+    return 1;
 }

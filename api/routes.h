@@ -15,7 +15,8 @@ struct route {
     const char *method;
     const char *pattern;
     api_handler handler;
-    enum auth_role role; /* AUTH_NONE: open even when tokens are set */
+    enum auth_role role;                 /* AUTH_NONE: open even when tokens are set */
+    const struct api_stream_ops *stream; /* set: the body is streamed (handler NULL) */
 };
 
 extern const struct route api_routes[];
@@ -38,5 +39,12 @@ const struct route *routes_find(const struct route *table, const char *method, c
 /* Routes, authenticates (auth is off when env->auth has no tokens),
  * checks the role and calls the handler.  Always fills rs. */
 void api_dispatch(struct api_request *rq, struct api_response *rs);
+
+/* Called with the headers only, before any of the body: 0 when the route
+ * takes its body whole (gather it, then api_dispatch); 1 when it streams
+ * it: authenticated, role checked and begun, with *ops and *ctx to use
+ * (struct api_stream_ops); -1 when rs holds the answer already. */
+int api_stream_begin(struct api_request *rq, struct api_response *rs,
+                     const struct api_stream_ops **ops, void **ctx);
 
 #endif

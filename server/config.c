@@ -49,6 +49,7 @@ int config_init(struct config *c, char *err, size_t errlen)
     c->workers = 1;
     c->http_threads = 4;
     c->body_limit = 1 << 20;
+    c->upload_limit = 4ull << 30;
     c->max_attempts = 3;
     c->stop_timeout_s = 20;
     c->retention_days = 30;
@@ -243,6 +244,11 @@ static int config_set(struct config *c, const char *section, const char *key, co
         if (config_parse_size(val, &size) || size == 0 || size > (1ull << 32))
             return err_set(msg, msglen, ERR_INVALID, "body_limit must be 1 byte to 4G");
         c->body_limit = (size_t)size;
+    } else if (KEY("limits", "upload_limit")) {
+        if (config_parse_size(val, &size) || size == 0)
+            return err_set(msg, msglen, ERR_INVALID,
+                           "upload_limit must be a size of 1 byte or more");
+        c->upload_limit = size;
     } else if (KEY("limits", "max_attempts")) {
         if (parse_int(val, 1, 100, &c->max_attempts))
             return err_set(msg, msglen, ERR_INVALID, "max_attempts must be 1 to 100");
@@ -398,6 +404,7 @@ static const struct {
     {"--model-root", "paths", "model_root"},
     {"--data-root", "paths", "data_root"},
     {"--body-limit", "limits", "body_limit"},
+    {"--upload-limit", "limits", "upload_limit"},
     {"--max-attempts", "limits", "max_attempts"},
     {"--stop-timeout", "limits", "stop_timeout"},
     {"--retention-days", "limits", "retention_days"},
@@ -406,16 +413,18 @@ static const struct {
 
 void config_usage(FILE *out)
 {
-    fprintf(out, "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
-                 "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
-                 "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads "
-                 "N] [--log-format text|json]\n"
-                 "                     [--plugin-dir DIR]\n"
-                 "                     [--body-limit SIZE] [--max-attempts N] [--stop-timeout S]\n"
-                 "                     [--retention-days D] [--quota SIZE]\n"
-                 "                     [--artifact-dir DIR] [--queue-backend sqlite|postgres]\n"
-                 "                     [--queue-dsn DSN] [--lease-seconds S]\n"
-                 "Flags override the config file (see deploy/prunerd.conf.example).\n");
+    fprintf(out,
+            "usage: prunerd serve [--config FILE] [--listen ADDR:PORT] [--data-dir DIR]\n"
+            "                     [--model-root DIR ...] [--data-root DIR ...] [--workers N]\n"
+            "                     [--gpus all|none|I,J,...] [--http-threads N] [--job-threads "
+            "N] [--log-format text|json]\n"
+            "                     [--plugin-dir DIR]\n"
+            "                     [--body-limit SIZE] [--upload-limit SIZE] [--max-attempts N]\n"
+            "                     [--stop-timeout S]\n"
+            "                     [--retention-days D] [--quota SIZE]\n"
+            "                     [--artifact-dir DIR] [--queue-backend sqlite|postgres]\n"
+            "                     [--queue-dsn DSN] [--lease-seconds S]\n"
+            "Flags override the config file (see deploy/prunerd.conf.example).\n");
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int *help, char *err, size_t errlen)

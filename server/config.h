@@ -20,7 +20,7 @@
  *             artifact_dir = DIR (default: data_dir; shared by a group of boxes)
  *   [queue]   backend = sqlite|postgres   dsn = libpq connection string
  *             lease_seconds = 30 (>= 2)
- *   [limits]  body_limit = 1M   max_attempts = 3   stop_timeout = 20
+ *   [limits]  body_limit = 1M   upload_limit = 4G   max_attempts = 3   stop_timeout = 20
  *             retention_days = 30 (0 keeps)   free_space_factor = 2
  *             quota = 0 (bytes, K/M/G/T suffixes; 0 = none)
  *   [tokens]  NAME = ROLE:SHA256HEX   (role read, submit or admin)
@@ -52,6 +52,7 @@ struct config {
     int http_threads;          /* libmicrohttpd thread pool size */
     int job_threads;           /* libtorch threads per job; 0: libtorch's default */
     size_t body_limit;         /* request bodies, bytes */
+    uint64_t upload_limit;     /* an upload's body (and once unpacked), bytes */
     int max_attempts;          /* a job fails after this many interrupted runs */
     int stop_timeout_s;        /* bound on shutdown */
     int retention_days;        /* finished jobs older than this are deleted; 0 keeps */
@@ -64,7 +65,7 @@ struct config {
 };
 
 /* Fills the defaults: 127.0.0.1:8080, ./var, roots ".", 1 worker, 4 HTTP
- * threads, 1 MiB bodies, 3 attempts, 20 s, 30 days, 2x, no quota, SQLite,
+ * threads, 1 MiB bodies, 4 GiB uploads, 3 attempts, 20 s, 30 days, 2x, no quota, SQLite,
  * 30 s leases. */
 int config_init(struct config *c, char *err, size_t errlen);
 void config_free(struct config *c); /* frees what c holds, not c */

@@ -19,7 +19,7 @@
 #include "stats.h"
 
 /*
- * DESIGN: one libmicrohttpd daemon with an internal epoll thread pool
+ * DESIGN: one libmicrohttpd daemon with an internal poll() thread pool
  * (MHD_OPTION_THREAD_POOL_SIZE).  A request is handled entirely on the pool
  * thread that reads it: its body is gathered into struct http_req (*req_cls),
  * then api_dispatch runs with that thread's own struct queue (one sqlite3 *
@@ -29,6 +29,14 @@
  * struct http_req is freed in the
  * MHD_OPTION_NOTIFY_COMPLETED callback, which also counts the request for
  * /metrics.
+ *
+ * A route that streams its body (PUT /v1/uploads/{name}; api_stream_begin)
+ * is begun on the first call instead: each piece of the body goes to its
+ * write as it arrives (libmicrohttpd's buffer, a few KiB, is all it holds),
+ * the last call answers, and a connection that ends first aborts it.
+ * poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll missed a
+ * client's close that came with the last of its data, so a cut upload
+ * stayed open (and its partial file on disk) until the 30 s timeout.
  *
  * A body over the limit is answered 413 with the JSON error, and the client
  * hears it: with "Expect: 100-continue" the answer goes before the body is
@@ -58,6 +66,12 @@ struct http_req {
     int status;                   /* what was answered (0: nothing yet) */
     const char *route;            /* static pattern, for /metrics */
     char method[8];
+    /* A streamed body (PUT /v1/uploads/{name}): handed over as it comes. */
+    struct api_request rq;               /* kept from the first call to the last */
+    const struct api_stream_ops *stream; /* NULL: the body is gathered */
+    void *stream_ctx;                    /* until end or abort */
+    int stream_refused;                  /* the rest of the body is dropped, then end answers */
+    struct api_response *early;          /* answered before the body: sent once it is dropped */
 };
 
 static void queue_key_destroy(void *q)
@@ -203,6 +217,89 @@ static int take_body(struct http_server *s, struct http_req *r, const char *data
     return 1;
 }
 
+static struct api_request make_request(struct http_server *s, struct MHD_Connection *conn,
+                                       const char *url, const char *method, struct queue *q)
+{
+    struct api_request rq = {
+        .method = method,
+        .path = url,
+        .header = get_header,
+        .query = get_query,
+        .conn = conn,
+        .q = q,
+        .env = s->cfg.env,
+        .token_name = "",
+        .role = AUTH_NONE,
+        .route = "(none)",
+    };
+    return rq;
+}
+
+/* The first call of a route that streams its body (api_stream_begin): 1
+ * with *res set when it took the request (begun, or answered), 0 when the
+ * body is to be gathered as usual. */
+static int begin_stream(struct http_server *s, struct MHD_Connection *conn, const char *url,
+                        const char *method, struct http_req *r, enum MHD_Result *res)
+{
+    struct api_response rs;
+    api_response_init(&rs);
+    r->rq = make_request(s, conn, url, method, NULL); /* uploads need no database */
+    int rc = api_stream_begin(&r->rq, &rs, &r->stream, &r->stream_ctx);
+    r->route = r->rq.route;
+    if (rc == 0) return 0;
+    if (rc > 0) {
+        *res = MHD_YES;
+        return 1;
+    }
+    /* Refused on its headers: answered at once when no body follows, the
+     * client waits for 100 Continue, or the body is too long to drop;
+     * otherwise after dropping the body, so the client reads the answer. */
+    const char *cl = get_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = get_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *expect = get_header(conn, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+    int has_body = len > 0 || (te && strcasestr(te, "chunked"));
+    if (!has_body || (expect && !strcasecmp(expect, "100-continue")) || len > DISCARD_MAX ||
+        !(r->early = malloc(sizeof *r->early))) {
+        *res = send_response(conn, r, &rs);
+        return 1;
+    }
+    *r->early = rs;
+    *res = MHD_YES;
+    return 1;
+}
+
+/* Body bytes of a streamed request, or of one answered early: 0 once
+ * more than DISCARD_MAX have been dropped (the connection closes). */
+static int take_stream(struct http_req *r, const char *data, size_t size)
+{
+    if (r->stream && !r->stream_refused) {
+        if (r->stream->write(r->stream_ctx, data, size)) r->stream_refused = 1;
+        return 1;
+    }
+    r->discarded += size;
+    return r->discarded <= DISCARD_MAX;
+}
+
+/* The body is complete: a streamed request's answer, or the early one. */
+static enum MHD_Result end_stream(struct MHD_Connection *conn, struct http_req *r)
+{
+    struct api_response rs;
+    enum MHD_Result ret;
+    if (r->early) {
+        ret = send_response(conn, r, r->early);
+        free(r->early);
+        r->early = NULL;
+        return ret;
+    }
+    api_response_init(&rs);
+    void *ctx = r->stream_ctx;
+    r->stream_ctx = NULL;
+    r->stream->end(ctx, &r->rq, &rs);
+    r->stream = NULL;
+    return send_response(conn, r, &rs);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -217,7 +314,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->route = "(none)";
         snprintf(r->method, sizeof r->method, "%s", method);
         *req_cls = r;
+        enum MHD_Result res;
+        if (begin_stream(s, conn, url, method, r, &res)) return res;
         return on_first_call(s, conn, r);
+    }
+    if (r->stream || r->early) {
+        if (!*upload_data_size) return end_stream(conn, r);
+        int more = take_stream(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return more ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size) {
         int more = take_body(s, r, upload_data, *upload_data_size);
@@ -236,21 +341,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     int probe = !strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics");
     if (!q && !probe)
         return send_error(conn, r, 503, "unavailable", "the database cannot be opened");
-    struct api_request rq = {
-        .method = method,
-        .path = url,
-        .header = get_header,
-        .query = get_query,
-        .conn = conn,
-        .body = r->body,
-        .body_len = r->len,
-        .body_not_json = r->bad_type,
-        .q = q,
-        .env = s->cfg.env,
-        .token_name = "",
-        .role = AUTH_NONE,
-        .route = "(none)",
-    };
+    struct api_request rq = make_request(s, conn, url, method, q);
+    rq.body = r->body;
+    rq.body_len = r->len;
+    rq.body_not_json = r->bad_type;
     struct api_response rs;
     api_response_init(&rs);
     api_dispatch(&rq, &rs);
@@ -268,6 +362,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!r) return;
     if (r->status)
         stats_http(s->cfg.env->stats, r->route, r->method, r->status, fs_monotonic() - r->start);
+    if (r->stream_ctx) r->stream->abort(r->stream_ctx); /* cut off: nothing is kept */
+    if (r->early) {
+        api_response_clear(r->early);
+        free(r->early);
+    }
     free(r->body);
     free(r);
     *req_cls = NULL;
@@ -336,7 +435,7 @@ struct http_server *http_start(const struct http_config *hc, char *err, size_t e
         snprintf(err, errlen, "listen address '%s': %s", hc->host, gai_strerror(rc));
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)hc->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,

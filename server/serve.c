@@ -24,6 +24,7 @@
 #include "roots.h"
 #include "stats.h"
 #include "store.h"
+#include "upload.h"
 #include "torch_shim.h"
 #include "workers.h"
 
@@ -139,6 +140,15 @@ static int open_data_dir(struct daemon *d)
     }
     if (store_open(artifact_dir, &d->store, err, sizeof err)) {
         log_err(NULL, "artifact dir: %s", err);
+        return 1;
+    }
+    /* Uploads: a model and a data root (searched last; a caller's own
+     * "<owner>/..." paths go straight there: upload_job_resolve). */
+    char uploads[PATH_MAX];
+    if (upload_prepare(d->store, uploads, sizeof uploads, err, sizeof err) ||
+        roots_add(d->roots, ROOTS_MODEL, uploads, err, sizeof err) ||
+        roots_add(d->roots, ROOTS_DATA, uploads, err, sizeof err)) {
+        log_err(NULL, "uploads: %s", err);
         return 1;
     }
     if (!(d->q = queue_open(d->queue_at, err, sizeof err))) {
@@ -264,6 +274,7 @@ static int start_http(struct daemon *d)
         .store = d->store,
         .db_path = d->queue_at,
         .quota_bytes = cfg->quota_bytes,
+        .upload_limit = cfg->upload_limit,
         .auth = d->auth,
         .roots = d->roots,
         .stats = d->stats,

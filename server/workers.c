@@ -26,6 +26,7 @@
 #include "roots.h"
 #include "stats.h"
 #include "store.h"
+#include "upload.h"
 
 /*
  * DESIGN: N threads, each with its own struct queue.  A worker claims the
@@ -382,6 +383,8 @@ static void sweep(struct workers *pool, struct queue *q)
 
     /* Hourly, the quota's running total meets the disk again: the
      * database's own growth, and other daemons' writes to a shared store. */
+    int partial = upload_clean_partial(pool->cfg.store);
+    if (partial > 0) log_info(NULL, "removed %d partial upload(s) no process held", partial);
     store_recount(pool->cfg.store);
     if (pool->cfg.retention_days <= 0) return;
     double cutoff = fs_now() - (double)pool->cfg.retention_days * 86400.0;

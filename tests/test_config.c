@@ -27,6 +27,7 @@ static const char good[] =
     "stop_timeout = 7\n"
     "retention_days = 0\n"
     "quota = 10G\n"
+    "upload_limit = 512M\n"
     "free_space_factor = 1.5\n"
     "[tokens]\n"
     "alice = admin:0000000000000000000000000000000000000000000000000000000000000000\n"
@@ -52,6 +53,8 @@ int main(void)
     CHECK_INT(c.retention_days, 30);
     CHECK(c.free_space_factor == 2.0, "factor %g", c.free_space_factor);
     CHECK_INT(c.quota_bytes, 0);
+    CHECK(c.upload_limit == 4ull << 30, "upload_limit defaults to 4G: %llu",
+          (unsigned long long)c.upload_limit);
     CHECK_INT(c.n_tokens, 0);
     CHECK_INT(config_validate(&c, err, sizeof err), 0);
 
@@ -71,6 +74,7 @@ int main(void)
     CHECK_INT(c.stop_timeout_s, 7);
     CHECK_INT(c.retention_days, 0);
     CHECK(c.quota_bytes == 10ull << 30, "quota %llu", (unsigned long long)c.quota_bytes);
+    CHECK(c.upload_limit == 512ull << 20, "upload_limit %llu", (unsigned long long)c.upload_limit);
     CHECK(c.free_space_factor == 1.5, "factor %g", c.free_space_factor);
     CHECK_INT(c.n_tokens, 2);
     CHECK(c.n_tokens == 2 && !strcmp(c.tokens[1].name, "ci-bot") &&
@@ -144,6 +148,9 @@ int main(void)
               ERR_INVALID);
     CHECK_INT(config_parse_text(&c, "[limits]\nbody_limit = 1Q\n", "a", err, sizeof err),
               ERR_INVALID);
+    CHECK_INT(config_parse_text(&c, "[limits]\nupload_limit = 0\n", "a", err, sizeof err),
+              ERR_INVALID);
+    CHECK(strstr(err, "upload_limit") != NULL, "message: %s", err);
     CHECK_INT(config_parse_text(&c, "[server]\nlog_format = xml\n", "a", err, sizeof err),
               ERR_INVALID);
     char *argv3[] = {"--bogus"};

@@ -520,9 +520,16 @@ def test_openapi(d):
     d.json("POST", f"/v1/jobs/{jid}/cancel")
     methods = ("GET", "POST", "PUT", "DELETE", "PATCH")
     wait_status(d, jid, ("cancelled",), timeout=60)
+    # an upload to stand in for {name}
+    st, _, _ = d.req("PUT", "/v1/uploads/openapi.txt", raw=b"openapi\n",
+                     headers={"Content-Type": "application/octet-stream"})
+    check(st in (200, 201), "an upload for {name}", st)
+
+    def concrete_path(path):
+        return path.replace("{id}", jid).replace("{name}", "openapi.txt")
     for path, item in doc["paths"].items():
         if path.startswith("/v1/"):
-            concrete = path.replace("{id}", jid)[3:]
+            concrete = concrete_path(path)[3:]
             m = "GET" if "get" in item else "POST"
             st, h, b = d.req(m, concrete, body=seed_request(name="alias") if m == "POST" else None)
             check(st not in (404, 405), f"alias {m} {concrete} answers", (st, b[:200]))
@@ -530,7 +537,7 @@ def test_openapi(d):
                 d.json("POST", f"/v1/jobs/{json.loads(b)['id']}/cancel")
     for path, item in doc["paths"].items():
         documented = {m.upper() for m in item}
-        concrete = path.replace("{id}", jid)
+        concrete = concrete_path(path)
         for m in methods:
             if m in documented:
                 op = item[m.lower()]

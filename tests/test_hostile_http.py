@@ -17,23 +17,48 @@ libmicrohttpd itself refuses before prunerd sees them (a Content-Length that is 
 number, a header block over its memory, broken chunked framing) get the library's own
 HTML page: for those only the first two assertions hold, and the test says so.
 
+Uploads (PUT/GET/DELETE /v1/uploads..., the daemon run with --upload-limit 1M): five
+good uploads first (a file over body_limit with Content-SHA256, a chunked one, a tar.gz
+and a zip unpacked into folders, one sent after Expect: 100-continue), then bad names
+(.., ., %2F, %00, 129 characters), bad replace / unpack / Content-SHA256, replays and
+conflicts, Content-Lengths over upload_limit (answered before the body with Expect or over
+64 MiB, else once it is dropped), chunked bodies
+over it, bodies cut mid-way, hostile archives (.., absolute paths, links, devices,
+10,001 entries, more than the limit once unpacked: 400 unsafe_archive naming the entry;
+garbage: 400 invalid_archive), ?owner= abuse and other owners' uploads in jobs and
+inspect.  After EVERY upload request the daemon "loses nothing": it is up, GET
+/v1/uploads lists exactly the good uploads, <data dir>/uploads/alice/ holds exactly
+them, unchanged, and <data dir>/uploads.partial/ is empty.  Last, a daemon on the same
+data dir is killed mid-upload: the next one lists the good uploads only and empties
+uploads.partial/.
+
 At the end: the daemon is alive, GET /v1/jobs lists exactly the two jobs submitted on
 purpose, the number of requests is printed (at least 150), SIGTERM makes it exit 0,
 and its stderr holds no sanitizer report (PRUNERD_BIN may be an ASan build).
 
 Needs the shared data (PRUNERD_SHARED, default ../shared): fails, never skips, without.
 """
+import base64
+import gzip
 import hashlib
+import io
 import json
 import os
+import random
+import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.parse
+import warnings
+import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("PRUNERD_BIN") or os.path.join(HERE, "..", "build", "server", "prunerd")
@@ -1003,6 +1028,798 @@ def wait_done(port, jid, timeout):
     return body
 
 
+# ---------------------------------------------------------------- uploads
+
+UPLOAD_LIMIT = 1 << 20  # the daemon runs with --upload-limit 1M
+UCAT = "uploads"
+T0 = 1764700000  # mtime of the archive members
+CREATED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+UPLOAD_KEYS = {"name", "owner", "kind", "bytes", "sha256", "path", "created", "files"}
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def member(name, kind=tarfile.REGTYPE, data=b"", linkname="", pax=None):
+    """A tar member: (TarInfo, data or None)."""
+    t = tarfile.TarInfo(name)
+    t.type, t.linkname, t.mtime = kind, linkname, T0
+    t.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        t.devmajor, t.devminor = 1, 3
+    if pax:
+        t.pax_headers = dict(pax)
+    if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        t.size = len(data)
+        return t, data
+    return t, None
+
+
+def tar_of(members, mode="w", fmt=tarfile.GNU_FORMAT):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode, format=fmt) as tf:
+        for t, data in members:
+            tf.addfile(t, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def zip_of(entries):
+    """entries: (name, data, unix mode or None)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name" is the point of one case
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data, mode in entries:
+                zi = zipfile.ZipInfo(name, date_time=(2026, 12, 2, 0, 0, 0))
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                if mode is not None:
+                    zi.create_system, zi.external_attr = 3, mode << 16
+                z.writestr(zi, data)
+    return buf.getvalue()
+
+
+def zip_lying_sizes(name, data, said):
+    """A zip whose headers say `said` bytes for an entry that inflates to len(data)."""
+    z = bytearray(zip_of([(name, data, None)]))
+    assert z[:4] == b"PK\x03\x04"
+    struct.pack_into("<I", z, 22, said)  # local header: uncompressed size
+    cd = z.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", z, cd + 24, said)  # central directory: uncompressed size
+    return bytes(z)
+
+
+def tree_digest(path):
+    """A file's sha256, or a folder's [(relative path, sha256 | "dir" | "link")]."""
+    if os.path.islink(path):
+        return "link"
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return sha(f.read())
+    out = []
+    for top, dirs, files in os.walk(path):
+        for n in dirs:
+            out.append((os.path.relpath(os.path.join(top, n), path), "dir"))
+        for n in files:
+            p = os.path.join(top, n)
+            out.append((os.path.relpath(p, path), "link" if os.path.islink(p) else tree_digest(p)))
+    return sorted(out)
+
+
+def wanted_tree(files):
+    """tree_digest of a folder holding files {relative path: bytes}."""
+    out, dirs = [], set()
+    for rel, data in files.items():
+        out.append((rel, sha(data)))
+        parts = rel.split("/")[:-1]
+        for i in range(len(parts)):
+            dirs.add("/".join(parts[:i + 1]))
+    return sorted(out + [(d, "dir") for d in dirs])
+
+
+class Uploads:
+    """Upload requests, and after each hostile one the "loses nothing" checks: the daemon is up,
+    GET /v1/uploads lists exactly the good uploads (alice's), uploads/alice/ holds exactly them,
+    unchanged, and uploads.partial/ is empty."""
+
+    def __init__(self, run, d, tmp):
+        self.run, self.d, self.port, self.tmp = run, d, d.port, tmp
+        self.var = os.path.realpath(os.path.join(tmp, "var"))
+        self.udir = os.path.join(self.var, "uploads")
+        self.mine = os.path.join(self.udir, "alice")
+        self.partial = os.path.join(self.var, "uploads.partial")
+        self.good = {}  # name -> the upload object answered
+        self.disk = {}  # name -> tree_digest of what is on disk
+        self.alive = True
+
+    # -- requests
+
+    def put(self, what, name, body=b"", query="", headers=None, token=ALICE, ctype="application/octet-stream",
+            after=True, **expect):
+        r = self.run.req(UCAT, what, "PUT", f"/v1/uploads/{name}{query}", body, headers, token, ctype, **expect)
+        if after:
+            self.intact(what)
+        return r
+
+    def req(self, what, method, path, token=ALICE, after=True, **expect):
+        r = self.run.req(UCAT, what, method, path, token=token, **expect)
+        if after:
+            self.intact(what)
+        return r
+
+    def raw(self, what, data, after=True, **expect):
+        r = self.run.raw(UCAT, what, data, **expect)
+        if after:
+            self.intact(what)
+        return r
+
+    def stream(self, what, head, pieces, after=True, **expect):
+        """Sends head, then the pieces one by one until an answer comes; reads it."""
+        r = Reply()
+        try:
+            c = Conn(self.port)
+        except OSError as e:
+            r.error = f"connect: {e}"
+            return self.run.verify(UCAT, what, r, **expect)
+        try:
+            c.send(head)
+            for p in pieces:
+                if select.select([c.s], [], [], 0)[0]:
+                    break  # answered early: read it
+                try:
+                    c.send(p)
+                except OSError:
+                    break  # the daemon closed: its answer may be waiting
+                time.sleep(0.002)
+            r = c.read_reply()
+        except OSError as e:
+            r.error = f"{type(e).__name__}: {e}"
+        finally:
+            c.close()
+        self.run.verify(UCAT, what, r, **expect)
+        if after:
+            self.intact(what)
+        return r
+
+    def early(self, what, head, length, **expect):
+        """Sends a head whose Content-Length is refused.  With Expect: 100-continue, or a length
+        over 64 MiB, the answer must come before the body; otherwise the daemon reads and drops
+        the body first (as for body_limit), so that a client writing before it reads hears it."""
+        if b"100-continue" not in head.lower() and length <= 64 << 20:
+            return self.stream(what + " (sent, then answered)", head,
+                               [bytes(min(65536, length - i)) for i in range(0, length, 65536)],
+                               **expect)
+        r = Reply()
+        try:
+            c = Conn(self.port)
+        except OSError as e:
+            r.error = f"connect: {e}"
+            return self.run.verify(UCAT, what, r, **expect)
+        try:
+            c.send(head)
+            early = bool(select.select([c.s], [], [], 5)[0])
+            check(early, f"[{UCAT}] {what}: answered before the body is sent", "an answer within 5 s",
+                  "nothing yet: the daemon waits for the body")
+            if not early and length <= 4 * UPLOAD_LIMIT:
+                c.send(bytes(length))
+            r = c.read_reply()
+        except OSError as e:
+            r.error = f"{type(e).__name__}: {e}"
+        finally:
+            c.close()
+        self.run.verify(UCAT, what, r, **expect)
+        self.intact(what)
+        return r
+
+    def cut(self, what, head, data, reset=False):
+        """Sends head and part of a body, then closes the connection (with a RST when reset)."""
+        sent[UCAT] = sent.get(UCAT, 0) + 1
+        try:
+            c = Conn(self.port)
+            c.send(head)
+            if data:
+                c.send(data)
+            time.sleep(0.3)  # let the daemon start writing it
+            if reset:
+                c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        except OSError as e:
+            check(False, f"[{UCAT}] {what}: sent", "sent", repr(e))
+        self.intact(what)
+
+    # -- the upload object
+
+    def check_upload(self, what, r, name, kind, body, nbytes, files, status=201):
+        """The answer to a good upload: status, Location, every field (alice is no admin: her path is
+        relative to the uploads root, <owner>/<name>); returns the object or None."""
+        label = f"[{UCAT}] {what}"
+        b = r.json()
+        if not check(not r.error and r.status == status and isinstance(b, dict), f"{label}: {status} with the upload",
+                     status, r):
+            return None
+        keys = set(b)
+        want_keys = UPLOAD_KEYS | ({"archive_bytes"} if kind == "folder" else set())
+        check(keys == want_keys, f"{label}: the upload's keys", sorted(want_keys), sorted(keys))
+        check(r.headers.get("location") == f"/v1/uploads/{name}", f"{label}: Location", f"/v1/uploads/{name}",
+              r.headers.get("location"))
+        check(r.headers.get("content-type", "").startswith("application/json"), f"{label}: Content-Type",
+              "application/json", r.headers.get("content-type"))
+        for k, want in (("name", name), ("owner", "alice"), ("kind", kind), ("bytes", nbytes),
+                        ("sha256", sha(body)), ("path", f"alice/{name}"), ("files", files)):
+            check(b.get(k) == want, f"{label}: {k}", repr(want), b.get(k))
+        if kind == "folder":
+            check(b.get("archive_bytes") == len(body), f"{label}: archive_bytes", len(body), b.get("archive_bytes"))
+        check(isinstance(b.get("created"), str) and CREATED_RE.match(b["created"]), f"{label}: created is ISO 8601 UTC",
+              "2026-12-02T18:21:46.123Z", b.get("created"))
+        return b
+
+    def add_good(self, what, r, name, body, kind="file", files=None, tree=None, status=201):
+        """Checks a good upload's answer and its file(s) on disk, and adds it to the good set."""
+        if kind == "file":
+            nbytes, files = len(body), 1
+        else:
+            nbytes = sum(len(v) for v in tree.values())
+            files = len(tree)
+        b = self.check_upload(what, r, name, kind, body, nbytes, files, status)
+        path = os.path.join(self.mine, name)
+        if kind == "file":
+            got = tree_digest(path) if os.path.exists(path) else None
+            check(got == sha(body), f"[{UCAT}] {what}: the file on disk is the body", sha(body), got)
+        else:
+            got = tree_digest(path) if os.path.isdir(path) else None
+            check(got == wanted_tree(tree), f"[{UCAT}] {what}: the folder on disk", wanted_tree(tree), got)
+        if b is not None and os.path.exists(path):
+            self.good[name] = b
+            self.disk[name] = tree_digest(path)
+        self.intact(what)
+        return b
+
+    def forget(self, name):
+        self.good.pop(name, None)
+        self.disk.pop(name, None)
+
+    # -- the "loses nothing" checks
+
+    def partial_left(self, timeout):
+        deadline = time.time() + timeout
+        while True:
+            left = sorted(os.listdir(self.partial)) if os.path.isdir(self.partial) else []
+            if not left or time.time() > deadline:
+                return left
+            time.sleep(0.05)
+
+    def intact(self, what):
+        if not self.alive:
+            return False
+        label = f"[{UCAT}] after {what}"
+        if not check(self.d.proc.poll() is None, f"{label}: the daemon is running", "running",
+                     f"exited with {self.d.proc.returncode}"):
+            self.alive = False
+            print(self.d.tail())
+            return False
+        r, b = get_json(self.port, "/v1/uploads", token=ALICE)
+        ups = b.get("uploads") if r.status == 200 and isinstance(b, dict) else None
+        listed = {u.get("name"): u for u in ups if isinstance(u, dict)} if isinstance(ups, list) else None
+        check(listed is not None and sorted(listed) == sorted(self.good),
+              f"{label}: GET /v1/uploads lists exactly the good uploads", sorted(self.good),
+              sorted(listed) if listed is not None else r)
+        if listed:
+            same = [n for n in self.good if n in listed and listed[n] != self.good[n]]
+            check(not same, f"{label}: the good uploads' objects are unchanged", [],
+                  [(self.good[n], listed[n]) for n in same][:2])
+        on_disk = sorted(os.listdir(self.mine)) if os.path.isdir(self.mine) else []
+        check(on_disk == sorted(self.good), f"{label}: uploads/alice/ holds exactly the good uploads",
+              sorted(self.good), on_disk)
+        changed = [n for n in self.good if os.path.lexists(os.path.join(self.mine, n))
+                   and tree_digest(os.path.join(self.mine, n)) != self.disk[n]]
+        check(not changed, f"{label}: the good uploads' files are unchanged", [], changed)
+        left = self.partial_left(5)
+        check(not left, f"{label}: uploads.partial/ is empty", [], left)
+        # put things back so that one failure does not fail every later check
+        for n in sorted(set(listed or {}) - set(self.good)):
+            get_json(self.port, f"/v1/uploads/{q(n)}", token=ALICE)
+            c = Conn(self.port)
+            try:
+                c.send(http_bytes("DELETE", f"/v1/uploads/{q(n)}", token=ALICE))
+                c.read_reply()
+            finally:
+                c.close()
+        return True
+
+    def escaped(self, what):
+        """No file named evil* anywhere in the test's folder (where '..', absolute paths and links
+        in the archives point)."""
+        found = []
+        for top, dirs, files in os.walk(self.tmp):
+            found += [os.path.join(top, n) for n in dirs + files if n.startswith("evil")]
+        check(not found, f"[{UCAT}] {what}: nothing written outside the upload", [], found)
+
+
+def upload_head(name, query="", length=None, chunked=False, token=ALICE, extra=None,
+                ctype="application/octet-stream"):
+    h = [f"PUT /v1/uploads/{name}{query} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
+    if ctype:
+        h.append(f"Content-Type: {ctype}")
+    if length is not None:
+        h.append(f"Content-Length: {length}")
+    if chunked:
+        h.append("Transfer-Encoding: chunked")
+    h += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    h.append("Connection: close")
+    return ("\r\n".join(h) + "\r\n\r\n").encode()
+
+
+def chunked(data, size=65536):
+    """data as a list of chunked-encoding pieces, the last-chunk included."""
+    return [b"%x\r\n" % len(data[i:i + size]) + data[i:i + size] + b"\r\n" for i in range(0, len(data), size)] \
+        + [b"0\r\n\r\n"]
+
+
+def upload_good(u):
+    """One good upload of each way in; the hostile requests must lose none of them."""
+    rnd = random.Random(15)
+    body = rnd.randbytes(600 * 1024)  # over body_limit (256K), under upload_limit (1M)
+    r = u.put("good file: 600 KiB (over body_limit) with Content-SHA256", "good.bin", body,
+              headers={"Content-SHA256": sha(body)}, after=False)
+    u.add_good("good file", r, "good.bin", body)
+    with open(os.path.join(SHARED, "data", "thucnews", "class.txt"), "rb") as f:
+        classes = f.read()
+    r = u.stream("good file: chunked, no Content-Type", upload_head("classes.txt", chunked=True, ctype=None),
+                 chunked(classes, 20), after=False)
+    u.add_good("good chunked file", r, "classes.txt", classes)
+    tree = {"config.json": b'{"model_type": "bert"}\n', "sub/vocab.txt": b"[PAD]\n[UNK]\n[CLS]\n" * 100}
+    tgz = tar_of([member("m", tarfile.DIRTYPE), member("m/config.json", data=tree["config.json"]),
+                  member("m/sub", tarfile.DIRTYPE), member("m/sub/vocab.txt", data=tree["sub/vocab.txt"])],
+                 mode="w:gz")
+    r = u.put("good folder: tar.gz under one top folder, unpack=tar", "model-dir", tgz, "?unpack=tar",
+              headers={"Content-SHA256": sha(tgz).upper()}, after=False)
+    u.add_good("good tar.gz folder", r, "model-dir", tgz, "folder", tree=tree)
+    ztree = {"a.txt": b"a\n" * 1000, "b/c.txt": b"c\n"}
+    zbody = zip_of([("a.txt", ztree["a.txt"], None), ("b/", b"", 0o40755), ("b/c.txt", ztree["b/c.txt"], None)])
+    r = u.put("good folder: zip, unpack=zip", "zipped", zbody, "?unpack=zip", after=False)
+    u.add_good("good zip folder", r, "zipped", zbody, "folder", tree=ztree)
+    # Expect: 100-continue (curl's way with a large file): 100 Continue, then the body, then 201
+    ebody = rnd.randbytes(200 * 1024)
+    c = Conn(u.port)
+    r, interim = Reply(), b""
+    try:
+        c.send(upload_head("expect.bin", length=len(ebody), extra={"Expect": "100-continue"}, ctype="text/plain"))
+        c.s.settimeout(5)
+        try:
+            while b"\r\n\r\n" not in c.buf:
+                c._fill()
+        except (socket.timeout, EOFError):
+            pass
+        interim = c.buf.split(b"\r\n")[0]
+        c.s.settimeout(20)
+        c.send(ebody)
+        r = c.read_reply()
+    except OSError as e:
+        r.error = repr(e)
+    finally:
+        c.close()
+    check(interim.startswith(b"HTTP/1.1 100"), f"[{UCAT}] Expect: 100-continue: 100 Continue before the body",
+          "HTTP/1.1 100 Continue", interim)
+    u.run.verify(UCAT, "good file: Expect: 100-continue, Content-Type text/plain", r, status=201)
+    u.add_good("good file with Expect: 100-continue", r, "expect.bin", ebody)
+    r, b = get_json(u.port, "/v1/uploads", token=ALICE)
+    order = [x.get("name") for x in b.get("uploads", [])] if isinstance(b, dict) else None
+    check(order == ["expect.bin", "zipped", "model-dir", "classes.txt", "good.bin"],
+          f"[{UCAT}] GET /v1/uploads: newest first", "expect.bin, zipped, model-dir, classes.txt, good.bin", order)
+    for name in ("good.bin", "model-dir"):
+        r = u.req(f"GET /v1/uploads/{name}", "GET", f"/v1/uploads/{name}", status=200, after=False)
+        check(r.json() == u.good.get(name), f"[{UCAT}] GET /v1/uploads/{name}: the object the PUT answered",
+              u.good.get(name), r.json())
+    u.req("HEAD /v1/uploads/good.bin", "HEAD", "/v1/uploads/good.bin", status=200)
+    u.req("GET /uploads/good.bin (no /v1)", "GET", "/uploads/good.bin", status=200)
+    return body, tgz
+
+
+def upload_replays(u, body, tgz):
+    """The same content again, other content under a taken name, and replace that fails."""
+    other = random.Random(16).randbytes(4000)
+    r = u.put("the same body again: replayed", "good.bin", body, status=200)
+    check(r.headers.get("idempotent-replayed") == "true" and r.json() == u.good["good.bin"],
+          f"[{UCAT}] replay: Idempotent-Replayed: true and the same object", u.good["good.bin"],
+          (r.headers.get("idempotent-replayed"), r.json()))
+    u.put("the same body, replace=false: replayed", "good.bin", body, "?replace=false", status=200)
+    u.put("the same archive again, unpack=tar: replayed", "model-dir", tgz, "?unpack=tar", status=200)
+    u.put("the folder's archive sent as a file (other kind)", "model-dir", tgz, status=409, code="conflict",
+          field="name")
+    u.put("other content under a taken name", "good.bin", other, status=409, code="conflict", field="name")
+    u.put("other content, replace=0", "good.bin", other, "?replace=0", status=409, code="conflict", field="name")
+    u.put("a valid tar under a taken file name", "good.bin", tar_of([member("x.txt", data=b"x")]), "?unpack=tar",
+          status=409, code="conflict", field="name")
+    # replace=1 that fails must keep the old content
+    u.put("replace=1 with a wrong Content-SHA256", "good.bin", other, "?replace=1",
+          headers={"Content-SHA256": sha(b"not it")}, status=422, code="checksum_mismatch", field="Content-SHA256")
+    u.put("replace=1 with an unsafe archive", "good.bin", tar_of([member("../evil", data=b"x")]),
+          "?replace=1&unpack=tar", status=400, code="unsafe_archive", field="body")
+    u.put("replace=1 with garbage as a tar", "good.bin", other, "?replace=1&unpack=tar", status=400,
+          code="invalid_archive", field="body")
+    u.early("replace=1 with a Content-Length over upload_limit",
+            upload_head("good.bin", "?replace=1", length=UPLOAD_LIMIT + 1), UPLOAD_LIMIT + 1,
+            status=413, code="payload_too_large", field="body")
+    u.cut("replace=1 cut mid-body", upload_head("good.bin", "?replace=1", length=len(body)), body[:300000])
+    u.put("replace=1 on the folder, with an unsafe zip", "model-dir", zip_of([("../evil", b"x", None)]),
+          "?replace=1&unpack=zip", status=400, code="unsafe_archive", field="body")
+    # a whole life: create, replace, read, delete
+    one, two = b"one\n" * 100, b"two\n" * 50
+    r = u.put("create tmp.bin", "tmp.bin", one, after=False)
+    u.add_good("create tmp.bin", r, "tmp.bin", one)
+    r = u.put("replace tmp.bin (replace=true)", "tmp.bin", two, "?replace=true", after=False)
+    u.forget("tmp.bin")
+    u.add_good("replace tmp.bin", r, "tmp.bin", two)
+    u.put("replace=1 with the same content", "tmp.bin", two, "?replace=1", status=(200, 201))
+    r = u.req("GET the replaced tmp.bin", "GET", "/v1/uploads/tmp.bin", status=200)
+    check(r.json() is not None and r.json().get("sha256") == sha(two), f"[{UCAT}] tmp.bin holds the new content",
+          sha(two), r.json())
+    u.forget("tmp.bin")
+    u.req("DELETE tmp.bin", "DELETE", "/v1/uploads/tmp.bin", status=204)
+    u.req("GET tmp.bin after DELETE", "GET", "/v1/uploads/tmp.bin", status=404, code="not_found")
+    u.req("DELETE tmp.bin again", "DELETE", "/v1/uploads/tmp.bin", status=404, code="not_found")
+
+
+def upload_names(u):
+    N = dict(status=400, code="invalid_field", field="name")
+    for what, name, exp in (
+            ("..", "..", N), (".", ".", N), ("%2e%2e", "%2e%2e", N), ("%2e", "%2e", N),
+            ("%00", "%00", N), ("a%00b", "a%00b", N), ("good.bin%00", "good.bin%00", N),
+            ("129 characters", "x" * 129, N), ("unicode é", "%C3%A9", N), ("a space", "a%20b", N),
+            ("a backslash", "a%5Cb", N), ("a colon", "a:b", N), ("a semicolon", "a%3Bb", N),
+            ("a star", "*", N), ("a tilde", "~x", N), ("a quote", "a%27b", N), ("a '%'", "%25", N),
+            ("'..' as %2E%2E", "%2E%2E", N),
+            ("%2F (a slash)", "a%2Fb", dict(status=(400, 404))),
+            ("..%2F..%2Fjobs", "..%2F..%2Fjobs", dict(status=(400, 404))),
+            ("%2F..%2F..%2Fprunerd.db", "%2F..%2F..%2Fprunerd.db", dict(status=(400, 404))),
+            ("a/b", "a/b", dict(status=(400, 404))),
+            ("../x", "../x", dict(status=(400, 404))),
+            ("empty", "", dict(status=(404, 405)))):
+        u.put(f"PUT name {what}", name, b"x", **exp)
+        get_exp = dict(status=(400, 404))
+        u.req(f"GET name {what}", "GET", f"/v1/uploads/{name}", **get_exp)
+        u.req(f"DELETE name {what}", "DELETE", f"/v1/uploads/{name}", status=(400, 404, 405))
+    # names at the edge that are valid: made, then deleted
+    for what, name in (("128 characters", "y" * 128), ("'...'", "..."), ("a leading dash", "-rf"),
+                       ("a leading dot", ".hidden")):
+        data = f"edge {what}\n".encode()
+        r = u.put(f"PUT valid name {what}", name, data, after=False)
+        u.add_good(f"PUT valid name {what}", r, name, data)
+        u.forget(name)
+        u.req(f"DELETE valid name {what}", "DELETE", f"/v1/uploads/{name}", status=204)
+
+
+def upload_params(u):
+    for v in ("bogus", "TAR", "tar.gz", "rar", "tar%00", q("../tar"), "zip,tar", "a" * 3000):
+        u.put(f"unpack={v[:20]}", "p.bin", b"x", f"?unpack={v}", status=400, code="invalid_field", field="unpack")
+    for v in ("maybe", "2", "yes", "tru", "1%00", "-1", "on"):
+        u.put(f"replace={v}", "p.bin", b"x", f"?replace={v}", status=400, code="invalid_field", field="replace")
+    data = b"checksummed\n"
+    H = dict(status=400, code="invalid_field", field="Content-SHA256")
+    for what, v in (("three characters", "abc"), ("63 hex", sha(data)[:63]), ("65 hex", sha(data) + "0"),
+                    ("64 'g'", "g" * 64), ("'sha256=' prefix", "sha256=" + sha(data)),
+                    ("base64 of the digest", base64.b64encode(hashlib.sha256(data).digest()).decode()),
+                    ("a space inside", sha(data)[:32] + " " + sha(data)[32:]), ("empty", ""),
+                    ("128 hex", sha(data) * 2), ("0x prefix", "0x" + sha(data)[:62])):
+        u.put(f"Content-SHA256 {what}", "c.bin", data, headers={"Content-SHA256": v}, **H)
+    M = dict(status=422, code="checksum_mismatch", field="Content-SHA256")
+    u.put("Content-SHA256 of other bytes", "c.bin", data, headers={"Content-SHA256": sha(b"other")}, **M)
+    u.put("Content-SHA256 of the body's first half", "c.bin", data, headers={"Content-SHA256": sha(data[:5])}, **M)
+    u.put("Content-SHA256 of the empty body, one byte sent", "c.bin", b"\x00",
+          headers={"Content-SHA256": sha(b"")}, **M)
+    good_tar = tar_of([member("x.txt", data=b"x")])
+    u.put("Content-SHA256 mismatch with unpack=tar", "c-dir", good_tar, "?unpack=tar",
+          headers={"Content-SHA256": sha(b"other")}, **M)
+    u.stream("Content-SHA256 mismatch, chunked", upload_head("c.bin", chunked=True,
+                                                             extra={"Content-SHA256": sha(b"other")}),
+             chunked(data, 4), **M)
+    r = u.put("Content-SHA256 upper-case (valid)", "upper.bin", data, headers={"Content-SHA256": sha(data).upper()},
+              after=False)
+    u.add_good("Content-SHA256 upper-case", r, "upper.bin", data)
+    u.forget("upper.bin")
+    u.req("DELETE upper.bin", "DELETE", "/v1/uploads/upper.bin", status=204)
+
+
+def upload_limits(u, body):
+    TL = dict(status=413, code="payload_too_large", field="body")
+    # a Content-Length over the limit is answered before the body with Expect: 100-continue or
+    # over 64 MiB (only the head is sent, and the answer must come within 5 s); under 64 MiB
+    # without Expect, after the daemon has read and dropped the body
+    for what, n, name, query, extra, token, exp in (
+            ("upload_limit + 1", UPLOAD_LIMIT + 1, "big.bin", "", None, ALICE, TL),
+            ("2 x upload_limit", 2 * UPLOAD_LIMIT, "big.bin", "", None, ALICE, TL),
+            ("10 GiB", 10 << 30, "big.bin", "", None, ALICE, TL),
+            ("2^63", 1 << 63, "big.bin", "", None, ALICE, TL),
+            ("upload_limit + 1 with Expect: 100-continue", UPLOAD_LIMIT + 1, "big.bin", "",
+             {"Expect": "100-continue"}, ALICE, TL),
+            ("upload_limit + 1 with unpack=tar", UPLOAD_LIMIT + 1, "big", "?unpack=tar", None, ALICE, TL),
+            ("upload_limit + 1, read token", UPLOAD_LIMIT + 1, "big.bin", "", None, VIEWER, dict(status=(403, 413)))):
+        u.early(f"Content-Length {what}, the head only", upload_head(name, query, length=n, extra=extra, token=token),
+                n, **exp)
+    zeros = bytes(UPLOAD_LIMIT + 65536)
+    u.stream("Content-Length over upload_limit, the body sent", upload_head("big.bin", length=len(zeros)),
+             [zeros[i:i + 65536] for i in range(0, len(zeros), 65536)], **TL)
+    u.stream("chunked over upload_limit", upload_head("big.bin", chunked=True), chunked(zeros), **TL)
+    u.stream("chunked over upload_limit with unpack=tar", upload_head("big", "?unpack=tar", chunked=True),
+             chunked(zeros), **TL)
+    # exactly the limit is not over it
+    exact = bytes(UPLOAD_LIMIT)
+    r = u.put("exactly upload_limit bytes", "limit.bin", exact, after=False)
+    u.add_good("exactly upload_limit bytes", r, "limit.bin", exact)
+    u.forget("limit.bin")
+    u.req("DELETE limit.bin", "DELETE", "/v1/uploads/limit.bin", status=204)
+    # bodies cut mid-way: nothing listed, nothing under uploads/, uploads.partial/ empty
+    u.cut("Content-Length 800 KiB, 300 KiB sent, then closed", upload_head("cut.bin", length=800 * 1024),
+          body[:300 * 1024])
+    u.cut("Content-Length 800 KiB, 300 KiB sent, then reset", upload_head("cut.bin", length=800 * 1024),
+          body[:300 * 1024], reset=True)
+    u.cut("chunked, 300 KiB sent, no last chunk, closed", upload_head("cut.bin", chunked=True),
+          b"".join(chunked(body[:300 * 1024])[:-1]))
+    u.cut("chunked, cut inside a chunk", upload_head("cut.bin", chunked=True), b"%x\r\n" % 65536 + body[:1000])
+    u.cut("all but the last byte, with Content-SHA256", upload_head("cut.bin", length=len(body),
+                                                                    extra={"Content-SHA256": sha(body)}), body[:-1])
+    u.cut("headers only, then closed", upload_head("cut.bin", length=1000), b"")
+    tgz = tar_of([member(f"f{i}.bin", data=random.Random(i).randbytes(50000)) for i in range(10)], mode="w:gz")
+    u.cut("unpack=tar, half the archive sent", upload_head("cut-dir", "?unpack=tar", length=len(tgz)),
+          tgz[:len(tgz) // 2])
+    u.cut("unpack=zip, all but the central directory", upload_head("cut-zip", "?unpack=zip", length=len(tgz) + 100),
+          zip_of([("a.bin", body[:100000], None)])[:-22])
+    # a body longer than its Content-Length: the rest is the next request (garbage): 400 or a closed connection
+    u.raw("a Content-Length shorter than the body", upload_head("short.bin", length=5) + b"0123456789",
+          after=False, status=201)
+    r, b = get_json(u.port, "/v1/uploads/short.bin", token=ALICE)
+    check(r.status == 200 and isinstance(b, dict) and b.get("bytes") == 5 and b.get("sha256") == sha(b"01234"),
+          f"[{UCAT}] the short upload holds the first 5 bytes", "5 bytes", b)
+    u.req("DELETE short.bin", "DELETE", "/v1/uploads/short.bin", status=204)
+
+
+def upload_archives(u):
+    U = dict(status=400, code="unsafe_archive", field="body")
+    absolute = os.path.join(u.tmp, "evil-absolute")
+    target = os.path.join(u.tmp, "evil-target")
+
+    def unsafe(what, archive, unpack, entry=None, names=None, name="evil-dir", codes=None):
+        label = f"{what} (unpack={unpack})"
+        if codes:
+            r = u.put(label, name, archive, f"?unpack={unpack}", after=False, status=400, field="body")
+            c = error_of(r.json()).get("code")
+            check(c in codes, f"[{UCAT}] {label}: error code", " or ".join(codes), c)
+        else:
+            r = u.put(label, name, archive, f"?unpack={unpack}", after=False, **U)
+            e = error_of(r.json())
+            got = e.get("entry")
+            if entry is not None:
+                check(got == entry, f"[{UCAT}] {label}: error.entry names the entry", repr(entry), got)
+            elif names is not None:
+                check(got in names, f"[{UCAT}] {label}: error.entry is one of the archive's entries",
+                      f"one of {len(names)} names", got)
+            else:
+                check(isinstance(got, str) and got, f"[{UCAT}] {label}: error.entry is there", "a string", got)
+            check(isinstance(got, str) and got and got in str(e.get("message")),
+                  f"[{UCAT}] {label}: the message names the entry", got, e.get("message"))
+        u.escaped(label)
+        u.intact(label)
+
+    a = member("a.txt", data=b"a\n")
+    for mode, suffix in (("w", ""), ("w:gz", " (gzip)")):
+        unsafe("tar: ../evil" + suffix, tar_of([a, member("../evil", data=b"x")], mode), "tar", "../evil")
+    unsafe("tar: m/../../evil", tar_of([member("m", tarfile.DIRTYPE), member("m/a.txt", data=b"a"),
+                                        member("m/../../evil", data=b"x")]), "tar", "m/../../evil")
+    unsafe("tar: a directory ../evil-d/", tar_of([member("../evil-d", tarfile.DIRTYPE)]), "tar", "../evil-d/")
+    unsafe("tar: absolute " + absolute, tar_of([a, member(absolute, data=b"x")], "w:bz2"), "tar", absolute)
+    unsafe("tar: symlink to an absolute path", tar_of([a, member("link", tarfile.SYMTYPE, linkname=target)], "w:xz"),
+           "tar", "link")
+    unsafe("tar: symlink under the top folder", tar_of([member("m", tarfile.DIRTYPE), member("m/a.txt", data=b"a"),
+                                                        member("m/link", tarfile.SYMTYPE, linkname="a.txt")]),
+           "tar", "m/link")
+    unsafe("tar: symlink then a file through it", tar_of([member("evil-l", tarfile.SYMTYPE, linkname=u.tmp),
+                                                          member("evil-l/evil-through", data=b"x")]), "tar", "evil-l")
+    unsafe("tar: hard link", tar_of([a, member("hl", tarfile.LNKTYPE, linkname="a.txt")]), "tar", "hl")
+    unsafe("tar: hard link to outside", tar_of([member("hl", tarfile.LNKTYPE, linkname="/etc/passwd")]), "tar", "hl")
+    unsafe("tar: character device", tar_of([a, member("null", tarfile.CHRTYPE)]), "tar", "null")
+    unsafe("tar: block device", tar_of([a, member("sda", tarfile.BLKTYPE)]), "tar", "sda")
+    unsafe("tar: FIFO", tar_of([a, member("fifo", tarfile.FIFOTYPE)]), "tar", "fifo")
+    unsafe("tar: an entry twice", tar_of([a, member("b.txt", data=b"b"), member("a.txt", data=b"again")]),
+           "tar", "a.txt")
+    unsafe("tar: a.txt and ./a.txt", tar_of([a, member("./a.txt", data=b"again")]), "tar",
+           names={"a.txt", "./a.txt"})
+    unsafe("tar: pax path ../evil-pax over a safe name",
+           tar_of([member("safe.txt", data=b"x", pax={"path": "../evil-pax"})], fmt=tarfile.PAX_FORMAT),
+           "tar", "../evil-pax")
+    long = "../" + "evil" + "x" * 300
+    unsafe("tar: a 307-byte '../' name (GNU longname)", tar_of([member(long, data=b"x")]), "tar")
+    names = [f"e{i:05d}" for i in range(10001)]
+    unsafe("tar.xz: 10,001 empty entries", tar_of([member(n) for n in names], "w:xz"), "tar", names=set(names))
+    unsafe("tar.gz: one entry of 2 MiB of zeros (over upload_limit unpacked)",
+           tar_of([a, member("zeros.bin", data=bytes(2 << 20))], "w:gz"), "tar", "zeros.bin")
+    unsafe("tar.gz: three entries of 400 KiB (over upload_limit together)",
+           tar_of([member(f"p{i}", data=bytes(400 << 10)) for i in (1, 2, 3)], "w:gz"), "tar", "p3")
+    unsafe("zip: ../evil", zip_of([("a.txt", b"a", None), ("../evil", b"x", None)]), "zip", "../evil")
+    unsafe("zip: absolute " + absolute, zip_of([("a.txt", b"a", None), (absolute, b"x", None)]), "zip", absolute)
+    unsafe("zip: symlink", zip_of([("a.txt", b"a", None), ("link", target.encode(), 0o120777)]), "zip", "link")
+    unsafe("zip: an entry twice", zip_of([("a.txt", b"a", None), ("a.txt", b"again", None)]), "zip", "a.txt")
+    unsafe("zip: one entry of 2 MiB of zeros", zip_of([("zeros.bin", bytes(2 << 20), None)]), "zip", "zeros.bin")
+    unsafe("zip: 2 MiB of zeros whose headers say 1000 bytes", zip_lying_sizes("zeros.bin", bytes(2 << 20), 1000),
+           "zip", codes=("unsafe_archive", "invalid_archive"))
+    # not archives
+    I = dict(status=400, code="invalid_archive", field="body")
+    junk = random.Random(17).randbytes(5000)
+    for what, body, unpack in (("random bytes", junk, "tar"), ("random bytes", junk, "zip"),
+                               ("text", b"hello, I am no archive\n" * 30, "tar"),
+                               ("gzip of text", gzip.compress(b"no tar inside\n" * 100), "tar"),
+                               ("half a tar.gz", tar_of([member("f.bin", data=random.Random(18).randbytes(40000))],
+                                                        "w:gz")[:20000], "tar"),
+                               ("a zip sent as tar", zip_of([("a.txt", b"a", None)]), "tar"),
+                               ("a tar sent as zip", tar_of([a]), "zip")):
+        u.put(f"{what} (unpack={unpack})", "evil-dir", body, f"?unpack={unpack}", **I)
+
+
+def upload_owners(u, b):
+    """Tokens, owners and ?owner= abuse; other owners' uploads in jobs and inspect."""
+    F = dict(status=403, code="forbidden")
+    A = dict(status=401, code="unauthorized")
+    u.put("no token", "n.bin", b"x", token=None, **A)
+    u.put("a wrong token", "n.bin", b"x", token="nope", **A)
+    u.req("GET /v1/uploads without a token", "GET", "/v1/uploads", token=None, **A)
+    u.put("read token uploads", "n.bin", b"x", token=VIEWER, **F)
+    u.put("read token uploads an archive", "n", tar_of([member("a", data=b"a")]), "?unpack=tar", token=VIEWER, **F)
+    u.req("read token deletes", "DELETE", "/v1/uploads/good.bin", token=VIEWER, **F)
+    u.req("read token deletes alice's (?owner)", "DELETE", "/v1/uploads/good.bin?owner=alice", token=VIEWER,
+          status=403)
+    r = u.req("read token lists its own", "GET", "/v1/uploads", token=VIEWER, status=200)
+    check(r.json() == {"uploads": []}, f"[{UCAT}] the read token has no uploads", {"uploads": []}, r.json())
+    r = u.req("bob lists his own", "GET", "/v1/uploads", token=BOB, status=200)
+    check(r.json() == {"uploads": []}, f"[{UCAT}] bob has no uploads", {"uploads": []}, r.json())
+    u.req("bob lists his own with ?owner=bob", "GET", "/v1/uploads?owner=bob", token=BOB, status=200)
+    u.req("bob gets alice's good.bin by name", "GET", "/v1/uploads/good.bin", token=BOB, status=404, code="not_found")
+    u.req("bob deletes alice's good.bin by name", "DELETE", "/v1/uploads/good.bin", token=BOB, status=404,
+          code="not_found")
+    u.req("bob lists ?owner=alice", "GET", "/v1/uploads?owner=alice", token=BOB, **F)
+    u.req("bob gets ?owner=alice", "GET", "/v1/uploads/good.bin?owner=alice", token=BOB, **F)
+    u.req("bob deletes ?owner=alice", "DELETE", "/v1/uploads/good.bin?owner=alice", token=BOB, **F)
+    u.req("bob lists ?owner= (anonymous)", "GET", "/v1/uploads?owner=", token=BOB, **F)
+    r = u.req("admin lists ?owner=alice", "GET", "/v1/uploads?owner=alice", token=ADMIN, status=200)
+    got = {x.get("name"): x.get("path") for x in (r.json() or {}).get("uploads", [])}
+    want = {n: os.path.join(u.mine, n) for n in u.good}
+    check(got == want, f"[{UCAT}] admin sees alice's uploads, with absolute paths", want, got)
+    r = u.req("admin gets alice's good.bin", "GET", "/v1/uploads/good.bin?owner=alice", token=ADMIN, status=200)
+    want = dict(u.good["good.bin"], path=os.path.join(u.mine, "good.bin"))
+    check(r.json() == want, f"[{UCAT}] admin's view of good.bin: the absolute path", want, r.json())
+    r = u.req("admin lists its own", "GET", "/v1/uploads", token=ADMIN, status=200)
+    check(r.json() == {"uploads": []}, f"[{UCAT}] admin (ops) has no uploads", {"uploads": []}, r.json())
+    u.req("admin lists ?owner= (anonymous)", "GET", "/v1/uploads?owner=", token=ADMIN, status=200)
+    # ?owner= that is no owner: never a listing of something else, never a deletion outside
+    for what, owner in (("..", ".."), (".", "."), ("%2e%2e", "%2e%2e"), ("alice/../alice", q("alice/../alice")),
+                        ("../var", q("../var")), ("/etc", q("/etc")), ("%00", "%00"), ("alice%00", "alice%00"),
+                        ("65 characters", "o" * 65), ("3000 characters", "o" * 3000), ("é", q("é")),
+                        ("uploads.meta/..", q("uploads.meta/..")), ("a space", "a%20b")):
+        r = u.req(f"admin lists ?owner={what}", "GET", f"/v1/uploads?owner={owner}", token=ADMIN,
+                  status=(200, 400, 403, 404))
+        if r.status == 200:
+            check(r.json() == {"uploads": []}, f"[{UCAT}] ?owner={what}: an empty list if any", {"uploads": []},
+                  r.json())
+        for name in ("good.bin", "prunerd.db", "alice", "jobs", "uploads"):
+            u.req(f"admin gets {name}?owner={what}", "GET", f"/v1/uploads/{name}?owner={owner}", token=ADMIN,
+                  status=(400, 403, 404))
+            u.req(f"admin deletes {name}?owner={what}", "DELETE", f"/v1/uploads/{name}?owner={owner}", token=ADMIN,
+                  status=(400, 403, 404))
+    for p in ("prunerd.db", "jobs", "uploads"):
+        check(os.path.exists(os.path.join(u.var, p)), f"[{UCAT}] the data dir's {p} is still there", "there",
+              "gone")
+    # another owner's upload in a job or inspect: 403 denied naming the field
+    D = dict(status=403, code="denied")
+    folder = os.path.join(u.mine, "model-dir")
+    for how, good, classes, cfg in (
+            ("relative", "alice/good.bin", "alice/classes.txt", "alice/model-dir/config.json"),
+            ("absolute", os.path.join(u.mine, "good.bin"), os.path.join(u.mine, "classes.txt"),
+             os.path.join(folder, "config.json"))):
+        for field, base, path in (("model", "base", good), ("model_config", "base", cfg),
+                                  ("eval.data", "base", classes), ("eval.vocab", "base", classes),
+                                  ("eval.classes", "base", classes), ("options.mask", "mask", good),
+                                  ("structured.calibration.data", "st_cal", classes)):
+            u.run.req(UCAT, f"bob's job with alice's upload as {field} ({how}: {path})", "POST", "/v1/jobs",
+                      set_path(b[base], field, path), token=BOB, field=field, **D)
+    for path in ("alice/model-dir", folder):
+        u.run.req(UCAT, f"bob's job with alice's folder as the model ({path})", "POST", "/v1/jobs",
+                  set_path(b["base"], "model", path), token=BOB, field="model", **D)
+    good, cfg = os.path.join(u.mine, "good.bin"), os.path.join(folder, "config.json")
+    via = os.path.join(u.udir, "bob", "..", "alice", "good.bin")
+    u.run.req(UCAT, "bob's job: uploads/bob/../alice/good.bin", "POST", "/v1/jobs", set_path(b["base"], "model", via),
+              token=BOB, field="model", **D)
+    for path in (good, "alice/good.bin", folder, "alice/model-dir"):
+        u.run.req(UCAT, f"bob inspects {path}", "GET", "/v1/models/inspect?path=" + q(path), token=BOB,
+                  field="path", **D)
+    u.run.req(UCAT, "bob inspects with alice's config.json", "GET",
+              f"/v1/models/inspect?path=model.pt&model_config={q(cfg)}", token=BOB, field="model_config", **D)
+    u.run.req(UCAT, "alice inspects her good.bin (no model)", "GET", "/v1/models/inspect?path=alice/good.bin",
+              token=ALICE, status=400, field="path")
+    u.run.req(UCAT, "admin inspects alice's good.bin (no model)", "GET", "/v1/models/inspect?path=" + q(good),
+              status=400, field="path")
+    u.intact("the jobs and inspects with other owners' uploads")
+    # methods
+    M = dict(status=405, code="method_not_allowed")
+    for method, path in (("POST", "/v1/uploads/good.bin"), ("PATCH", "/v1/uploads/good.bin"),
+                         ("POST", "/v1/uploads"), ("PUT", "/v1/uploads"), ("DELETE", "/v1/uploads"),
+                         ("PATCH", "/v1/uploads")):
+        r = u.req(f"{method} {path}", method, path, **M)
+        if path.endswith("good.bin"):
+            allow = {a.strip() for a in r.headers.get("allow", "").split(",")}
+            check({"GET", "PUT", "DELETE"} <= allow, f"[{UCAT}] {method} {path}: Allow", "GET, HEAD, PUT, DELETE",
+                  r.headers.get("allow"))
+    u.req("GET /v1/uploads/good.bin/x", "GET", "/v1/uploads/good.bin/x", status=404)
+
+
+def upload_hostile(run, d, tmp, b):
+    u = Uploads(run, d, tmp)
+    body, tgz = upload_good(u)
+    if len(u.good) < 5:
+        check(False, f"[{UCAT}] the good uploads were made (the rest needs them)", 5, sorted(u.good))
+        return u
+    for part in (lambda: upload_replays(u, body, tgz), lambda: upload_names(u), lambda: upload_params(u),
+                 lambda: upload_limits(u, body), lambda: upload_archives(u), lambda: upload_owners(u, b)):
+        if not u.alive:
+            break
+        part()
+    return u
+
+
+def kill_mid_upload(tmp, args, conf, good):
+    """SIGKILL while a body arrives; a restart lists the good uploads only and empties uploads.partial/."""
+    label = f"[{UCAT}] kill mid-upload"
+    var = os.path.realpath(os.path.join(tmp, "var"))
+    partial = os.path.join(var, "uploads.partial")
+    mine = os.path.join(var, "uploads", "alice")
+    rounds = []
+    for i in (1, 2):
+        sub = os.path.join(tmp, f"restart{i}")
+        os.makedirs(sub)
+        rounds.append(sub)
+    d = Daemon(rounds[0], args, conf)
+    try:
+        c = Conn(d.port)
+        c.send(upload_head("killed.bin", length=800 * 1024))
+        c.send(bytes(300 * 1024))
+        deadline = time.time() + 5
+        while time.time() < deadline and not (os.path.isdir(partial) and os.listdir(partial)):
+            time.sleep(0.02)
+        check(os.path.isdir(partial) and os.listdir(partial), f"{label}: the body is written in uploads.partial/",
+              "a file", os.listdir(partial) if os.path.isdir(partial) else None)
+        d.proc.kill()
+        d.proc.wait()
+        c.close()
+    finally:
+        d.stop()
+    # the start-up cleaning leaves partial files younger than 2 s (PARTIAL_GRACE_S in
+    # core/store/upload.c: another daemon sharing the store may not hold its lock yet)
+    time.sleep(3)
+    d = Daemon(rounds[1], args, conf)
+    try:
+        r, b = get_json(d.port, "/v1/uploads", token=ALICE)
+        names = sorted(x.get("name") for x in b.get("uploads", [])) if isinstance(b, dict) else None
+        check(names == sorted(good), f"{label}: after the restart GET /v1/uploads lists exactly the good uploads",
+              sorted(good), names or r)
+        on_disk = sorted(os.listdir(mine)) if os.path.isdir(mine) else []
+        check(on_disk == sorted(good), f"{label}: uploads/alice/ holds exactly the good uploads", sorted(good), on_disk)
+        deadline = time.time() + 10
+        while time.time() < deadline and os.listdir(partial):
+            time.sleep(0.05)
+        check(not os.listdir(partial), f"{label}: the restart emptied uploads.partial/", [], os.listdir(partial))
+        c = Conn(d.port)
+        c.send(upload_head("killed.bin", length=5) + b"after")
+        rep = c.read_reply()
+        c.close()
+        check(rep.status == 201, f"{label}: the name the killed upload had is free", 201, rep)
+    finally:
+        rc = d.stop()
+    check(rc == 0, f"{label}: SIGTERM after the restart: exit 0", 0, rc)
+    for sub in rounds:
+        with open(os.path.join(sub, "prunerd.log"), errors="replace") as f:
+            log = f.read()
+        marks = [m for m in SANITIZER_MARKS if m in log]
+        check(not marks, f"{label}: no sanitizer report ({os.path.basename(sub)})", "none",
+              log[log.find(marks[0]) - 200:][:3000] if marks else None)
+
+
 def main():
     global VALID_JOB
     if not os.access(BIN, os.X_OK):
@@ -1039,7 +1856,7 @@ def main():
                                        for n, (r, s) in TOKENS.items()))
         args = ["--data-dir", os.path.join(tmp, "var"), "--model-root", root,
                 "--model-root", os.path.join(SHARED, "models"), "--data-root", root,
-                "--data-root", os.path.join(SHARED, "data")]
+                "--data-root", os.path.join(SHARED, "data"), "--upload-limit", f"{UPLOAD_LIMIT >> 20}M"]
         d = Daemon(tmp, args, conf)
         port = d.port
         run = Run(port)
@@ -1087,6 +1904,7 @@ def main():
                 headers={"Idempotency-Key": "k-1"}, token=ALICE, status=200)
         run.req("idempotency", "the same key, another body", "POST", "/v1/jobs", dict(b["base"], name="other"),
                 headers={"Idempotency-Key": "k-1"}, token=ALICE, status=422, field="Idempotency-Key")
+        up = upload_hostile(run, d, tmp, b)
 
         # an incomplete body and then EOF: nothing to answer; the daemon must stay up
         c = Conn(port)
@@ -1133,6 +1951,8 @@ def main():
         marks = [m for m in SANITIZER_MARKS if m in log]
         check(not marks, "no sanitizer report in the daemon's stderr", "none",
               f"{marks}: {log[log.find(marks[0]) - 200:][:3000]}" if marks else None)
+        if up.alive and up.good:
+            kill_mid_upload(tmp, args, conf, up.good)
         print(f"  took {time.time() - t0:.1f} s")
     finally:
         if d is not None:

@@ -7,14 +7,17 @@ a state_dict + config.json, so method structured runs; 16-line eval and
 calibration files, so jobs are quick), and seeds finished jobs of every kind
 (l1, structured with fisher + rescale + safetensors, structured with
 target.macs, ln_structured, random global, threshold; one failed, one
-cancelled): their ids, ETags, a cursor and the real paths go into
-schemathesis.toml as dictionaries that schemathesis draws from beside what it
-generates, so it reaches views, results, ranges and 201s, and the seed jobs'
-requests, views and result.json are checked against the response schemas.
+cancelled) and uploads (a file, a tar.gz unpacked into a folder, one to
+delete): their ids, ETags, a cursor, the upload names and the real paths go
+into schemathesis.toml as dictionaries that schemathesis draws from beside
+what it generates, so it reaches views, results, ranges, uploads and 201s,
+and the seed jobs' requests, views and result.json are checked against the
+response schemas.  PUT /v1/uploads/{name} gets application/octet-stream
+bodies (its requestBody is format: binary).
 
 Then `schemathesis run` twice: every operation with the admin token (50
 examples an operation, all phases), and the operations that change something
-with the read token (403s).  Checks: not_a_server_error,
+(POST, PUT, DELETE) with the read token (403s).  Checks: not_a_server_error,
 status_code_conformance, content_type_conformance and
 response_schema_conformance, with a fixed seed and one worker.  Afterwards the
 daemon must still answer and exit 0 on SIGTERM.  It prints what the daemon
@@ -27,6 +30,8 @@ PRUNERD_OPENAPI_FILE=api/openapi.json it tests that file against the daemon
 instead of the document the daemon serves (while editing the document, before
 a rebuild embeds it); without it the served document must equal the file.
 """
+import hashlib
+import io
 import json
 import os
 import re
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import shutil
+import tarfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -149,7 +155,27 @@ def seed_jobs(d, paths):
     return out
 
 
-def write_config(tmp, seeds, paths):
+def seed_uploads(d):
+    """A file, a folder (a tar.gz unpacked) and one for DELETE to draw, made with the admin token;
+    their names, or None."""
+    body = b"seed upload\n" * 100
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in (("m/config.json", b"{}\n"), ("m/vocab.txt", b"[PAD]\n[UNK]\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    ups = [("seed.bin", body, ""), ("seed-dir", buf.getvalue(), "?unpack=tar"), ("seed-delete.bin", b"x", "")]
+    for name, data, query in ups:
+        st, h, b = d.req("PUT", f"/v1/uploads/{name}{query}", raw=data, token=ADMIN,
+                         headers={"Content-Type": "application/octet-stream",
+                                  "Content-SHA256": hashlib.sha256(data).hexdigest()})
+        if not check(st == 201, f"seed upload {name}", (st, b[:300])):
+            return None
+    return {"names": [n for n, _, _ in ups[:2]], "deletable": [ups[2][0]]}
+
+
+def write_config(tmp, seeds, paths, uploads):
     """schemathesis.toml: real values schemathesis may draw instead of generated ones."""
     models = [MODEL_NAME, os.path.join(SHARED, "models", MODEL_NAME), paths["state_dict"]]
     etags = seeds["etags"][:3] + ["W/" + seeds["etags"][0], "*", '"0000"']
@@ -170,6 +196,10 @@ ranges = {{ values = {toml_list(["bytes=0-99", "bytes=100-", "bytes=-10", "bytes
 etags = {{ values = {toml_list(etags)} }}
 # a real cursor, and one whose quote in the error message (cut at 64 bytes) ends mid-character
 cursors = {{ values = {toml_list(cursors)} }}
+upload_names = {{ values = {toml_list(uploads["names"])} }}
+deletable_uploads = {{ values = {toml_list(uploads["deletable"])} }}
+# the tokens' names (admin, viewer), and "" (the uploads made without tokens)
+owners = {{ values = ["admin", "viewer", ""] }}
 
 [[operations]]
 include-name = "GET /v1/jobs"
@@ -192,6 +222,18 @@ include-name = "GET /v1/jobs/{{id}}/checkpoint"
 [[operations]]
 include-name = "DELETE /v1/jobs/{{id}}"
 parameters = {{ "path.id" = {{ dictionary = "deletable_ids", probability = 0.5 }} }}
+
+[[operations]]
+include-name = ["GET /v1/uploads/{{name}}", "PUT /v1/uploads/{{name}}"]
+parameters = {{ "path.name" = {{ dictionary = "upload_names", probability = 0.5 }} }}
+
+[[operations]]
+include-name = "DELETE /v1/uploads/{{name}}"
+parameters = {{ "path.name" = {{ dictionary = "deletable_uploads", probability = 0.5 }} }}
+
+[[operations]]
+include-name = "GET /v1/uploads"
+parameters = {{ "query.owner" = {{ dictionary = "owners", probability = 0.5 }} }}
 
 [[operations]]
 include-name = "GET /v1/models/inspect"
@@ -283,7 +325,7 @@ def main():
     try:
         paths = make_inputs(tmp, model, dev)
         if not paths:
-            print(f"{passed} passed, {failed} failed")
+            print(f"{td.passed} passed, {td.failed} failed")
             return 1
         conf = (f"[tokens]\nadmin = admin:{td.hash_token(ADMIN)}\n"
                 f"viewer = read:{td.hash_token(READER)}\n")
@@ -304,15 +346,17 @@ def main():
                     source = json.load(f)
                 check(served == source, "the daemon serves api/openapi.json as it is now (rebuild if not)")
             seeds = seed_jobs(d, paths)
-            if seeds:
-                config = write_config(tmp, seeds, paths)
+            uploads = seed_uploads(d) if seeds else None
+            if seeds and uploads:
+                config = write_config(tmp, seeds, paths, uploads)
                 rc, out = run_schemathesis(tmp, config, location, url, ADMIN, ["--max-examples", "50"], "admin")
                 if not check(rc == 0, "schemathesis with the admin token: every check passes", rc):
                     print(out)
                 # what a read token may not do, with its 403s
                 rc, out = run_schemathesis(tmp, config, location, url, READER,
                                        ["--max-examples", "10", "--phases", "coverage,fuzzing",
-                                        "--include-method", "POST", "--include-method", "DELETE"], "read")
+                                        "--include-method", "POST", "--include-method", "PUT",
+                                        "--include-method", "DELETE"], "read")
                 if not check(rc == 0, "schemathesis with the read token: every check passes", rc):
                     print(out)
             alive = d.proc.poll() is None

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 pkgs=(
   meson ninja-build pkg-config gcc g++
   libtorch-dev libopenblas0-pthread
-  libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libutf8proc-dev libssl-dev libarchive-dev
   python3-venv chromium
   libpq-dev postgresql
 )
