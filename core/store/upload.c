@@ -27,6 +27,7 @@
 
 #define ANONYMOUS "anonymous"       /* the owner folder with auth off */
 #define PARTIAL_LOCK "uploads.lock" /* beside the three folders: see lock_partial */
+#define UPLOAD_BUFFER (256u << 10)  /* bytes gathered per write(2) */
 
 struct upload {
     struct store *s;
@@ -40,6 +41,8 @@ struct upload {
     char tmp[PATH_MAX];
     int fd;
     EVP_MD_CTX *md;
+    char *buf; /* UPLOAD_BUFFER bytes not yet written */
+    size_t blen;
     int failed; /* the error written by the failing upload_write */
     struct upload_error failure;
 };
@@ -384,7 +387,8 @@ int upload_begin(struct store *s, const struct upload_params *p, struct upload *
     u->fd = plock < 0 ? -1 : open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     int held = u->fd >= 0 && flock(u->fd, LOCK_EX) == 0;
     if (plock >= 0) close(plock);
-    if (!held || !(u->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+    if (!held || !(u->buf = malloc(UPLOAD_BUFFER)) || !(u->md = EVP_MD_CTX_new()) ||
+        EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
         int rc = fault(e, UPLOAD_FAULT_IO, errno == ENOSPC ? ERR_NOSPACE : ERR_IO, "%s: %s", u->tmp,
                        strerror(errno));
         upload_abort(u);
@@ -392,6 +396,27 @@ int upload_begin(struct store *s, const struct upload_params *p, struct upload *
     }
     *out = u;
     return 0;
+}
+
+/* Writes the buffered bytes to the partial file. */
+static int flush(struct upload *u)
+{
+    const char *p = u->buf;
+    size_t n = u->blen;
+    while (!u->failed && n) {
+        ssize_t w = fs_hooks.write ? fs_hooks.write(u->fd, p, n) : write(u->fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            u->failed = fault(&u->failure, UPLOAD_FAULT_IO, errno == ENOSPC ? ERR_NOSPACE : ERR_IO,
+                              "writing the upload: %s",
+                              errno == ENOSPC ? "the disk is full" : strerror(errno));
+        else {
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    u->blen = 0;
+    return u->failed;
 }
 
 int upload_write(struct upload *u, const void *data, size_t n, struct upload_error *e)
@@ -411,18 +436,17 @@ int upload_write(struct upload *u, const void *data, size_t n, struct upload_err
                           (unsigned long long)u->quota);
     else if (EVP_DigestUpdate(u->md, data, n) != 1)
         u->failed = fault(&u->failure, UPLOAD_FAULT_IO, ERR_INTERNAL, "sha256 failed");
+    else
+        u->received += n;
+    /* libmicrohttpd hands over a few KiB at a time: gathered into
+     * UPLOAD_BUFFER bytes per write. */
     while (!u->failed && n) {
-        ssize_t w = fs_hooks.write ? fs_hooks.write(u->fd, p, n) : write(u->fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            u->failed = fault(&u->failure, UPLOAD_FAULT_IO, errno == ENOSPC ? ERR_NOSPACE : ERR_IO,
-                              "writing the upload: %s",
-                              errno == ENOSPC ? "the disk is full" : strerror(errno));
-        else {
-            p += w;
-            n -= (size_t)w;
-            u->received += (uint64_t)w;
-        }
+        size_t k = n < UPLOAD_BUFFER - u->blen ? n : UPLOAD_BUFFER - u->blen;
+        memcpy(u->buf + u->blen, p, k);
+        u->blen += k;
+        p += k;
+        n -= k;
+        if (u->blen == UPLOAD_BUFFER) flush(u);
     }
     if (u->failed) *e = u->failure;
     return u->failed;
@@ -439,6 +463,7 @@ void upload_abort(struct upload *u)
     }
     if (u->fd >= 0) close(u->fd);
     EVP_MD_CTX_free(u->md);
+    free(u->buf);
     free(u);
 }
 
@@ -544,6 +569,11 @@ int upload_finish(struct upload *u, struct upload_info *info, int *replayed, str
         rc = fault(e, UPLOAD_FAULT_CHECKSUM, ERR_CONFLICT,
                    "the body's sha256 is %s, not the Content-SHA256 %s: nothing was kept",
                    info->sha256, u->want);
+        goto out;
+    }
+    if (flush(u)) {
+        *e = u->failure;
+        rc = u->failed;
         goto out;
     }
     if (fsync(u->fd)) {
