@@ -5,6 +5,9 @@
  * #/jobs/ID and #/submit.  Every API call goes through api(), which adds
  * "Authorization: Bearer <token>" from sessionStorage; downloads use fetch
  * and a blob for the same reason (a plain link cannot send the header).
+ * Uploads are the one exception: putUpload() sends the File with an
+ * XMLHttpRequest (the same header), which the browser streams from disk
+ * and which, unlike fetch, reports upload progress.
  * One poller at a time: the jobs view polls GET /v1/jobs (one call per
  * tick), the job view polls GET /v1/jobs/ID until the job ends.  Polling
  * stops while the tab is hidden (visibilitychange) and resumes at once
@@ -227,12 +230,14 @@
       showTokenState();
       hideBanner();
       refreshNow();
+      if (!$('#view-submit').hidden) loadUploads(); /* each token has its own */
     });
     $('#token-clear').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
       $('#token').value = '';
       showTokenState();
       refreshNow();
+      if (!$('#view-submit').hidden) loadUploads();
     });
     showTokenState();
   }
@@ -345,6 +350,7 @@
       jobView.id = null;
       setPoller(null);
       showPollState();
+      loadUploads();
     } else {
       showView('jobs');
       jobView.id = null;
@@ -1352,6 +1358,7 @@
     const req = {};
     if (val('f-name')) req.name = val('f-name');
     if (val('f-model')) req.model = val('f-model');
+    if (val('f-model-config')) req.model_config = val('f-model-config');
     const targets = $('#f-targets').value.split('\n').map((s) => s.trim()).filter(Boolean);
     if (targets.length) req.targets = targets;
     req.method = $('#f-method').value;
@@ -1406,6 +1413,11 @@
     ev.preventDefault();
     clearFieldErrors();
     const state = $('#submit-state');
+    const busy = $$('#submit-form .upload-state[data-state=uploading]');
+    if (busy.length) {
+      showFieldError(busy[0].closest('[data-field]').dataset.field, 'wait for the upload to finish (or cancel it)');
+      return;
+    }
     let req;
     try {
       req = buildRequest();
@@ -1449,8 +1461,10 @@
     }
     setText(info, 'loading…');
     $('#f-params').hidden = false;
+    const q = new URLSearchParams({ path });
+    if (val('f-model-config')) q.set('model_config', val('f-model-config'));
     try {
-      const { data } = await api('GET', '/v1/models/inspect?path=' + encodeURIComponent(path));
+      const { data } = await api('GET', '/v1/models/inspect?' + q);
       form.params = (data.tensors || []).filter((t) => t.kind === 'parameter');
       setText(info, form.params.length + ' parameters, ' + (isNum(data.numel) ? data.numel.toLocaleString() : '?') + ' weights, ' + pct(data.sparsity, 2) + ' zero now');
       renderParams();
@@ -1510,6 +1524,232 @@
     });
   }
 
+  /* ---- uploads: the submit form's Upload… buttons, PUT /v1/uploads/{name} ---- */
+
+  const uploads = { list: [], gen: 0 };
+
+  /* The name a file is uploaded under: the daemon takes [A-Za-z0-9._-], 1 to 128 characters
+   * (not "." or ".."), so each run of other characters becomes one "_", and a name over 128
+   * keeps its extension. */
+  function uploadName(fileName) {
+    let s = String(fileName).replace(/[^A-Za-z0-9._-]+/g, '_');
+    if (s.length > 128) {
+      const dot = s.lastIndexOf('.');
+      const ext = dot > 0 && s.length - dot <= 16 ? s.slice(dot) : '';
+      s = s.slice(0, 128 - ext.length) + ext;
+    }
+    return s === '' || s === '.' || s === '..' ? 'upload' : s;
+  }
+
+  /* An archive to unpack: ?unpack=tar or zip, and the folder's name (the file's without the
+   * archive's extension).  Anything else is sent as tar: the daemon says if it is none. */
+  function unpackOf(fileName) {
+    const m = /^(.+?)\.(zip|tar|tgz|tbz2?|txz|tzst|tar\.(?:gz|xz|bz2|zst))$/i.exec(fileName);
+    if (!m) return { unpack: 'tar', stem: fileName };
+    return { unpack: m[2].toLowerCase() === 'zip' ? 'zip' : 'tar', stem: m[1] };
+  }
+
+  /* PUTs file to /v1/uploads/NAME?query with the token.  The body is the File itself, which the
+   * browser streams from disk: nothing is read into memory here.  onProgress(sent, total) as it
+   * goes; hold.xhr is the request, for Cancel.  Resolves {status, data, replayed}; rejects with
+   * an ApiError (status 0: the connection failed, or the upload was cancelled: code "aborted"). */
+  function putUpload(file, name, query, onProgress, hold) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      hold.xhr = xhr;
+      const q = new URLSearchParams(query).toString();
+      xhr.open('PUT', '/v1/uploads/' + encodeURIComponent(name) + (q ? '?' + q : ''));
+      for (const [k, v] of Object.entries(authHeaders({ 'Content-Type': 'application/octet-stream' }))) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () => {
+        let data = null;
+        try {
+          data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch (e) {
+          data = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          if (banner.kind === 'auth') hideBanner();
+          resolve({ status: xhr.status, data: data || {}, replayed: xhr.getResponseHeader('Idempotent-Replayed') === 'true' });
+          return;
+        }
+        const err = new ApiError(xhr.status, data && typeof data === 'object' ? data : null);
+        if (xhr.status === 401) needToken(err.message);
+        reject(err);
+      };
+      xhr.onerror = () => reject(new ApiError(0, { error: { code: 'network', message: 'the connection broke off: prunerd is unreachable, or it refused the file before reading it all (over its upload limit?)' } }));
+      xhr.onabort = () => reject(new ApiError(0, { error: { code: 'aborted', message: 'cancelled' } }));
+      xhr.send(file);
+    });
+  }
+
+  function clearUploadErrors(box) {
+    for (const e of $$('.field-error', box)) e.remove();
+    for (const e of $$('[aria-invalid]', box)) e.removeAttribute('aria-invalid');
+    box.classList.remove('invalid');
+  }
+
+  /* An upload's refusal next to the field it was for: the status, the code, the field the
+   * daemon named (name, body, replace, ...) and its message; actions are buttons to offer. */
+  function showUploadError(box, name, e, actions) {
+    clearUploadErrors(box);
+    const what = e.status
+      ? 'upload of ' + name + ' refused (' + e.status + (e.code ? ' ' + e.code : '') + (e.field ? ', field ' + e.field : '') + '): '
+      : 'upload of ' + name + ' failed: ';
+    const p = el('p', { class: 'field-error upload-error', role: 'alert', 'data-for': box.dataset.field, 'data-status': String(e.status),
+      'data-code': e.code || '', 'data-upload-field': e.field || '' }, what + e.message);
+    for (const a of actions || []) p.append(' ', a);
+    box.classList.add('invalid');
+    box.append(p);
+    box.scrollIntoView({ block: 'nearest' });
+  }
+
+  /* Puts an upload's path into the form field it was for, as if typed. */
+  function useUpload(targetId, path) {
+    const input = $('#' + targetId);
+    input.value = path;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }
+
+  /* Uploads file for the field box (its input #targetId); replace: send ?replace=1. */
+  async function startUpload(box, targetId, file, replace) {
+    const unpackBox = $('[data-unpack]', box);
+    const query = {};
+    let name = uploadName(file.name);
+    if (unpackBox && unpackBox.checked) {
+      const u = unpackOf(file.name);
+      query.unpack = u.unpack;
+      name = uploadName(u.stem);
+    }
+    if (replace) query.replace = '1';
+    clearUploadErrors(box);
+    const state = $('.upload-state', box);
+    clear(state);
+    const fill = el('div', { class: 'pfill' });
+    const bar = el('div', { class: 'pbar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0', 'aria-label': 'upload of ' + name }, fill);
+    const text = el('span', { class: 'upload-text' });
+    const cancel = el('button', { type: 'button', class: 'quiet small', text: 'Cancel' });
+    const hold = {};
+    cancel.addEventListener('click', () => hold.xhr && hold.xhr.abort());
+    state.append(bar, text, cancel);
+    state.hidden = false;
+    state.dataset.state = 'uploading';
+    state.dataset.name = name;
+    const progress = (sent, total) => {
+      const p = total > 0 ? Math.min(100, Math.floor((sent / total) * 100)) : 0;
+      fill.style.width = p + '%';
+      bar.setAttribute('aria-valuenow', String(p));
+      setText(text, 'uploading ' + name + ': ' + p + '% of ' + fmtBytes(total));
+    };
+    progress(0, file.size);
+    try {
+      const r = await putUpload(file, name, query, progress, hold);
+      const u = r.data;
+      useUpload(targetId, u.path);
+      fill.style.width = '100%';
+      bar.setAttribute('aria-valuenow', '100');
+      fill.classList.add('pfill-succeeded');
+      const size = u.kind === 'folder' ? u.files + (u.files === 1 ? ' file, ' : ' files, ') + fmtBytes(u.bytes) : fmtBytes(u.bytes);
+      setText(text, (r.replayed ? 'already uploaded: ' : replace ? 'replaced ' : 'uploaded ') + name + ' (' + size + ')');
+      state.dataset.state = 'done';
+      state.dataset.path = u.path || '';
+      loadUploads();
+    } catch (e) {
+      state.dataset.state = e.code === 'aborted' ? 'cancelled' : 'failed';
+      fill.classList.add('pfill-failed');
+      if (e.code === 'aborted') {
+        setText(text, 'upload of ' + name + ' cancelled');
+      } else {
+        setText(text, e.status ? 'refused (' + e.status + ')' : 'failed');
+        let actions = null;
+        if (e.status === 409) {
+          const again = el('button', { type: 'button', class: 'small', 'data-action': 'replace', text: 'Replace it' });
+          again.addEventListener('click', () => startUpload(box, targetId, file, true));
+          const keep = el('button', { type: 'button', class: 'small', 'data-action': 'use-existing', text: 'Use the one there' });
+          keep.addEventListener('click', () => useExisting(box, targetId, name));
+          actions = [again, keep];
+        }
+        showUploadError(box, name, e, actions);
+      }
+    }
+    cancel.remove();
+  }
+
+  /* The name is taken (409): fill the field with the upload already there instead. */
+  async function useExisting(box, targetId, name) {
+    try {
+      const { data } = await api('GET', '/v1/uploads/' + encodeURIComponent(name));
+      clearUploadErrors(box);
+      useUpload(targetId, data.path);
+      const state = $('.upload-state', box);
+      setText($('.upload-text', state), 'using the upload already there: ' + name + ' (' + fmtBytes(data.bytes) + ')');
+      state.dataset.state = 'done';
+      state.dataset.path = data.path || '';
+    } catch (e) {
+      showUploadError(box, name, e, null);
+    }
+  }
+
+  /* GET /v1/uploads: the "Your uploads" table and the path fields' suggestions. */
+  async function loadUploads() {
+    const gen = ++uploads.gen;
+    let list;
+    try {
+      list = (await api('GET', '/v1/uploads')).data.uploads || [];
+    } catch (e) {
+      if (gen === uploads.gen) setText($('#uploads-count'), '(cannot list them: ' + e.message + ')');
+      return;
+    }
+    if (gen !== uploads.gen) return;
+    uploads.list = list;
+    renderUploads();
+  }
+
+  function renderUploads() {
+    const list = uploads.list;
+    setText($('#uploads-count'), '(' + list.length + ')');
+    const body = $('#uploads-table tbody');
+    clear(body);
+    const opts = $('#upload-paths');
+    clear(opts);
+    for (const u of list) {
+      const del = el('button', { type: 'button', class: 'quiet small danger', text: 'Delete' });
+      del.addEventListener('click', () => deleteUpload(u.name));
+      const size = u.kind === 'folder' ? fmtBytes(u.bytes) + ' (' + u.files + ' files)' : fmtBytes(u.bytes);
+      body.append(el('tr', { 'data-upload': u.name },
+        el('td', { class: 'mono', text: u.name }),
+        el('td', { class: 'num', text: size }),
+        el('td', { title: isoLocal(u.created), text: fmtAge(u.created) + ' ago' }),
+        el('td', { class: 'mono', text: u.path }),
+        el('td', null, del)));
+      opts.append(el('option', { value: u.path, label: u.name + (u.kind === 'folder' ? '/' : '') }));
+    }
+    $('#uploads-table').hidden = list.length === 0;
+    $('#uploads-empty').hidden = list.length > 0;
+  }
+
+  async function deleteUpload(name) {
+    if (!window.confirm('Delete the upload ' + name + '?')) return;
+    try {
+      await api('DELETE', '/v1/uploads/' + encodeURIComponent(name));
+    } catch (e) {
+      if (e.status !== 401) showBanner('delete failed: ' + e.message, 'error');
+    }
+    loadUploads();
+  }
+
+  function initUploads() {
+    for (const input of $$('#submit-form input[type=file][data-upload-for]')) {
+      const box = input.closest('[data-field]');
+      box.append(el('div', { class: 'upload-state', 'data-upload-state': input.dataset.uploadFor, 'aria-live': 'polite', hidden: true }));
+      input.addEventListener('change', () => {
+        const file = input.files && input.files[0];
+        input.value = ''; /* so that choosing the same file again uploads it again */
+        if (file) startUpload(box, input.dataset.uploadFor, file, false);
+      });
+    }
+  }
+
   /* ---- start ---- */
 
   function start() {
@@ -1518,6 +1758,7 @@
     initJobs();
     initJob();
     initSubmit();
+    initUploads();
     window.addEventListener('hashchange', route);
     route();
     /* Ages tick on even when nothing else changes. */

@@ -39,6 +39,17 @@ prune job when ``recommend`` asks for a sparsity::
         print(g["group"], g["sensitivity"], table.curve(g["group"]))
     pruned = c.submit(table.recommendation["request"])   # the recommended prune job
 
+A notebook that does not run on the daemon's machine sends its files first:
+``upload`` streams a file (or a folder, such as a ``save_pretrained`` one, as
+a tar made on the fly) to the caller's uploads and returns the path a job
+names; ``submit(job, upload=True)`` does it for every local path in the job::
+
+    model = c.upload("bert-finetuned/")            # a folder: PUT /v1/uploads/bert-finetuned?unpack=tar
+    dev = c.upload("data/dev.txt")                 # a file, with its Content-SHA256
+    job_id = c.submit({..., "model": model, "eval": {"data": dev, ...}})
+    job_id = c.submit(job, upload=True)            # the same for each local path in job
+    c.uploads(); c.upload_info("dev.txt"); c.delete_upload("dev.txt")
+
 Which checkpoints a job has depends on its ``outputs``; without them it
 writes its input's own family (TorchScript: torchscript and state_dict; a
 state_dict: state_dict; a safetensors file or Hugging Face folder:
@@ -48,21 +59,35 @@ Every API error raises :class:`PrunerdError` with the HTTP status and the
 ``code``, ``field`` and ``message`` of the API's error body.
 """
 
+import copy
 import hashlib
+import http.client
 import json
 import os
+import select
+import socket
+import stat
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
-__all__ = ["Client", "PrunerdError", "SweepTable", "TERMINAL_STATUSES"]
+__all__ = ["Client", "PrunerdError", "SweepTable", "UploadPath", "TERMINAL_STATUSES"]
 
 #: Job statuses after which a job never changes again.
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 _CHUNK = 1 << 20
+
+#: The job fields that name a file or folder, as key paths; ``submit(job, upload=True)``
+#: uploads the local ones.
+UPLOAD_FIELDS = (("model",), ("model_config",), ("eval", "data"), ("eval", "vocab"),
+                 ("eval", "classes"), ("options", "mask"), ("structured", "calibration", "data"))
+
+_CONTINUE_WAIT = 1.0  # seconds to wait for "100 Continue" before sending the body anyway (curl's)
+_ANSWER_WAIT = 600.0  # at least this long for the answer after a body (fsync, unpacking)
 
 
 class PrunerdError(Exception):
@@ -158,6 +183,39 @@ class SweepTable(list):
                 f"{', with a recommendation' if self.recommendation else ''})")
 
 
+class UploadPath(str):
+    """The ``path`` of an upload, as :meth:`Client.upload` returns it: a str to put in a job.
+
+    For an ``admin`` token (or a daemon without tokens) the absolute path on
+    the server; for ``read`` and ``submit`` tokens ``"<owner>/<name>"``,
+    relative to the uploads folder.  Either form names the upload in a job.
+
+    Attributes:
+        info:     the upload object: ``{"name", "owner", "kind" ("file" |
+                  "folder"), "bytes", "sha256", "path", "created", "files"}``,
+                  plus ``"archive_bytes"`` for a folder.
+        replayed: True when the daemon already held this content under the
+                  name: nothing was sent (the client found the same sha256
+                  there first), or the daemon answered ``200`` with
+                  ``Idempotent-Replayed: true``.
+
+    Example::
+
+        p = c.upload("dev.txt")
+        p                   # '/var/lib/prunerd/uploads/anonymous/dev.txt'
+        p.info["sha256"], p.info["bytes"], p.replayed
+    """
+
+    def __new__(cls, info, replayed=False):
+        self = super().__new__(cls, info["path"])
+        self.info = dict(info)
+        self.replayed = bool(replayed)
+        return self
+
+    def __getnewargs__(self):  # pickle and copy
+        return (self.info, self.replayed)
+
+
 class Client:
     """A connection to one prunerd daemon.
 
@@ -228,30 +286,57 @@ class Client:
 
     # ------------------------------------------------------------ jobs
 
-    def submit(self, job, idempotency_key=None):
+    def submit(self, job, idempotency_key=None, upload=False, progress=True, file=None):
         """Submits a pruning job; returns its id (a UUID string).
 
         Args:
             job: the job request as a dict (the JSON ``prunerd run`` takes), or
                  the path of a JSON file holding it.  Paths in it are relative
-                 to the daemon's first model root, or absolute under a root.
+                 to the daemon's roots (the model roots, then the data roots,
+                 then its uploads folder; a path starting with the caller's own
+                 "<owner>/" goes to the caller's uploads), or absolute under a
+                 root, or an upload's path.
             idempotency_key: sent as ``Idempotency-Key``; submitting again with
                  the same key (and token) returns the first job's id instead
                  of queueing a second job.
+            upload: False: send the job as it is.  True: first upload (with
+                 :meth:`upload`, the name being the file's or folder's own
+                 name) each path the job names that exists on this machine:
+                 ``model``, ``model_config``, ``eval.data``, ``eval.vocab``,
+                 ``eval.classes``, ``options.mask``,
+                 ``structured.calibration.data`` (:data:`UPLOAD_FIELDS`),
+                 relative to the current folder, or to the job file's folder
+                 when ``job`` is a file (as ``prunerd run`` reads them), and
+                 submit the job with their upload paths instead.  Paths that
+                 do not exist here are sent as they are (server paths).  A
+                 file already uploaded with the same content is not sent
+                 again; a name that holds other content raises 409 (upload
+                 it yourself with ``replace=True``, or under another name).
+                 The caller's ``job`` is not changed.
+            progress, file: the uploads' progress bars, as in :meth:`upload`.
 
         Raises:
             PrunerdError: 400 with ``field`` naming the bad field (e.g.
-                ``"amount"``), 403 for a path outside the roots, 507 over quota.
+                ``"amount"``), 403 for a path outside the roots (``denied``
+                for another token's upload), 507 over quota; with
+                ``upload=True`` also what :meth:`upload` raises.
 
         Example::
 
             job_id = c.submit({"model": "models/bert.pt", "method": "l1_unstructured",
                                "amount": 0.3, "targets": ["bert.encoder.layer.*.attention.self.query"],
                                "eval": {...}}, idempotency_key="nightly-2024-05-01")
+            # files on the notebook's machine: uploaded first, then the job names them
+            job_id = c.submit({"model": "bert-finetuned/", ..., "eval": {"data": "dev.txt", ...}},
+                              upload=True)
         """
+        base = None
         if isinstance(job, (str, os.PathLike)):
+            base = os.path.dirname(os.path.abspath(os.fspath(job)))
             with open(job, encoding="utf-8") as f:
                 job = json.load(f)
+        if upload:
+            job = self._upload_job_files(job, base, progress, file)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         view = self._json("POST", "/v1/jobs", body=job, headers=headers)
         if not isinstance(view, dict) or "id" not in view:
@@ -288,7 +373,8 @@ class Client:
         return self._json("GET", self._id_path(job_id, "/result"))
 
     def sweep(self, model, targets, eval, amounts=None, group="layer", method="l1_unstructured",
-              recommend=None, wait=True, progress=True, timeout=None, idempotency_key=None, **fields):
+              recommend=None, wait=True, progress=True, timeout=None, idempotency_key=None,
+              upload=False, **fields):
         """Runs a sensitivity sweep: each group of the targets pruned alone at each amount, and evaluated.
 
         Args:
@@ -312,7 +398,9 @@ class Client:
                       :class:`SweepTable`; False: return the job id at once (read
                       the table later with :meth:`sweep_table`).
             progress, timeout: passed to :meth:`wait`.
-            idempotency_key: as in :meth:`submit`.
+            idempotency_key, upload: as in :meth:`submit` (``upload=True``
+                      uploads the model and eval files that are on this
+                      machine first).
             **fields: other job fields: ``name``, ``options``, ``device``,
                       ``model_config``.
 
@@ -340,7 +428,7 @@ class Client:
             job["recommend"] = (recommend if isinstance(recommend, dict)
                                 else {"sparsity": recommend})
         job.update(fields)
-        job_id = self.submit(job, idempotency_key=idempotency_key)
+        job_id = self.submit(job, idempotency_key=idempotency_key, upload=upload, progress=progress)
         if not wait:
             return job_id
         view = self.wait(job_id, progress=progress, timeout=timeout)
@@ -630,6 +718,290 @@ class Client:
         os.replace(part, path)
         return path
 
+    # ------------------------------------------------------------ uploads
+
+    def upload(self, path, name=None, replace=False, progress=True, file=None):
+        """Uploads a file or a folder to the caller's uploads; returns its server path.
+
+        A file is hashed first, then streamed from disk (never read into
+        memory) with its ``Content-Length`` and ``Content-SHA256``.  A folder
+        (a ``save_pretrained`` one, a data folder) is sent as a tar made on
+        the fly with ``?unpack=tar`` and ``Transfer-Encoding: chunked``: its
+        regular files, symlinks followed, named relative to the folder, in
+        sorted order, with their mtimes and nothing else of the machine's (no
+        owners, modes 0644), so the same folder makes the same archive.  The
+        sha256 of the bytes sent is checked against the daemon's answer.
+        Either waits for ``100 Continue`` (at most a second) before the
+        body, so a refusal on the headers (a read token, over the upload
+        limit) comes before anything is sent.
+
+        Before sending, the upload of that name is looked up
+        (``GET /v1/uploads/{name}``): when it holds the same content (same
+        sha256, same kind; for a folder the archive is hashed locally first),
+        nothing is sent and it is returned (``replayed`` is True); when it
+        holds other content and ``replace`` is false, :class:`PrunerdError`
+        409 ``conflict`` (field ``name``) is raised here, as the daemon would
+        answer, without sending the body.
+
+        Args:
+            path:    a file or a folder on this machine.
+            name:    the upload's name (1 to 128 of ``A-Z a-z 0-9 . _ -``);
+                     None for the file's or folder's own name.
+            replace: True to replace what the name holds (``?replace=1``).
+            progress: draw a one-line progress bar, redrawn in place.
+            file:    where the bar goes (default sys.stderr).
+
+        Returns:
+            An :class:`UploadPath`: the ``path`` string to put in a job, with
+            the whole upload object as its ``info`` attribute.
+
+        Raises:
+            PrunerdError: 400 ``invalid_field`` (``name``), 403 ``forbidden``
+                (a read token), 409 ``conflict``, 413 ``payload_too_large``
+                (over the daemon's upload limit), 422 ``checksum_mismatch``
+                (the file changed while being sent), 507 over the quota,
+                400 ``unsafe_archive`` / ``invalid_archive`` for a folder;
+                ``checksum_mismatch`` (status None) when the daemon's sha256
+                is not that of the bytes sent; ``unreachable``.
+            OSError: the file or folder cannot be read, or changed size
+                while being sent (the connection is then cut, and the daemon
+                keeps nothing).
+            ValueError: the folder holds no file, or something that is
+                neither a file nor a folder (a socket, a FIFO).
+
+        Example::
+
+            p = c.upload("thucnews-bert-l4-h256.pt")        # PUT /v1/uploads/thucnews-bert-l4-h256.pt
+            job_id = c.submit({"model": p, ...})
+            p.info["sha256"], p.replayed
+            hf = c.upload("bert-finetuned/", name="bert-v2", replace=True)   # a folder
+        """
+        path = os.fspath(path)
+        if name is None:
+            name = os.path.basename(os.path.normpath(os.path.abspath(path)))
+        out = (file or sys.stderr) if progress else None
+        if os.path.isdir(path):
+            return self._upload_folder(path, name, replace, out)
+        size = os.path.getsize(path)  # raises for a missing path
+        sha = _sha256_file(path)
+        old = self._existing_upload(name)
+        if old is not None:
+            if old.get("kind") == "file" and old.get("sha256") == sha:
+                _note(out, f"{name}: already uploaded ({_size(size)}, sha256 {sha[:12]}...)")
+                return UploadPath(old, replayed=True)
+            if not replace:
+                raise _conflict(name, old)
+
+        def chunks(bar):
+            with open(path, "rb") as f:
+                left = size
+                while left:
+                    chunk = f.read(min(_CHUNK, left))
+                    if not chunk:
+                        raise OSError(f"{path} shrank while being sent")
+                    left -= len(chunk)
+                    if bar:
+                        bar.update(len(chunk))
+                    yield chunk
+
+        bar = _Bar(out, size, name) if out else None
+        info, replayed = self._put_upload(name, {"replace": "1" if replace else None}, chunks(bar),
+                                          size, sha, bar)
+        if info.get("sha256") != sha:
+            raise PrunerdError(None, "checksum_mismatch", None,
+                               f"upload {name}: the daemon's sha256 {info.get('sha256')} is not "
+                               f"{sha}, that of {path}")
+        return UploadPath(info, replayed)
+
+    def _upload_folder(self, folder, name, replace, out):
+        """upload() of a folder: a tar stream with ?unpack=tar."""
+        entries = _folder_entries(folder)
+        if not entries:
+            raise ValueError(f"{folder}: no file to upload")
+        total = _tar_size(entries)
+        sha = None
+        old = self._existing_upload(name)
+        if old is not None:
+            h = hashlib.sha256()
+            for chunk in _tar_chunks(entries):
+                h.update(chunk)
+            sha = h.hexdigest()
+            if old.get("kind") == "folder" and old.get("sha256") == sha:
+                _note(out, f"{name}: already uploaded ({len(entries)} files, sha256 {sha[:12]}...)")
+                return UploadPath(old, replayed=True)
+            if not replace:
+                raise _conflict(name, old)
+        h = hashlib.sha256()
+        bar = _Bar(out, total, name + "/") if out else None
+
+        def chunks():
+            for chunk in _tar_chunks(entries):
+                h.update(chunk)
+                if bar:
+                    bar.update(len(chunk))
+                yield chunk
+
+        info, replayed = self._put_upload(name, {"unpack": "tar", "replace": "1" if replace else None},
+                                          chunks(), None, sha, bar)
+        got = h.hexdigest()
+        if info.get("sha256") != got:
+            raise PrunerdError(None, "checksum_mismatch", None,
+                               f"upload {name}: the daemon's sha256 {info.get('sha256')} is not "
+                               f"{got}, that of the archive sent (delete_upload({name!r}) and retry)")
+        return UploadPath(info, replayed)
+
+    def _existing_upload(self, name):
+        """The caller's upload object of that name, or None when it has none."""
+        try:
+            return self.upload_info(name)
+        except PrunerdError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _put_upload(self, name, query, chunks, length, sha, bar):
+        """PUT /v1/uploads/{name} with the body from chunks (an iterable of bytes).
+
+        length: the body's size (Content-Length), or None for chunked.  Waits
+        for 100 Continue before the body (plain http only).  Returns
+        (upload object, replayed); raises PrunerdError for an error answer.
+        Written with http.client rather than urllib to read an early answer
+        before sending the body.
+        """
+        u = urllib.parse.urlsplit(self.url)
+        target = (u.path.rstrip("/") + "/v1/uploads/" + urllib.parse.quote(name, safe=""))
+        q = {k: v for k, v in (query or {}).items() if v is not None}
+        if q:
+            target += "?" + urllib.parse.urlencode(q)
+        what = f"PUT {self.url}/v1/uploads/{name}"
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = cls(u.hostname, u.port, timeout=self.timeout)
+        try:
+            try:
+                conn.putrequest("PUT", target, skip_accept_encoding=True)
+                conn.putheader("Accept", "application/json")
+                if self.token:
+                    conn.putheader("Authorization", "Bearer " + self.token)
+                conn.putheader("Content-Type", "application/octet-stream")
+                if sha:
+                    conn.putheader("Content-SHA256", sha)
+                if length is None:
+                    conn.putheader("Transfer-Encoding", "chunked")
+                else:
+                    conn.putheader("Content-Length", str(length))
+                expect = u.scheme == "http" and length != 0
+                if expect:
+                    conn.putheader("Expect", "100-continue")
+                conn.endheaders()
+                resp = _early_answer(conn) if expect else None
+            except (http.client.HTTPException, OSError) as e:
+                raise PrunerdError(None, "unreachable", None, f"{what}: {e}") from None
+            if resp is None:
+                cut = None
+                for chunk in chunks:  # errors reading the files propagate as they are
+                    if not chunk:
+                        continue
+                    try:
+                        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if length is None else chunk)
+                    except OSError as e:  # the daemon answered and closed: read its answer
+                        cut = e
+                        break
+                try:
+                    if cut is None and length is None:
+                        conn.send(b"0\r\n\r\n")
+                    conn.sock.settimeout(max(self.timeout or 0, _ANSWER_WAIT))
+                    resp = conn.getresponse()
+                except (http.client.HTTPException, OSError) as e:
+                    raise PrunerdError(None, "unreachable", None,
+                                       f"{what}: {cut or e} (no answer after the body)") from None
+            try:
+                raw = resp.read()
+            except (http.client.HTTPException, OSError) as e:
+                raise PrunerdError(None, "unreachable", None, f"{what}: {e}") from None
+        finally:
+            if bar:
+                bar.close()
+            conn.close()
+        if resp.status >= 400:
+            raise _error_from_body(resp.status, raw, resp.reason)
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or not isinstance(info.get("path"), str):
+            raise PrunerdError(resp.status, "bad_response", None,
+                               f"{what}: no upload object in the answer: {raw[:200]!r}")
+        replayed = resp.status == 200 or (resp.getheader("Idempotent-Replayed") or "").lower() == "true"
+        return info, replayed
+
+    def uploads(self, owner=None):
+        """Lists the caller's uploads, newest first (a list of upload objects).
+
+        Args:
+            owner: an admin's choice of another token's uploads (``""``: those
+                   made with no tokens configured); None for the caller's own.
+
+        Raises:
+            PrunerdError: 403 ``forbidden`` for another owner without admin.
+
+        Example::
+
+            for u in c.uploads():
+                print(u["name"], u["kind"], u["bytes"], u["created"])
+        """
+        body = self._json("GET", "/v1/uploads", query={"owner": owner})
+        return list((body or {}).get("uploads") or [])
+
+    def upload_info(self, name, owner=None):
+        """Returns the upload object of that name (``{"name", "owner", "kind",
+        "bytes", "sha256", "path", "created", "files"}``).
+
+        Raises:
+            PrunerdError: 404 ``not_found`` when the caller (or ``owner``, for
+                an admin) has no upload of that name.
+
+        Example::
+
+            c.upload_info("dev.txt")["sha256"]
+        """
+        return self._json("GET", "/v1/uploads/" + urllib.parse.quote(name, safe=""),
+                          query={"owner": owner})
+
+    def delete_upload(self, name, owner=None):
+        """Deletes an upload (its bytes leave the quota); returns None.
+
+        Raises:
+            PrunerdError: 404 ``not_found`` when there is no such upload.
+
+        Example::
+
+            c.delete_upload("dev.txt")
+        """
+        self._json("DELETE", "/v1/uploads/" + urllib.parse.quote(name, safe=""),
+                   query={"owner": owner})
+
+    def _upload_job_files(self, job, base, progress, file):
+        """A copy of job whose UPLOAD_FIELDS naming local paths name their uploads instead."""
+        job = copy.deepcopy(job)
+        done = {}  # realpath -> UploadPath: a file named twice is uploaded once
+        for keys in UPLOAD_FIELDS:
+            parent = job
+            for k in keys[:-1]:
+                parent = parent.get(k) if isinstance(parent, dict) else None
+            if not isinstance(parent, dict):
+                continue
+            value = parent.get(keys[-1])
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+                continue
+            local = os.path.join(base, os.fspath(value)) if base else os.fspath(value)
+            if not os.path.exists(local):
+                continue
+            real = os.path.realpath(local)
+            if real not in done:
+                done[real] = self.upload(local, progress=progress, file=file)
+            parent[keys[-1]] = str(done[real])
+        return job
+
     # ------------------------------------------------------------ models, health
 
     def inspect(self, model_path):
@@ -665,15 +1037,19 @@ class Client:
 
 def _error_from(e):
     """A PrunerdError from an HTTPError, reading the API's {"error": {...}} body."""
-    status = e.code
     try:
         raw = e.read()
     except OSError:
         raw = b""
     finally:
         e.close()
+    return _error_from_body(e.code, raw, e.reason)
+
+
+def _error_from_body(status, raw, reason):
+    """A PrunerdError from an error status and its body (the API's {"error": {...}})."""
     code, field, message = "http_%d" % status, None, (raw[:500].decode("utf-8", "replace")
-                                                       or str(e.reason))
+                                                       or str(reason))
     try:
         err = json.loads(raw).get("error")
         if isinstance(err, dict):
@@ -683,6 +1059,162 @@ def _error_from(e):
     except (ValueError, AttributeError):
         pass
     return PrunerdError(status, code, field, message)
+
+
+def _conflict(name, old):
+    """The 409 the daemon answers for a name holding other content, raised before sending."""
+    return PrunerdError(409, "conflict", "name",
+                        f"'{name}' holds other content ({old.get('kind')}, sha256 {old.get('sha256')}): "
+                        f"pass replace=True to replace it, or choose another name (found by the "
+                        f"client before sending)")
+
+
+def _early_answer(conn, wait=_CONTINUE_WAIT):
+    """After the headers of a request with Expect: 100-continue: None to send the body
+    (100 Continue came, and was read, or nothing came within wait seconds), or the
+    daemon's final answer (an HTTPResponse) when it answered before the body."""
+    sock = conn.sock
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            return None
+        head = sock.recv(1024, socket.MSG_PEEK)
+        if len(head) >= 12 and head[9:12] != b"100" or not head:
+            return conn.getresponse()  # a final answer (or a closed connection: raises)
+        end = head.find(b"\r\n\r\n")
+        if len(head) >= 12 and end >= 0:
+            _recv_exact(sock, end + 4)  # the 100 Continue: drop it
+            return None
+        time.sleep(0.01)  # a partial status line
+
+
+def _recv_exact(sock, n):
+    while n:
+        got = sock.recv(n)
+        if not got:
+            raise ConnectionResetError("the connection closed")
+        n -= len(got)
+
+
+def _folder_entries(folder):
+    """[(arcname, path, size, mtime)] of the regular files under folder, symlinks
+    followed (a loop raises ValueError), sorted by path; raises ValueError for
+    anything that is neither a file nor a folder."""
+    out = []
+    on_path = set()
+
+    def walk(d, prefix):
+        st = os.stat(d)
+        key = (st.st_dev, st.st_ino)
+        if key in on_path:
+            raise ValueError(f"{d}: a symlink loop")
+        on_path.add(key)
+        for entry in sorted(os.listdir(d)):
+            full = os.path.join(d, entry)
+            st = os.stat(full)
+            if stat.S_ISDIR(st.st_mode):
+                walk(full, prefix + entry + "/")
+            elif stat.S_ISREG(st.st_mode):
+                out.append((prefix + entry, full, st.st_size, int(st.st_mtime)))
+            else:
+                raise ValueError(f"{full}: neither a file nor a folder, cannot be uploaded")
+        on_path.discard(key)
+
+    walk(folder, "")
+    return out
+
+
+def _tar_header(arcname, size, mtime):
+    ti = tarfile.TarInfo(arcname)
+    ti.size, ti.mtime, ti.mode, ti.type = size, mtime, 0o644, tarfile.REGTYPE
+    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _pad(n, block):
+    return (block - n % block) % block
+
+
+def _tar_size(entries):
+    """The size of the archive _tar_chunks makes of entries."""
+    n = sum(len(_tar_header(a, size, mtime)) + size + _pad(size, tarfile.BLOCKSIZE)
+            for a, _, size, mtime in entries) + 2 * tarfile.BLOCKSIZE
+    return n + _pad(n, tarfile.RECORDSIZE)
+
+
+def _tar_chunks(entries):
+    """Yields a tar archive of entries (from _folder_entries) in pieces of at most
+    _CHUNK bytes of file data, as tarfile.open(mode="w|") writes it; raises OSError
+    when a file's size changed since it was listed."""
+    n = 0
+    for arcname, path, size, mtime in entries:
+        header = _tar_header(arcname, size, mtime)
+        n += len(header)
+        yield header
+        with open(path, "rb") as f:
+            left = size
+            while left:
+                chunk = f.read(min(_CHUNK, left))
+                if not chunk:
+                    raise OSError(f"{path} shrank while being sent")
+                left -= len(chunk)
+                n += len(chunk)
+                yield chunk
+            if f.read(1):
+                raise OSError(f"{path} grew while being sent")
+        pad = _pad(size, tarfile.BLOCKSIZE)
+        n += pad
+        yield b"\0" * pad
+    end = 2 * tarfile.BLOCKSIZE
+    yield b"\0" * (end + _pad(n + end, tarfile.RECORDSIZE))
+
+
+def _size(n):
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _note(out, line):
+    if out:
+        out.write(line + "\n")
+        out.flush()
+
+
+class _Bar:
+    """A one-line byte progress bar on out, redrawn in place (at most 10 times a second)."""
+
+    def __init__(self, out, total, label, width=30):
+        self.out, self.total, self.label, self.width = out, total, label, width
+        self.done = 0
+        self.drawn = 0  # the width of the last line drawn, 0 before the first
+        self.last = 0.0
+        self.t0 = time.monotonic()
+
+    def update(self, n):
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= 0.1 or self.done >= self.total:
+            self.last = now
+            self._draw()
+
+    def _draw(self):
+        p = min(self.done / self.total, 1.0) if self.total else 1.0
+        k = int(round(p * self.width))
+        secs = max(time.monotonic() - self.t0, 1e-6)
+        line = (f"[{'#' * k}{'-' * (self.width - k)}] {p * 100:3.0f}%  {_size(self.done)} / "
+                f"{_size(self.total)}  {_size(self.done / secs)}/s  {self.label}")
+        self.out.write("\r" + line + " " * max(0, self.drawn - len(line)))
+        self.out.flush()
+        self.drawn = max(self.drawn, len(line))
+
+    def close(self):
+        if self.drawn:
+            self._draw()
+            self.out.write("\n")
+            self.out.flush()
+            self.drawn = 0
 
 
 def _artifact(result, fmt):
