@@ -41,7 +41,7 @@ FILES = {  # path under the root -> path under PRUNERD_SHARED
 }
 ADMIN, READER = "admin-secret-1", "reader-secret-2"
 import test_daemon as td  # noqa: E402  (one tally for the integration tests)
-from test_daemon import check  # noqa: E402
+from test_daemon import check, sha256_file  # noqa: E402
 
 
 def raises(fn, what, status=None, code=None, field=None):
@@ -74,12 +74,6 @@ def seed_job(limit=200, name="seed: global L1 30% on query"):
     }
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Daemon:

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "clients", "python"))
 from prunerd_client import Client, PrunerdError  # noqa: E402
 
 import test_daemon as td  # noqa: E402  (the tally and check the Python tests share)
-from test_daemon import check  # noqa: E402
+from test_daemon import check, sha256_file  # noqa: E402
 
 JOB = "0f0e0d0c-0b0a-4908-8706-050403020100"
 MODEL = bytes(range(256)) * 4000 + b"tail"  # 1 MB and a bit: more than one client chunk
@@ -40,9 +40,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return sha256(f.read())
 
 
 class Fake:

@@ -32,7 +32,7 @@ sys.path.insert(0, CLIENT_DIR)
 import prunerd_client  # noqa: E402
 from prunerd_client import Client, PrunerdError, UploadPath  # noqa: E402
 import test_daemon as td  # noqa: E402  (one tally for the integration tests)
-from test_daemon import Daemon, check, check_error, hash_token  # noqa: E402
+from test_daemon import Daemon, check, check_error, hash_token, sha256_file  # noqa: E402
 
 BIN = td.BIN
 SHARED = td.SHARED
@@ -77,12 +77,6 @@ def raises(fn, what, status=None, code=None, field=None):
     return None
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def make_notebook(nb):

@@ -35,6 +35,15 @@ def check(cond, what, got=None):
     return cond
 
 
+def sha256_file(path):
+    """The sha256 of a file, read in 1 MiB blocks, as lowercase hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def hash_token(secret):
     return hashlib.sha256(secret.encode()).hexdigest()
 

@@ -793,16 +793,10 @@ class Client:
                 raise _conflict(name, old)
 
         def chunks(bar):
-            with open(path, "rb") as f:
-                left = size
-                while left:
-                    chunk = f.read(min(_CHUNK, left))
-                    if not chunk:
-                        raise OSError(f"{path} shrank while being sent")
-                    left -= len(chunk)
-                    if bar:
-                        bar.update(len(chunk))
-                    yield chunk
+            for chunk in _file_chunks(path, size):
+                if bar:
+                    bar.update(len(chunk))
+                yield chunk
 
         bar = _Bar(out, size, name) if out else None
         info, replayed = self._put_upload(name, {"replace": "1" if replace else None}, chunks(bar),
@@ -1154,22 +1148,29 @@ def _tar_chunks(entries):
         header = _tar_header(arcname, size, mtime)
         n += len(header)
         yield header
-        with open(path, "rb") as f:
-            left = size
-            while left:
-                chunk = f.read(min(_CHUNK, left))
-                if not chunk:
-                    raise OSError(f"{path} shrank while being sent")
-                left -= len(chunk)
-                n += len(chunk)
-                yield chunk
-            if f.read(1):
-                raise OSError(f"{path} grew while being sent")
+        for chunk in _file_chunks(path, size):
+            n += len(chunk)
+            yield chunk
         pad = _pad(size, tarfile.BLOCKSIZE)
         n += pad
         yield b"\0" * pad
     end = 2 * tarfile.BLOCKSIZE
     yield b"\0" * (end + _pad(n + end, tarfile.RECORDSIZE))
+
+
+def _file_chunks(path, size):
+    """The size bytes of the file at path, _CHUNK at a time; OSError when the
+    file is not that size any more (it changed while being sent)."""
+    with open(path, "rb") as f:
+        left = size
+        while left:
+            chunk = f.read(min(_CHUNK, left))
+            if not chunk:
+                raise OSError(f"{path} shrank while being sent")
+            left -= len(chunk)
+            yield chunk
+        if f.read(1):
+            raise OSError(f"{path} grew while being sent")
 
 
 def _size(n):

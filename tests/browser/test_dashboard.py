@@ -152,17 +152,21 @@ class Daemon:
     """prunerd serve on 127.0.0.1 with a port it picks itself, one admin token, one worker."""
 
     def __init__(self, tmp, extra_model_root=None):
+        self.start(tmp, ["--model-root", os.path.join(SHARED, "models")]
+                   + (["--model-root", extra_model_root] if extra_model_root else [])
+                   + ["--data-root", DATA_DIR], f"browser = admin:{hash_token(TOKEN)}\n")
+
+    def start(self, tmp, args, tokens):
+        """Starts prunerd serve with args (roots, limits) and the [tokens] lines."""
         self.tmp = tmp
         conf = os.path.join(tmp, "prunerd.conf")
         with open(conf, "w") as f:
-            f.write(f"[tokens]\nbrowser = admin:{hash_token(TOKEN)}\n")
+            f.write("[tokens]\n" + tokens)
         self.log_path = os.path.join(tmp, "daemon.log")
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var"),
-                 "--model-root", os.path.join(SHARED, "models")]
-                + (["--model-root", extra_model_root] if extra_model_root else [])
-                + ["--data-root", DATA_DIR, "--config", conf, "--workers", "1"],
+                [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var")]
+                + args + ["--config", conf, "--workers", "1"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.port = None
         for _ in range(400):
@@ -689,17 +693,7 @@ def run(pw, d, run_state):
     query_weights = [n for n in param_names
                      if re.fullmatch(r"bert\.encoder\.layer\.\d+\.attention\.self\.query\.weight", n)]
 
-    run_state["user_dir"] = tempfile.mkdtemp(prefix="prunerd-chromium-")
-    context = pw.chromium.launch_persistent_context(
-        run_state["user_dir"], executable_path=CHROMIUM, headless=True, accept_downloads=True,
-        viewport={"width": 1440, "height": 900}, args=CHROMIUM_ARGS)
-    run_state["context"] = context
-    page = context.pages[0] if context.pages else context.new_page()
-    page.set_default_timeout(20000)
-    page_errors = []
-    page.on("pageerror", lambda e: page_errors.append(e.message))
-    page.on("console", lambda m: page_errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page, page_errors = open_page(pw, run_state, accept_downloads=True)
     api_requests = []  # every request the page makes to the API
 
     def on_request(r):
@@ -1041,6 +1035,24 @@ def run(pw, d, run_state):
     check(len(after) > 10 and not without, "every API call sends Authorization: Bearer",
           {"calls": len(after), "without the token": without[:5]})
     check(len(page_errors) == 0, "no script errors in the page", page_errors)
+
+
+def open_page(pw, run_state, **options):
+    """Chromium (a persistent profile in run_state["user_dir"], its context in
+    run_state["context"], for drive to close) and its first page; returns the
+    page and the list its script errors and console errors go to."""
+    run_state["user_dir"] = tempfile.mkdtemp(prefix="prunerd-chromium-")
+    context = pw.chromium.launch_persistent_context(
+        run_state["user_dir"], executable_path=CHROMIUM, headless=True,
+        viewport={"width": 1440, "height": 900}, args=CHROMIUM_ARGS, **options)
+    run_state["context"] = context
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(20000)
+    page_errors = []
+    page.on("pageerror", lambda e: page_errors.append(e.message))
+    page.on("console", lambda m: page_errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    return page, page_errors
 
 
 def drive(d, tmp, run, run_state):

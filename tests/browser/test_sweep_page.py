@@ -528,17 +528,7 @@ def test_real_sweep(page, d):
 
 
 def run(pw, d, run_state):
-    run_state["user_dir"] = tempfile.mkdtemp(prefix="prunerd-chromium-")
-    context = pw.chromium.launch_persistent_context(
-        run_state["user_dir"], executable_path=dash.CHROMIUM, headless=True,
-        viewport={"width": 1440, "height": 900}, args=dash.CHROMIUM_ARGS)
-    run_state["context"] = context
-    page = context.pages[0] if context.pages else context.new_page()
-    page.set_default_timeout(20000)
-    page_errors = []
-    page.on("pageerror", lambda e: page_errors.append(e.message))
-    page.on("console", lambda m: page_errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page, page_errors = dash.open_page(pw, run_state)
 
     page.goto(d.base + "/")
     page.fill("#token", dash.TOKEN)

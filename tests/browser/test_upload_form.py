@@ -39,12 +39,10 @@ Every failure prints what it expected and what it got; the last line is
 "N passed, N failed".  Pauses are page.wait_for_timeout, never time.sleep
 (Playwright hands events to Python only while Python waits on it).
 """
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -56,6 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_dashboard as dash  # noqa: E402  (the daemon's stop, the API helpers, Chromium's arguments)
 from test_dashboard import check, error_of, hash_token, squash, wait_for  # noqa: E402
+from test_daemon import sha256_file  # noqa: E402
 
 td = dash.td  # the tally the Python tests share
 
@@ -66,44 +65,19 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 SEED_TARGET = dash.SEED_TARGET
 
 
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Daemon(dash.Daemon):
     """prunerd serve as test_dashboard's, but with empty roots, an upload limit and three tokens."""
 
     def __init__(self, tmp):  # not super().__init__(): that starts test_dashboard's daemon
-        self.tmp = tmp
-        conf = os.path.join(tmp, "prunerd.conf")
-        with open(conf, "w") as f:
-            f.write("[tokens]\n"
-                    f"browser = admin:{hash_token(dash.TOKEN)}\n"
-                    f"alice = submit:{hash_token(ALICE)}\n"
-                    f"viewer = read:{hash_token(VIEWER)}\n")
         for d in ("models", "data"):
             os.makedirs(os.path.join(tmp, d))
-        self.log_path = os.path.join(tmp, "daemon.log")
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(
-                [dash.BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var"),
-                 "--model-root", os.path.join(tmp, "models"), "--data-root", os.path.join(tmp, "data"),
-                 "--upload-limit", str(UPLOAD_LIMIT), "--config", conf, "--workers", "1"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        self.port = None
-        for _ in range(400):
-            if self.proc.poll() is not None:
-                break
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.start(tmp, ["--model-root", os.path.join(tmp, "models"), "--data-root",
+                         os.path.join(tmp, "data"), "--upload-limit", str(UPLOAD_LIMIT)],
+                   f"browser = admin:{hash_token(dash.TOKEN)}\n"
+                   f"alice = submit:{hash_token(ALICE)}\n"
+                   f"viewer = read:{hash_token(VIEWER)}\n")
 
 
 def api_as(d, token, method, path):
@@ -194,7 +168,7 @@ def check_uploaded(page, got, target, path, name, token, what, query=None, statu
     body = body if isinstance(body, dict) else {}
     ok = check(resp.status == status, f"{what}: {status}", (resp.status, body))
     if os.path.isfile(path) and not (query or {}).get("unpack"):
-        ok = check(body.get("bytes") == os.path.getsize(path) and body.get("sha256") == file_sha256(path)
+        ok = check(body.get("bytes") == os.path.getsize(path) and body.get("sha256") == sha256_file(path)
                    and body.get("kind") == "file", f"{what}: the daemon got the file's bytes", body) and ok
     ok = check(body.get("path") == "alice/" + name, f"{what}: a submit token's path is alice/{name}",
                body.get("path")) and ok
@@ -269,7 +243,7 @@ def test_conflict(page, d, files):
     check("replaced class.txt" in squash(page.text_content(state_sel("f-eval-classes"))),
           "the state line says it replaced", page.text_content(state_sel("f-eval-classes")))
     st2, got = api_as(d, ALICE, "GET", "/v1/uploads/class.txt")
-    check(st2 == 200 and (got or {}).get("sha256") == file_sha256(files["other_classes"]),
+    check(st2 == 200 and (got or {}).get("sha256") == sha256_file(files["other_classes"]),
           "after Replace it the upload holds the new bytes", (st2, got))
 
     # The first class.txt again (now the other one): 409, and take the one there instead.
@@ -449,17 +423,7 @@ def make_files(tmp):
 
 def run(pw, d, run_state):
     files = run_state["files"]
-    run_state["user_dir"] = tempfile.mkdtemp(prefix="prunerd-chromium-")
-    context = pw.chromium.launch_persistent_context(
-        run_state["user_dir"], executable_path=dash.CHROMIUM, headless=True,
-        viewport={"width": 1440, "height": 900}, args=dash.CHROMIUM_ARGS)
-    run_state["context"] = context
-    page = context.pages[0] if context.pages else context.new_page()
-    page.set_default_timeout(20000)
-    page_errors = []
-    page.on("pageerror", lambda e: page_errors.append(e.message))
-    page.on("console", lambda m: page_errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page, page_errors = dash.open_page(pw, run_state)
     api_requests = []
 
     def on_request(r):
@@ -469,6 +433,7 @@ def run(pw, d, run_state):
 
     page.on("request", on_request)
 
+    context = run_state["context"]
     context.add_init_script(XHR_SPY)
     page.goto(d.base + "/")
     page.wait_for_selector("#banner:not([hidden])")  # no token yet: the page asks for one
