@@ -74,8 +74,6 @@ def seed_job(limit=200, name="seed: global L1 30% on query"):
     }
 
 
-
-
 class Daemon:
     """prunerd serve on 127.0.0.1, port chosen by the kernel and read from the log."""
 

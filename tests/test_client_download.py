@@ -40,8 +40,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-
-
 class Fake:
     """What the fake server serves, and what it was asked."""
 

@@ -77,8 +77,6 @@ def raises(fn, what, status=None, code=None, field=None):
     return None
 
 
-
-
 def make_notebook(nb):
     """The notebook's local files: model.pth, config.json, dev.txt (300 lines),
     vocab.txt, class.txt, and hf/ (model.safetensors + config.json)."""

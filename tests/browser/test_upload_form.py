@@ -65,8 +65,6 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 SEED_TARGET = dash.SEED_TARGET
 
 
-
-
 class Daemon(dash.Daemon):
     """prunerd serve as test_dashboard's, but with empty roots, an upload limit and three tokens."""
 
