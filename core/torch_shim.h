@@ -167,6 +167,52 @@ int ts_model_rescale(struct ts_model *m, const int64_t *ids, const int64_t *mask
                      int (*progress)(void *ud, double done), void *ud, char *err, size_t errlen);
 int ts_model_scale(struct ts_model *m, const float *head_scale, const float *neuron_scale,
                    char *err, size_t errlen);
+/*
+ * Training a native model (model/train.cpp): AdamW on every parameter with
+ * the gradients of held entries masked and the entries set to zero again
+ * after each update, the gradients clipped to a global 2-norm, the loss
+ * cross-entropy or, with a teacher, (1 - alpha) CE + alpha T^2 KL(teacher
+ * || student) as PyTorch computes them.  A trainer uses the model's own
+ * tensors: between steps the model evaluates, prunes and saves as usual
+ * (with none of them mapped during a step).  Dropout draws from libtorch's
+ * default generator, seeded with seed at open and seed + step at load.
+ */
+struct ts_train_opts {
+    double weight_decay;      /* decoupled; not on biases and LayerNorm parameters */
+    double beta1, beta2, eps; /* AdamW's: 0.9, 0.999, 1e-8 */
+    double max_grad_norm;     /* <= 0: no clipping */
+    int dropout;              /* 1: the config's dropout probabilities; 0: none */
+    double distill_alpha;     /* with a teacher: the KL term's weight in [0, 1] */
+    double distill_temperature;
+    uint64_t seed;
+};
+struct ts_trainer;
+/* A copy of a native model's tensors (a teacher); ERR_UNSUPPORTED for TorchScript. */
+int ts_model_clone(const struct ts_model *m, struct ts_model **out, char *err, size_t errlen);
+/* A trainer on m (and teacher, may be NULL), neither owned; both must
+ * outlive it.  ERR_UNSUPPORTED for TorchScript. */
+int ts_trainer_open(struct ts_model *m, struct ts_model *teacher, const struct ts_train_opts *o,
+                    struct ts_trainer **out, char *err, size_t errlen);
+void ts_trainer_destroy(struct ts_trainer *t);
+/* The zeros of tensors idx[0..n) of the model, as they are now, are held
+ * at zero from here on (replacing what was held for those tensors). */
+int ts_trainer_hold(struct ts_trainer *t, const size_t *idx, size_t n, char *err, size_t errlen);
+/* One optimizer step at learning rate lr on int64 ids / mask [batch, len]
+ * and labels [batch] (on the CPU); *loss is the step's loss before the
+ * update.  A loss that is not finite is ERR_INVALID (after the update). */
+int ts_trainer_step(struct ts_trainer *t, const int64_t *ids, const int64_t *mask,
+                    const int64_t *labels, int64_t batch, int64_t len, double lr, double *loss,
+                    char *err, size_t errlen);
+int64_t ts_trainer_steps(const struct ts_trainer *t); /* steps taken, loads included */
+/* The parameters, both moments, the held masks and the step count as a
+ * safetensors file at path (exactly there; the caller renames), with meta
+ * (key, value, ..., NULL) added to __metadata__ ("trainer_step" is the
+ * trainer's).  ts_trainer_load puts such a file back, checking every
+ * tensor before writing any. */
+int ts_trainer_save(struct ts_trainer *t, const char *path, const char *const *meta, char *err,
+                    size_t errlen);
+int ts_trainer_load(struct ts_trainer *t, const char *path, char *err, size_t errlen);
+
 /* The dtype tensor i is saved in (a native model's file dtype; a
  * TorchScript tensor's own). */
 enum ts_dtype ts_model_file_dtype(const struct ts_model *m, size_t i);

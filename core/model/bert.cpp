@@ -4,11 +4,10 @@
  * DESIGN
  *
  * The forward is Hugging Face's BertForSequenceClassification in inference
- * (dropout off): word + absolute position + token type 0 embeddings, then
- * LayerNorm; per layer self-attention with HF's additive mask ((1 - mask) *
- * the dtype's lowest value) through scaled_dot_product_attention where
- * libtorch has it (2.0 and later), the output dense + residual + LayerNorm,
- * the FFN (intermediate dense, activation, output dense) + residual +
+ * (dropout off; bert_forward_train has it): word + absolute position + token type 0 embeddings,
+ * then LayerNorm; per layer self-attention with HF's additive mask ((1 - mask) * the dtype's lowest
+ * value) through scaled_dot_product_attention where libtorch has it (2.0 and later), the output
+ * dense + residual + LayerNorm, the FFN (intermediate dense, activation, output dense) + residual +
  * LayerNorm; the pooler (dense + tanh on the first token) and the head on
  * the pooled output.
  *
@@ -27,7 +26,8 @@
  * forward sees it.  Each layer keeps its own head count and FFN width, read
  * off its weights, so a layer with heads or FFN rows removed (or none left)
  * runs as it is.  Nothing here needs TorchScript, and nothing stops autograd
- * (the forward is plain ATen on tensors that may require grad).
+ * (the forward is plain ATen on tensors that may require grad); training
+ * (model/train.cpp) runs it with HF's dropout.
  */
 
 #include <algorithm>
@@ -223,17 +223,34 @@ at::Tensor layer_norm(const at::Tensor &x, const lin &ln, double eps)
  * Q, K and V come out of one product as [B, L, 3, heads, hs], viewed as
  * three [B, heads, L, hs]. */
 at::Tensor attention(const bert_layer &ly, int hs, int64_t B, int64_t L, const at::Tensor &x,
-                     const at::Tensor &amask, const at::Tensor *head_mask)
+                     const at::Tensor &amask, const at::Tensor *head_mask, double p_drop = 0)
 {
-    lin qkv{at::cat({ly.q.w, ly.k.w, ly.v.w}), at::cat({ly.q.b, ly.k.b, ly.v.b})};
-    at::Tensor t =
-        linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
-    at::Tensor q = t.select(0, 0), k = t.select(0, 1), v = t.select(0, 2);
-#if TORCH_VERSION_MAJOR >= 2
-    at::Tensor ctx = at::scaled_dot_product_attention(q, k, v, amask);
+    at::Tensor q, k, v;
+    if (at::GradMode::is_enabled()) { /* three products, as HF's modules (and their gradients) */
+        auto heads = [&](const lin &p) {
+            return at::linear(x, p.w, p.b).view({B, L, ly.heads, hs}).transpose(1, 2);
+        };
+        q = heads(ly.q);
+        k = heads(ly.k);
+        v = heads(ly.v);
+    } else {
+        lin qkv{at::cat({ly.q.w, ly.k.w, ly.v.w}), at::cat({ly.q.b, ly.k.b, ly.v.b})};
+        at::Tensor t =
+            linear_act(x, qkv, nullptr).view({B, L, 3, ly.heads, hs}).permute({2, 0, 3, 1, 4});
+        q = t.select(0, 0);
+        k = t.select(0, 1);
+        v = t.select(0, 2);
+    }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+    at::Tensor ctx =
+        at::scaled_dot_product_attention(q, k, v, amask, p_drop, false, std::pow((double)hs, -0.5));
+#elif TORCH_VERSION_MAJOR >= 2
+    at::Tensor ctx = at::scaled_dot_product_attention(q, k, v, amask, p_drop);
 #else
     at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt((double)hs) + amask;
-    at::Tensor ctx = at::matmul(at::softmax(scores, -1), v);
+    at::Tensor probs = at::softmax(scores, -1);
+    if (p_drop > 0) probs = at::dropout(probs, p_drop, true);
+    at::Tensor ctx = at::matmul(probs, v);
 #endif
     if (head_mask) ctx = ctx * head_mask->view({1, ly.heads, 1, 1});
     return ctx.transpose(1, 2).reshape({B * L, (int64_t)ly.heads * hs});
@@ -339,17 +356,27 @@ int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t
 namespace
 {
 
+/* x, or x with dropout p in training (d set, p > 0) */
+at::Tensor dropped(const at::Tensor &x, const bert_dropout *d, double bert_dropout::*p)
+{
+    return d && d->*p > 0 ? at::dropout(x, d->*p, true) : x;
+}
+
 /* word + position + token type 0 embeddings and their LayerNorm: [B * L, H] */
-at::Tensor embed(const bert_net &n, const at::Tensor &ids)
+at::Tensor embed(const bert_net &n, const at::Tensor &ids, const bert_dropout *d = nullptr)
 {
     const int64_t B = ids.size(0), L = ids.size(1);
     if (L > n.cfg.max_position_embeddings)
         throw ts_format_error("inputs of " + std::to_string(L) + " tokens are longer than " +
                               std::to_string(n.cfg.max_position_embeddings) +
                               " (max_position_embeddings)");
-    at::Tensor x =
-        at::embedding(n.word, ids).add_(n.pos.narrow(0, 0, L).unsqueeze(0) + n.type.select(0, 0));
-    return layer_norm(x, n.emb_ln, n.cfg.layer_norm_eps).view({B * L, (int64_t)n.cfg.hidden_size});
+    /* (word + type) + position, HF's order; under autograd token type 0
+     * through an embedding as HF's, so its gradient is summed as HF's is */
+    at::Tensor type = at::GradMode::is_enabled() ? at::embedding(n.type, at::zeros_like(ids))
+                                                 : n.type.select(0, 0);
+    at::Tensor x = at::embedding(n.word, ids).add_(type).add_(n.pos.narrow(0, 0, L).unsqueeze(0));
+    x = layer_norm(x, n.emb_ln, n.cfg.layer_norm_eps).view({B * L, (int64_t)n.cfg.hidden_size});
+    return dropped(x, d, &bert_dropout::hidden);
 }
 
 /* HF's extended mask of mask [B, L]: 0 where attended, the lowest value
@@ -364,48 +391,64 @@ at::Tensor extended_mask(const at::Tensor &mask, at::ScalarType t)
 /* A layer's attention half before its LayerNorm: x + the attention output
  * (the bias alone when every head is gone). */
 at::Tensor attn_half(const bert_net &n, const bert_layer &ly, int64_t B, int64_t L,
-                     const at::Tensor &x, const at::Tensor &amask, const at::Tensor *head_mask)
+                     const at::Tensor &x, const at::Tensor &amask, const at::Tensor *head_mask,
+                     const bert_dropout *d = nullptr)
 {
-    if (ly.heads == 0) return ly.attn_out.b + x;
-    return linear_add(attention(ly, n.head_size, B, L, x, amask, head_mask), ly.attn_out, x);
+    const bool drop = d && d->hidden > 0;
+    if (ly.heads == 0)
+        return (drop ? dropped(ly.attn_out.b.expand_as(x), d, &bert_dropout::hidden)
+                     : ly.attn_out.b) +
+               x;
+    at::Tensor ctx = attention(ly, n.head_size, B, L, x, amask, head_mask, d ? d->attention : 0);
+    if (drop)
+        return dropped(at::linear(ctx, ly.attn_out.w, ly.attn_out.b), d, &bert_dropout::hidden) + x;
+    return linear_add(ctx, ly.attn_out, x);
 }
 
 /* A layer's FFN half before its LayerNorm: x + the FFN output. */
 at::Tensor ffn_half(const bert_net &n, const bert_layer &ly, const at::Tensor &x,
-                    const at::Tensor *neuron_mask)
+                    const at::Tensor *neuron_mask, const bert_dropout *d = nullptr)
 {
-    if (ly.ffn == 0) return ly.out.b + x;
+    const bool drop = d && d->hidden > 0;
+    if (ly.ffn == 0)
+        return (drop ? dropped(ly.out.b.expand_as(x), d, &bert_dropout::hidden) : ly.out.b) + x;
     at::Tensor h = linear_act(x, ly.inter, &n.cfg.hidden_act);
     if (neuron_mask) h = h * *neuron_mask;
+    if (drop) return dropped(at::linear(h, ly.out.w, ly.out.b), d, &bert_dropout::hidden) + x;
     return linear_add(h, ly.out, x);
 }
 
 /* One encoder layer: x [B * L, H] -> [B * L, H]. */
 at::Tensor layer_forward(const bert_net &n, const bert_layer &ly, int64_t B, int64_t L,
                          const at::Tensor &x, const at::Tensor &amask, const at::Tensor *head_mask,
-                         const at::Tensor *neuron_mask)
+                         const at::Tensor *neuron_mask, const bert_dropout *d = nullptr)
 {
     const double eps = n.cfg.layer_norm_eps;
-    at::Tensor a = layer_norm(attn_half(n, ly, B, L, x, amask, head_mask), ly.attn_ln, eps);
-    return layer_norm(ffn_half(n, ly, a, neuron_mask), ly.out_ln, eps);
+    at::Tensor a = layer_norm(attn_half(n, ly, B, L, x, amask, head_mask, d), ly.attn_ln, eps);
+    return layer_norm(ffn_half(n, ly, a, neuron_mask, d), ly.out_ln, eps);
 }
 
 /* The forward with a mask on each layer's heads and FFN neurons (Michel et
  * al.'s, Kwon et al.'s): a head's context and a neuron's activation are
- * multiplied by its entry; masks NULL for none. */
+ * multiplied by its entry; masks NULL for none.  With d, dropout as HF's
+ * modules in training: after the embeddings' LayerNorm, on the attention
+ * probabilities, after each output dense (before its residual), and on the
+ * pooled output for a classifier.* head (the tutorial's fc head has none). */
 at::Tensor forward_masked(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
                           const std::vector<at::Tensor> *head_masks,
-                          const std::vector<at::Tensor> *neuron_masks)
+                          const std::vector<at::Tensor> *neuron_masks,
+                          const bert_dropout *d = nullptr)
 {
     const int64_t B = ids.size(0), L = ids.size(1), H = n.cfg.hidden_size;
-    at::Tensor x = embed(n, ids);
+    at::Tensor x = embed(n, ids, d);
     at::Tensor amask = extended_mask(mask, x.scalar_type());
     for (size_t li = 0; li < n.layers.size(); li++)
         x = layer_forward(n, n.layers[li], B, L, x, amask,
                           head_masks ? &(*head_masks)[li] : nullptr,
-                          neuron_masks ? &(*neuron_masks)[li] : nullptr);
+                          neuron_masks ? &(*neuron_masks)[li] : nullptr, d);
     at::Tensor pooled =
         at::tanh(at::linear(x.view({B, L, H}).select(1, 0), n.pooler.w, n.pooler.b));
+    if (n.head == "classifier") pooled = dropped(pooled, d, &bert_dropout::classifier);
     return at::linear(pooled, n.cls.w, n.cls.b);
 }
 
@@ -417,6 +460,12 @@ namespace ts
 at::Tensor bert_forward(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask)
 {
     return forward_masked(n, ids, mask, nullptr, nullptr);
+}
+
+at::Tensor bert_forward_train(const bert_net &n, const at::Tensor &ids, const at::Tensor &mask,
+                              const bert_dropout &d)
+{
+    return forward_masked(n, ids, mask, nullptr, nullptr, &d);
 }
 
 const char *bert_head(const bert_net &net)

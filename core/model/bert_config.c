@@ -24,6 +24,9 @@ void bert_config_default(struct bert_config *c)
     c->max_position_embeddings = 512;
     c->type_vocab_size = 2;
     c->layer_norm_eps = 1e-12;
+    c->hidden_dropout_prob = 0.1;
+    c->attention_probs_dropout_prob = 0.1;
+    c->classifier_dropout = -1;
     snprintf(c->model_type, sizeof c->model_type, "bert");
 }
 
@@ -56,6 +59,18 @@ static int get_int(const char *path, const json_t *o, const char *key, int lo, i
         return err_set(err, errlen, ERR_FORMAT, "%s: \"%s\" must be an integer from %d to %d", path,
                        key, lo, hi);
     *v = (int)json_integer_value(x);
+    return 0;
+}
+
+/* A probability key in [0, 1), or the default already in *v (null too). */
+static int get_prob(const char *path, const json_t *o, const char *key, double *v, char *err,
+                    size_t errlen)
+{
+    json_t *x = json_object_get(o, key);
+    if (!x || json_is_null(x)) return 0;
+    if (!json_is_number(x) || !(json_number_value(x) >= 0) || !(json_number_value(x) < 1))
+        return err_set(err, errlen, ERR_FORMAT, "%s: \"%s\" must be a number in [0, 1)", path, key);
+    *v = json_number_value(x);
     return 0;
 }
 
@@ -106,7 +121,11 @@ int bert_config_load(const char *path, struct bert_config *c, char *err, size_t 
         (rc = get_int(path, o, "max_position_embeddings", 1, 1 << 20, &c->max_position_embeddings,
                       err, errlen)) ||
         (rc = get_int(path, o, "type_vocab_size", 1, 1 << 16, &c->type_vocab_size, err, errlen)) ||
-        (rc = get_int(path, o, "num_labels", 1, 1 << 20, &c->num_labels, err, errlen)))
+        (rc = get_int(path, o, "num_labels", 1, 1 << 20, &c->num_labels, err, errlen)) ||
+        (rc = get_prob(path, o, "hidden_dropout_prob", &c->hidden_dropout_prob, err, errlen)) ||
+        (rc = get_prob(path, o, "attention_probs_dropout_prob", &c->attention_probs_dropout_prob,
+                       err, errlen)) ||
+        (rc = get_prob(path, o, "classifier_dropout", &c->classifier_dropout, err, errlen)))
         goto out;
     if (c->hidden_size % c->num_attention_heads) {
         rc = err_set(err, errlen, ERR_FORMAT,
@@ -221,12 +240,15 @@ int bert_config_write(const char *src, const struct bert_config *c, const char *
             goto out;
         }
     } else {
-        o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f}", "vocab_size", c->vocab_size,
-                      "hidden_size", c->hidden_size, "num_hidden_layers", c->num_hidden_layers,
-                      "num_attention_heads", c->num_attention_heads, "intermediate_size",
-                      c->intermediate_size, "hidden_act", bert_act_name(c->hidden_act),
-                      "max_position_embeddings", c->max_position_embeddings, "type_vocab_size",
-                      c->type_vocab_size, "layer_norm_eps", c->layer_norm_eps);
+        o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f, s:f, s:f}", "vocab_size",
+                      c->vocab_size, "hidden_size", c->hidden_size, "num_hidden_layers",
+                      c->num_hidden_layers, "num_attention_heads", c->num_attention_heads,
+                      "intermediate_size", c->intermediate_size, "hidden_act",
+                      bert_act_name(c->hidden_act), "max_position_embeddings",
+                      c->max_position_embeddings, "type_vocab_size", c->type_vocab_size,
+                      "layer_norm_eps", c->layer_norm_eps, "hidden_dropout_prob",
+                      c->hidden_dropout_prob, "attention_probs_dropout_prob",
+                      c->attention_probs_dropout_prob);
     }
     json_object_set_new(o, "model_type", json_string("bert"));
     if (head && !strcmp(head, "classifier"))

@@ -29,7 +29,11 @@ struct bert_config {
     int type_vocab_size;         /* 2 */
     double layer_norm_eps;       /* 1e-12 */
     int num_labels;              /* from id2label or num_labels; 0: the config does not say */
-    char model_type[32];         /* "bert" */
+    /* dropout in training (the recover stage); inference has none */
+    double hidden_dropout_prob;          /* 0.1 */
+    double attention_probs_dropout_prob; /* 0.1 */
+    double classifier_dropout;           /* -1 (null): hidden_dropout_prob */
+    char model_type[32];                 /* "bert" */
 };
 
 /* BertConfig's defaults. */

@@ -251,6 +251,14 @@ namespace ts
 int bert_bind(struct ts_model *m, const struct bert_config *c, char *err, size_t errlen);
 /* Logits [batch, labels] of int64 ids and mask [batch, len] on the net's device. */
 at::Tensor bert_forward(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask);
+/* Dropout probabilities in training (HF's hidden, attention-probability and
+ * classifier dropout). */
+struct bert_dropout {
+    double hidden, attention, classifier;
+};
+/* bert_forward with dropout, for training under autograd. */
+at::Tensor bert_forward_train(const bert_net &net, const at::Tensor &ids, const at::Tensor &mask,
+                              const bert_dropout &d);
 const char *bert_head(const bert_net &net); /* "classifier" or "fc" */
 int bert_labels(const bert_net &net);
 int bert_layers(const bert_net &net);
