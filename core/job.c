@@ -17,6 +17,7 @@
 #include "json_text.h"
 #include "prune.h"
 #include "queue.h"
+#include "recover.h"
 #include "sparsity.h"
 #include "structured.h"
 #include "sweep.h"
@@ -25,15 +26,29 @@
 #include "torch_shim.h"
 
 /* The stages, as indexes of job_stages. */
-enum { ST_LOAD, ST_EVAL_BEFORE, ST_IMPORTANCE, ST_PRUNE, ST_EVAL_AFTER, ST_SAVE, ST_SWEEP };
+enum {
+    ST_LOAD,
+    ST_EVAL_BEFORE,
+    ST_IMPORTANCE,
+    ST_PRUNE,
+    ST_EVAL_AFTER,
+    ST_RECOVER,
+    ST_EVAL_RECOVERED,
+    ST_SAVE,
+    ST_SWEEP
+};
 
 /* Share of the whole job each stage stands for, for progress: without and
  * with evaluation, and a structured job's (importance from data, rescale). */
-static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0, 0.05, 0.4, 0.1, 0};
-static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0, 0.2, 0, 0.5, 0};
-static const double stage_weight_structured[JOB_STAGE_COUNT] = {0.05, 0.2, 0.25, 0.2, 0.2, 0.1, 0};
+static const double stage_weight_eval[JOB_STAGE_COUNT] = {0.05, 0.4, 0, 0.05, 0.4, 0, 0, 0.1, 0};
+static const double stage_weight_noeval[JOB_STAGE_COUNT] = {0.3, 0, 0, 0.2, 0, 0, 0, 0.5, 0};
+static const double stage_weight_structured[JOB_STAGE_COUNT] = {0.05, 0.2, 0.25, 0.2, 0.2,
+                                                                0,    0,   0.1,  0};
 /* a sweep: its points are nearly all of it */
-static const double stage_weight_sweep[JOB_STAGE_COUNT] = {0.02, 0.03, 0, 0, 0, 0.01, 0.94};
+static const double stage_weight_sweep[JOB_STAGE_COUNT] = {0.02, 0.03, 0, 0, 0, 0, 0, 0.01, 0.94};
+/* recover: training is nearly all of it */
+static const double stage_weight_recover[JOB_STAGE_COUNT] = {0.02, 0.04, 0.02, 0.01, 0.04,
+                                                             0.82, 0.04, 0.01, 0};
 
 /* Where artifacts go.  family: the input's own format is written there
  * (the command line's --out); the others are written when wanted. */
@@ -44,6 +59,7 @@ struct job_outputs {
     const char *family;      /* NULL, or the path for the input's own format */
     const char *result;      /* NULL: not written */
     unsigned outputs;        /* JOB_OUT_* asked for; 0: the input's family */
+    const char *recover_dir; /* recover's checkpoints; NULL: none */
 };
 
 struct run {
@@ -75,8 +91,10 @@ struct run {
     int *nremoved;
     struct latency_point *points; /* structured: latency, typed */
     size_t npoints;
-    struct calibration *cal; /* structured: the calibration rows, or NULL */
-    float *hi, *ni;          /* structured: each head's and neuron's importance */
+    struct calibration *cal;           /* structured: the calibration rows, or NULL */
+    float *hi, *ni;                    /* structured: each head's and neuron's importance */
+    struct ts_model *teacher;          /* recover.distill: the model as loaded */
+    const struct prune_amount *amount; /* what prune() prunes to instead of the request's */
 };
 
 /* structured.calibration's rows, encoded as the evaluation encodes its data
@@ -342,6 +360,14 @@ static int load(struct run *r, char *err, size_t errlen)
         r->vocab = vocab;
         r->lowercase = lowercase;
         if ((rc = eval_inputs_open(r->tok, r->data, ev->max_length, &r->inputs, err, errlen)))
+            return rc;
+    }
+    if (s->has_recover) {
+        if (!ts_model_is_native(r->model))
+            return err_set(err, errlen, ERR_INVALID,
+                           "recover: training needs a model read from its weights; this one is "
+                           "TorchScript");
+        if (s->recover.has_distill && (rc = ts_model_clone(r->model, &r->teacher, err, errlen)))
             return rc;
     }
     if (r->out) {
@@ -819,7 +845,7 @@ static int prune(struct run *r, char *err, size_t errlen)
     }
     p.method = pm->id;
     p.scope = s->scope;
-    p.amount = s->amount; /* zero (fraction 0) when the method takes none */
+    p.amount = r->amount ? *r->amount : s->amount; /* zero (fraction 0) when it takes none */
     p.n = s->n;
     p.dim = s->dim;
     p.seed = r->seed;
@@ -884,7 +910,7 @@ static int prune(struct run *r, char *err, size_t errlen)
         t[i].numel = ti[i].numel;
         t[i].mask = masks[i];
     }
-    if (!r->tamount) {
+    if (!r->tamount || r->amount) {
         rc = prune_apply(t, r->ntargets, &p, err, errlen);
     } else { /* scope local: each target by its own amount, as one call would */
         for (size_t i = 0; i < r->ntargets && !rc; i++) {
@@ -1299,6 +1325,83 @@ out:
     return rc;
 }
 
+/* result.sparsity of the model as it is now. */
+static int sparsity_into(struct run *r, char *err, size_t errlen)
+{
+    json_t *sp = sparsity_compute(r->model, r->targets, r->ntargets, err, errlen);
+    if (!sp) return ERR_INTERNAL;
+    json_object_set_new(r->result, "sparsity", sp);
+    if (r->ntargets) print_corner(r, r->targets[0], "after");
+    if (r->out)
+        fprintf(r->out, "sparsity: targets %.4f, model %.4f\n",
+                json_real_value(json_object_get(sp, "targets")),
+                json_real_value(json_object_get(sp, "global")));
+    return 0;
+}
+
+/* recover.schedule: the targets pruned to sparsity by the job's method and scope. */
+static int recover_prune_to(void *ud, double sparsity, char *err, size_t errlen)
+{
+    struct run *r = ud;
+    const struct prune_amount a = {.fraction = sparsity};
+    r->amount = &a;
+    int rc = prune(r, err, errlen);
+    r->amount = NULL;
+    return rc;
+}
+
+/* recover.eval_every: the eval set's accuracy and macro-F1 now. */
+static int recover_evaluate(void *ud, double *accuracy, double *macro_f1, char *err, size_t errlen)
+{
+    struct run *r = ud;
+    const struct job_eval_spec *ev = &r->spec->eval;
+    struct eval_hooks eh = {r, NULL, cancelled};
+    struct eval_output eo = {0};
+    struct metrics mt = {0};
+    int rc = eval_metrics(r->model, r->inputs, r->data, ev->batch_size, ev->padding, &eh, &eo, &mt,
+                          err, errlen);
+    if (rc) return rc;
+    *accuracy = mt.accuracy;
+    *macro_f1 = mt.macro_f1;
+    eval_output_free(&eo);
+    metrics_free(&mt);
+    return 0;
+}
+
+/* The recovering stage: training with the pruned weights held at zero
+ * (core/recover.h), into result.recovery. */
+static int recover(struct run *r, char *err, size_t errlen)
+{
+    const struct job_spec *s = r->spec;
+    struct recover_args a = {.spec = &s->recover,
+                             .model = r->model,
+                             .teacher = r->teacher,
+                             .tok = r->tok,
+                             .classes = s->eval.classes,
+                             .held = r->targets,
+                             .nheld = r->ntargets,
+                             .seed = r->seed,
+                             .checkpoint_dir = r->o->recover_dir};
+    struct recover_hooks h = {r, progress, cancelled, recover_prune_to, recover_evaluate};
+    json_t *rec = NULL;
+    int rc = recover_run(&a, &h, &rec, err, errlen);
+    if (rc) return rc;
+    if (r->out) {
+        json_t *curve = json_object_get(rec, "curve");
+        size_t n = json_array_size(curve);
+        fprintf(r->out,
+                "recovery: %lld steps (%lld this run) on %s, %.4f s a step, loss %.4f -> %.4f\n",
+                (long long)json_integer_value(json_object_get(rec, "steps")),
+                (long long)json_integer_value(json_object_get(rec, "steps_this_attempt")),
+                json_string_value(json_object_get(rec, "device")),
+                json_real_value(json_object_get(rec, "time_per_step_s")),
+                n ? json_real_value(json_object_get(json_array_get(curve, 0), "loss")) : 0.0,
+                n ? json_real_value(json_object_get(json_array_get(curve, n - 1), "loss")) : 0.0);
+    }
+    json_object_set_new(r->result, "recovery", rec);
+    return 0;
+}
+
 static int execute(struct run *r, const struct job_outputs *o, char *err, size_t errlen)
 {
     int has_eval = r->spec->has_eval;
@@ -1311,13 +1414,19 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
         if (getrandom(&r->seed, sizeof r->seed, 0) != (ssize_t)sizeof r->seed)
             r->seed = (uint64_t)getpid();
         r->seed &= (1ull << 53) - 1; /* exact in a JSON number anywhere */
+        if (r->spec->has_recover) recover_checkpoint_seed(o->recover_dir, &r->seed);
     }
     if (r->spec->kind == JOB_KIND_SWEEP) return execute_sweep(r, o, err, errlen);
     memcpy(r->weight,
-           r->spec->has_structured ? stage_weight_structured
-           : has_eval              ? stage_weight_eval
-                                   : stage_weight_noeval,
+           r->spec->has_recover      ? stage_weight_recover
+           : r->spec->has_structured ? stage_weight_structured
+           : has_eval                ? stage_weight_eval
+                                     : stage_weight_noeval,
            sizeof r->weight);
+    if (r->spec->has_recover && !r->spec->has_structured) { /* no importance stage */
+        r->weight[ST_RECOVER] += r->weight[ST_IMPORTANCE];
+        r->weight[ST_IMPORTANCE] = 0;
+    }
     if (r->spec->has_structured && !has_eval) { /* the evaluations' share to the others */
         r->weight[ST_EVAL_BEFORE] = r->weight[ST_EVAL_AFTER] = 0;
         r->weight[ST_LOAD] = 0.2;
@@ -1350,23 +1459,37 @@ static int execute(struct run *r, const struct job_outputs *o, char *err, size_t
     if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
     stage_begin(r, ST_PRUNE);
     t = fs_monotonic();
-    if ((rc = prune(r, err, errlen))) return rc;
+    /* a gradual schedule starts at its initial sparsity */
+    const struct prune_amount initial = {.fraction = r->spec->recover.initial};
+    if (r->spec->has_recover && r->spec->recover.has_schedule) r->amount = &initial;
+    rc = prune(r, err, errlen);
+    r->amount = NULL;
+    if (rc) return rc;
     timing(r, "prune_s", t);
-    json_t *sp = sparsity_compute(r->model, r->targets, r->ntargets, err, errlen);
-    if (!sp) return ERR_INTERNAL;
-    json_object_set_new(r->result, "sparsity", sp);
-    if (r->ntargets) print_corner(r, r->targets[0], "after");
-    if (r->out)
-        fprintf(r->out, "sparsity: targets %.4f, model %.4f\n",
-                json_real_value(json_object_get(sp, "targets")),
-                json_real_value(json_object_get(sp, "global")));
+    if ((rc = sparsity_into(r, err, errlen))) return rc;
 
+    const int recovering = r->spec->has_recover;
     if (has_eval) {
         if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
         stage_begin(r, ST_EVAL_AFTER);
         t = fs_monotonic();
-        if ((rc = evaluate(r, "after", err, errlen))) return rc;
+        if ((rc = evaluate(r, recovering ? "after_pruning" : "after", err, errlen))) return rc;
         timing(r, "eval_after_s", t);
+    }
+    if (recovering) {
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        stage_begin(r, ST_RECOVER);
+        t = fs_monotonic();
+        if ((rc = recover(r, err, errlen))) return rc;
+        timing(r, "recover_s", t);
+        if ((rc = sparsity_into(r, err, errlen))) return rc;
+        if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
+        stage_begin(r, ST_EVAL_RECOVERED);
+        t = fs_monotonic();
+        if ((rc = evaluate(r, "after_recovery", err, errlen))) return rc;
+        json_t *mj = json_object_get(r->result, "metrics");
+        json_object_set(mj, "after", json_object_get(mj, "after_recovery"));
+        timing(r, "eval_recovered_s", t);
     }
     if (cancelled(r)) return err_set(err, errlen, ERR_CANCELLED, "cancelled");
     stage_begin(r, ST_SAVE);
@@ -1419,7 +1542,14 @@ static int run_job(const struct job_spec *spec, const json_t *request, const str
     calibration_free(r.cal);
     free(r.hi);
     free(r.ni);
+    ts_model_destroy(r.teacher);
     ts_model_destroy(r.model);
+    /* a checkpoint is kept only for a run that did not end: a cancel (a
+     * shutdown's requeue resumes from it) or a kill */
+    if (o->recover_dir && rc != ERR_CANCELLED) {
+        char e2[256];
+        fs_tree_remove(o->recover_dir, e2, sizeof e2);
+    }
     ckpt_files_free(&r.files);
     /* whatever the job left in CUDA's caching allocator (after an
      * out-of-memory too) goes back, so the next job and other processes on
@@ -1439,7 +1569,7 @@ int job_execute_to(const struct job_spec *spec, const json_t *request, const cha
 int job_execute(const struct job_spec *spec, const json_t *request, const char *out_dir,
                 const struct job_hooks *hooks, json_t **result, char *err, size_t errlen)
 {
-    char ts[PATH_MAX], sd[PATH_MAX], st[PATH_MAX], res[PATH_MAX];
+    char ts[PATH_MAX], sd[PATH_MAX], st[PATH_MAX], res[PATH_MAX], rec[PATH_MAX];
     int rc;
     if ((rc = fs_mkdir_p(out_dir, err, errlen))) return rc;
     /* A run killed while saving left temporary files: this run replaces them. */
@@ -1448,10 +1578,14 @@ int job_execute(const struct job_spec *spec, const json_t *request, const char *
     snprintf(sd, sizeof sd, "%s/model.pth", out_dir);
     snprintf(st, sizeof st, "%s/safetensors", out_dir);
     snprintf(res, sizeof res, "%s/result.json", out_dir);
+    snprintf(rec, sizeof rec, "%s/recover", out_dir);
     struct job_outputs o = {.torchscript = ts,
                             .state_dict = sd,
                             .safetensors = st,
                             .result = res,
-                            .outputs = spec->outputs};
+                            .outputs = spec->outputs,
+                            .recover_dir = !spec->has_recover            ? NULL
+                                           : hooks && hooks->recover_dir ? hooks->recover_dir
+                                                                         : rec};
     return run_job(spec, request, &o, hooks, result, err, errlen);
 }

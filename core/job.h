@@ -36,13 +36,20 @@
  * parameter, "amounts": [...], "recommend": {sparsity} | null, "options",
  * "eval" (required), "device", "name"}.
  *
+ * "recover" (core/recover.h) fine-tunes the pruned model: {data, epochs |
+ * steps, batch_size, lr, warmup, weight_decay, max_length, eval_every,
+ * distill: {temperature, alpha} | null, shuffle, checkpoint_every,
+ * max_grad_norm, schedule: {kind: "cubic", initial, final, steps, every} |
+ * null}; it needs "eval".
+ *
  * The stages, in order: loading, evaluating_before, importance, pruning,
- * evaluating_after, saving (the evaluations only when "eval" is given,
- * importance only for method structured); a sweep's: loading,
- * evaluating_before, sweeping, saving.
+ * evaluating_after, recovering, evaluating_recovered, saving (the
+ * evaluations only when "eval" is given, importance only for method
+ * structured, recovering and evaluating_recovered only with "recover"); a
+ * sweep's: loading, evaluating_before, sweeping, saving.
  */
 
-#define JOB_STAGE_COUNT 7
+#define JOB_STAGE_COUNT 9
 extern const char *const job_stages[JOB_STAGE_COUNT];
 
 /* Which request field is wrong and why ("eval.max_length", "must be an
@@ -102,6 +109,29 @@ struct job_sweep_spec {
     double sparsity;                       /* recommend.sparsity, (0, the last amount] */
 };
 
+/* The request's "recover" object, typed (core/recover.h). */
+struct job_recover_spec {
+    char *data;            /* THUCNews-format training file (never the eval data) */
+    int epochs;            /* 1..1000; 1 (0 when steps is given) */
+    long steps;            /* optimizer steps; 0: epochs over the data */
+    int batch_size;        /* 1..4096; 32 */
+    double lr;             /* peak learning rate, (0, 1]; 2e-5 */
+    double warmup;         /* [0, 1): the share of the steps the rate rises over; 0.06 */
+    double weight_decay;   /* AdamW's, [0, 1]; 0.01 */
+    int max_length;        /* 2..512; eval.max_length */
+    long eval_every;       /* steps between evaluations on the eval set; 0: none */
+    int has_distill;       /* distill from the model as loaded */
+    double temperature;    /* (0, 100]; 2 */
+    double alpha;          /* [0, 1]; 0.5 */
+    int shuffle;           /* reshuffle every epoch (seeded); 1 */
+    long checkpoint_every; /* steps between checkpoints; 500; 0: none */
+    double max_grad_norm;  /* clip the gradients' 2-norm; 1.0; 0: no clipping */
+    int has_schedule;      /* schedule: gradual pruning while training */
+    double initial, final; /* sparsities: initial [0, final), final the job's amount */
+    long schedule_steps;   /* the step pruning ends at; 0: three quarters of the steps */
+    long schedule_every;   /* steps between prunings; 0: schedule_steps / 10 (at least 1) */
+};
+
 struct job_spec {
     enum job_kind kind;                   /* JOB_KIND_PRUNE */
     struct job_sweep_spec sweep;          /* kind sweep */
@@ -138,6 +168,8 @@ struct job_spec {
     int calibration_model_labels;         /* labels "model": the dense model's predictions */
     int has_eval;                         /* 0: no evaluation (eval is zeroed) */
     struct job_eval_spec eval;            /* when has_eval */
+    int has_recover;                      /* fine-tune after pruning */
+    struct job_recover_spec recover;      /* when has_recover */
     unsigned outputs;                     /* JOB_OUT_* bits; 0: the input's own family */
     char device[16];                      /* "auto", "cpu", "cuda" or "cuda:N"; "auto" */
     char name[201];                       /* a label, at most 200 bytes; "" */
@@ -218,6 +250,10 @@ struct job_hooks {
      * NULL: ckpt_resolve_local (the command line) */
     int (*resolve)(void *ud, const char *path, char *out, size_t outlen, char *err, size_t errlen);
     void *resolve_ud;
+    /* where recover keeps its checkpoint (created when needed; a later run
+     * of the job with the same folder resumes from it); NULL: OUT_DIR/recover
+     * for job_execute, none for job_execute_to */
+    const char *recover_dir;
 };
 
 /*

@@ -13,8 +13,8 @@
 #include "tokenizer.h"
 
 const char *const job_stages[JOB_STAGE_COUNT] = {
-    "loading", "evaluating_before", "importance", "pruning", "evaluating_after",
-    "saving",  "sweeping",
+    "loading",    "evaluating_before",    "importance", "pruning",  "evaluating_after",
+    "recovering", "evaluating_recovered", "saving",     "sweeping",
 };
 
 static int bad(struct job_field_error *fe, const char *field, const char *fmt, ...)
@@ -466,6 +466,148 @@ out:
     return rc;
 }
 
+/* A number in [lo, hi] (lo excluded when lo_open); absent or null: def. */
+static int get_real(const json_t *obj, const char *key, const char *field, double lo, int lo_open,
+                    double hi, double def, json_t *out, struct job_field_error *fe)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        json_object_set_new(out, key, json_real(def));
+        return 0;
+    }
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    if (!(lo_open ? x > lo : x >= lo) || !(x <= hi)) {
+        char a[32], b[32];
+        return bad(fe, field, "must be a number in %s%s, %s]", lo_open ? "(" : "[",
+                   json_text_real(lo, a, sizeof a), json_text_real(hi, b, sizeof b));
+    }
+    json_object_set_new(out, key, json_real(x));
+    return 0;
+}
+
+/* recover.schedule: Zhu & Gupta's cubic schedule for l1_unstructured,
+ * ending on the job's amount (a fraction). */
+static int get_schedule(const json_t *rc_in, const json_t *o, json_t *ro,
+                        struct job_field_error *fe)
+{
+    static const char *const keys[] = {"kind", "initial", "final", "steps", "every", NULL};
+    static const char *const kinds[] = {"cubic", NULL};
+    json_t *sc = json_object_get(rc_in, "schedule");
+    if (!sc || json_is_null(sc)) {
+        json_object_set_new(ro, "schedule", json_null());
+        return 0;
+    }
+    if (!json_is_object(sc))
+        return bad(fe, "recover.schedule",
+                   "must be an object {\"kind\": \"cubic\", \"initial\", \"final\", "
+                   "\"steps\", \"every\"} or null");
+    const char *method = json_string_value(json_object_get(o, "method"));
+    if (strcmp(method, "l1_unstructured"))
+        return bad(fe, "recover.schedule",
+                   "is for method l1_unstructured (local or global), not %s", method);
+    const json_t *amount = json_object_get(o, "amount");
+    if (!json_is_real(amount))
+        return bad(fe, "amount", "must be a fraction with recover.schedule (its final sparsity)");
+    json_t *e;
+    size_t i;
+    json_array_foreach(json_object_get(o, "targets"), i, e) if (json_is_object(e)) return bad(
+        fe, "recover.schedule",
+        "prunes every target to the schedule's sparsity: give the "
+        "targets as globs, without amounts of their own");
+    json_t *so = json_object();
+    json_object_set_new(ro, "schedule", so);
+    int rc;
+    double fin = json_real_value(amount);
+    if ((rc = only_keys(sc, "recover.schedule.", keys, fe)) ||
+        (rc = get_enum(sc, "kind", "recover.schedule.kind", kinds, "cubic", so, fe)) ||
+        (rc = get_real(sc, "final", "recover.schedule.final", 0, 1, 1, fin, so, fe)) ||
+        (rc = get_real(sc, "initial", "recover.schedule.initial", 0, 0, 1, 0, so, fe)) ||
+        (rc = get_int(sc, "steps", "recover.schedule.steps", 1, INT32_MAX, 1, 0, so, fe)) ||
+        (rc = get_int(sc, "every", "recover.schedule.every", 1, INT32_MAX, 1, 0, so, fe)))
+        return rc;
+    if (json_real_value(json_object_get(so, "final")) != fin)
+        return bad(fe, "recover.schedule.final",
+                   "is the job's amount (%.17g): give one, or the same in both", fin);
+    if (!(json_real_value(json_object_get(so, "initial")) < fin))
+        return bad(fe, "recover.schedule.initial", "must be below final (%.17g)", fin);
+    return 0;
+}
+
+/* The "recover" object: fine-tuning after pruning, with its defaults. */
+static int get_recover(const json_t *in, json_t *out, struct job_field_error *fe)
+{
+    static const char *const keys[] = {
+        "data",    "epochs",           "steps",         "batch_size", "lr",
+        "warmup",  "weight_decay",     "max_length",    "eval_every", "distill",
+        "shuffle", "checkpoint_every", "max_grad_norm", "schedule",   NULL};
+    static const char *const dkeys[] = {"temperature", "alpha", NULL};
+    json_t *rv = json_object_get(in, "recover");
+    if (!rv || json_is_null(rv)) {
+        json_object_set_new(out, "recover", json_null());
+        return 0;
+    }
+    if (!json_is_object(rv))
+        return bad(fe, "recover",
+                   "must be an object {\"data\", \"epochs\" | \"steps\", ...} "
+                   "or null");
+    const json_t *ev = json_object_get(out, "eval");
+    if (!json_is_object(ev))
+        return bad(fe, "recover",
+                   "reads its data with the job's eval settings (vocab, classes, lowercase): "
+                   "give an eval block");
+    json_t *o = json_object();
+    int rc;
+    const json_t *ep = json_object_get(rv, "epochs"), *st = json_object_get(rv, "steps");
+    if ((rc = only_keys(rv, "recover.", keys, fe)) ||
+        (rc = get_string(rv, "data", "recover.data", 1, NULL, o, fe)))
+        goto out;
+    if (ep && !json_is_null(ep) && st && !json_is_null(st)) {
+        rc = bad(fe, "recover.steps", "give epochs or steps, not both");
+        goto out;
+    }
+    const int by_steps = st && !json_is_null(st);
+    if ((rc = get_int(rv, "epochs", "recover.epochs", 1, 1000, by_steps, 1, o, fe)) ||
+        (rc = get_int(rv, "steps", "recover.steps", 1, INT32_MAX, 1, 0, o, fe)) ||
+        (rc = get_int(rv, "batch_size", "recover.batch_size", 1, 4096, 0, 32, o, fe)) ||
+        (rc = get_real(rv, "lr", "recover.lr", 0, 1, 1, 2e-5, o, fe)) ||
+        (rc = get_real(rv, "warmup", "recover.warmup", 0, 0, 1, 0.06, o, fe)) ||
+        (rc = get_real(rv, "weight_decay", "recover.weight_decay", 0, 0, 1, 0.01, o, fe)) ||
+        (rc = get_int(rv, "max_length", "recover.max_length", 2, 512, 0,
+                      json_integer_value(json_object_get(ev, "max_length")), o, fe)) ||
+        (rc = get_int(rv, "eval_every", "recover.eval_every", 0, INT32_MAX, 0, 0, o, fe)) ||
+        (rc = get_bool(rv, "shuffle", "recover.shuffle", 1, o, fe)) ||
+        (rc = get_int(rv, "checkpoint_every", "recover.checkpoint_every", 0, INT32_MAX, 0, 500, o,
+                      fe)) ||
+        (rc = get_real(rv, "max_grad_norm", "recover.max_grad_norm", 0, 0, 1e6, 1.0, o, fe)))
+        goto out;
+    if (json_real_value(json_object_get(o, "warmup")) >= 1) {
+        rc = bad(fe, "recover.warmup", "must be below 1 (the share of the steps spent warming up)");
+        goto out;
+    }
+    json_t *d = json_object_get(rv, "distill");
+    if (!d || json_is_null(d) || json_is_false(d)) {
+        json_object_set_new(o, "distill", json_null());
+    } else if (!json_is_object(d) && !json_is_true(d)) {
+        rc = bad(fe, "recover.distill",
+                 "must be an object {\"temperature\", \"alpha\"}, true "
+                 "or null");
+        goto out;
+    } else {
+        json_t *dob = json_object(), *din = json_is_object(d) ? d : NULL;
+        json_object_set_new(o, "distill", dob);
+        if ((din && (rc = only_keys(din, "recover.distill.", dkeys, fe))) ||
+            (rc = get_real(din, "temperature", "recover.distill.temperature", 0, 1, 100, 2, dob,
+                           fe)) ||
+            (rc = get_real(din, "alpha", "recover.distill.alpha", 0, 0, 1, 0.5, dob, fe)))
+            goto out;
+    }
+    if ((rc = get_schedule(rv, out, o, fe))) goto out;
+    json_object_set(out, "recover", o);
+out:
+    json_decref(o);
+    return rc;
+}
+
 /* The names of enum job_output's bits, in bit order. */
 static const char *const output_names[] = {"torchscript", "state_dict", "safetensors"};
 #define OUTPUT_COUNT (sizeof output_names / sizeof output_names[0])
@@ -704,6 +846,7 @@ void job_spec_free(struct job_spec *spec)
     free(spec->eval.vocab);
     free(spec->eval.classes);
     free(spec->calibration_data);
+    free(spec->recover.data);
     memset(spec, 0, sizeof *spec);
 }
 
@@ -848,6 +991,33 @@ static int spec_of(const json_t *r, struct job_spec *s)
         e->limit = (long)json_integer_value(json_object_get(ev, "limit"));
     }
 
+    const json_t *rv = json_object_get(r, "recover");
+    s->has_recover = json_is_object(rv);
+    if (s->has_recover) {
+        struct job_recover_spec *q = &s->recover;
+        const json_t *d = json_object_get(rv, "distill"), *sc = json_object_get(rv, "schedule");
+        q->data = dup_str(json_object_get(rv, "data"), &nomem);
+        q->epochs = (int)json_integer_value(json_object_get(rv, "epochs"));
+        q->steps = (long)json_integer_value(json_object_get(rv, "steps"));
+        q->batch_size = (int)json_integer_value(json_object_get(rv, "batch_size"));
+        q->lr = json_real_value(json_object_get(rv, "lr"));
+        q->warmup = json_real_value(json_object_get(rv, "warmup"));
+        q->weight_decay = json_real_value(json_object_get(rv, "weight_decay"));
+        q->max_length = (int)json_integer_value(json_object_get(rv, "max_length"));
+        q->eval_every = (long)json_integer_value(json_object_get(rv, "eval_every"));
+        q->shuffle = json_is_true(json_object_get(rv, "shuffle"));
+        q->checkpoint_every = (long)json_integer_value(json_object_get(rv, "checkpoint_every"));
+        q->max_grad_norm = json_real_value(json_object_get(rv, "max_grad_norm"));
+        q->has_distill = json_is_object(d);
+        q->temperature = json_real_value(json_object_get(d, "temperature"));
+        q->alpha = json_real_value(json_object_get(d, "alpha"));
+        q->has_schedule = json_is_object(sc);
+        q->initial = json_real_value(json_object_get(sc, "initial"));
+        q->final = json_real_value(json_object_get(sc, "final"));
+        q->schedule_steps = (long)json_integer_value(json_object_get(sc, "steps"));
+        q->schedule_every = (long)json_integer_value(json_object_get(sc, "every"));
+    }
+
     json_array_foreach(json_object_get(r, "outputs"), i, v)
     {
         for (size_t b = 0; b < OUTPUT_COUNT; b++)
@@ -862,9 +1032,9 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
                           struct job_field_error *fe)
 {
     static const char *const keys[] = {
-        "model",      "model_config", "targets", "method",  "amount",    "amount_kind",
-        "scope",      "options",      "eval",    "outputs", "device",    "name",
-        "structured", "kind",         "group",   "amounts", "recommend", NULL};
+        "model",   "model_config", "targets",   "method",  "amount", "amount_kind", "scope",
+        "options", "eval",         "outputs",   "device",  "name",   "structured",  "kind",
+        "group",   "amounts",      "recommend", "recover", NULL};
     static const char *const scopes[] = {"local", "global", NULL};
     json_t *o = json_object();
     int rc = 0;
@@ -936,6 +1106,15 @@ int job_request_normalize(const json_t *in, json_t **out, struct job_spec *spec,
     }
     if ((rc = get_options(in, pm, o, fe))) goto out;
     if ((rc = get_eval(in, o, fe))) goto out;
+    if (sweep) {
+        json_t *x = json_object_get(in, "recover");
+        if (x && !json_is_null(x)) {
+            rc = bad(fe, "recover", "is for a pruning job, not a sweep");
+            goto out;
+        }
+    } else if ((rc = get_recover(in, o, fe))) {
+        goto out;
+    }
     if ((rc = get_outputs(in, o, fe))) goto out;
 
     json_t *d = json_object_get(in, "device");
@@ -1025,29 +1204,39 @@ int job_request_resolve_paths(struct job_spec *spec, json_t *req, job_resolve_fn
         json_t *obj = paths[i].object ? json_object_get(req, paths[i].object) : req;
         if (json_is_object(obj)) json_object_set_new(obj, paths[i].key, json_string(resolved));
     }
-    /* structured.calibration.data, one level deeper: a data file, never the
-     * eval set (choosing on the data it is scored on is a leak) */
-    if (spec->calibration_data) {
+    /* structured.calibration.data and recover.data, one level deeper: data
+     * files, never the eval set (choosing on or training on the data it is
+     * scored on is a leak) */
+    struct {
+        const char *field, *object, *sub;
+        char **path;
+    } deeper[] = {
+        {"structured.calibration.data", "structured", "calibration", &spec->calibration_data},
+        {"recover.data", "recover", NULL, &spec->recover.data},
+    };
+    for (size_t i = 0; i < sizeof deeper / sizeof deeper[0]; i++) {
+        if (!*deeper[i].path) continue;
         msg[0] = '\0';
-        int rc = resolve(ud, "structured.calibration.data", spec->calibration_data, resolved,
-                         sizeof resolved, msg, sizeof msg);
+        int rc = resolve(ud, deeper[i].field, *deeper[i].path, resolved, sizeof resolved, msg,
+                         sizeof msg);
         char *copy = rc ? NULL : strdup(resolved);
         if (!rc && !copy) rc = ERR_NOMEM, snprintf(msg, sizeof msg, "out of memory");
         if (!rc && spec->eval.data && !strcmp(resolved, spec->eval.data)) {
             rc = ERR_INVALID;
-            snprintf(msg, sizeof msg,
-                     "is the eval data: calibrate on other data, such as train.txt");
+            snprintf(msg, sizeof msg, "is the eval data: %s on other data, such as train.txt",
+                     i == 0 ? "calibrate" : "train");
         }
         if (rc) {
             free(copy);
-            snprintf(fe->field, sizeof fe->field, "structured.calibration.data");
+            snprintf(fe->field, sizeof fe->field, "%s", deeper[i].field);
             snprintf(fe->message, sizeof fe->message, "%s", msg);
             return rc;
         }
-        free(spec->calibration_data);
-        spec->calibration_data = copy;
-        json_t *cal = json_object_get(json_object_get(req, "structured"), "calibration");
-        if (json_is_object(cal)) json_object_set_new(cal, "data", json_string(resolved));
+        free(*deeper[i].path);
+        *deeper[i].path = copy;
+        json_t *obj = json_object_get(req, deeper[i].object);
+        if (deeper[i].sub) obj = json_object_get(obj, deeper[i].sub);
+        if (json_is_object(obj)) json_object_set_new(obj, "data", json_string(resolved));
     }
     return 0;
 }

@@ -300,7 +300,7 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
     };
     json_t *req = NULL, *result = NULL;
     struct job_spec spec = {0};
-    char err[1024] = "", dir[PATH_MAX] = "", job_dir[PATH_MAX], qerr[256];
+    char err[1024] = "", dir[PATH_MAX] = "", job_dir[PATH_MAX], qerr[256], rec_dir[PATH_MAX];
     char *result_text = NULL;
     double t0 = fs_monotonic();
     uint64_t used_before = 0; /* the job folder's bytes before this run */
@@ -329,6 +329,10 @@ static void run_job(struct worker *wk, struct queue *q, struct job_row *row)
         rc = err_set(err, sizeof err, ERR_IO, "mkdir %s: %s", dir, strerror(errno));
         goto finish;
     }
+    /* recover's checkpoint is the job's, not the run's: a rescuing daemon
+     * (another fence, another run folder) resumes from it too */
+    if ((size_t)snprintf(rec_dir, sizeof rec_dir, "%s/recover", job_dir) < sizeof rec_dir)
+        hooks.recover_dir = rec_dir;
     rc = job_execute(&spec, req, dir, &hooks, &result, err, sizeof err);
     end_stage(&c);
 finish:
@@ -345,7 +349,12 @@ finish:
     }
     enum job_status st = !rc ? JOB_SUCCEEDED : rc == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
     if (!rc) result_text = json_text_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (rc == ERR_CANCELLED) snprintf(err, sizeof err, "cancelled on request");
+    if (rc == ERR_CANCELLED) {
+        snprintf(err, sizeof err, "cancelled on request");
+        if (hooks.recover_dir &&
+            fs_tree_remove(rec_dir, qerr, sizeof qerr)) /* nothing resumes it */
+            log_warn(row->id, "%s", qerr);
+    }
     int frc = finish(wk, q, row, st, result_text, rc ? err : NULL, qerr, sizeof qerr);
     /* Not recorded, and refused (or the lease keeper saw the job taken
      * over while the database was away): the rescuer's run counts. */

@@ -9,7 +9,11 @@ size) while saving: the job fails with the reason, leaves no partial
 artifact, and the daemon and the next job carry on.  A structured fisher
 job cancelled in its importance stage stops between calibration batches.
 The retention sweep deletes an old job's files and keeps its row; SIGTERM
-with a short --stop-timeout leaves a job mid-batch, queued again.
+with a short --stop-timeout leaves a job mid-batch, queued again.  kill -9
+during a recover stage: the job comes back with attempts + 1, resumes from
+its last checkpoint (fewer steps this attempt than the job has), and ends
+with the sparsity it was pruned to and a result; a recover job cancelled
+while training stops at the next step and leaves no checkpoint.
 """
 import os
 import resource
@@ -156,6 +160,93 @@ def test_cancel_in_importance(tmp, roots, native):
         d.stop()
 
 
+def recover_request(native, steps, checkpoint_every, name):
+    data = os.path.join(td.SHARED, "data")
+    return {"name": name, "model": native,
+            "targets": ["bert.encoder.layer.*.query", "bert.encoder.layer.*.key", "bert.encoder.layer.*.value",
+                        "bert.encoder.layer.*.dense"],
+            "method": "l1_unstructured", "amount": 0.7, "scope": "global", "outputs": ["state_dict"],
+            "eval": {"data": os.path.join(data, "thucnews", "dev.txt"),
+                     "vocab": os.path.join(data, "vocab", "bert-base-chinese-vocab.txt"),
+                     "classes": os.path.join(data, "thucnews", "class.txt"), "limit": 16},
+            "recover": {"data": os.path.join(data, "thucnews", "train.txt"), "steps": steps,
+                        "checkpoint_every": checkpoint_every}}
+
+
+def wait_recovering(d, job_id, until, timeout=180):
+    """Polls the job while it trains until until(body) holds; the progress values seen in recovering."""
+    seen, body, deadline = [], None, time.time() + timeout
+    while time.time() < deadline:
+        st, _, body = d.json("GET", f"/v1/jobs/{job_id}")
+        if body.get("status") not in ("running", "queued"):
+            break
+        if body.get("stage") == "recovering":
+            seen.append(body["progress"])
+            if until(body):
+                break
+        time.sleep(0.05)
+    return body, seen
+
+
+def test_kill_during_recover(tmp, roots, native):
+    data = os.path.join(tmp, "var-recover")
+    d = Daemon(tmp, roots, data_dir=data, name="recover-kill")
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", recover_request(native, 120, 20, "killed while training"))
+        check(st == 201, "the recover job is accepted", (st, j))
+        ckpt = os.path.join(data, "jobs", j["id"], "recover", "state.safetensors")
+        body, seen = wait_recovering(d, j["id"], lambda b: os.path.exists(ckpt))
+        check(os.path.exists(ckpt) and body and body["stage"] == "recovering",
+              "a checkpoint is written while the job trains", body)
+        check(len(set(seen)) >= 3 and seen == sorted(seen), "the recovering stage's progress moves by step",
+              seen[-5:])
+        d.stop(signal.SIGKILL)
+        d.start()
+        st, _, b = d.json("GET", f"/v1/jobs/{j['id']}")
+        check(b["attempts"] == 1, "attempts went up after kill -9", b.get("attempts"))
+        done = wait_status(d, j["id"], ("succeeded", "failed"), timeout=600)
+        check(done and done["status"] == "succeeded", "the killed job resumes and succeeds",
+              done and done.get("error"))
+        st, _, r = d.json("GET", f"/v1/jobs/{j['id']}/result")
+        r = r if st == 200 else {}
+        rec = r.get("recovery") or {}
+        check(rec.get("resumed_from_step", 0) >= 20 and rec.get("steps_this_attempt", 120) < 120 and
+              rec.get("steps_this_attempt", 0) + rec.get("resumed_from_step", 0) == 120,
+              "it resumed from its last checkpoint, not from step 0",
+              (rec.get("resumed_from_step"), rec.get("steps_this_attempt")))
+        sp = (r.get("sparsity") or {}).get("targets", 0)
+        check(abs(sp - 0.7) < 1e-6, "it ends with the sparsity it was pruned to", sp)
+        m = r.get("metrics") or {}
+        check(m.get("after") == m.get("after_recovery") and "after_pruning" in m,
+              "metrics has after_pruning and after_recovery, after the latter", sorted(m))
+        check(not os.path.exists(os.path.dirname(ckpt)), "the checkpoint is gone once the job succeeded")
+        print(f"  kill -9 in recover: resumed from step {rec.get('resumed_from_step')}, "
+              f"{rec.get('steps_this_attempt')} of 120 steps this attempt, sparsity {sp:.4f}")
+    finally:
+        d.stop()
+
+
+def test_cancel_in_recover(tmp, roots, native):
+    d = Daemon(tmp, roots, name="recover-cancel")
+    try:
+        st, _, j = d.json("POST", "/v1/jobs", recover_request(native, 5000, 10, "cancelled while training"))
+        body, seen = wait_recovering(d, j["id"], lambda b: b["progress"] > 0.3)
+        check(len(set(seen)) >= 3, "the job trains", seen[-5:])
+        t0 = time.time()
+        d.json("POST", f"/v1/jobs/{j['id']}/cancel")
+        done = wait_status(d, j["id"], ("succeeded", "failed", "cancelled"), timeout=120)
+        took = time.time() - t0
+        check(done and done["status"] == "cancelled", "the job is cancelled", done and done["status"])
+        stages = [x["stage"] for x in (done or {}).get("stages") or []]
+        check(stages[-1:] == ["recovering"], "it stopped in the recovering stage", stages)
+        check(took < 10, f"the cancel took effect at the next step ({took:.1f} s)", took)
+        rec = os.path.join(d.data_dir, "jobs", j["id"], "recover")
+        check(not os.path.exists(rec), "a cancelled job leaves no checkpoint", rec)
+        print(f"  cancel in recover: cancelled {took:.2f} s after the request")
+    finally:
+        d.stop()
+
+
 def test_retention(tmp, roots, tiny_model):
     """The retention sweep at start-up deletes the files of a job finished over retention_days
     ago (the row stays, files_deleted, its checkpoint 410) and leaves a newer job's alone."""
@@ -254,6 +345,8 @@ def main():
         test_kill_during_eval(tmp, roots)
         test_disk_full(tmp, roots, os.path.join(tiny, "tiny.pt"))
         test_cancel_in_importance(tmp, roots, native)
+        test_kill_during_recover(tmp, roots, native)
+        test_cancel_in_recover(tmp, roots, native)
         test_retention(tmp, roots, os.path.join(tiny, "tiny.pt"))
         test_stop_timeout(tmp, roots)
     finally:

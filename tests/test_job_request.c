@@ -668,6 +668,140 @@ static void test_target_amounts(void)
     expect_bad("{\"scope\": \"local\", \"targets\": [7]}", "targets", "or an object");
 }
 
+static const char recover_job[] =
+    "{\"model\": \"m.pt\", \"targets\": [\"bert.encoder.layer.*.dense\"],"
+    " \"method\": \"l1_unstructured\", \"amount\": 0.7, \"scope\": \"global\","
+    " \"eval\": {\"data\": \"dev.txt\", \"vocab\": \"vocab.txt\", \"classes\": \"class.txt\","
+    " \"max_length\": 48}, \"recover\": {\"data\": \"train.txt\"}}";
+
+static void expect_bad_recover(const char *patch, const char *field, const char *words)
+{
+    expect_bad_in(recover_job, patch, field, words);
+}
+
+static double real_at(const json_t *o, const char *key)
+{
+    return json_real_value(json_object_get(o, key));
+}
+
+/* recover: its defaults, typed, idempotent; distill and schedule; what it refuses. */
+static void test_recover(void)
+{
+    json_t *out = NULL, *again = NULL;
+    struct job_spec s;
+    struct job_field_error fe;
+    CHECK(norm_spec(recover_job, &out, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    if (!out) return;
+    json_t *r = json_object_get(out, "recover");
+    CHECK(json_integer_value(json_object_get(r, "epochs")) == 1 &&
+              json_is_null(json_object_get(r, "steps")) &&
+              json_integer_value(json_object_get(r, "batch_size")) == 32 &&
+              real_at(r, "lr") == 2e-5 && real_at(r, "warmup") == 0.06 &&
+              real_at(r, "weight_decay") == 0.01 && real_at(r, "max_grad_norm") == 1.0 &&
+              json_integer_value(json_object_get(r, "max_length")) == 48 &&
+              json_integer_value(json_object_get(r, "eval_every")) == 0 &&
+              json_integer_value(json_object_get(r, "checkpoint_every")) == 500 &&
+              json_is_true(json_object_get(r, "shuffle")) &&
+              json_is_null(json_object_get(r, "distill")) &&
+              json_is_null(json_object_get(r, "schedule")),
+          "recover defaults");
+    CHECK(s.has_recover && str_is(s.recover.data, "train.txt") && s.recover.epochs == 1 &&
+              s.recover.steps == 0 && s.recover.batch_size == 32 && s.recover.lr == 2e-5 &&
+              s.recover.max_length == 48 && s.recover.shuffle && !s.recover.has_distill &&
+              !s.recover.has_schedule && s.recover.checkpoint_every == 500,
+          "recover typed");
+    CHECK(job_request_normalize(out, &again, NULL, &fe) == 0 && json_equal(out, again),
+          "a normalized recover request normalizes to itself");
+    json_decref(again);
+    json_decref(out);
+    job_spec_free(&s);
+
+    json_error_t je;
+    json_t *in = json_loads(recover_job, 0, &je);
+    json_object_set_new(in, "recover",
+                        json_pack("{s:s, s:i, s:b, s:{s:i, s:i}}", "data", "train.txt", "steps", 40,
+                                  "distill", 1, "schedule", "steps", 30, "every", 5));
+    CHECK(job_request_normalize(in, &out, &s, &fe) == 0, "%s: %s", fe.field, fe.message);
+    CHECK(s.recover.steps == 40 && s.recover.epochs == 0 && s.recover.has_distill &&
+              s.recover.temperature == 2 && s.recover.alpha == 0.5 && s.recover.has_schedule &&
+              s.recover.initial == 0 && s.recover.final == 0.7 && s.recover.schedule_steps == 30 &&
+              s.recover.schedule_every == 5,
+          "steps, distill true and a schedule ending on the amount");
+    json_t *sc = json_object_get(json_object_get(out, "recover"), "schedule");
+    CHECK(str_is(json_string_value(json_object_get(sc, "kind")), "cubic") &&
+              real_at(sc, "final") == 0.7,
+          "schedule kind and final filled in");
+    json_decref(out);
+    job_spec_free(&s);
+    json_decref(in);
+
+    CHECK(norm_spec(seed_job, &out, &s, &fe) == 0 && !s.has_recover &&
+              json_is_null(json_object_get(out, "recover")),
+          "no recover: null, not trained");
+    json_decref(out);
+    job_spec_free(&s);
+
+    expect_bad_recover("{\"recover\": 1}", "recover", "object");
+    expect_bad_recover("{\"recover\": {}}", "recover.data", "required");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"bogus\": 1}}", "recover.bogus",
+                       "unknown");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"epochs\": 1, \"steps\": 5}}",
+                       "recover.steps", "not both");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"epochs\": 0}}", "recover.epochs",
+                       "integer");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"batch_size\": 0}}", "recover.batch_size",
+                       "integer");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"lr\": 0}}", "recover.lr", "(0, 1]");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"lr\": \"fast\"}}", "recover.lr",
+                       "number");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"warmup\": 1}}", "recover.warmup",
+                       "below 1");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"weight_decay\": -1}}",
+                       "recover.weight_decay", "[0, 1]");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"max_length\": 513}}",
+                       "recover.max_length", "integer");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"shuffle\": 1}}", "recover.shuffle",
+                       "true or false");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"distill\": {\"alpha\": 1.5}}}",
+                       "recover.distill.alpha", "[0, 1]");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"distill\": {\"temperature\": 0}}}",
+                       "recover.distill.temperature", "(0, 100]");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"distill\": {\"t\": 2}}}",
+                       "recover.distill.t", "unknown");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"schedule\": {\"kind\": \"linear\"}}}",
+                       "recover.schedule.kind", "cubic");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"schedule\": {\"final\": 0.5}}}",
+                       "recover.schedule.final", "the job's amount");
+    expect_bad_recover("{\"recover\": {\"data\": \"t\", \"schedule\": {\"initial\": 0.7}}}",
+                       "recover.schedule.initial", "below final");
+    expect_bad_recover("{\"method\": \"random_unstructured\", \"recover\": {\"data\": \"t\","
+                       " \"schedule\": {}}}",
+                       "recover.schedule", "l1_unstructured");
+    expect_bad_recover("{\"amount\": 100, \"recover\": {\"data\": \"t\", \"schedule\": {}}}",
+                       "amount", "fraction");
+    expect_bad_recover("{\"eval\": null}", "recover", "eval block");
+    expect_bad_in(sweep_job, "{\"recover\": {\"data\": \"t\"}}", "recover", "not a sweep");
+
+    /* recover.data resolves as a data file, and never to the eval data */
+    int calls = 0;
+    CHECK_INT(norm_spec(recover_job, &out, &s, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&s, out, allow_all, &calls, &fe), 0);
+    CHECK(str_is(s.recover.data, "/abs/train.txt") &&
+              str_is(json_string_value(json_object_get(json_object_get(out, "recover"), "data")),
+                     "/abs/train.txt"),
+          "recover.data resolved: %s", s.recover.data);
+    json_decref(out);
+    job_spec_free(&s);
+    in = json_loads(recover_job, 0, &je);
+    json_object_set_new(json_object_get(in, "recover"), "data", json_string("dev.txt"));
+    CHECK_INT(job_request_normalize(in, NULL, &s, &fe), 0);
+    CHECK_INT(job_request_resolve_paths(&s, NULL, allow_all, &calls, &fe), ERR_INVALID);
+    CHECK(str_is(fe.field, "recover.data") && strstr(fe.message, "eval data"),
+          "training on the eval data: %s: %s", fe.field, fe.message);
+    job_spec_free(&s);
+    json_decref(in);
+}
+
 int main(void)
 {
     test_defaults();
@@ -682,5 +816,6 @@ int main(void)
     test_resolve();
     test_sweep();
     test_target_amounts();
+    test_recover();
     return ct_done("test_job_request");
 }

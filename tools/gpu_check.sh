@@ -8,7 +8,12 @@
 #      --report` say cuda:0, and `prunerd version` shows >= 1 CUDA device;
 #   2. the zeros: the two state_dicts' query weights have the same zero masks;
 #   3. the predictions: `prunerd eval --device cuda` and `--device cpu` of the
-#      pruned model give the same argmax and logits within 1e-3.
+#      pruned model give the same argmax and logits within 1e-3;
+#   4. training (recover): the shared model's weights as a state_dict with a
+#      dropout-0 config.json, global L1 70% of the encoder Linear weights, 30
+#      steps in file order on the device and on cpu: it trained on the device
+#      (recovery.device, time per step recorded), the held zeros are the same
+#      and still zero, and the losses agree within 1e-3 relative.
 # One PASS/FAIL line per check, then "N passed, M failed"; exit 1 on a failure.
 #
 # The GPU machine has no network, no -dev packages and no ../shared, so first,
@@ -270,4 +275,51 @@ PY
 then check "3 same predictions" 1 "$(cat "$out/logits.txt")"
 else check "3 same predictions" 0 "$( [ $evald = 1 ] && tail -n 3 "$out/logits.txt" || echo "an eval or the job failed")"
 fi
+# 4. Training: the recover stage on the device and on cpu.
+recover_job() {   # $1 name, $2 device
+  cat > "$work/rec-$1.json" <<JSON
+{"model": "$work/native/model.pt", "model_config": "$work/native/config.json",
+ "targets": ["bert.encoder.layer.*.query", "bert.encoder.layer.*.key", "bert.encoder.layer.*.value",
+             "bert.encoder.layer.*.dense"],
+ "method": "l1_unstructured", "amount": 0.7, "scope": "global",
+ "eval": {"data": "$shared/$data", "vocab": "$shared/$vocab", "classes": "$shared/$classes", "limit": 256},
+ "recover": {"data": "$work/native/train.txt", "steps": 30, "shuffle": false, "checkpoint_every": 10},
+ "outputs": ["state_dict"], "device": "$2", "options": {"seed": 1}, "name": "gpu_check: recover, $2"}
+JSON
+  "$bin" run "$work/rec-$1.json" --out-dir "$work/rec-$1" && cp "$work/rec-$1/result.json" "$out/result-rec-$1.json"
+}
+trained=1
+mkdir -p "$work/native"
+pyc - "$shared/$model" "$shared/${model%.pt}.config.json" "$shared/$data" "$work/native" > "$out/native.txt" 2>&1 <<'PY' || trained=0
+import json, sys, torch
+m, cfg, dev, dst = sys.argv[1:5]
+torch.save({k: v.float() for k, v in torch.jit.load(m, map_location="cpu").state_dict().items()}, dst + "/model.pt")
+c = json.load(open(cfg)); c.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+json.dump(c, open(dst + "/config.json", "w"))
+lines = open(dev, encoding="utf-8").readlines()[-960:]   # not the eval rows (the first 256)
+open(dst + "/train.txt", "w", encoding="utf-8").writelines(lines)
+PY
+[ $trained = 1 ] && { step "recover-test-$device" recover_job test "$device" || trained=0; }
+[ $trained = 1 ] && { step recover-ref-cpu recover_job ref cpu || trained=0; }
+if [ $trained = 1 ] && pyc - "$work/rec-test" "$work/rec-ref" "$want" > "$out/recover.txt" 2>&1 <<'PY'
+import json, sys, torch
+a, b, want = sys.argv[1:4]
+ra, rb = (json.load(open(d + "/result.json")) for d in (a, b))
+sa, sb = (torch.load(d + "/model.pth", map_location="cpu") for d in (a, b))
+keys = [k for k in sa if ".encoder.layer." in k and k.endswith(".weight") and "LayerNorm" not in k]
+differ = sum(int(((sa[k] == 0) != (sb[k] == 0)).sum()) for k in keys)
+la = [p["loss"] for p in ra["recovery"]["curve"]]
+lb = [p["loss"] for p in rb["recovery"]["curve"]]
+rel = max(abs(x - y) / max(abs(y), 1e-6) for x, y in zip(la, lb))
+dev = ra["recovery"]["device"]
+print(f"trained on {dev}: {ra['recovery']['time_per_step_s']:.4f} s a step (cpu {rb['recovery']['time_per_step_s']:.4f}); "
+      f"sparsity {ra['sparsity']['targets']:.6f} vs {rb['sparsity']['targets']:.6f}, {differ} zero positions differ; "
+      f"losses agree within {rel:.2g} relative; accuracy after recovery "
+      f"{ra['metrics']['after_recovery']['accuracy']:.4f} vs {rb['metrics']['after_recovery']['accuracy']:.4f}")
+sys.exit(0 if dev == want and differ == 0 and rel <= 1e-3 and len(la) == 30 else 1)
+PY
+then check "4 training on $device" 1 "$(cat "$out/recover.txt")"
+else check "4 training on $device" 0 "$( [ $trained = 1 ] && tail -n 3 "$out/recover.txt" || echo "a recover job failed (see recover-*.log)")"
+fi
+
 finish

@@ -84,7 +84,8 @@ _CHUNK = 1 << 20
 #: The job fields that name a file or folder, as key paths; ``submit(job, upload=True)``
 #: uploads the local ones.
 UPLOAD_FIELDS = (("model",), ("model_config",), ("eval", "data"), ("eval", "vocab"),
-                 ("eval", "classes"), ("options", "mask"), ("structured", "calibration", "data"))
+                 ("eval", "classes"), ("options", "mask"), ("structured", "calibration", "data"),
+                 ("recover", "data"))
 
 _CONTINUE_WAIT = 1.0  # seconds to wait for "100 Continue" before sending the body anyway (curl's)
 _ANSWER_WAIT = 600.0  # at least this long for the answer after a body (fsync, unpacking)
@@ -304,7 +305,8 @@ class Client:
                  name) each path the job names that exists on this machine:
                  ``model``, ``model_config``, ``eval.data``, ``eval.vocab``,
                  ``eval.classes``, ``options.mask``,
-                 ``structured.calibration.data`` (:data:`UPLOAD_FIELDS`),
+                 ``structured.calibration.data``, ``recover.data``
+                 (:data:`UPLOAD_FIELDS`),
                  relative to the current folder, or to the job file's folder
                  when ``job`` is a file (as ``prunerd run`` reads them), and
                  submit the job with their upload paths instead.  Paths that
