@@ -555,6 +555,7 @@
     $('#job-speedup').hidden = true;
     $('#job-sweep').hidden = true;
     $('#job-recommend').hidden = true;
+    $('#job-recovery').hidden = true;
     $('#job-sparsity-card').hidden = false;
     $('#job-confusion-card').hidden = false;
     for (const b of $$('[data-download]')) b.disabled = true;
@@ -697,6 +698,7 @@
     renderSparsity(res.sparsity || {}, job.request || {});
     renderStructured(res);
     renderSweep(res);
+    renderRecovery(res);
 
     const tt = $('#job-timings tbody');
     clear(tt);
@@ -954,6 +956,190 @@
       }
     }
     if (!tb.firstChild) tb.append(el('tr', null, el('td', { colspan: '4', class: 'muted', text: 'no evaluation was asked for' })));
+  }
+
+  /* ---- a recover stage: the training curve; before, after pruning and after recovery ---- */
+
+  /* A round tick step (1, 2 or 5 times a power of ten) that cuts span into at most n parts. */
+  function roundStep(span, n) {
+    const raw = span > 0 ? span / n : 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const k of [1, 2, 5]) if (k * p >= raw * (1 - 1e-9)) return k * p;
+    return 10 * p;
+  }
+
+  /* Digits after the point that a tick step needs: 0.05 -> 2, 0.1 -> 1, 2 -> 0. */
+  const stepDigits = (s) => Math.max(0, -Math.floor(Math.log10(s) + 1e-9));
+  const plural = (n, one) => n + ' ' + one + (n === 1 ? '' : 's');
+  const frac = (x) => (isNum(x) ? +(x * 100).toFixed(2) + '%' : '–');
+
+  /* Shows result.recovery (only a job with a recover stage has one): a summary line, the loss
+   * curve with the evaluations during training, and metrics.before, after_pruning and
+   * after_recovery side by side. */
+  function renderRecovery(res) {
+    const rec = res.recovery && typeof res.recovery === 'object' ? res.recovery : null;
+    const m = res.metrics || {};
+    $('#job-recovery').hidden = !rec && !m.after_pruning;
+    renderRecoveryMetrics(m);
+    for (const id of ['#job-recovery-summary', '#job-recovery-chart', '#job-recovery-legend']) $(id).hidden = !rec;
+    const box = $('#job-recovery-chart');
+    clear(box);
+    if (!rec) return;
+    const curve = Array.isArray(rec.curve) ? rec.curve.filter((p) => p && isNum(p.step) && isNum(p.loss)) : [];
+    const evals = Array.isArray(rec.eval) ? rec.eval.filter((p) => p && isNum(p.step) && isNum(p.accuracy)) : [];
+    const sched = rec.schedule && typeof rec.schedule === 'object' ? rec.schedule : null;
+    const prunings = sched && Array.isArray(sched.prunings) ? sched.prunings.filter((p) => p && isNum(p.step)) : [];
+    const resumed = isNum(rec.resumed_from_step) && rec.resumed_from_step > 0 ? rec.resumed_from_step : null;
+
+    const parts = [];
+    let what = isNum(rec.steps) ? plural(rec.steps, 'step') : 'steps unknown';
+    if (isNum(rec.epochs) && rec.epochs > 0) what += ' (' + plural(rec.epochs, 'epoch') + (isNum(rec.steps_per_epoch) ? ' of ' + rec.steps_per_epoch : '') + ')';
+    if (isNum(rec.batch_size)) what += ' of batch ' + rec.batch_size;
+    parts.push(what);
+    if (resumed !== null) parts.push('resumed from step ' + resumed + (isNum(rec.steps_this_attempt) ? ' (' + rec.steps_this_attempt + ' this attempt)' : ''));
+    if (isNum(rec.time_per_step_s)) parts.push(fmtDuration(rec.time_per_step_s) + ' a step' + (rec.device ? ' on ' + rec.device : ''));
+    else if (rec.device) parts.push('on ' + rec.device);
+    const d = rec.distill && typeof rec.distill === 'object' ? rec.distill : null;
+    parts.push(d ? 'distilled from the dense model (temperature ' + d.temperature + ', alpha ' + d.alpha + ')' : 'no distillation');
+    if (isNum(rec.lr)) {
+      parts.push('lr ' + rec.lr + (isNum(rec.warmup_steps) ? ' after ' + plural(rec.warmup_steps, 'warm-up step') : '') +
+        (isNum(rec.weight_decay) ? ', weight decay ' + rec.weight_decay : ''));
+    }
+    if (sched) {
+      parts.push((sched.kind || 'cubic') + ' schedule ' + frac(sched.initial) + ' → ' + frac(sched.final) +
+        (isNum(sched.steps) ? ' over ' + plural(sched.steps, 'step') : '') + (isNum(sched.every) ? ', every ' + sched.every : '') +
+        ': ' + plural(prunings.length, 'pruning'));
+    }
+    if (isNum(rec.rows)) parts.push(plural(rec.rows, 'training row'));
+    if (isNum(rec.train_s)) parts.push(fmtDuration(rec.train_s) + ' training');
+    if (curve.length) parts.push('loss ' + fmt(curve[0].loss, 4) + ' → ' + fmt(curve[curve.length - 1].loss, 4));
+    setText($('#job-recovery-summary'), parts.join(' · '));
+
+    if (!curve.length && !evals.length) {
+      box.append(el('p', { class: 'muted', text: 'no training steps recorded' }));
+      setText($('#job-recovery-legend'), '');
+      return;
+    }
+    box.append(recoveryChart(rec, curve, evals, prunings, resumed, m));
+    const legend = ['Line: training loss (left axis), each point the mean over the steps since the one before'];
+    if (evals.length) legend.push('dots: accuracy on the eval data during training (right axis)');
+    else legend.push('no evaluation during training (recover.eval_every)');
+    if (m.after_pruning || m.after_recovery) legend.push('dashed: accuracy after pruning and after recovery');
+    if (prunings.length) legend.push('purple: the schedule prunes to the sparsity above the line');
+    if (resumed !== null) legend.push('orange: where this attempt resumed');
+    setText($('#job-recovery-legend'), legend.join('; ') + '.');
+  }
+
+  /* Loss (left axis) against step: svg#recovery-curve with one polyline.loss, a point per curve
+   * entry; the evaluations' accuracy (right axis) as circle.eval-pt[data-step]; a dashed
+   * line.pruning[data-step] at each step a schedule pruned; line.resumed where a resumed
+   * attempt began; the accuracy after pruning and after recovery as line.ref[data-ref]. */
+  function recoveryChart(rec, curve, evals, prunings, resumed, m) {
+    const W = 720;
+    const H = 300;
+    const L = 56;
+    const R = 60;
+    const T = 26;
+    const B = 40;
+    const pw = W - L - R;
+    const ph = H - T - B;
+    let xmax = Math.max(1, isNum(rec.steps) ? rec.steps : 0);
+    for (const p of curve.concat(evals, prunings)) xmax = Math.max(xmax, p.step);
+    const x = (t) => L + (t / xmax) * pw;
+    let lmax = 0;
+    for (const p of curve) lmax = Math.max(lmax, p.loss);
+    const lstep = roundStep(lmax > 0 ? lmax : 1, 5);
+    lmax = Math.max(lstep, Math.ceil(lmax / lstep - 1e-9) * lstep);
+    const yl = (v) => T + (1 - Math.max(0, v) / lmax) * ph;
+
+    const refs = [['after_pruning', 'after pruning'], ['after_recovery', 'after recovery']].filter(([k]) => m[k] && isNum(m[k].accuracy));
+    const accs = evals.map((p) => p.accuracy).concat(refs.map(([k]) => m[k].accuracy));
+    let lo = accs.length ? Math.min(...accs) : 0;
+    let hi = accs.length ? Math.max(...accs) : 1;
+    const pad = Math.max((hi - lo) * 0.1, 0.005);
+    const astep = roundStep(hi - lo + 2 * pad, 5);
+    lo = Math.max(0, Math.floor((lo - pad) / astep) * astep);
+    hi = Math.min(1, Math.ceil((hi + pad) / astep) * astep);
+    if (hi <= lo) hi = lo + astep;
+    const ya = (v) => T + (1 - (v - lo) / (hi - lo)) * ph;
+
+    const s = svg('svg', { id: 'recovery-curve', class: 'chart recovery', viewBox: '0 0 ' + W + ' ' + H, width: String(W), height: String(H), role: 'img',
+      'aria-label': 'training loss against step' + (evals.length ? ', with the accuracy of the evaluations during training' : '') });
+    const ld = stepDigits(lstep);
+    for (let i = 0, n = Math.round(lmax / lstep); i <= n; i++) {
+      const v = i * lstep;
+      s.append(svg('line', { class: 'grid', x1: L, x2: L + pw, y1: yl(v).toFixed(2), y2: yl(v).toFixed(2) }),
+        svg('text', { class: 'tick', x: L - 6, y: (yl(v) + 4).toFixed(2), 'text-anchor': 'end', text: v.toFixed(ld) }));
+    }
+    if (accs.length) {
+      const ad = stepDigits(astep);
+      for (let i = 0, n = Math.round((hi - lo) / astep); i <= n; i++) {
+        const v = lo + i * astep;
+        s.append(svg('text', { class: 'tick acc', x: L + pw + 6, y: (ya(v) + 4).toFixed(2), text: v.toFixed(ad) }));
+      }
+    }
+    const xstep = Math.max(1, Math.round(roundStep(xmax, 8)));
+    for (let t = 0; t <= xmax; t += xstep) {
+      s.append(svg('line', { class: 'grid', x1: x(t).toFixed(2), x2: x(t).toFixed(2), y1: T, y2: T + ph }),
+        svg('text', { class: 'tick', x: x(t).toFixed(2), y: T + ph + 15, 'text-anchor': 'middle', text: String(t) }));
+    }
+    s.append(svg('line', { class: 'axis', x1: L, x2: L + pw, y1: T + ph, y2: T + ph }), svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: T + ph }),
+      svg('text', { class: 'tick', x: L + pw / 2, y: H - 6, 'text-anchor': 'middle', text: 'step' }),
+      svg('text', { class: 'tick', x: 12, y: T + ph / 2, 'text-anchor': 'middle', transform: 'rotate(-90 12 ' + (T + ph / 2) + ')', text: 'loss' }));
+    if (accs.length) {
+      s.append(svg('line', { class: 'axis', x1: L + pw, x2: L + pw, y1: T, y2: T + ph }),
+        svg('text', { class: 'tick acc', x: W - 8, y: T + ph / 2, 'text-anchor': 'middle', transform: 'rotate(90 ' + (W - 8) + ' ' + (T + ph / 2) + ')', text: 'accuracy' }));
+    }
+
+    /* The prunings' sparsities above the plot, each where there is room for it. */
+    let lastLabel = -Infinity;
+    for (const p of prunings) {
+      const px = x(p.step);
+      s.append(svg('line', { class: 'pruning', 'data-step': String(p.step), 'data-sparsity': isNum(p.sparsity) ? String(p.sparsity) : null, x1: px.toFixed(2), x2: px.toFixed(2), y1: T - 4, y2: T + ph },
+        svg('title', { text: 'step ' + p.step + ': pruned to ' + frac(p.sparsity) + ' sparsity' })));
+      if (px - lastLabel >= 34) {
+        s.append(svg('text', { class: 'pruning-label', x: px.toFixed(2), y: T - 8, 'text-anchor': 'middle', text: frac(p.sparsity) }));
+        lastLabel = px;
+      }
+    }
+    if (resumed !== null) {
+      s.append(svg('line', { class: 'resumed', 'data-step': String(resumed), x1: x(resumed).toFixed(2), x2: x(resumed).toFixed(2), y1: T, y2: T + ph },
+        svg('title', { text: 'this attempt resumed from step ' + resumed })));
+    }
+    refs.forEach(([k, label], i) => {
+      const v = m[k].accuracy;
+      s.append(svg('line', { class: 'ref', 'data-ref': k, 'data-value': String(v), x1: L, x2: L + pw, y1: ya(v).toFixed(2), y2: ya(v).toFixed(2) },
+        svg('title', { text: 'accuracy ' + label + ': ' + fmt(v) })),
+      svg('text', { class: 'ref-label', x: i ? L + pw - 4 : L + 4, y: (ya(v) - 4).toFixed(2), 'text-anchor': i ? 'end' : 'start', text: label + ' ' + fmt(v) }));
+    });
+
+    s.append(svg('polyline', { class: 'loss', 'data-points': String(curve.length), points: curve.map((p) => x(p.step).toFixed(2) + ',' + yl(p.loss).toFixed(2)).join(' ') },
+      svg('title', { text: 'training loss' + (curve.length ? ': ' + fmt(curve[0].loss, 4) + ' at step ' + curve[0].step + ', ' + fmt(curve[curve.length - 1].loss, 4) + ' at step ' + curve[curve.length - 1].step : '') })));
+    if (evals.length > 1) {
+      s.append(svg('path', { class: 'eval-line', d: evals.map((p, i) => (i ? 'L' : 'M') + x(p.step).toFixed(2) + ' ' + ya(p.accuracy).toFixed(2)).join(' ') }));
+    }
+    for (const p of evals) {
+      s.append(svg('circle', { class: 'eval-pt', 'data-step': String(p.step), 'data-accuracy': String(p.accuracy), cx: x(p.step).toFixed(2), cy: ya(p.accuracy).toFixed(2), r: 4 },
+        svg('title', { text: 'step ' + p.step + ': accuracy ' + fmt(p.accuracy) + (isNum(p.macro_f1) ? ', macro F1 ' + fmt(p.macro_f1) : '') })));
+    }
+    return s;
+  }
+
+  /* Accuracy and macro F1 before, after pruning and after recovery, and the changes: what
+   * training won back, and where it ended against the dense model.  Only with after_pruning. */
+  function renderRecoveryMetrics(m) {
+    const tb = $('#job-recovery-metrics tbody');
+    clear(tb);
+    const when = [m.before || null, m.after_pruning || null, m.after_recovery || m.after || null];
+    $('#job-recovery-compare').hidden = !when[1];
+    if (!when[1]) return;
+    for (const [key, label] of [['accuracy', 'accuracy'], ['macro_f1', 'macro F1']]) {
+      const [b, p, r] = when.map((x) => (x && isNum(x[key]) ? x[key] : null));
+      tb.append(el('tr', { 'data-metric': key }, el('th', { text: label }),
+        el('td', { 'data-when': 'before', text: fmt(b) }), el('td', { 'data-when': 'after_pruning', text: fmt(p) }),
+        el('td', { 'data-when': 'after_recovery', text: fmt(r) }),
+        deltaCell(isNum(r) && isNum(p) ? r - p : null, 3), deltaCell(isNum(r) && isNum(b) ? r - b : null, 3)));
+    }
   }
 
   /* ---- kind sweep: accuracy against amount per group, and the recommendation ---- */

@@ -15,11 +15,16 @@ results the test answers itself (with latency and eval, and without), then
 runs a method structured job on the shared model's weights written as a
 torch.save state_dict with its config.json (a second model root in the
 temporary dir) and checks its page against its own result.json, checks a
-non-structured job's page shows none of it,
+non-structured job's page shows none of it, checks the Recovery card
+(the loss curve, the evaluations during training, the schedule's prunings,
+before / after pruning / after recovery) on a resumed result the test
+answers itself and on a recover job the daemon runs on that state_dict with
+a small training file (a data root of its own), then
 cancels and deletes jobs, and checks polling pauses while the tab is hidden.
-Saves screenshot-jobs.png, screenshot-job.png and screenshot-structured.png
+Saves screenshot-jobs.png, screenshot-job.png, screenshot-structured.png
 (the daemon's structured job; the answered one with latency when that job
-fails) into PRUNERD_SCREENSHOTS (default: the build folder); `PRUNERD_SCREENSHOTS=docs`
+fails) and screenshot-recovery.png (the daemon's recover job) into
+PRUNERD_SCREENSHOTS (default: the build folder); `PRUNERD_SCREENSHOTS=docs`
 refreshes the README's.
 
 Needs PRUNERD_BIN, PRUNERD_SHARED, /usr/bin/chromium (or PRUNERD_CHROMIUM),
@@ -151,10 +156,12 @@ def write_state_dict_model(folder):
 class Daemon:
     """prunerd serve on 127.0.0.1 with a port it picks itself, one admin token, one worker."""
 
-    def __init__(self, tmp, extra_model_root=None):
+    def __init__(self, tmp, extra_model_root=None, extra_data_root=None):
         self.start(tmp, ["--model-root", os.path.join(SHARED, "models")]
                    + (["--model-root", extra_model_root] if extra_model_root else [])
-                   + ["--data-root", DATA_DIR], f"browser = admin:{hash_token(TOKEN)}\n")
+                   + ["--data-root", DATA_DIR]
+                   + (["--data-root", extra_data_root] if extra_data_root else []),
+                   f"browser = admin:{hash_token(TOKEN)}\n")
 
     def start(self, tmp, args, tokens):
         """Starts prunerd serve with args (roots, limits) and the [tokens] lines."""
@@ -684,6 +691,176 @@ def test_structured_job(page, d, model_path, seed_id, shots):
     check(shown == 0, "a non-structured job's page shows no per-layer or latency row", shown)
 
 
+RECOVER_STAGES = ["loading", "evaluating_before", "pruning", "evaluating_after", "recovering",
+                  "evaluating_recovered", "saving"]
+FAKE_REC = "5afe7e45-0000-4000-8000-000000000004"
+
+
+def write_train_file(folder, rows=96):
+    """The first rows lines of the shared train.txt (THUCNews format, not the eval file) in folder,
+    a data root of the test's own; returns its path."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"train{rows}.txt")
+    with open(os.path.join(DATA_DIR, "thucnews", "train.txt"), encoding="utf-8") as f, \
+            open(path, "w", encoding="utf-8") as g:
+        g.writelines(line for _, line in zip(range(rows), f))
+    return path
+
+
+def recovery_fixture():
+    """A recover result the daemon would write after a kill -9 and a resume: 1000 curve points
+    (the most it keeps), from step 400 on, no evaluations, no schedule, no distillation, and
+    markup in its device."""
+    curve = [{"step": 400 + 2 * (i + 1), "loss": round(2.3 * 0.995 ** i + 0.05, 6), "lr": 2e-05} for i in range(1000)]
+    ev = {"before": {"accuracy": 0.9, "macro_f1": 0.89}, "after_pruning": {"accuracy": 0.61, "macro_f1": 0.55},
+          "after_recovery": {"accuracy": 0.8725, "macro_f1": 0.8675}}
+    ev["after"] = ev["after_recovery"]
+    rec = {"steps": 2400, "epochs": 3, "steps_per_epoch": 800, "batch_size": 32, "warmup_steps": 144, "lr": 2e-05,
+           "weight_decay": 0.01, "resumed_from_step": 400, "steps_this_attempt": 2000, "time_per_step_s": 0.18,
+           "device": '<img src=x onerror="window.__xss_rec=1">cuda:0', "distill": None, "curve": curve, "eval": [],
+           "schedule": None, "rows": 25600, "train_s": 360.0}
+    return {"metrics": ev, "sparsity": {"parameters": [], "layers": []}, "timings": {}, "provenance": {},
+            "artifacts": [], "recovery": rec}
+
+
+def check_recovery_page(page, res, what):
+    """The job page's Recovery card against res (that job's result.json): svg#recovery-curve with
+    one polyline.loss of as many points as the curve (x growing with the step, the highest loss
+    highest), a circle.eval-pt per evaluation, a line.pruning per pruning of a schedule, the
+    summary line, and before / after pruning / after recovery side by side."""
+    rec, m = res["recovery"], res["metrics"]
+    page.wait_for_selector("#job-recovery:not([hidden]) svg#recovery-curve polyline.loss")
+    lines = page.locator("svg#recovery-curve polyline").evaluate_all(
+        "(ps) => ps.map((p) => ({ cls: p.getAttribute('class'), points: p.getAttribute('points') }))")
+    curve = rec["curve"]
+    pts = [tuple(map(float, xy.split(","))) for xy in lines[0]["points"].split()] if len(lines) == 1 else []
+    check(len(lines) == 1 and lines[0]["cls"] == "loss" and len(pts) == len(curve),
+          f"{what}: one polyline, the loss, with a point per curve entry ({len(curve)})",
+          [(p["cls"], len((p["points"] or "").split())) for p in lines])
+    if pts and len(pts) == len(curve):
+        xs = [p[0] for p in pts]
+        hi = max(range(len(curve)), key=lambda i: curve[i]["loss"])
+        lo = min(range(len(curve)), key=lambda i: curve[i]["loss"])
+        check(all(a < b for a, b in zip(xs, xs[1:])) and pts[hi][1] == min(p[1] for p in pts)
+              and pts[lo][1] == max(p[1] for p in pts),
+              f"{what}: the loss line runs left to right by step, its highest point the highest loss",
+              {"x not increasing at": next((i for i, (a, b) in enumerate(zip(xs, xs[1:])) if a >= b), None),
+               "highest loss at": hi, "highest point at": min(range(len(pts)), key=lambda i: pts[i][1])})
+    marks = page.locator("svg#recovery-curve circle.eval-pt").evaluate_all(
+        "(cs) => cs.map((c) => [Number(c.dataset.step), Number(c.dataset.accuracy)])")
+    want = [[e["step"], e["accuracy"]] for e in rec["eval"]]
+    check(marks == want, f"{what}: a marker per evaluation during training, at its step and accuracy",
+          {"page": marks, "result.json": want})
+    prunings = page.locator("svg#recovery-curve line.pruning").evaluate_all(
+        "(ls) => ls.map((l) => [Number(l.dataset.step), Number(l.dataset.sparsity)])")
+    want = [[p["step"], p["sparsity"]] for p in (rec["schedule"] or {}).get("prunings", [])]
+    check(prunings == want, f"{what}: a line per pruning of the schedule on the step axis",
+          {"page": prunings, "result.json": want})
+    resumed = page.locator("svg#recovery-curve line.resumed").evaluate_all(
+        "(ls) => ls.map((l) => Number(l.dataset.step))")
+    want = [rec["resumed_from_step"]] if rec["resumed_from_step"] > 0 else []
+    check(resumed == want, f"{what}: a resumed attempt is marked where it resumed, a fresh one not", (resumed, want))
+
+    summary = page.text_content("#job-recovery-summary") or ""
+    d = rec["distill"]
+    wants = [f"{rec['steps']} steps", f"a step on {rec['device']}",
+             f"distilled from the dense model (temperature {d['temperature']:g}, alpha {d['alpha']:g})" if d
+             else "no distillation"]
+    if rec["resumed_from_step"] > 0:
+        wants.append(f"resumed from step {rec['resumed_from_step']} ({rec['steps_this_attempt']} this attempt)")
+    if rec["schedule"]:
+        wants.append(f"{len(rec['schedule']['prunings'])} prunings")
+    missing = [w for w in wants if w not in summary]
+    check(not missing and ("resumed" in summary) == (rec["resumed_from_step"] > 0),
+          f"{what}: the summary names the steps, the device, distillation (and a resume)",
+          {"summary": summary, "missing": missing})
+
+    rows = {r["key"]: r["cells"] for r in page.locator("#job-recovery-metrics tbody tr[data-metric]").evaluate_all(
+        "(rs) => rs.map((r) => ({ key: r.dataset.metric, cells: Object.fromEntries(Array.from("
+        "r.querySelectorAll('td[data-when]'), (c) => [c.dataset.when, c.textContent])) }))")}
+    want = {k: {w: to_fixed(m[w][k], 3) for w in ("before", "after_pruning", "after_recovery")}
+            for k in ("accuracy", "macro_f1")}
+    check(rows == want and page.is_visible("#job-recovery-metrics"),
+          f"{what}: accuracy and macro F1 before, after pruning and after recovery side by side",
+          {"page": rows, "result.json": want})
+
+
+def test_recovery_fixture(page):
+    """A resumed recover result answered by the test: 1000 points, no evaluations, markup as text."""
+    created = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    res = recovery_fixture()
+    job = {"id": FAKE_REC, "name": "fake recover job, resumed", "status": "succeeded", "stage": "saving",
+           "progress": 1, "created_at": created, "started_at": created, "finished_at": created, "stages": [],
+           "attempts": 2, "error": None, "files_deleted": False,
+           "request": {"model": "/m/bert.pt", "targets": [SEED_TARGET], "method": "l1_unstructured", "amount": 0.5,
+                       "recover": {"data": "/d/train.txt", "epochs": 3}}}
+
+    def ours(url):
+        return urlsplit(url).path.startswith("/v1/jobs/" + FAKE_REC)
+
+    def serve(route):
+        path = urlsplit(route.request.url).path
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps(res if path.endswith("/result") else job))
+
+    page.route(ours, serve)
+    try:
+        page.goto(page.url.split("#")[0] + "#/jobs/" + FAKE_REC)
+        page.wait_for_function("(n) => document.querySelector('#job-name').textContent === n", arg=job["name"])
+        check_recovery_page(page, res, job["name"])
+        legend = page.text_content("#job-recovery-legend") or ""
+        check("no evaluation during training" in legend, "no evaluations: the legend says so", legend)
+        ran = page.evaluate("() => [typeof window.__xss_rec, document.querySelectorAll('#job-recovery img').length]")
+        check(ran == ["undefined", 0],
+              "markup in result.recovery is shown as text ([typeof __xss_rec, img elements])", ran)
+    finally:
+        page.unroute(ours, serve)
+
+
+def test_recovery_job(page, d, model_path, train_path, seed_id, shots):
+    """A recover job run by the daemon on the state_dict model: 6 steps with a cubic schedule,
+    distillation and an evaluation every 2 steps; its page against its own result.json, and
+    its timeline with the two new stages.  Then a job without recover shows no Recovery card."""
+    test_recovery_fixture(page)
+    st, job = api_call(d, "POST", "/v1/jobs", {
+        "name": "recover: L1 50% on query, 6 steps", "model": model_path, "targets": [SEED_TARGET],
+        "method": "l1_unstructured", "amount": 0.5, "eval": dict(EVAL_FILES, limit=64, max_length=32),
+        "recover": {"data": train_path, "steps": 6, "batch_size": 8, "warmup": 0.2, "eval_every": 2,
+                    "shuffle": False, "checkpoint_every": 0, "distill": {"temperature": 2, "alpha": 0.5},
+                    "schedule": {"steps": 4, "every": 2}}})
+    if check(st == 201, "a job with a recover stage is accepted", (st, job)):
+        jid = job["id"]
+
+        def finished():
+            _, j = api_call(d, "GET", "/v1/jobs/" + jid)
+            return j if isinstance(j, dict) and j.get("status") in ("succeeded", "failed", "cancelled") else None
+
+        done = wait_for(page, finished, "the recover job to finish", 120000, 250)
+        _, res = api_call(d, "GET", f"/v1/jobs/{jid}/result")
+        if not check(done and done["status"] == "succeeded", "the recover job succeeds",
+                     done and (done["status"], done.get("error"))):
+            pass
+        elif check(isinstance(res, dict) and isinstance(res.get("recovery"), dict)
+                   and len(res["recovery"].get("curve") or []) == 6 and len(res["recovery"].get("eval") or []) >= 2
+                   and len((res["recovery"].get("schedule") or {}).get("prunings") or []) == 2,
+                   "the recover job's result.json has a recovery: 6 curve points, evaluations, 2 prunings",
+                   res if not isinstance(res, dict) else res.get("recovery")):
+            stages = [s["stage"] for s in done.get("stages") or []]
+            check(stages == RECOVER_STAGES, "a recover job's stages: recovering and evaluating_recovered after "
+                  "the evaluation after pruning", stages)
+            page.goto(d.base + "/#/jobs/" + jid)
+            check_recovery_page(page, res, "the daemon's recover job")
+            shown = page.locator("#job-timeline tr[data-stage]").evaluate_all("(rs) => rs.map((r) => r.dataset.stage)")
+            check(shown == stages, "the recover job's timeline lists its stages", (shown, stages))
+            page.locator("#job-recovery").screenshot(path=os.path.join(shots, "screenshot-recovery.png"))
+
+    # A job without recover: no Recovery card.
+    page.goto(d.base + "/#/jobs/" + seed_id)
+    page.wait_for_selector("svg.sparsity rect.bar")
+    check(page.is_hidden("#job-recovery") and page.locator("#recovery-curve").count() == 0,
+          "a job without recover shows no Recovery card", page.is_hidden("#job-recovery"))
+
+
 def run(pw, d, run_state):
     test_static(d)
     st, inspect = api_call(d, "GET", "/v1/models/inspect?path=" + quote(MODEL, safe=""))
@@ -1014,6 +1191,7 @@ def run(pw, d, run_state):
 
     test_safetensors_job(page, api_requests)
     test_structured_job(page, d, run_state["structured_model"], seed_id, DOCS)
+    test_recovery_job(page, d, run_state["structured_model"], run_state["recover_train"], seed_id, DOCS)
 
     # 8. The failed job's page shows the error; Delete removes it.
     page.goto(d.base + "/#/jobs/" + failing["id"])
@@ -1107,8 +1285,12 @@ def main():
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         finish("cannot write the shared model as a state_dict (torch in this Python?): " + traceback.format_exc())
-    d = Daemon(tmp, own_models)
-    run_state = {"context": None, "user_dir": None, "structured_model": structured_model}
+    # A data root of its own: a small training file for the recover job.
+    own_data = os.path.join(tmp, "data")
+    recover_train = write_train_file(own_data)
+    d = Daemon(tmp, own_models, own_data)
+    run_state = {"context": None, "user_dir": None, "structured_model": structured_model,
+                 "recover_train": recover_train}
     drive(d, tmp, run, run_state)
     finish()
 
