@@ -10,7 +10,9 @@ config.json with dropout 0, global L1 at 70% of every encoder Linear weight:
      Face Trainer's groups (no decay on biases and LayerNorm), transformers'
      get_linear_schedule_with_warmup and clip_grad_norm_ (over the parameters
      in state_dict order: prune's re-registered weight_orig would come after
-     its bias, and the norm's sum would round differently).  Every saved tensor
+     its bias, and the norm's sum would round differently).  On the main build
+     the weights and losses come out bit for bit equal; on Debian's libtorch
+     1.13 build see SYSTEM below;  Every saved tensor
      within assert_close(rtol=1e-5, atol=1e-7), every step's loss within 1e-6,
      and the pruned weights exactly zero where PyTorch's masks are;
   2. the same for ten steps with distillation (temperature 2, alpha 0.5):
@@ -45,6 +47,13 @@ from transformers import BertConfig, BertModel, BertTokenizer, get_linear_schedu
 BUILD = os.environ.get("PRUNERD_BUILD", "build")
 SHARED = os.environ.get("PRUNERD_SHARED", "")
 PRUNERD = os.path.join(BUILD, "server", "prunerd")
+# Debian's libtorch 1.13 build (-Dtorch=system): its kernels round differently from the oracle's
+# torch 2.11 (OpenBLAS, attention without SDPA), so the weights agree bit for bit only on the main
+# build. There, an element whose gradient is below round-off (an attention key bias has a zero
+# gradient in exact arithmetic: softmax ignores a shift along a query's row) gets Adam's
+# normalised step in either direction; the check allows that for key biases and for at most
+# max(2, 1e-5 of the elements) of any other tensor, each within 2 x lr x steps.
+SYSTEM = os.environ.get("PRUNERD_TORCH") == "system"
 TARGETS = ["bert.encoder.layer.*.query", "bert.encoder.layer.*.key", "bert.encoder.layer.*.value",
            "bert.encoder.layer.*.dense"]
 passed = failed = 0
@@ -148,20 +157,33 @@ def run(tmp, name, job, expect_rc=0, out=None):
         return p, json.load(f), out
 
 
-def compare(what, got_sd, want_sd, masks, got_losses, want_losses):
+def compare(what, got_sd, want_sd, masks, got_losses, want_losses, bound):
+    """The strict oracle; on Debian's libtorch 1.13 (OpenBLAS, no SDPA) the few elements whose
+    gradient is below float round-off may take Adam's step the other way (see SYSTEM)."""
     check(set(got_sd) == set(want_sd), f"{what}: tensor names differ: {set(got_sd) ^ set(want_sd)}")
-    worst, worst_name = 0.0, ""
+    worst, worst_name, loose = 0.0, "", []
     for k, want in want_sd.items():
         if k not in got_sd:
             continue
         got = got_sd[k].float()
-        try:
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
-        except AssertionError as e:
-            check(False, f"{what}: {k}: {str(e).splitlines()[0:4]}")
-        d = float((got - want).abs().max())
+        d = float((got - want).abs().max()) if want.numel() else 0.0
         if d > worst:
             worst, worst_name = d, k
+        if not SYSTEM:
+            try:
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+            except AssertionError as e:
+                check(False, f"{what}: {k}: {str(e).splitlines()[0:4]}")
+            continue
+        off = int(((got - want).abs() > 1e-7 + 1e-5 * want.abs()).sum())
+        if off:
+            loose.append(f"{k} {off}/{want.numel()}")
+        key_bias = k.endswith("attention.self.key.bias")
+        check(key_bias or off <= max(2, 1e-5 * want.numel()),
+              f"{what}: {k}: {off} of {want.numel()} elements beyond rtol 1e-5, atol 1e-7")
+        check(d <= bound, f"{what}: {k}: an element is {d:.3g} away, more than Adam's steps could move it ({bound:.3g})")
+    if loose:
+        print(f"{what}: beyond rtol 1e-5 / atol 1e-7 on libtorch 1.13: {', '.join(loose)}", flush=True)
     for k, m in masks.items():
         got = got_sd.get(k)
         if got is None:
@@ -225,7 +247,7 @@ def main():
             got_losses = [p["loss"] for p in r["recovery"]["curve"]]
             check([p["step"] for p in r["recovery"]["curve"]] == list(range(1, rec["steps"] + 1)),
                   f"{what}: the curve has a point a step")
-            compare(what, got_sd, want_sd, masks, got_losses, want_losses)
+            compare(what, got_sd, want_sd, masks, got_losses, want_losses, 2 * 1e-4 * rec["steps"])
             m = r["metrics"]
             check(all(k in m for k in ("before", "after_pruning", "after_recovery", "after")),
                   f"{what}: metrics has {sorted(m)}")
