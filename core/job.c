@@ -1384,20 +1384,13 @@ static int recover(struct run *r, char *err, size_t errlen)
                              .checkpoint_dir = r->o->recover_dir};
     struct recover_hooks h = {r, progress, cancelled, recover_prune_to, recover_evaluate};
     json_t *rec = NULL;
-    int rc = recover_run(&a, &h, &rec, err, errlen);
+    struct recover_summary sum;
+    int rc = recover_run(&a, &h, &rec, &sum, err, errlen);
     if (rc) return rc;
-    if (r->out) {
-        json_t *curve = json_object_get(rec, "curve");
-        size_t n = json_array_size(curve);
+    if (r->out)
         fprintf(r->out,
-                "recovery: %lld steps (%lld this run) on %s, %.4f s a step, loss %.4f -> %.4f\n",
-                (long long)json_integer_value(json_object_get(rec, "steps")),
-                (long long)json_integer_value(json_object_get(rec, "steps_this_attempt")),
-                json_string_value(json_object_get(rec, "device")),
-                json_real_value(json_object_get(rec, "time_per_step_s")),
-                n ? json_real_value(json_object_get(json_array_get(curve, 0), "loss")) : 0.0,
-                n ? json_real_value(json_object_get(json_array_get(curve, n - 1), "loss")) : 0.0);
-    }
+                "recovery: %ld steps (%ld this run) on %s, %.4f s a step, loss %.4f -> %.4f\n",
+                sum.steps, sum.ran, sum.device, sum.time_per_step_s, sum.first_loss, sum.last_loss);
     json_object_set_new(r->result, "recovery", rec);
     return 0;
 }

@@ -53,20 +53,28 @@ int recover_checkpoint_path(const char *dir, char *out, size_t n)
     return (size_t)snprintf(out, n, "%s/state.safetensors", dir) >= n ? ERR_INVALID : 0;
 }
 
-int recover_checkpoint_seed(const char *dir, uint64_t *seed)
+/* The recover_state a checkpoint at path carries (caller decrefs), or NULL
+ * when there is none or it cannot be read (the run then starts over). */
+static json_t *state_of(const char *path)
 {
-    char path[PATH_MAX], e[256];
     struct st_file *f = NULL;
-    if (!dir || recover_checkpoint_path(dir, path, sizeof path) || access(path, F_OK) ||
-        st_open(path, &f, e, sizeof e))
-        return 0;
+    char e[256];
+    if (access(path, F_OK) || st_open(path, &f, e, sizeof e)) return NULL;
     const char *text = st_metadata(f, "recover_state");
     json_t *st = text ? json_loads(text, 0, NULL) : NULL;
+    st_close(f);
+    return st;
+}
+
+int recover_checkpoint_seed(const char *dir, uint64_t *seed)
+{
+    char path[PATH_MAX];
+    if (!dir || recover_checkpoint_path(dir, path, sizeof path)) return 0;
+    json_t *st = state_of(path);
     const char *s = json_string_value(json_object_get(json_object_get(st, "identity"), "seed"));
     char *end = NULL;
     int ok = s && *s && (*seed = strtoull(s, &end, 10), *end == '\0');
     json_decref(st);
-    st_close(f);
     return ok;
 }
 
@@ -179,16 +187,10 @@ static int checkpoint_save(struct loop *L, char *err, size_t errlen)
  * steps, rows, seed...) is set aside, not used. */
 static int checkpoint_load(struct loop *L, long *step, char *err, size_t errlen)
 {
-    struct st_file *f = NULL;
-    char e2[256];
     *step = 0;
-    if (access(L->ckpt, F_OK)) return 0;
-    if (st_open(L->ckpt, &f, e2, sizeof e2)) return 0; /* unreadable: start over */
-    const char *text = st_metadata(f, "recover_state");
-    json_t *st = text ? json_loads(text, 0, NULL) : NULL, *want = identity_json(L);
+    json_t *st = state_of(L->ckpt), *want = identity_json(L);
     int same = st && json_equal(json_object_get(st, "identity"), want);
     json_decref(want);
-    st_close(f);
     int rc = 0;
     if (same && (rc = ts_trainer_load(L->tr, L->ckpt, err, errlen)) == 0) {
         json_decref(L->curve);
@@ -225,7 +227,8 @@ static int schedule_step(struct loop *L, long t, char *err, size_t errlen)
     return 0;
 }
 
-static int train(struct loop *L, json_t **recovery, char *err, size_t errlen)
+static int train(struct loop *L, json_t **recovery, struct recover_summary *sum, char *err,
+                 size_t errlen)
 {
     const struct job_recover_spec *s = L->s;
     const struct recover_args *a = L->a;
@@ -276,16 +279,25 @@ static int train(struct loop *L, json_t **recovery, char *err, size_t errlen)
             return rc;
     }
     /* the schedule ends on final, however the steps fell */
-    if ((rc = schedule_step(L, L->sched_steps > L->total ? L->sched_steps : L->total, err, errlen)))
-        return rc;
+    if ((rc = schedule_step(L, L->total, err, errlen))) return rc;
     const long ran = L->total - first;
+    const size_t npts = json_array_size(L->curve);
+    *sum = (struct recover_summary){
+        .steps = L->total,
+        .ran = ran,
+        .time_per_step_s = ran > 0 ? L->attempt_s / (double)ran : 0.0,
+        .first_loss =
+            npts ? json_real_value(json_object_get(json_array_get(L->curve, 0), "loss")) : 0,
+        .last_loss =
+            npts ? json_real_value(json_object_get(json_array_get(L->curve, npts - 1), "loss")) : 0,
+        .device = ts_model_device(L->a->model)};
     json_t *out = json_pack(
         "{s:I, s:i, s:I, s:i, s:I, s:f, s:f, s:I, s:I, s:f, s:s, s:o, s:O, s:O, s:o}", "steps",
         (json_int_t)L->total, "epochs", s->steps ? 0 : s->epochs, "steps_per_epoch",
         (json_int_t)L->spe, "batch_size", s->batch_size, "warmup_steps", (json_int_t)L->warm, "lr",
         s->lr, "weight_decay", s->weight_decay, "resumed_from_step", (json_int_t)first,
-        "steps_this_attempt", (json_int_t)ran, "time_per_step_s",
-        ran > 0 ? L->attempt_s / (double)ran : 0.0, "device", ts_model_device(a->model), "distill",
+        "steps_this_attempt", (json_int_t)ran, "time_per_step_s", sum->time_per_step_s, "device",
+        sum->device, "distill",
         s->has_distill ? json_pack("{s:f, s:f}", "temperature", s->temperature, "alpha", s->alpha)
                        : json_null(),
         "curve", L->curve, "eval", L->evals, "schedule", schedule_json(L));
@@ -297,7 +309,7 @@ static int train(struct loop *L, json_t **recovery, char *err, size_t errlen)
 }
 
 int recover_run(const struct recover_args *a, const struct recover_hooks *h, json_t **recovery,
-                char *err, size_t errlen)
+                struct recover_summary *sum, char *err, size_t errlen)
 {
     const struct job_recover_spec *s = a->spec;
     struct dataset *ds = NULL;
@@ -365,7 +377,7 @@ int recover_run(const struct recover_args *a, const struct recover_hooks *h, jso
             goto out;
         }
     }
-    rc = train(&L, recovery, err, errlen);
+    rc = train(&L, recovery, sum, err, errlen);
 out:
     ts_trainer_destroy(L.tr);
     json_decref(L.curve);

@@ -51,11 +51,18 @@ struct recover_hooks {
  * resumed from.  Writes result.recovery into *recovery (caller decrefs):
  * {steps, epochs, steps_per_epoch, batch_size, warmup_steps, resumed_from_step,
  * steps_this_attempt, time_per_step_s, device, distill, curve: [{step, loss,
- * lr}], eval: [{step, accuracy, macro_f1}], schedule}.  Returns 0,
+ * lr}], eval: [{step, accuracy, macro_f1}], schedule}, and its gist typed
+ * into *sum.  Returns 0,
  * ERR_CANCELLED (the checkpoint stays), or another ERR_* with a message.
  */
+struct recover_summary {
+    long steps, ran;              /* all of the run's steps; this attempt's */
+    double time_per_step_s;       /* this attempt's */
+    double first_loss, last_loss; /* the curve's first and last points (0 without one) */
+    const char *device;           /* the model's */
+};
 int recover_run(const struct recover_args *a, const struct recover_hooks *h, json_t **recovery,
-                char *err, size_t errlen);
+                struct recover_summary *sum, char *err, size_t errlen);
 
 /* The checkpoint file in dir (PATH/state.safetensors). */
 int recover_checkpoint_path(const char *dir, char *out, size_t n);

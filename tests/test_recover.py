@@ -31,7 +31,6 @@ Needs PRUNERD_BUILD and PRUNERD_SHARED; fails, naming them, when missing.
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +41,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.nn.utils.prune as prune
-from transformers import BertConfig, BertModel, BertTokenizer, get_linear_schedule_with_warmup
+from transformers import BertConfig, BertTokenizer, get_linear_schedule_with_warmup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_native_model import BertClassifier  # noqa: E402  (the tutorial's BertModel + fc)
 
 BUILD = os.environ.get("PRUNERD_BUILD", "build")
 SHARED = os.environ.get("PRUNERD_SHARED", "")
@@ -70,18 +72,6 @@ def check(cond, msg):
 
 def shared(*p):
     return os.path.join(SHARED, *p)
-
-
-class BertClassifier(nn.Module):
-    """The tutorial's model: BertModel plus a linear head fc on the pooled output."""
-
-    def __init__(self, config, labels):
-        super().__init__()
-        self.bert = BertModel(config, add_pooling_layer=True)
-        self.fc = nn.Linear(config.hidden_size, labels)
-
-    def forward(self, input_ids, attention_mask):
-        return self.fc(self.bert(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
 
 
 def linear_modules(model):
