@@ -14,6 +14,9 @@ Writes into OUTDIR:
   masks_dict.pth   plain dict name -> bool / uint8 / float32 tensors
   masks_od.pth     an OrderedDict (a state_dict, with _metadata) of tensors
   masks_p4.pth     pickle protocol 4: a Parameter, empty, 0-d and view tensors
+  masks_twice.pth  a dict pickled with one key set twice (torch.load keeps the last value in
+                   the first place)
+  name_nul.pth     a dict whose key holds a NUL byte
   list.pth         a list of tensors (not a dict)
   legacy.pth       a dict saved in the legacy (non-zip) format
   names_<m>.txt    per model: "name dtype is_param ndim shape..." in named_parameters() then
@@ -199,6 +202,16 @@ def write_logits(path, m, ids, mask):
         f.write(" ".join(repr(float(x)) for x in out.float().flatten()) + "\n")
 
 
+class KeySetTwice:
+    """Pickles as an OrderedDict whose items are set in the order given, repeats included."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __reduce__(self):
+        return (collections.OrderedDict, (), None, None, iter(self.items))
+
+
 def write_masks(path, d):
     with open(path, "w") as f:
         for name, t in d.items():
@@ -246,6 +259,12 @@ def main(out):
     p4["e"] = p4["a"][1:]
     torch.save(p4, os.path.join(out, "masks_p4.pth"), pickle_protocol=4)
     write_masks(os.path.join(out, "masks_masks_p4.txt"), p4)
+    twice = KeySetTwice(
+        [("a", torch.tensor([1.0, 0.0])), ("b", torch.tensor([0.0, 1.0])), ("a", torch.tensor([0.0, 0.0, 7.0]))]
+    )
+    torch.save(twice, os.path.join(out, "masks_twice.pth"))
+    write_masks(os.path.join(out, "masks_masks_twice.txt"), torch.load(os.path.join(out, "masks_twice.pth")))
+    torch.save({"a": torch.ones(2), "fc\0bias": torch.ones(2)}, os.path.join(out, "name_nul.pth"))
     torch.save([torch.ones(2)], os.path.join(out, "list.pth"))
     torch.save({"a": torch.ones(2)}, os.path.join(out, "legacy.pth"), _use_new_zipfile_serialization=False)
 

@@ -233,6 +233,9 @@ static void test_load_errors(void)
     CHECK(m == NULL && strstr(err, "not a TorchScript archive"), "state_dict as model: '%s'", err);
     m = load_model(path_in("missing.pt"), "cpu", err, sizeof err);
     CHECK(m == NULL && strstr(err, "missing.pt"), "missing: '%s'", err);
+    struct ts_dict *d = load_dict(path_in("name_nul.pth"), err, sizeof err);
+    CHECK(d == NULL && strstr(err, "name holds a NUL byte"), "NUL in a name: '%s'", err);
+    ts_dict_destroy(d);
     m = load_model(path_in("tiny_bert.pt"), "tpu:x", err, sizeof err);
     CHECK(m == NULL && strstr(err, "tpu:x"), "bad device: '%s'", err);
     if (!ts_cuda_available()) {
@@ -273,6 +276,7 @@ static void test_load_codes(void)
     } dicts[] = {
         {"list.pth", ERR_FORMAT},     {"legacy.pth", ERR_FORMAT},    {"garbage.pt", ERR_FORMAT},
         {"tiny_bert.pt", ERR_FORMAT}, {"missing.pth", ERR_NOTFOUND}, {"masks_od.pth", 0},
+        {"name_nul.pth", ERR_FORMAT},
     };
     for (size_t k = 0; k < sizeof dicts / sizeof dicts[0]; k++) {
         char err[512] = "";
@@ -484,6 +488,7 @@ static void test_dicts(void)
     check_masks("masks_dict.pth");
     check_masks("masks_od.pth");
     check_masks("masks_p4.pth");
+    check_masks("masks_twice.pth");
     ts_dict_destroy(NULL);
 }
 

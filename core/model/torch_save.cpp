@@ -574,11 +574,27 @@ int torch_save_read_zip(caffe2::serialize::PyTorchStreamReader &zip_, const char
         }
         if (root->k != pk_val::DICT)
             return err_set(err, errlen, ERR_FORMAT, "%s: holds no dict of name -> tensor", path);
+        /* A key set twice keeps its first place and takes the last value, as
+         * Python's dict does when it unpickles one. */
+        std::unordered_map<std::string, size_t> seen;
         for (const auto &kv : root->dict) {
-            if (kv.first->k != pk_val::STR || kv.second->k != pk_val::TENSOR)
+            if (kv.first->k != pk_val::STR || kv.second->k != pk_val::TENSOR) {
+                out.clear();
                 return err_set(err, errlen, ERR_FORMAT,
                                "%s: holds a dict whose entries are not name -> tensor", path);
-            out.push_back(named_tensor{kv.first->s, kv.second->t});
+            }
+            const std::string &name = kv.first->s;
+            if (name.find('\0') != std::string::npos) {
+                out.clear();
+                return err_set(err, errlen, ERR_FORMAT, "%s: a tensor name holds a NUL byte", path);
+            }
+            auto at = seen.find(name);
+            if (at != seen.end()) {
+                out[at->second].t = kv.second->t;
+                continue;
+            }
+            seen.emplace(name, out.size());
+            out.push_back(named_tensor{name, kv.second->t});
         }
         return 0;
     });

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -85,8 +86,13 @@ static void read_pickle(const uint8_t *data, size_t size)
             FAIL("torch_save_read_zip failed (%s) with %zu tensors out", err, out.size());
         return;
     }
-    for (const ts::named_tensor &x : out)
+    std::set<std::string> names;
+    for (const ts::named_tensor &x : out) {
+        if (x.name.find('\0') != std::string::npos)
+            FAIL("a name with a NUL byte was read (%zu bytes)", x.name.size());
+        if (!names.insert(x.name).second) FAIL("%s: read twice", x.name.c_str());
         check_view(x.name, x.t, MAX_RECORD);
+    }
 }
 
 static void read_zip(const uint8_t *data, size_t size)
