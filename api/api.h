@@ -119,7 +119,7 @@ void api_reply_err_code(struct api_response *rs, int err_code, const char *field
 void api_reply_field_error(struct api_response *rs, int err_code, const char *field,
                            const char *message);
 
-/* Is s a job id (a lowercase UUID v4, as queue_submit makes; core/queue.h)? */
+/* Is s a job id (a lowercase UUID v4, as queue_submit makes; core/queue/queue.h)? */
 int api_valid_job_id(const char *s);
 /* ISO 8601 UTC with milliseconds, or JSON null for 0. New reference. */
 json_t *api_time(double unix_seconds);

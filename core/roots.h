@@ -38,7 +38,7 @@ const char *roots_get(const struct roots *r, enum roots_kind kind, size_t i);
 int roots_resolve(const struct roots *r, enum roots_kind kind, const char *path, char *out,
                   size_t outlen, char *err, size_t errlen);
 
-/* A job_resolve_fn (core/job.h) over roots (ud): "model" and
+/* A job_resolve_fn (core/job/job.h) over roots (ud): "model" and
  * "model_config" (the model's own config.json, a regular file: ERR_INVALID
  * for a folder) are ROOTS_MODEL, every other field ROOTS_DATA. */
 int roots_job_resolve(void *ud, const char *field, const char *path, char *out, size_t outlen,

@@ -48,7 +48,7 @@ struct daemon {
     struct http_server *http;
     struct api_env env;
     char data_dir[PATH_MAX], daemon_id[128];
-    char *queue_at; /* a SQLite path, or "pg:" + the dsn (core/queue.h) */
+    char *queue_at; /* a SQLite path, or "pg:" + the dsn (core/queue/queue.h) */
     int lock_fd;
     sigset_t sigs;
 };

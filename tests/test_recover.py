@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_recover.py - the recover stage (core/recover.c, core/model/train.cpp) against PyTorch.
+"""test_recover.py - the recover stage (core/job/recover.c, core/model/train.cpp) against PyTorch.
 
 On the shared model's weights as the tutorial's torch.save(state_dict) + a
 config.json with dropout 0, global L1 at 70% of every encoder Linear weight:

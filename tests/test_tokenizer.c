@@ -234,7 +234,7 @@ static void test_legacy(struct tokenizer *lo, struct tokenizer *cs)
         1, AB); /* U+1AC1: Mn (Unicode 13.0), stripped */
 }
 
-/* Where BertTokenizer's Rust semantics show (see core/tokenizer.c, DESIGN). */
+/* Where BertTokenizer's Rust semantics show (see core/eval/tokenizer.c, DESIGN). */
 static void test_bert(struct tokenizer *lo, struct tokenizer *cs)
 {
     struct tokenizer *both[2] = {lo, cs};

@@ -40,7 +40,7 @@ t = Tally("test_tokenizer_oracle")
 
 # Code points where prunerd's default may differ from BertTokenizer, or its
 # legacy mode from BertTokenizerLegacy, because the libraries carry different
-# Unicode versions ({cp: (mode, reason)}).  Empty: core/tokenizer.c corrects
+# Unicode versions ({cp: (mode, reason)}).  Empty: core/eval/tokenizer.c corrects
 # utf8proc 15.0 to Python's 14.0 (uni15_new) and to the tokenizers crate's
 # 8.0 categories (rs_delta), and every such difference left is in code points
 # outside this test or invisible in ids with this vocab (see docs/api.md,

@@ -3,7 +3,7 @@
 
 usage:
   embed.py migrations [--prefix NAME] OUTPUT.c NNNN_name.sql...
-      migrations/NNNN_name.sql as core/db.h's struct db_migration array
+      migrations/NNNN_name.sql as core/queue/db.h's struct db_migration array
       NAME_migrations (default db_migrations, with NAME_migration_count;
       --prefix pg for PostgreSQL's).  Versions must be 1, 2, 3... with no gap
       or duplicate, so a missing or misnamed file fails the build rather than

@@ -3,14 +3,14 @@
 transformers 5's BertTokenizer runs the Rust `tokenizers` pipeline, which
 takes its Unicode data from three places: the `unicode_categories` crate
 (control, punctuation, non-spacing mark), `unicode-normalization-alignments`
-(NFD) and Rust's std (White_Space, lowercase).  core/tokenizer.c (mode
+(NFD) and Rust's std (White_Space, lowercase).  core/eval/tokenizer.c (mode
 TOK_BERT) asks utf8proc instead, and corrects it with the small table rs_delta
 that this script prints.  It probes the installed `tokenizers` one code point
 at a time, so it finds what the crates do, not what their docs say.
 
     .venv/bin/python tools/gen_tok_tables.py          # C table + summary
 
-It also reports, without a table, the other differences core/tokenizer.c
+It also reports, without a table, the other differences core/eval/tokenizer.c
 either special-cases (U+11938's missing decomposition, U+0130's full
 lowercase) or documents (combining classes, Unicode 16.0 case pairs): see
 docs/api.md, "Tokenizers".  Needs libutf8proc (ctypes) and takes ~30 s.

@@ -19,7 +19,7 @@
  * queue_rescue does the same, any time, for PostgreSQL leases that expired.
  * Each thread opens its own struct queue (its own sqlite3 * or PGconn *).
  *
- * Two backends (core/queue_sqlite.c, core/queue_pg.c) keep this contract.
+ * Two backends (core/queue/queue_sqlite.c, core/queue/queue_pg.c) keep this contract.
  * With PostgreSQL several daemons share the queue: a claim takes a lease
  * (lease_until, renewed by queue_heartbeat) and a new fencing token
  * (job_row.fence); every stage, progress, finish and requeue carries the
@@ -27,7 +27,7 @@
  * (queue_rescue re-queues running jobs whose lease expired) and claimed
  * again.  SQLite has one daemon per data dir (serve's flock): no leases,
  * fence is 0 and the token is not checked; queue_rescue and queue_heartbeat
- * do nothing there.  The lease and fencing protocol: core/queue_pg.c.
+ * do nothing there.  The lease and fencing protocol: core/queue/queue_pg.c.
  *
  * attempts counts interrupted runs: a claim is not an attempt; recovery adds
  * one, queue_requeue adds one only when asked.  A claim starts a new run:
@@ -85,7 +85,7 @@ struct queue;
  */
 struct queue *queue_open(const char *where, char *err, size_t errlen);
 void queue_close(struct queue *q);
-/* queue_open with options (core/db.h): busy timeout, test fault hooks
+/* queue_open with options (core/queue/db.h): busy timeout, test fault hooks
  * (SQLite only; ignored for PostgreSQL). */
 struct db_options;
 struct queue *queue_open_with(const char *where, const struct db_options *opt, char *err,

@@ -18,8 +18,8 @@
  *
  * queue.h is the one interface; this file checks every argument (so a
  * malformed id never reaches SQL and both backends answer the same errors)
- * and hands the call to the backend behind q->ops: core/queue_sqlite.c
- * (embedded, one daemon per data dir) or core/queue_pg.c (several daemons
+ * and hands the call to the backend behind q->ops: core/queue/queue_sqlite.c
+ * (embedded, one daemon per data dir) or core/queue/queue_pg.c (several daemons
  * on one PostgreSQL).  What both backends share lives here too: status
  * names, ids, the stages JSON, list cursors.
  */

@@ -1369,7 +1369,7 @@ static int recover_evaluate(void *ud, double *accuracy, double *macro_f1, char *
 }
 
 /* The recovering stage: training with the pruned weights held at zero
- * (core/recover.h), into result.recovery. */
+ * (core/job/recover.h), into result.recovery. */
 static int recover(struct run *r, char *err, size_t errlen)
 {
     const struct job_spec *s = r->spec;

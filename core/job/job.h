@@ -31,12 +31,12 @@
  * A targets entry may also be {"glob", "amount"}: that glob's parameters are
  * pruned by its own amount (scope local; l1_unstructured, ln_structured).
  *
- * A sweep ("kind": "sweep", core/sweep.h) is {"model", "model_config",
+ * A sweep ("kind": "sweep", core/job/sweep.h) is {"model", "model_config",
  * "targets", "method": l1_unstructured | structured, "group": layer |
  * parameter, "amounts": [...], "recommend": {sparsity} | null, "options",
  * "eval" (required), "device", "name"}.
  *
- * "recover" (core/recover.h) fine-tunes the pruned model: {data, epochs |
+ * "recover" (core/job/recover.h) fine-tunes the pruned model: {data, epochs |
  * steps, batch_size, lr, warmup, weight_decay, max_length, eval_every,
  * distill: {temperature, alpha} | null, shuffle, checkpoint_every,
  * max_grad_norm, schedule: {kind: "cubic", initial, final, steps, every} |
@@ -109,7 +109,7 @@ struct job_sweep_spec {
     double sparsity;                       /* recommend.sparsity, (0, the last amount] */
 };
 
-/* The request's "recover" object, typed (core/recover.h). */
+/* The request's "recover" object, typed (core/job/recover.h). */
 struct job_recover_spec {
     char *data;            /* THUCNews-format training file (never the eval data) */
     int epochs;            /* 1..1000; 1 (0 when steps is given) */

@@ -69,7 +69,7 @@
  * (1 s idle, 0.2 s for cancel): a notification lost while the connection
  * was down costs at most a poll period.
  *
- * Migrations.  migrations/postgres/NNNN_name.sql (the rule in core/db.c),
+ * Migrations.  migrations/postgres/NNNN_name.sql (the rule in core/queue/db.c),
  * embedded as pg_migrations, are applied like SQLite's, each with its
  * record in one transaction, while holding a session advisory lock, so two
  * daemons starting at once apply them once.

@@ -1,4 +1,4 @@
-/* queue_backend.h - what core/queue.c asks of a queue backend (SQLite, PostgreSQL) */
+/* queue_backend.h - what core/queue/queue.c asks of a queue backend (SQLite, PostgreSQL) */
 #ifndef PRUNERD_QUEUE_BACKEND_H
 #define PRUNERD_QUEUE_BACKEND_H
 
@@ -8,7 +8,7 @@
 #include "queue.h"
 
 /*
- * core/queue.c checks every argument (ids, stage names, NaN, JSON, status
+ * core/queue/queue.c checks every argument (ids, stage names, NaN, JSON, status
  * values, max_attempts) and then calls the backend, so a backend function
  * only meets valid input.  Each backend keeps the contract of queue.h and
  * runs every one-job transition through its one transaction helper
@@ -63,7 +63,7 @@ struct queue *queue_sqlite_open(const char *path, const struct db_options *opt, 
                                 size_t errlen);
 struct queue *queue_pg_open(const char *conninfo, char *err, size_t errlen);
 
-/* ---- shared by the backends (core/queue.c) ---- */
+/* ---- shared by the backends (core/queue/queue.c) ---- */
 
 #define QUEUE_FINISHED_SQL "('succeeded', 'failed', 'cancelled')"
 

@@ -37,7 +37,7 @@
  * database that records a version this binary lacks was written by a newer
  * prunerd: it is refused rather than guessed at.  PostgreSQL's schema
  * follows the same rule in migrations/postgres/NNNN_name.sql (listed in
- * core/meson.build's pg_migration_files, applied by core/queue_pg.c under
+ * core/meson.build's pg_migration_files, applied by core/queue/queue_pg.c under
  * an advisory lock); a change to the jobs table needs one migration for
  * each backend.
  *
