@@ -575,27 +575,24 @@ int torch_save_read_zip(caffe2::serialize::PyTorchStreamReader &zip_, const char
         if (root->k != pk_val::DICT)
             return err_set(err, errlen, ERR_FORMAT, "%s: holds no dict of name -> tensor", path);
         /* A key set twice keeps its first place and takes the last value, as
-         * Python's dict does when it unpickles one. */
+         * Python's dict does when it unpickles one.  out is set only once
+         * every entry has passed. */
+        std::vector<named_tensor> items;
         std::unordered_map<std::string, size_t> seen;
         for (const auto &kv : root->dict) {
-            if (kv.first->k != pk_val::STR || kv.second->k != pk_val::TENSOR) {
-                out.clear();
+            if (kv.first->k != pk_val::STR || kv.second->k != pk_val::TENSOR)
                 return err_set(err, errlen, ERR_FORMAT,
                                "%s: holds a dict whose entries are not name -> tensor", path);
-            }
             const std::string &name = kv.first->s;
-            if (name.find('\0') != std::string::npos) {
-                out.clear();
+            if (name.find('\0') != std::string::npos)
                 return err_set(err, errlen, ERR_FORMAT, "%s: a tensor name holds a NUL byte", path);
-            }
-            auto at = seen.find(name);
-            if (at != seen.end()) {
-                out[at->second].t = kv.second->t;
-                continue;
-            }
-            seen.emplace(name, out.size());
-            out.push_back(named_tensor{name, kv.second->t});
+            auto at = seen.emplace(name, items.size());
+            if (at.second)
+                items.push_back(named_tensor{name, kv.second->t});
+            else
+                items[at.first->second].t = kv.second->t;
         }
+        out = std::move(items);
         return 0;
     });
 }
